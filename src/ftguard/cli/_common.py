@@ -1,0 +1,58 @@
+"""Helpers shared by the command modules: options, JSON output, tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from ftguard.control import Workspace, default_actor, find_workspace
+
+__all__ = [
+    "ActorOption",
+    "JsonOption",
+    "actor_or_default",
+    "console",
+    "err_console",
+    "print_json",
+    "workspace",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--as", help="Identity to act as (default: FTGUARD_USER or the OS user)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def actor_or_default(actor: str | None) -> str:
+    """``--as`` or the default identity."""
+    return actor or default_actor()
+
+
+def workspace() -> Workspace:
+    """The current workspace (raises NotFoundError when there is none)."""
+    return find_workspace()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
+    sys.stdout.flush()

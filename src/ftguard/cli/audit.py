@@ -1,0 +1,54 @@
+"""CLI: ``ftguard audit verify`` and ``ftguard audit export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftguard.attest import load_public_key_file
+from ftguard.cli._app import app
+from ftguard.cli._common import JsonOption, console, print_json, workspace
+from ftguard.control import service
+from ftguard.errors import BadInputError, VerificationError
+
+audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    trusted_key: Annotated[
+        Path | None,
+        typer.Option("--trusted-key", help="Pinned workspace public key (default: the workspace's)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify the hash chain and its signed checkpoints; exit 6 naming the first bad event."""
+    key = load_public_key_file(trusted_key) if trusted_key else None
+    result = service.verify_audit(workspace(), trusted_key=key)
+    if as_json:
+        print_json(result)
+        if not result.ok:
+            raise typer.Exit(6)
+        return
+    if not result.ok:
+        raise VerificationError(f"audit log does not verify: {result.problem}")
+    console.print(f"audit log verified: {result.events} events, chain and signatures intact")
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: Annotated[str, typer.Option("--format", help="Export format (jsonl).")] = "jsonl",
+    job: Annotated[str | None, typer.Option("--job", help="Only this job's events.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write every audit event as JSON lines on stdout."""
+    if fmt != "jsonl":
+        raise BadInputError(f"unknown export format {fmt!r} (supported: jsonl)")
+    for event in service.iter_audit(workspace(), job_id=job):
+        sys.stdout.write(json.dumps(event.model_dump(mode="json"), sort_keys=True) + "\n")
+    _ = as_json, print_json

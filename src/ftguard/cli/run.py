@@ -1,0 +1,38 @@
+"""CLI: ``ftguard run JOB -- CMD ARGS...``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ftguard.cli._app import app
+from ftguard.cli._common import ActorOption, actor_or_default, err_console, workspace
+from ftguard.control import service
+
+
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="Approved job id.")],
+    output: Annotated[
+        str | None, typer.Option("--output", help="Where the command writes the model/adapter.")
+    ] = None,
+    actor: ActorOption = None,
+) -> int:
+    """Verify the job's approvals and inputs, then run the training command.
+
+    Exits with the command's own exit code when it runs; refuses with exit 6 (verification),
+    5 (conflict) or 3 (unknown job) and one line saying why.
+    """
+    command = list(ctx.args)
+    if command and command[0] == "--":
+        command = command[1:]
+    code = service.launch(workspace(), actor=actor_or_default(actor), job_id=job_id,
+                          command=command, output=output)
+    if code != 0:
+        err_console.print(f"ftguard: the training command exited with {code}; job marked failed")
+    raise typer.Exit(code)

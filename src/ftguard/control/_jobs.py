@@ -1,0 +1,267 @@
+"""Fine-tuning jobs: submission, reading, state changes, evidence."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ftguard.attest import canonical_json
+from ftguard.control._audit import append_event
+from ftguard.control._identities import require_role
+from ftguard.control._states import JobState, check_transition
+from ftguard.control._workspace import Workspace, now_iso
+from ftguard.digests import Manifest, manifest_of, sha256_bytes
+from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError
+from ftguard.store import ApprovalRow, EvidenceRow, JobRow
+
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "JobView",
+    "get_job_row",
+    "job_manifests",
+    "job_view",
+    "new_job_row",
+    "store_evidence",
+    "transition",
+]
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+class JobView(BaseModel):
+    """A job as shown by ``ftguard job show --json`` and the API."""
+
+    id: str
+    state: str
+    purpose: str
+    requester: str
+    preparer: str
+    base_model: dict[str, str]
+    dataset: dict[str, str]
+    config: dict[str, str]
+    policy_digest: str
+    review_digest: str | None
+    run_count: int
+    output_path: str | None
+    approvals: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    created_at: str
+    updated_at: str
+
+
+def get_job_row(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
+    """The job ``job_id``.
+
+    Raises:
+        NotFoundError: No such job.
+    """
+    query = select(JobRow).where(JobRow.id == job_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
+    return row
+
+
+def job_manifests(row: JobRow) -> dict[str, Manifest]:
+    """The manifests recorded at submission, by subject kind."""
+    data = json.loads(row.manifests)
+    return {k: Manifest.model_validate(v) for k, v in data.items()}
+
+
+def job_view(session: Session, row: JobRow) -> JobView:
+    approvals = [
+        {
+            "approver": a.approver,
+            "keyid": a.keyid,
+            "issued_at": a.issued_at,
+            "expires_at": a.expires_at,
+            "status": a.status,
+        }
+        for a in session.scalars(
+            select(ApprovalRow).where(ApprovalRow.job_id == row.id).order_by(ApprovalRow.id)
+        )
+    ]
+    evidence = [
+        {"kind": e.kind, "digest": e.digest, "created_at": e.created_at}
+        for e in session.scalars(
+            select(EvidenceRow).where(EvidenceRow.job_id == row.id).order_by(EvidenceRow.id)
+        )
+    ]
+    return JobView(
+        id=row.id,
+        state=row.state,
+        purpose=row.purpose,
+        requester=row.requester,
+        preparer=row.preparer,
+        base_model={"path": row.base_model_path, "sha256": row.base_model_digest},
+        dataset={"path": row.dataset_path, "sha256": row.dataset_digest},
+        config={"path": row.config_path, "sha256": row.config_digest},
+        policy_digest=row.policy_digest,
+        review_digest=row.review_digest,
+        run_count=row.run_count,
+        output_path=row.output_path,
+        approvals=approvals,
+        evidence=evidence,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _refuse_pickles(manifest: Manifest, path: Path) -> None:
+    bad = [f.path for f in manifest.files if f.path.lower().endswith(PICKLE_SUFFIXES)]
+    if bad:
+        raise BadInputError(
+            f"{path} contains pickle-based weights ({bad[0]}), which ftguard never loads: "
+            "convert them to safetensors (e.g. model.save_pretrained(dir, safe_serialization=True))"
+        )
+
+
+def new_job_row(
+    ws: Workspace,
+    session: Session,
+    *,
+    actor: str,
+    base_model: Path,
+    dataset: Path,
+    config: Path,
+    purpose: str,
+    prepared_by: str,
+    manifests: dict[str, Manifest],
+) -> JobRow:
+    """Record a new job (state ``submitted``) and its audit event."""
+    policy = ws.policy()
+    if not purpose.strip():
+        raise BadInputError("--purpose must say what the fine-tune is for")
+    require_role(session, policy, actor, "requester", to="submit fine-tuning jobs")
+    require_role(session, policy, prepared_by, "data_preparer", to="be named as data preparer")
+    if prepared_by == actor and not policy.approval.requester_may_prepare:
+        raise PermissionDeniedError("the policy forbids the requester to be the data preparer")
+    _refuse_pickles(manifests["base_model"], base_model)
+    ts = now_iso()
+    row = JobRow(
+        id=f"job-{secrets.token_hex(5)}",
+        state=JobState.SUBMITTED.value,
+        purpose=purpose.strip(),
+        requester=actor,
+        preparer=prepared_by,
+        base_model_path=str(base_model.resolve()),
+        dataset_path=str(dataset.resolve()),
+        config_path=str(config.resolve()),
+        base_model_digest=manifests["base_model"].root,
+        dataset_digest=manifests["dataset"].root,
+        config_digest=manifests["config"].root,
+        manifests=json.dumps({k: m.model_dump() for k, m in manifests.items()}),
+        policy_digest=ws.policy_digest(),
+        run_count=0,
+        created_at=ts,
+        updated_at=ts,
+    )
+    session.add(row)
+    session.flush()
+    append_event(
+        session,
+        ws.workspace_key(),
+        ts=ts,
+        actor=actor,
+        action="job.submit",
+        job_id=row.id,
+        payload={
+            "purpose": row.purpose,
+            "preparer": prepared_by,
+            "base_model": row.base_model_digest,
+            "dataset": row.dataset_digest,
+            "config": row.config_digest,
+            "policy": row.policy_digest,
+        },
+    )
+    if not policy.review.required:
+        transition(ws, session, row, JobState.AWAITING_APPROVAL, actor=actor,
+                   action="review.not_required", payload={})
+    return row
+
+
+def compute_manifests(base_model: Path, dataset: Path, config: Path) -> dict[str, Manifest]:
+    """Manifests of a job's three inputs (done before the write transaction: it reads files)."""
+    if not config.is_file():
+        raise BadInputError(f"--config must be a file: {config}")
+    if not dataset.exists():
+        raise BadInputError(f"no such dataset: {dataset}")
+    if not base_model.exists():
+        raise BadInputError(f"no such base model: {base_model}")
+    return {
+        "dataset": manifest_of(dataset),
+        "base_model": manifest_of(base_model),
+        "config": manifest_of(config),
+    }
+
+
+def transition(
+    ws: Workspace,
+    session: Session,
+    row: JobRow,
+    target: JobState,
+    *,
+    actor: str,
+    action: str,
+    payload: dict[str, Any],
+) -> None:
+    """Move a job to ``target`` and append its audit event, in the caller's transaction."""
+    check_transition(row.id, row.state, target)
+    ts = now_iso()
+    previous = row.state
+    row.state = target.value
+    row.updated_at = ts
+    append_event(
+        session,
+        ws.workspace_key(),
+        ts=ts,
+        actor=actor,
+        action=action,
+        job_id=row.id,
+        payload={"from": previous, "to": target.value, **payload},
+    )
+
+
+def store_evidence(
+    ws: Workspace,
+    session: Session,
+    *,
+    job_id: str | None,
+    kind: str,
+    body: dict[str, Any],
+    actor: str,
+) -> str:
+    """Store typed evidence (canonical JSON) with its audit event; returns its digest."""
+    text = canonical_json(body)
+    digest = sha256_bytes(text)
+    ts = now_iso()
+    session.add(
+        EvidenceRow(job_id=job_id, kind=kind, digest=digest, body=text.decode(), created_at=ts)
+    )
+    append_event(
+        session,
+        ws.workspace_key(),
+        ts=ts,
+        actor=actor,
+        action=f"evidence.{kind}",
+        job_id=job_id,
+        payload={"digest": digest},
+    )
+    return digest
+
+
+def latest_evidence(session: Session, job_id: str, kind: str) -> EvidenceRow | None:
+    """The newest evidence of ``kind`` stored on a job."""
+    return session.scalars(
+        select(EvidenceRow)
+        .where(EvidenceRow.job_id == job_id, EvidenceRow.kind == kind)
+        .order_by(EvidenceRow.id.desc())
+    ).first()

@@ -1,0 +1,154 @@
+"""The workspace: a ``.ftguard/`` folder with the database, the policy and the workspace key.
+
+Found through ``FTGUARD_HOME`` (the folder holding ``.ftguard/``, or ``.ftguard/`` itself)
+or from the current folder upwards. ``FTGUARD_DATABASE_URL`` selects PostgreSQL instead of
+the workspace's SQLite file; the URL is never written to disk (it may hold a password).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+from ftguard.attest import PrivateKey, PublicKey, load_private_key
+from ftguard.errors import BadInputError, NotFoundError
+from ftguard.policy import Policy, load_policy, policy_digest
+from ftguard.store import Store, sqlite_url
+
+__all__ = [
+    "WORKSPACE_DIRNAME",
+    "Workspace",
+    "default_actor",
+    "find_workspace",
+    "now_iso",
+    "user_keys_dir",
+]
+
+WORKSPACE_DIRNAME = ".ftguard"
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO-8601 text with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def default_actor() -> str:
+    """The identity a command acts as without ``--as``: ``FTGUARD_USER`` or the OS user."""
+    return os.environ.get("FTGUARD_USER") or getpass.getuser()
+
+
+def user_keys_dir() -> Path:
+    """The folder of the current OS user's private keys (``FTGUARD_KEYS_DIR`` overrides)."""
+    env = os.environ.get("FTGUARD_KEYS_DIR")
+    return Path(env) if env else Path.home() / ".ftguard" / "keys"
+
+
+@dataclass
+class Workspace:
+    """An initialised workspace folder (the ``.ftguard/`` directory)."""
+
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        """The folder that holds ``.ftguard/``."""
+        return self.path.parent
+
+    @property
+    def policy_path(self) -> Path:
+        return self.path / "policy.yaml"
+
+    @property
+    def database_path(self) -> Path:
+        return self.path / "ftguard.db"
+
+    @property
+    def workspace_key_path(self) -> Path:
+        return self.path / "keys" / "workspace.key"
+
+    @property
+    def workspace_pub_path(self) -> Path:
+        return self.path / "keys" / "workspace.pub"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where ``ftguard run`` writes approval bundles and drift logs."""
+        return self.path / "runs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path / "reports"
+
+    @property
+    def config(self) -> dict[str, str]:
+        cfg = self.path / "config.json"
+        try:
+            data = json.loads(cfg.read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"workspace config {cfg} is unreadable") from exc
+        return {str(k): str(v) for k, v in data.items()}
+
+    @property
+    def database_url(self) -> str:
+        """``FTGUARD_DATABASE_URL`` when set, else the workspace's SQLite file."""
+        env = os.environ.get("FTGUARD_DATABASE_URL")
+        if env:
+            return env
+        if self.config.get("database") == "postgresql":
+            raise BadInputError(
+                "this workspace uses PostgreSQL: set FTGUARD_DATABASE_URL to its URL"
+            )
+        return sqlite_url(self.database_path)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.database_url)
+
+    def policy(self) -> Policy:
+        """The workspace policy, validated."""
+        return load_policy(self.policy_path)
+
+    def policy_digest(self) -> str:
+        return policy_digest(self.policy())
+
+    def workspace_key(self) -> PrivateKey:
+        """The workspace signing key (audit checkpoints, attestations)."""
+        return load_private_key(self.workspace_key_path)
+
+    def workspace_public_key(self) -> PublicKey:
+        return PublicKey.from_b64(self.workspace_pub_path.read_text().strip())
+
+
+def _candidate(path: Path) -> Path | None:
+    if path.name == WORKSPACE_DIRNAME and (path / "config.json").is_file():
+        return path
+    if (path / WORKSPACE_DIRNAME / "config.json").is_file():
+        return path / WORKSPACE_DIRNAME
+    return None
+
+
+def find_workspace(start: Path | None = None) -> Workspace:
+    """Locate the workspace: ``FTGUARD_HOME``, else the current folder and its parents.
+
+    Raises:
+        NotFoundError: No initialised workspace was found.
+    """
+    env = os.environ.get("FTGUARD_HOME")
+    if env:
+        found = _candidate(Path(env).expanduser().resolve())
+        if found is None:
+            raise NotFoundError(f"FTGUARD_HOME={env} holds no ftguard workspace (run ftguard init)")
+        return Workspace(found)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        found = _candidate(folder)
+        if found is not None:
+            return Workspace(found)
+    raise NotFoundError(
+        f"no ftguard workspace in {here} or its parents: run 'ftguard init' or set FTGUARD_HOME"
+    )

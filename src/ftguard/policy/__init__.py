@@ -1,0 +1,18 @@
+"""Policy: roles, approval quorum, separation of duties and the limits of every control."""
+
+from __future__ import annotations
+
+from ftguard.policy._load import default_policy_yaml, load_policy, parse_policy, policy_digest
+from ftguard.policy._model import ROLES, ApprovalPolicy, GatePolicy, Policy, Role
+
+__all__ = [
+    "ROLES",
+    "ApprovalPolicy",
+    "GatePolicy",
+    "Policy",
+    "Role",
+    "default_policy_yaml",
+    "load_policy",
+    "parse_policy",
+    "policy_digest",
+]

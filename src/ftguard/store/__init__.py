@@ -1,0 +1,32 @@
+"""The control plane's store: SQLAlchemy tables, Alembic migrations, transactions."""
+
+from __future__ import annotations
+
+from ftguard.store._db import Store, sqlite_url
+from ftguard.store._tables import (
+    ApprovalRow,
+    AuditCheckpointRow,
+    AuditEventRow,
+    AuditHeadRow,
+    Base,
+    EvidenceRow,
+    JobRow,
+    KeyRow,
+    MetaRow,
+    UserRow,
+)
+
+__all__ = [
+    "ApprovalRow",
+    "AuditCheckpointRow",
+    "AuditEventRow",
+    "AuditHeadRow",
+    "Base",
+    "EvidenceRow",
+    "JobRow",
+    "KeyRow",
+    "MetaRow",
+    "Store",
+    "UserRow",
+    "sqlite_url",
+]
