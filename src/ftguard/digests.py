@@ -112,6 +112,7 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
 
     Raises:
         BadInputError: The path is missing, unreadable, or an empty folder.
+
     """
     p = Path(path)
     if not p.exists():

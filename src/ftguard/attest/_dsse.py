@@ -59,6 +59,7 @@ class Envelope(BaseModel):
 
         Raises:
             VerificationError: The payload is not valid base64.
+
         """
         try:
             return base64.b64decode(self.payload, validate=True)
@@ -71,6 +72,7 @@ class Envelope(BaseModel):
 
         Raises:
             VerificationError: Not a DSSE envelope.
+
         """
         try:
             if isinstance(data, str | bytes):
@@ -116,6 +118,7 @@ def verify_envelope(
     Raises:
         VerificationError: No signature by a trusted key verifies, or the payload is not an
             in-toto Statement (of the expected predicate type).
+
     """
     if envelope.payloadType != INTOTO_PAYLOAD_TYPE:
         raise VerificationError(f"unexpected payload type {envelope.payloadType!r}")

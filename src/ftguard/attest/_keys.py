@@ -39,6 +39,7 @@ class PublicKey:
 
         Raises:
             BadInputError: Not a 32-byte base64 key.
+
         """
         try:
             raw = base64.b64decode(text, validate=True)
@@ -114,6 +115,7 @@ def load_private_key(path: Path) -> PrivateKey:
         NotFoundError: No key file at ``path``.
         PermissionDeniedError: The file is readable by others than its owner.
         BadInputError: The file is not an Ed25519 private key.
+
     """
     if not path.is_file():
         raise NotFoundError(f"no private key at {path}")
@@ -138,6 +140,7 @@ def load_public_key_file(path: Path) -> PublicKey:
     Raises:
         NotFoundError: No such file.
         BadInputError: Not an Ed25519 public key.
+
     """
     try:
         data = path.read_bytes()

@@ -23,7 +23,9 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     trusted_key: Annotated[
         Path | None,
-        typer.Option("--trusted-key", help="Pinned workspace public key (default: the workspace's)."),
+        typer.Option(
+            "--trusted-key", help="Pinned workspace public key (default: the workspace's)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

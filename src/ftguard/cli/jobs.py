@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from ftguard.cli._app import app
-from ftguard.cli._common import ActorOption, JsonOption, actor_or_default, console, print_json, workspace
+from ftguard.cli._common import (
+    ActorOption,
+    JsonOption,
+    actor_or_default,
+    console,
+    print_json,
+    workspace,
+)
 from ftguard.control import service
 from ftguard.control._jobs import JobView
 
@@ -26,8 +33,11 @@ def _show(job: JobView, as_json: bool, headline: str | None = None) -> None:
     console.print(f"[bold]{job.id}[/]  state: [bold]{job.state}[/]")
     console.print(f"  purpose:    {job.purpose}")
     console.print(f"  requester:  {job.requester}   data preparer: {job.preparer}")
-    for label, ref in (("dataset", job.dataset), ("base model", job.base_model),
-                       ("config", job.config)):
+    for label, ref in (
+        ("dataset", job.dataset),
+        ("base model", job.base_model),
+        ("config", job.config),
+    ):
         console.print(f"  {label + ':':<11} {ref['path']}  sha256:{ref['sha256'][:16]}")
     for a in job.approvals:
         console.print(f"  approval:   {a['approver']} ({a['status']}, expires {a['expires_at']})")

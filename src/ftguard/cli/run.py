@@ -31,8 +31,9 @@ def run(
     command = list(ctx.args)
     if command and command[0] == "--":
         command = command[1:]
-    code = service.launch(workspace(), actor=actor_or_default(actor), job_id=job_id,
-                          command=command, output=output)
+    code = service.launch(
+        workspace(), actor=actor_or_default(actor), job_id=job_id, command=command, output=output
+    )
     if code != 0:
         err_console.print(f"ftguard: the training command exited with {code}; job marked failed")
     raise typer.Exit(code)

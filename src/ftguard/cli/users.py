@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from ftguard.cli._app import app
-from ftguard.cli._common import ActorOption, JsonOption, actor_or_default, console, print_json, workspace
+from ftguard.cli._common import (
+    ActorOption,
+    JsonOption,
+    actor_or_default,
+    console,
+    print_json,
+    workspace,
+)
 from ftguard.control import service
 from ftguard.control._identities import private_key_path
 
@@ -44,8 +51,11 @@ def user_list(as_json: JsonOption = False) -> None:
     for u in users:
         keys = u["keys"]
         assert isinstance(keys, list)
-        table.add_row(str(u["name"]), ", ".join(map(str, u["roles"])),  # type: ignore[call-overload]
-                      ", ".join(k[:12] for k in keys))
+        table.add_row(
+            str(u["name"]),
+            ", ".join(map(str, u["roles"])),  # type: ignore[call-overload]
+            ", ".join(k[:12] for k in keys),
+        )
     console.print(table)
 
 
@@ -56,11 +66,18 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 key: the private key stays in your key folder (0600), the public is registered."""
-    public = service.create_key(workspace(), actor=actor_or_default(actor) if actor else user,
-                                user=user)
+    public = service.create_key(
+        workspace(), actor=actor_or_default(actor) if actor else user, user=user
+    )
     path = private_key_path(user)
     if as_json:
-        print_json({"user": user, "keyid": public.keyid, "public_key": public.b64,
-                    "private_key_path": str(path)})
+        print_json(
+            {
+                "user": user,
+                "keyid": public.keyid,
+                "public_key": public.b64,
+                "private_key_path": str(path),
+            }
+        )
     else:
         console.print(f"created key {public.keyid[:16]} for {user}; private key: {path}")

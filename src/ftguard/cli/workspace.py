@@ -27,8 +27,13 @@ def init(
 
     ws = init_workspace(folder, admin=admin or default_actor())
     if as_json:
-        print_json({"workspace": str(ws.path), "database": ws.config["database"],
-                    "policy_digest": ws.policy_digest()})
+        print_json(
+            {
+                "workspace": str(ws.path),
+                "database": ws.config["database"],
+                "policy_digest": ws.policy_digest(),
+            }
+        )
         return
     console.print(f"initialised ftguard workspace in [bold]{ws.path}[/]")
     console.print(f"policy: {ws.policy_path} (digest {ws.policy_digest()[:12]})")

@@ -25,7 +25,7 @@ from ftguard.control._audit import append_event, verify_chain
 from ftguard.control._identities import registered_keys, require_role, roles_of, signing_key_of
 from ftguard.control._jobs import compute_manifests, get_job_row, job_manifests, transition
 from ftguard.control._states import JobState
-from ftguard.control._workspace import Workspace, now_iso
+from ftguard.control._workspace import Workspace
 from ftguard.errors import (
     BadInputError,
     ConflictError,
@@ -111,8 +111,15 @@ def approve(ws: Workspace, session: Session, *, actor: str, job_id: str) -> Appr
         payload={"keyid": key.public.keyid, "expires_at": expires, "nonce": predicate["nonce"]},
     )
     if len(active) + 1 >= policy.approval.quorum:
-        transition(ws, session, row, JobState.APPROVED, actor=actor, action="job.approved",
-                   payload={"quorum": policy.approval.quorum})
+        transition(
+            ws,
+            session,
+            row,
+            JobState.APPROVED,
+            actor=actor,
+            action="job.approved",
+            payload={"quorum": policy.approval.quorum},
+        )
     return approval
 
 
@@ -122,11 +129,23 @@ def reject(ws: Workspace, session: Session, *, actor: str, job_id: str, reason: 
     if not reason.strip():
         raise BadInputError("--reason must say why the job is rejected")
     roles = roles_of(session, policy, actor)
-    require_role(session, policy, actor, "approver" if "approver" in roles else "security_reviewer",
-                 to="reject jobs")
+    require_role(
+        session,
+        policy,
+        actor,
+        "approver" if "approver" in roles else "security_reviewer",
+        to="reject jobs",
+    )
     row = get_job_row(session, job_id, lock=True)
-    transition(ws, session, row, JobState.REJECTED, actor=actor, action="job.reject",
-               payload={"reason": reason.strip()})
+    transition(
+        ws,
+        session,
+        row,
+        JobState.REJECTED,
+        actor=actor,
+        action="job.reject",
+        payload={"reason": reason.strip()},
+    )
     row.rejected_by = "approver"
     for a in session.scalars(
         select(ApprovalRow).where(ApprovalRow.job_id == job_id, ApprovalRow.status == "active")
@@ -186,15 +205,20 @@ def verify_job_approvals(
     Raises:
         VerificationError: Fewer valid approvals than the quorum, the audit chain is broken,
             or an input changed since approval; the message says which and why.
+
     """
     policy = ws.policy()
     row = get_job_row(session, job_id)
     audit = verify_chain(session, ws.workspace_public_key())
     if not audit.ok:
         raise VerificationError(f"the audit log does not verify ({audit.problem}); refusing to run")
-    rows = approvals if approvals is not None else session.scalars(
-        select(ApprovalRow).where(ApprovalRow.job_id == job_id, ApprovalRow.status == "active")
-    ).all()
+    rows = (
+        approvals
+        if approvals is not None
+        else session.scalars(
+            select(ApprovalRow).where(ApprovalRow.job_id == job_id, ApprovalRow.status == "active")
+        ).all()
+    )
     audited_keys = _registered_in_audit(session)
     trusted: dict[str, PublicKey] = {}
     owners: dict[str, str] = {}

@@ -179,6 +179,7 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
     Args:
         session: A session on the store.
         key: The trusted workspace public key.
+
     """
     checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpointRow))}
     head = session.get(AuditHeadRow, 1)
@@ -210,11 +211,17 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
             prev_hash=row.prev_hash,
         )
         if digest != row.hash:
-            return _bad(count, row.seq, f"event #{row.seq} was modified: its content does not match its hash")
+            return _bad(
+                count,
+                row.seq,
+                f"event #{row.seq} was modified: its content does not match its hash",
+            )
         cp = checkpoints.pop(row.seq, None)
         if cp is not None:
             if not _sig_ok(key, cp.signature, "checkpoint", cp.seq, cp.hash):
-                return _bad(count, row.seq, f"the checkpoint at event #{row.seq} has an invalid signature")
+                return _bad(
+                    count, row.seq, f"the checkpoint at event #{row.seq} has an invalid signature"
+                )
             if cp.hash != digest:
                 return _bad(
                     count,

@@ -44,6 +44,7 @@ def get_user(session: Session, name: str) -> UserRow:
 
     Raises:
         NotFoundError: No such user.
+
     """
     row = session.get(UserRow, name)
     if row is None:
@@ -65,6 +66,7 @@ def require_role(session: Session, policy: Policy, name: str, role: str, *, to: 
     Raises:
         NotFoundError: Unknown user.
         PermissionDeniedError: The user lacks the role.
+
     """
     get_user(session, name)
     if role not in roles_of(session, policy, name):
@@ -162,6 +164,7 @@ def signing_key_of(session: Session, name: str) -> PrivateKey:
     Raises:
         NotFoundError: No private key for ``name`` in the key folder.
         PermissionDeniedError: The key is not registered to ``name`` (or revoked).
+
     """
     path = private_key_path(name)
     if not path.exists():

@@ -22,6 +22,7 @@ def init_workspace(folder: Path, *, admin: str) -> Workspace:
 
     Raises:
         ConflictError: A workspace already exists there.
+
     """
     _check_name(admin)
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,9 +51,19 @@ def init_workspace(folder: Path, *, admin: str) -> Workspace:
         init_chain(session, key)
         session.flush()
         ts = now_iso()
-        session.add(UserRow(name=admin, roles=json.dumps(["admin"]), created_at=ts,
-                            created_by=admin))
-        append_event(session, key, ts=ts, actor=admin, action="workspace.init",
-                     payload={"admin": admin, "workspace_key": key.public.keyid,
-                              "policy": ws.policy_digest()})
+        session.add(
+            UserRow(name=admin, roles=json.dumps(["admin"]), created_at=ts, created_by=admin)
+        )
+        append_event(
+            session,
+            key,
+            ts=ts,
+            actor=admin,
+            action="workspace.init",
+            payload={
+                "admin": admin,
+                "workspace_key": key.public.keyid,
+                "policy": ws.policy_digest(),
+            },
+        )
     return ws

@@ -60,6 +60,7 @@ def get_job_row(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
 
     Raises:
         NotFoundError: No such job.
+
     """
     query = select(JobRow).where(JobRow.id == job_id)
     if lock:
@@ -183,8 +184,15 @@ def new_job_row(
         },
     )
     if not policy.review.required:
-        transition(ws, session, row, JobState.AWAITING_APPROVAL, actor=actor,
-                   action="review.not_required", payload={})
+        transition(
+            ws,
+            session,
+            row,
+            JobState.AWAITING_APPROVAL,
+            actor=actor,
+            action="review.not_required",
+            payload={},
+        )
     return row
 
 

@@ -141,9 +141,15 @@ def finish_run(
         if output_path:
             row.output_path = output_path
         row.run_token_hash = None
-        transition(ws, session, row, target, actor=actor, action="run.end",
-                   payload={"run": row.run_count, "exit_code": exit_code,
-                            "output": output_path})
+        transition(
+            ws,
+            session,
+            row,
+            target,
+            actor=actor,
+            action="run.end",
+            payload={"run": row.run_count, "exit_code": exit_code, "output": output_path},
+        )
     return target
 
 
@@ -154,9 +160,12 @@ def launch(
 
     Returns:
         The command's own exit code (127 when it cannot be started).
+
     """
     if not command:
-        raise BadInputError("give the training command after '--', e.g. ftguard run JOB -- python train.py")
+        raise BadInputError(
+            "give the training command after '--', e.g. ftguard run JOB -- python train.py"
+        )
     ticket = start_run(ws, actor=actor, job_id=job_id, command=command)
     env = {**os.environ, **ticket.environment(ws)}
     if output:
@@ -171,11 +180,18 @@ def launch(
             code = proc.wait()
     except OSError as exc:
         with ws.store.write() as session:
-            append_event(session, ws.workspace_key(), ts=now_iso(), actor=actor,
-                         action="run.error", job_id=job_id,
-                         payload={"error": f"cannot start {command[0]}: {exc.strerror or exc}"})
+            append_event(
+                session,
+                ws.workspace_key(),
+                ts=now_iso(),
+                actor=actor,
+                action="run.error",
+                job_id=job_id,
+                payload={"error": f"cannot start {command[0]}: {exc.strerror or exc}"},
+            )
         code = 127
     finally:
-        finish_run(ws, actor=actor, job_id=job_id, token=ticket.token, exit_code=code,
-                   output_path=output)
+        finish_run(
+            ws, actor=actor, job_id=job_id, token=ticket.token, exit_code=code, output_path=output
+        )
     return code

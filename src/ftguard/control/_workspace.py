@@ -137,6 +137,7 @@ def find_workspace(start: Path | None = None) -> Workspace:
 
     Raises:
         NotFoundError: No initialised workspace was found.
+
     """
     env = os.environ.get("FTGUARD_HOME")
     if env:

@@ -138,8 +138,9 @@ def cancel_job(ws: Workspace, *, actor: str, job_id: str) -> JobView:
         row = get_job_row(session, job_id, lock=True)
         if actor != row.requester:
             require_role(session, ws.policy(), actor, "admin", to="cancel others' jobs")
-        transition(ws, session, row, JobState.CANCELLED, actor=actor, action="job.cancel",
-                   payload={})
+        transition(
+            ws, session, row, JobState.CANCELLED, actor=actor, action="job.cancel", payload={}
+        )
         return job_view(session, row)
 
 
@@ -155,12 +156,21 @@ def override_review(ws: Workspace, *, actor: str, job_id: str, justification: st
                 f"job {job_id} was rejected by an approver; only a review's block can be overridden"
             )
         if row.state not in (
-            JobState.SUBMITTED.value, JobState.IN_REVIEW.value, JobState.REJECTED.value
+            JobState.SUBMITTED.value,
+            JobState.IN_REVIEW.value,
+            JobState.REJECTED.value,
         ):
             raise ConflictError(f"job {job_id} is {row.state}: there is no review to override")
         row.rejected_by = None
-        transition(ws, session, row, JobState.AWAITING_APPROVAL, actor=actor,
-                   action="review.override", payload={"justification": justification.strip()})
+        transition(
+            ws,
+            session,
+            row,
+            JobState.AWAITING_APPROVAL,
+            actor=actor,
+            action="review.override",
+            payload={"justification": justification.strip()},
+        )
         return job_view(session, row)
 
 

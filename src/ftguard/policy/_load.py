@@ -41,7 +41,7 @@ def default_policy_yaml() -> str:
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
 
 
 def parse_policy(text: str, *, source: str = "policy") -> Policy:
@@ -50,6 +50,7 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
     Raises:
         PolicyError: The YAML is malformed or a field is invalid; the message names the
             first invalid field and why.
+
     """
     if len(text.encode("utf-8", "replace")) > _MAX_POLICY_BYTES:
         raise PolicyError(f"{source}: policy file is larger than 1 MiB")
@@ -78,6 +79,7 @@ def load_policy(path: str | Path) -> Policy:
     Raises:
         BadInputError: The file cannot be read.
         PolicyError: The file is not a valid policy.
+
     """
     p = Path(path)
     try:

@@ -16,6 +16,7 @@ __all__ = [
     "Role",
 ]
 
+Control = Literal["review", "weights", "behavior"]
 Role = Literal["requester", "data_preparer", "approver", "security_reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("requester", "data_preparer", "approver", "security_reviewer", "admin")
 
@@ -42,9 +43,7 @@ class ApprovalPolicy(_Section):
 class GatePolicy(_Section):
     """What the deployment gate requires and what a security reviewer may override."""
 
-    overridable: list[Literal["review", "weights", "behavior"]] = Field(
-        default_factory=lambda: ["review"]
-    )
+    overridable: list[Control] = Field(default_factory=lambda: list[Control](["review"]))
     """Controls whose block a security reviewer may override, with a recorded justification."""
 
 

@@ -51,7 +51,9 @@ def _make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True)
-    raise BadInputError(f"unsupported database URL (use sqlite:/// or postgresql+psycopg://): {url}")
+    raise BadInputError(
+        f"unsupported database URL (use sqlite:/// or postgresql+psycopg://): {url}"
+    )
 
 
 class Store:

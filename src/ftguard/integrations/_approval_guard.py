@@ -1,0 +1,100 @@
+"""ApprovalGuard: the trainer-side check that a run is approved.
+
+A transformers ``TrainerCallback`` that, in ``on_train_begin``, performs the launcher's
+verification (signatures, quorum, separation of duties, expiry, input digests). Started by
+``ftguard run``, it checks the run token the launcher handed over and re-verifies the
+approvals that run consumed; started directly with ``ApprovalGuard(job_id=...)``, it starts
+the run itself exactly as the launcher would. Without an approved job it raises
+:class:`ftguard.errors.VerificationError` before the first training step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ftguard.errors import MissingDependencyError, VerificationError
+
+__all__ = ["make_approval_guard_class"]
+
+
+def make_approval_guard_class() -> type:
+    """Build the ``ApprovalGuard`` class (imports transformers)."""
+    try:
+        from transformers import TrainerCallback
+    except ImportError as exc:  # pragma: no cover - exercised without the ml extra
+        raise MissingDependencyError("transformers", "ml") from exc
+
+    from ftguard.control import default_actor, find_workspace
+    from ftguard.control._runs import RunTicket, finish_run, start_run, verify_running
+
+    class ApprovalGuard(TrainerCallback):  # type: ignore[misc]
+        """Refuses to train unless the job is approved and its inputs are unchanged."""
+
+        def __init__(
+            self,
+            job_id: str | None = None,
+            *,
+            run_token: str | None = None,
+            workspace: str | Path | None = None,
+            actor: str | None = None,
+        ) -> None:
+            self.job_id = job_id
+            self.run_token = run_token
+            self.workspace_path = Path(workspace) if workspace else None
+            self.actor = actor or default_actor()
+            self._ticket: RunTicket | None = None
+            self.verified = False
+
+        @classmethod
+        def from_env(cls) -> ApprovalGuard:
+            """Configure from the environment ``ftguard run`` sets (FTGUARD_JOB, ...)."""
+            return cls(
+                os.environ.get("FTGUARD_JOB"),
+                run_token=os.environ.get("FTGUARD_RUN_TOKEN"),
+                workspace=os.environ.get("FTGUARD_HOME"),
+            )
+
+        def _workspace(self) -> Any:
+            if self.workspace_path is not None:
+                os.environ.setdefault("FTGUARD_HOME", str(self.workspace_path))
+            return find_workspace()
+
+        def verify(self) -> None:
+            """Run the verification now (``on_train_begin`` calls it)."""
+            if not self.job_id:
+                raise VerificationError(
+                    "training refused: no approved ftguard job; start it with "
+                    "'ftguard run JOB -- CMD' or pass ApprovalGuard(job_id=...)"
+                )
+            ws = self._workspace()
+            if self.run_token:
+                verify_running(ws, job_id=self.job_id, token=self.run_token)
+            else:
+                self._ticket = start_run(
+                    ws,
+                    actor=self.actor,
+                    job_id=self.job_id,
+                    command=["<trainer started with ApprovalGuard>"],
+                )
+            self.verified = True
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            self.verify()
+            return control
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if self._ticket is not None:
+                finish_run(
+                    self._workspace(),
+                    actor=self.actor,
+                    job_id=self._ticket.job_id,
+                    token=self._ticket.token,
+                    exit_code=0,
+                    output_path=str(getattr(args, "output_dir", "")) or None,
+                )
+                self._ticket = None
+            return control
+
+    return ApprovalGuard
