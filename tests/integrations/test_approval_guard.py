@@ -12,7 +12,7 @@ transformers = pytest.importorskip("transformers")
 from ftguard.control import service  # noqa: E402
 from ftguard.errors import VerificationError  # noqa: E402
 from ftguard.integrations.hf import ApprovalGuard  # noqa: E402
-from tests.control.conftest import Env, backend, cp  # noqa: E402,F401
+from tests.control.conftest import Env  # noqa: E402
 
 
 class _Tokens(torch.utils.data.Dataset):  # type: ignore[misc]
@@ -62,7 +62,7 @@ def test_training_without_job_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_unapproved_and_approved_jobs(cp: Env, tmp_path: Path) -> None:  # noqa: F811
+def test_unapproved_and_approved_jobs(cp: Env, tmp_path: Path) -> None:
     job = cp.submit()
     trainer = _trainer(tmp_path / "a", ApprovalGuard(job))
     before = _weights(trainer)
@@ -79,7 +79,7 @@ def test_unapproved_and_approved_jobs(cp: Env, tmp_path: Path) -> None:  # noqa:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_guard_under_launcher_checks_run_token(cp: Env, tmp_path: Path) -> None:  # noqa: F811
+def test_guard_under_launcher_checks_run_token(cp: Env, tmp_path: Path) -> None:
     job = cp.approved()
     ticket = service.start_run(cp.ws, actor="alice", job_id=job)
     forged = ApprovalGuard(job, run_token="not-the-token")
@@ -95,7 +95,7 @@ def test_guard_under_launcher_checks_run_token(cp: Env, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_guard_started_run_is_recorded(cp: Env, tmp_path: Path) -> None:  # noqa: F811
+def test_guard_started_run_is_recorded(cp: Env, tmp_path: Path) -> None:
     job = cp.approved()
     trainer = _trainer(tmp_path / "h", ApprovalGuard(job, actor="alice"))
     trainer.train()  # type: ignore[attr-defined]

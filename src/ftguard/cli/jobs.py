@@ -132,8 +132,8 @@ def override(
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Security reviewer: send a job to approval despite its dataset review (audited)."""
-    job = service.override_review(
+    """Security reviewer: override a dataset review's or the gate's block (audited, justified)."""
+    job = service.override(
         workspace(), actor=actor_or_default(actor), job_id=job_id, justification=justification
     )
-    _show(job, as_json, headline="review overridden")
+    _show(job, as_json, headline="overridden")

@@ -12,6 +12,8 @@ from ftguard.attest import PublicKey
 from ftguard.control._approvals import approve as _approve
 from ftguard.control._approvals import reject as _reject
 from ftguard.control._audit import AuditEvent, AuditVerification, iter_events, verify_chain
+from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
+from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
 from ftguard.control._identities import add_user as _add_user
 from ftguard.control._identities import create_key as _create_key
 from ftguard.control._identities import list_users as _list_users
@@ -32,10 +34,14 @@ from ftguard.errors import BadInputError, ConflictError, VerificationError
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
+    "GateOutcome",
     "add_user",
     "approve",
     "cancel_job",
     "create_key",
+    "decide_gate",
+    "deploy_job",
+    "evaluate_job",
     "finish_run",
     "get_job",
     "init_workspace",
@@ -43,12 +49,17 @@ __all__ = [
     "launch",
     "list_jobs",
     "list_users",
+    "override",
+    "override_gate",
     "override_review",
     "reject",
+    "review_job",
+    "review_triggers",
     "start_run",
     "submit_job",
     "verify_audit",
     "verify_running",
+    "weights_for_job",
 ]
 
 
@@ -195,3 +206,11 @@ def iter_audit(ws: Workspace, *, job_id: str | None = None) -> list[AuditEvent]:
     """Every audit event (optionally of one job), in order."""
     with ws.store.read() as session:
         return list(iter_events(session, job_id=job_id))
+
+
+def override(ws: Workspace, *, actor: str, job_id: str, justification: str) -> JobView:
+    """A security reviewer's override: of the gate's block, or of the dataset review."""
+    if get_job(ws, job_id).state == JobState.BLOCKED.value:
+        override_gate(ws, actor=actor, job_id=job_id, justification=justification)
+        return get_job(ws, job_id)
+    return override_review(ws, actor=actor, job_id=job_id, justification=justification)

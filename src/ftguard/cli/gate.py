@@ -1,0 +1,79 @@
+"""CLI: ``ftguard gate``, ``ftguard deploy``, ``ftguard verify-deployment``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftguard.cli._app import app
+from ftguard.cli._common import (
+    ActorOption,
+    JsonOption,
+    actor_or_default,
+    console,
+    print_json,
+    workspace,
+)
+from ftguard.control import service
+from ftguard.errors import EXIT_VERDICT
+
+
+@app.command("gate")
+def gate(
+    job_id: Annotated[str, typer.Argument(help="A trained job.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decide pass or block over the job's evidence; a pass is attested (exit 0 pass, 1 block)."""
+    outcome = service.decide_gate(workspace(), actor=actor_or_default(actor), job_id=job_id)
+    decision = outcome.decision
+    if as_json:
+        print_json(outcome.to_json_dict())
+    else:
+        colour = "green" if decision.decision == "pass" else "red"
+        console.print(f"gate: [bold {colour}]{decision.decision.upper()}[/] for {job_id}")
+        for rule in decision.rules:
+            mark = "[green]ok[/]" if rule.passed else "[red]FAIL[/]"
+            console.print(f"  {mark:>14}  {rule.rule:<18} {rule.reason}")
+        if outcome.attestation_path:
+            console.print(f"attestation: {outcome.attestation_path}")
+    if decision.decision != "pass":
+        raise typer.Exit(EXIT_VERDICT)
+
+
+@app.command("deploy")
+def deploy(
+    job_id: Annotated[str, typer.Argument(help="A job that passed the gate.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mark a passed job deployed (refused for any other state)."""
+    path = service.deploy_job(workspace(), actor=actor_or_default(actor), job_id=job_id)
+    if as_json:
+        print_json({"job": job_id, "state": "deployed", "attestation": str(path)})
+    else:
+        console.print(f"{job_id} deployed; serve it with its attestation {path}")
+
+
+@app.command("verify-deployment")
+def verify_deployment_cmd(
+    model_path: Annotated[Path, typer.Argument(help="Model or adapter folder to be served.")],
+    attestation: Annotated[Path, typer.Option("--attestation", help="Attestation file.")],
+    trusted_key: Annotated[
+        Path, typer.Option("--trusted-key", help="Trusted workspace public key file.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Serving side: exit 0 only if the attestation is valid, trusted and matches the files."""
+    from ftguard.gate import verify_deployment
+
+    result = verify_deployment(model_path, attestation, trusted_key)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"verified: {model_path} is the model job {result.job_id} passed the gate with "
+            f"(sha256:{result.digest[:16]}, key {result.keyid[:12]})"
+        )

@@ -1,0 +1,138 @@
+"""Deployment attestations: issued by the gate on pass, verified by the serving side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ftguard.attest import (
+    Envelope,
+    PrivateKey,
+    PublicKey,
+    load_public_key_file,
+    sign_statement,
+    statement,
+    verify_envelope,
+)
+from ftguard.digests import manifest_of
+from ftguard.errors import BadInputError, VerificationError
+from ftguard.gate._decision import Decision
+
+__all__ = [
+    "ATTESTATION_PREDICATE",
+    "DeploymentVerification",
+    "issue_attestation",
+    "verify_deployment",
+]
+
+ATTESTATION_PREDICATE = "https://ftguard.dev/deployment/v1"
+
+
+class DeploymentVerification(BaseModel):
+    """What :func:`verify_deployment` established."""
+
+    ok: bool
+    job_id: str
+    subject: str
+    digest: str
+    decision: str
+    policy_digest: str
+    keyid: str
+
+
+def issue_attestation(
+    model_path: Path,
+    decision: Decision,
+    *,
+    key: PrivateKey,
+    approvals: list[dict[str, Any]],
+) -> Envelope:
+    """Sign an in-toto Statement that the model at ``model_path`` passed the gate."""
+    if decision.decision != "pass":
+        raise VerificationError("an attestation is only issued for a passing decision")
+    manifest = manifest_of(model_path)
+    predicate = {
+        "job_id": decision.job_id,
+        "decision": decision.model_dump(mode="json"),
+        "approvals": approvals,
+        "policy_digest": decision.policy_digest,
+        "evidence": decision.evidence,
+        "files": [f.model_dump() for f in manifest.files],
+    }
+    return sign_statement(statement([manifest.subject()], ATTESTATION_PREDICATE, predicate), key)
+
+
+def verify_deployment(
+    model_path: str | Path,
+    attestation: str | Path | Envelope,
+    trusted_key: str | Path | PublicKey,
+) -> DeploymentVerification:
+    """Check, before serving, that a model is the one the gate attested.
+
+    Passes only when the attestation's signature is valid under the trusted key, the decision
+    is ``pass``, and the files at ``model_path`` have exactly the attested digest.
+
+    Args:
+        model_path: The model folder or adapter folder (or a single file) to be served.
+        attestation: The attestation file (a DSSE envelope) or a parsed envelope.
+        trusted_key: The trusted workspace public key (PEM or base64 file, or a key).
+
+    Raises:
+        VerificationError: Anything does not check out; the message says what.
+        BadInputError: A path cannot be read.
+
+    """
+    key = (
+        trusted_key
+        if isinstance(trusted_key, PublicKey)
+        else load_public_key_file(Path(trusted_key))
+    )
+    if isinstance(attestation, Envelope):
+        envelope = attestation
+    else:
+        try:
+            raw = Path(attestation).read_text()
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot read attestation {attestation}: {exc.strerror or exc}"
+            ) from exc
+        envelope = Envelope.parse(raw)
+    stmt, signer = verify_envelope(envelope, {key.keyid: key}, predicate_type=ATTESTATION_PREDICATE)
+    predicate = stmt.get("predicate") or {}
+    decision = (predicate.get("decision") or {}).get("decision")
+    if decision != "pass":
+        raise VerificationError(f"the attested decision is {decision!r}, not pass")
+    subjects = stmt.get("subject") or []
+    if len(subjects) != 1:
+        raise VerificationError("an ftguard attestation names exactly one subject")
+    expected = (subjects[0].get("digest") or {}).get("sha256")
+    manifest = manifest_of(model_path)
+    if manifest.root != expected:
+        from ftguard.digests import FileDigest, Manifest
+
+        attested = Manifest(
+            name=str(subjects[0].get("name")),
+            kind=manifest.kind,
+            root=str(expected),
+            files=[FileDigest.model_validate(f) for f in predicate.get("files") or []],
+        )
+        diff = "; ".join(attested.differences(manifest)[:5]) or "content differs"
+        raise VerificationError(f"{model_path} is not the attested model ({diff})")
+    return DeploymentVerification(
+        ok=True,
+        job_id=str(predicate.get("job_id")),
+        subject=str(subjects[0].get("name")),
+        digest=manifest.root,
+        decision="pass",
+        policy_digest=str(predicate.get("policy_digest")),
+        keyid=signer.keyid,
+    )
+
+
+def read_attestation(path: Path) -> dict[str, Any]:
+    """The statement inside an attestation file, unverified (for display)."""
+    env = Envelope.parse(path.read_text())
+    return dict(json.loads(env.payload_bytes()))

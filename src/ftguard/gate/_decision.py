@@ -1,0 +1,142 @@
+"""The gate's decision: every rule's result over the job's evidence."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Decision", "RuleResult", "evaluate_rules"]
+
+Control = Literal["approval", "review", "weights", "behavior", "output"]
+
+
+class RuleResult(BaseModel):
+    """One rule of the gate and how the job fared."""
+
+    rule: str
+    """Rule name, e.g. ``behavior.verdict``."""
+    control: Control
+    passed: bool
+    reason: str
+    """A sentence saying what was found."""
+    evidence_digest: str | None = None
+    overridden: bool = False
+
+
+class Decision(BaseModel):
+    """The gate's decision on a job (stored as evidence, embedded in the attestation)."""
+
+    schema_version: Literal[1] = 1
+    job_id: str
+    decision: Literal["pass", "block"]
+    rules: list[RuleResult]
+    reasons: list[str] = Field(default_factory=list)
+    """The reasons of the failed rules (empty on pass)."""
+    policy_digest: str
+    evidence: dict[str, str] = Field(default_factory=dict)
+    """Digest of each piece of evidence the decision read, by kind."""
+    decided_at: str
+    decided_by: str
+    override: dict[str, Any] | None = None
+    """A security reviewer's override of a block: who, why, which rules."""
+
+
+def _reasons_of(kind: str, body: dict[str, Any]) -> list[str]:
+    if kind == "review":
+        return [str(r) for r in body.get("verdict_reasons") or []] or [
+            f"{f.get('scanner')}: {f.get('reason')}"
+            for f in (body.get("dataset_findings") or [])[:3]
+        ]
+    if kind == "weights":
+        return [str(f.get("reason")) for f in body.get("flags") or []]
+    return [str(r) for r in body.get("reasons") or []]
+
+
+_PASSING = {"review": "pass", "weights": "pass", "behavior": "pass"}
+_LABEL = {
+    "review": "dataset review",
+    "weights": "weight report",
+    "behavior": "behaviour comparison",
+}
+
+
+def evaluate_rules(
+    *,
+    required: dict[str, bool],
+    evidence: dict[str, tuple[str, dict[str, Any]] | None],
+    review_overridden: str | None,
+) -> list[RuleResult]:
+    """Judge each control's latest evidence.
+
+    Args:
+        required: Which of review, weights, behavior the policy requires.
+        evidence: Latest (digest, body) per kind, or None when missing.
+        review_overridden: The justification of a recorded review override, if any.
+
+    """
+    results: list[RuleResult] = []
+    for kind in ("review", "weights", "behavior"):
+        item = evidence.get(kind)
+        label = _LABEL[kind]
+        if item is None:
+            if kind == "review" and review_overridden:
+                results.append(
+                    RuleResult(
+                        rule="review.verdict",
+                        control="review",
+                        passed=True,
+                        reason="no dataset review: a security reviewer overrode "
+                        f"it ({review_overridden})",
+                    )
+                )
+            elif required.get(kind, True):
+                results.append(
+                    RuleResult(
+                        rule=f"{kind}.present",
+                        control=kind,  # type: ignore[arg-type]
+                        passed=False,
+                        reason=f"the {label} is missing",
+                    )
+                )
+            continue
+        digest, body = item
+        verdict = str(body.get("verdict"))
+        if verdict == _PASSING[kind]:
+            results.append(
+                RuleResult(
+                    rule=f"{kind}.verdict",
+                    control=kind,  # type: ignore[arg-type]
+                    passed=True,
+                    reason=f"the {label} passed",
+                    evidence_digest=digest,
+                )
+            )
+            continue
+        if kind == "review" and review_overridden:
+            results.append(
+                RuleResult(
+                    rule="review.verdict",
+                    control="review",
+                    passed=True,
+                    reason=f"the dataset review blocked, overridden by a security "
+                    f"reviewer ({review_overridden})",
+                    evidence_digest=digest,
+                    overridden=True,
+                )
+            )
+            continue
+        found = _reasons_of(kind, body)
+        reason = f"the {label} {'flagged' if verdict == 'flag' else 'blocked'} the job"
+        if found:
+            reason += ": " + "; ".join(found[:4])
+        results.append(
+            RuleResult(
+                rule=f"{kind}.verdict",
+                control=kind,  # type: ignore[arg-type]
+                passed=False,
+                reason=reason,
+                evidence_digest=digest,
+            )
+        )
+    return results

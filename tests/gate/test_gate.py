@@ -1,0 +1,175 @@
+"""The gate over stored evidence, attestations, overrides and deployment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ftguard.attest import generate_key
+from ftguard.cli import main
+from ftguard.control import service
+from ftguard.control._jobs import store_evidence
+from ftguard.errors import ConflictError, PermissionDeniedError, VerificationError
+from ftguard.gate import verify_deployment
+from tests.control.conftest import Env
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _trained(cp: Env, name: str = "job") -> tuple[str, Path]:
+    job = cp.approved(name)
+    adapter = cp.root / name / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights" * 10)
+    ticket = service.start_run(cp.ws, actor="alice", job_id=job)
+    service.finish_run(
+        cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=0, output_path=str(adapter)
+    )
+    return job, adapter
+
+
+def _evidence(cp: Env, job: str, **verdicts: str) -> None:
+    bodies = {
+        "review": lambda v: {"verdict": v, "verdict_reasons": ["12 harmful-compliance examples"]},
+        "weights": lambda v: {
+            "verdict": v,
+            "flags": [
+                {"layer": 14, "reason": "layer 14 mlp.down_proj changed 9.3x the median (limit 4x)"}
+            ],
+        },
+        "behavior": lambda v: {
+            "verdict": v,
+            "reasons": [
+                "refusal of harmful requests fell from 92% to 31% (McNemar p < 0.001, limit: 10 points)"
+            ],
+        },
+    }
+    with cp.ws.store.write() as session:
+        for kind, verdict in verdicts.items():
+            store_evidence(
+                cp.ws, session, job_id=job, kind=kind, body=bodies[kind](verdict), actor="alice"
+            )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_missing_evidence_blocks_naming_it(cp: Env) -> None:
+    job, _ = _trained(cp)
+    _evidence(cp, job, review="pass")
+    outcome = service.decide_gate(cp.ws, actor="sec", job_id=job)
+    assert outcome.decision.decision == "block" and outcome.attestation_path is None
+    assert outcome.decision.reasons == [
+        "the weight report is missing",
+        "the behaviour comparison is missing",
+    ]
+    with pytest.raises(ConflictError, match="only a job that passed the gate"):
+        service.deploy_job(cp.ws, actor="alice", job_id=job)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_pass_attests_and_serving_side_verifies(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job, adapter = _trained(cp)
+    _evidence(cp, job, review="pass", weights="pass", behavior="pass")
+    assert main(["gate", job, "--as", "sec", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "pass" and all(r["passed"] for r in out["rules"])
+    att = Path(out["attestation"])
+    key = cp.ws.workspace_pub_path
+    result = verify_deployment(adapter, att, key)
+    assert result.job_id == job
+    statement = json.loads(__import__("base64").b64decode(json.loads(att.read_text())["payload"]))
+    assert {a["approver"] for a in statement["predicate"]["approvals"]} == {"bob", "carol"}
+    assert set(statement["predicate"]["evidence"]) == {"review", "weights", "behavior"}
+    assert (
+        main(
+            [
+                "verify-deployment",
+                str(adapter),
+                "--attestation",
+                str(att),
+                "--trusted-key",
+                str(key),
+            ]
+        )
+        == 0
+    )
+    # One byte changed in the served adapter: refused.
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights" * 9 + b"weightz")
+    assert (
+        main(
+            [
+                "verify-deployment",
+                str(adapter),
+                "--attestation",
+                str(att),
+                "--trusted-key",
+                str(key),
+            ]
+        )
+        == 6
+    )
+    assert "not the attested model (changed: adapter_model.safetensors)" in capsys.readouterr().err
+    # An untrusted key: refused.
+    other = cp.root / "other.pub"
+    other.write_text(generate_key().public.b64)
+    with pytest.raises(VerificationError, match="no valid signature"):
+        verify_deployment(adapter, att, other)
+    assert service.deploy_job(cp.ws, actor="alice", job_id=job) == att
+    assert service.get_job(cp.ws, job).state == "deployed"
+    assert service.verify_audit(cp.ws).ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_behaviour_block_cannot_be_overridden_by_default(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job, _ = _trained(cp)
+    _evidence(cp, job, review="pass", weights="flag", behavior="block")
+    assert main(["gate", job, "--as", "sec"]) == 1
+    text = " ".join(capsys.readouterr().out.split())
+    assert "refusal of harmful requests fell from 92% to 31%" in text
+    with pytest.raises(PermissionDeniedError, match="does not let a security reviewer override"):
+        service.override(cp.ws, actor="sec", job_id=job, justification="looks fine")
+    with pytest.raises(ConflictError):
+        service.deploy_job(cp.ws, actor="alice", job_id=job)
+    assert main(["deploy", job, "--as", "alice"]) == 5
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_override_where_policy_allows_is_audited_and_attested(cp: Env) -> None:
+    cp.set_policy("gate:\n  overridable: [review, weights]\n")
+    job, adapter = _trained(cp)
+    _evidence(cp, job, review="pass", weights="flag", behavior="pass")
+    assert service.decide_gate(cp.ws, actor="sec", job_id=job).decision.decision == "block"
+    with pytest.raises(PermissionDeniedError, match="security_reviewer"):
+        service.override(cp.ws, actor="bob", job_id=job, justification="x")
+    view = service.override(cp.ws, actor="sec", job_id=job, justification="known large update")
+    assert view.state == "passed"
+    att = cp.ws.reports_dir / job / "attestation.json"
+    verify_deployment(adapter, att, cp.ws.workspace_pub_path)
+    payload = json.loads(__import__("base64").b64decode(json.loads(att.read_text())["payload"]))
+    override = payload["predicate"]["decision"]["override"]
+    assert override["by"] == "sec" and override["rules"] == ["weights.verdict"]
+    actions = [e.action for e in service.iter_audit(cp.ws, job_id=job)]
+    assert actions[-2:] == ["gate.override", "evidence.attestation"]
+
+
+def test_golden_attestations_still_verify(tmp_path: Path) -> None:
+    """Attestations signed by every released version keep verifying."""
+    versions = sorted(p for p in GOLDEN.iterdir() if p.is_dir())
+    assert versions, "no golden attestations found"
+    for folder in versions:
+        result = verify_deployment(
+            folder / "model", folder / "attestation.json", folder / "trusted.pub"
+        )
+        assert result.decision == "pass"
+        tampered = tmp_path / folder.name
+        shutil.copytree(folder / "model", tampered)
+        (tampered / "adapter_config.json").write_text("{}")
+        with pytest.raises(VerificationError):
+            verify_deployment(tampered, folder / "attestation.json", folder / "trusted.pub")
