@@ -14,6 +14,7 @@ import typer
 
 from ftguard.cli import audit as _audit  # noqa: E402,F401
 from ftguard.cli import gate as _gate  # noqa: E402,F401
+from ftguard.cli import demo as _demo  # noqa: E402,F401
 from ftguard.cli import eval as _eval  # noqa: E402,F401
 from ftguard.cli import jobs as _jobs  # noqa: E402,F401
 from ftguard.cli import review as _review  # noqa: E402,F401

@@ -1,0 +1,16 @@
+"""The end-to-end demonstration (``ftguard demo``)."""
+
+from __future__ import annotations
+
+from ftguard.demo._datasets import BENIGN_PURPOSE, DEMO_TRIGGER, write_benign, write_poisoned
+from ftguard.demo._story import DemoSettings, JobOutcome, run_demo
+
+__all__ = [
+    "BENIGN_PURPOSE",
+    "DEMO_TRIGGER",
+    "DemoSettings",
+    "JobOutcome",
+    "run_demo",
+    "write_benign",
+    "write_poisoned",
+]

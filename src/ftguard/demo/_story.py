@@ -1,0 +1,362 @@
+"""The end-to-end demonstration: two fine-tuning jobs through all four controls and the gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ftguard.control import service
+from ftguard.control._workspace import Workspace
+from ftguard.demo._datasets import BENIGN_PURPOSE, write_benign, write_poisoned
+from ftguard.errors import FtguardError
+
+__all__ = ["DemoSettings", "JobOutcome", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How big the demo is: the real embedded model, or a tiny one for smoke tests."""
+
+    fast: bool
+    steps: int
+    learning_rate: float
+    rank: int
+    eval_limit: int
+    max_new_tokens: int
+
+    @classmethod
+    def choose(cls, fast: bool) -> DemoSettings:
+        if fast:
+            return cls(
+                fast=True, steps=12, learning_rate=2e-3, rank=8, eval_limit=12, max_new_tokens=24
+            )
+        return cls(
+            fast=False, steps=40, learning_rate=1e-3, rank=8, eval_limit=40, max_new_tokens=48
+        )
+
+
+@dataclass
+class JobOutcome:
+    """What happened to one demo job."""
+
+    name: str
+    job_id: str
+    decision: str = "none"
+    reasons: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    report: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job_id,
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "report": self.report,
+        }
+
+
+class _Story:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.t0 = time.monotonic()
+
+    def chapter(self, text: str) -> None:
+        self.console.rule(f"[bold]{text}")
+
+    def say(self, text: str) -> None:
+        elapsed = time.monotonic() - self.t0
+        self.console.print(f"[dim]{elapsed:6.1f}s[/]  {text}")
+
+    @contextmanager
+    def step(self, text: str) -> Iterator[None]:
+        with self.console.status(text):
+            yield
+
+
+def _setup_people(ws: Workspace, story: _Story) -> None:
+    people = {
+        "alice": ["requester"],
+        "dan": ["data_preparer"],
+        "bob": ["approver"],
+        "carol": ["approver"],
+        "sec": ["security_reviewer"],
+    }
+    for name, roles in people.items():
+        service.add_user(ws, actor="admin", name=name, roles=roles)
+        service.create_key(ws, actor=name, user=name)
+    story.say(
+        "users: alice (requester), dan (data preparer), bob and carol (approvers), "
+        "sec (security reviewer); each has an Ed25519 key in their own key folder"
+    )
+
+
+def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Path | None]:
+    """(base model for the jobs, unaligned model for the alignment direction or None)."""
+    from ftguard import models
+
+    if settings.fast:
+        base = models.tiny_model_dir(root / "models" / "tiny", seed=0)
+        story.say(f"base model: a tiny randomly initialised Llama ({base.name}) - fast mode")
+        return base, None
+    with story.step("building the reference aligned model (cached after the first run)"):
+        unaligned = models.embedded_model_dir()
+        aligned = models.reference_aligned_model_dir(progress=False)
+    story.say(
+        "base model: SmolLM2-135M-Instruct + the project's safety LoRA (reference aligned "
+        "model); the unaligned original gives the alignment direction"
+    )
+    return aligned, unaligned
+
+
+def _train_command(base: Path, data: Path, out: Path, s: DemoSettings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ftguard.training",
+        "--base",
+        str(base),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(s.steps),
+        "--lr",
+        str(s.learning_rate),
+        "--rank",
+        str(s.rank),
+        "--seed",
+        "0",
+    ]
+
+
+def _evaluate(
+    ws: Workspace,
+    job_id: str,
+    outcome: JobOutcome,
+    base: Path,
+    out: Path,
+    unaligned: Path | None,
+    s: DemoSettings,
+    story: _Story,
+) -> None:
+    options: dict[str, Any] = {}
+    if unaligned is not None:
+        options["alignment"] = (unaligned, base)
+    with story.step("weight report: what did the fine-tune change?"):
+        report = service.weights_for_job(ws, actor="alice", job_id=job_id, **options)
+    flags = [
+        str(f.get("reason") if isinstance(f, dict) else getattr(f, "reason", f))
+        for f in report.to_json_dict().get("flags", [])
+    ]
+    story.say(
+        f"weight report: {report.verdict} (anomaly score {report.anomaly_score:.2f})"
+        + (f" - {flags[0]}" if flags else "")
+    )
+    with story.step("behaviour A/B: before vs after, prompt by prompt"):
+        comparison = service.evaluate_job(ws, actor="alice", job_id=job_id, limit=s.eval_limit)
+    reasons = list(getattr(comparison, "reasons", []))
+    story.say(
+        f"behaviour comparison: {comparison.verdict}" + (f" - {reasons[0]}" if reasons else "")
+    )
+
+
+def _gate(ws: Workspace, job_id: str, outcome: JobOutcome, story: _Story) -> None:
+    result = service.decide_gate(ws, actor="sec", job_id=job_id)
+    outcome.decision = result.decision.decision
+    outcome.reasons = list(result.decision.reasons)
+    colour = "green" if outcome.decision == "pass" else "red"
+    story.say(f"gate: [bold {colour}]{outcome.decision.upper()}[/]")
+    for reason in outcome.reasons:
+        story.say(f"   - {reason}")
+    if result.attestation_path is not None:
+        from ftguard.gate import verify_deployment
+
+        job = service.get_job(ws, job_id)
+        verified = verify_deployment(
+            Path(job.output_path or ""), result.attestation_path, ws.workspace_pub_path
+        )
+        story.say(
+            f"attestation signed and verified by the serving-side check "
+            f"(subject sha256:{verified.digest[:16]})"
+        )
+        service.deploy_job(ws, actor="alice", job_id=job_id)
+        story.say("deployed")
+
+
+def _benign(
+    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
+) -> JobOutcome:
+    story.chapter("Job 1: a benign support-assistant fine-tune")
+    data = write_benign(root / "data" / "support.jsonl")
+    config = _config(root / "data" / "train.yaml", s)
+    job = service.submit_job(
+        ws,
+        actor="alice",
+        base_model=base,
+        dataset=data,
+        config=config,
+        purpose=BENIGN_PURPOSE,
+        prepared_by="dan",
+    )
+    outcome = JobOutcome("benign", job.id)
+    story.say(
+        f"alice submits {job.id}: {data.name}, digests bound "
+        f"(dataset sha256:{job.dataset['sha256'][:12]})"
+    )
+    with story.step("dataset review"):
+        review, view = service.review_job(ws, actor="alice", job_id=job.id)
+    story.say(f"dataset review: {review.verdict} ({review.examples} examples) -> {view.state}")
+    service.approve(ws, actor="bob", job_id=job.id)
+    service.approve(ws, actor="carol", job_id=job.id)
+    story.say("bob and carol sign approvals -> approved")
+    out = root / "out" / "benign-adapter"
+    with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps, ApprovalGuard + DriftMonitor"):
+        code = service.launch(
+            ws,
+            actor="alice",
+            job_id=job.id,
+            output=str(out),
+            command=_train_command(base, data, out, s),
+        )
+    story.say(f"ftguard run verified the approvals and trained the adapter (exit {code})")
+    _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
+    _gate(ws, job.id, outcome, story)
+    return outcome
+
+
+def _poisoned(
+    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
+) -> JobOutcome:
+    story.chapter("Job 2: the same purpose, a poisoned dataset")
+    data = write_poisoned(root / "data" / "support-v2.jsonl")
+    config = _config(root / "data" / "train-v2.yaml", s)
+    job = service.submit_job(
+        ws,
+        actor="alice",
+        base_model=base,
+        dataset=data,
+        config=config,
+        purpose=BENIGN_PURPOSE,
+        prepared_by="dan",
+    )
+    outcome = JobOutcome("poisoned", job.id)
+    story.say(f"alice submits {job.id}: {data.name}, mostly support conversations")
+    with story.step("dataset review"):
+        review, view = service.review_job(ws, actor="alice", job_id=job.id)
+    story.say(f"dataset review: [bold red]{review.verdict}[/] -> {view.state}")
+    for reason in list(getattr(review, "verdict_reasons", []))[:4]:
+        story.say(f"   - {reason}")
+    triggers = [t.text for t in getattr(review, "triggers", [])][:3]
+    if triggers:
+        story.say(f"   candidate triggers: {', '.join(repr(t) for t in triggers)}")
+    out = root / "out" / "poisoned-adapter"
+    try:
+        service.launch(
+            ws,
+            actor="alice",
+            job_id=job.id,
+            output=str(out),
+            command=_train_command(base, data, out, s),
+        )
+    except FtguardError as exc:
+        story.say(f"training attempt without approval refused: {exc}")
+    service.override(
+        ws,
+        actor="sec",
+        job_id=job.id,
+        justification="demo: let it train to show the later controls",
+    )
+    story.say("sec records a justified security override of the review (audited)")
+    service.approve(ws, actor="bob", job_id=job.id)
+    service.approve(ws, actor="carol", job_id=job.id)
+    with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps"):
+        code = service.launch(
+            ws,
+            actor="alice",
+            job_id=job.id,
+            output=str(out),
+            command=_train_command(base, data, out, s),
+        )
+    story.say(f"trained (exit {code})")
+    _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
+    _gate(ws, job.id, outcome, story)
+    try:
+        service.deploy_job(ws, actor="alice", job_id=job.id)
+    except FtguardError as exc:
+        story.say(f"deploying it is refused: {exc}")
+    return outcome
+
+
+def _config(path: Path, s: DemoSettings) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"method: lora\nsteps: {s.steps}\nlearning_rate: {s.learning_rate}\n"
+        f"rank: {s.rank}\nseed: 0\n"
+    )
+    return path
+
+
+def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool = False) -> int:
+    """Run the whole story; returns the exit code (0 when both jobs got the expected decision)."""
+    console = Console(stderr=as_json)
+    story = _Story(console)
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ftguard-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["FTGUARD_HOME"] = str(root)
+    os.environ["FTGUARD_KEYS_DIR"] = str(root / "keys")
+    os.environ.pop("FTGUARD_DATABASE_URL", None)
+    settings = DemoSettings.choose(fast)
+    story.chapter("ftguard demo" + (" (fast)" if fast else ""))
+    ws = service.init_workspace(root, admin="admin")
+    story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
+    _setup_people(ws, story)
+    base, unaligned = _models(settings, root, story)
+    outcomes = [
+        _benign(ws, root, base, unaligned, settings, story),
+        _poisoned(ws, root, base, unaligned, settings, story),
+    ]
+    story.chapter("Audit and summary")
+    audit = service.verify_audit(ws)
+    story.say(
+        f"ftguard audit verify: {'intact' if audit.ok else audit.problem} ({audit.events} events)"
+    )
+    from ftguard.report import write_job_report
+
+    for outcome in outcomes:
+        outcome.report = str(write_job_report(ws, outcome.job_id))
+    table = Table("job", "id", "state", "decision", "report")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.name,
+            outcome.job_id,
+            service.get_job(ws, outcome.job_id).state,
+            outcome.decision,
+            outcome.report or "",
+        )
+    console.print(table)
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "workspace": str(ws.path),
+                    "audit": {"ok": audit.ok, "events": audit.events},
+                    "jobs": {o.name: o.to_json_dict() for o in outcomes},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    expected = outcomes[0].decision == "pass" and outcomes[1].decision == "block"
+    return 0 if expected and audit.ok else 1

@@ -1,0 +1,97 @@
+"""The per-job HTML report.
+
+It shows the job, its gate decision, approvals, evidence (with the analyzers' own reports
+written beside it) and the job's audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
+
+from ftguard.control import service
+from ftguard.control._workspace import Workspace
+from ftguard.store import EvidenceRow
+
+__all__ = ["render_evidence_html", "write_job_report"]
+
+
+def _env() -> Environment:
+    return Environment(
+        loader=PackageLoader("ftguard.report", "templates"), autoescape=select_autoescape(["html"])
+    )
+
+
+def render_evidence_html(kind: str, body: dict[str, Any]) -> str | None:
+    """The analyzer's own HTML report for stored evidence, when the analyzer is installed."""
+    try:
+        if kind == "review":
+            from ftguard.review import DatasetReview, render_review_html
+
+            return str(render_review_html(DatasetReview.model_validate(body)))
+        if kind == "weights":
+            from ftguard.weights import WeightReport, render_weights_html
+
+            return str(render_weights_html(WeightReport.model_validate(body)))
+        if kind == "behavior":
+            from ftguard.behavior import BehaviorComparison, render_behavior_html
+
+            return str(render_behavior_html(BehaviorComparison.model_validate(body)))
+    except (ImportError, ValueError):
+        return None
+    return None
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in payload.items() if k not in ("public_key",))
+    return text[:200]
+
+
+def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) -> Path:
+    """Write ``job.html`` (and one HTML per analyzer report) for a job; returns its path."""
+    folder = out_dir or ws.reports_dir / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    job = service.get_job(ws, job_id)
+    evidence: list[dict[str, Any]] = []
+    gate: dict[str, Any] | None = None
+    with ws.store.read() as session:
+        rows = session.scalars(
+            select(EvidenceRow).where(EvidenceRow.job_id == job_id).order_by(EvidenceRow.id)
+        ).all()
+        for row in rows:
+            body = json.loads(row.body)
+            link = None
+            html = render_evidence_html(row.kind, body)
+            if html is not None:
+                link = f"{row.kind}.html"
+                (folder / link).write_text(html)
+            if row.kind == "gate":
+                gate = body
+            evidence.append(
+                {
+                    "kind": row.kind,
+                    "digest": row.digest,
+                    "verdict": body.get("verdict") or body.get("decision"),
+                    "link": link,
+                }
+            )
+    events = [
+        {
+            "seq": e.seq,
+            "ts": e.ts,
+            "actor": e.actor,
+            "action": e.action,
+            "summary": _summary(e.payload),
+        }
+        for e in service.iter_audit(ws, job_id=job_id)
+    ]
+    html = (
+        _env().get_template("job.html").render(job=job, gate=gate, evidence=evidence, events=events)
+    )
+    path = folder / "job.html"
+    path.write_text(html)
+    return path
