@@ -173,3 +173,46 @@ def test_golden_attestations_still_verify(tmp_path: Path) -> None:
         (tampered / "adapter_config.json").write_text("{}")
         with pytest.raises(VerificationError):
             verify_deployment(tampered, folder / "attestation.json", folder / "trusted.pub")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_training_override_of_a_blocking_review_still_blocks_at_the_gate(cp: Env) -> None:
+    model, data, cfg = cp.inputs("poisoned")
+    job = service.submit_job(
+        cp.ws,
+        actor="alice",
+        base_model=model,
+        dataset=data,
+        config=cfg,
+        purpose="support",
+        prepared_by="dan",
+    ).id
+    with cp.ws.store.write() as session:
+        store_evidence(
+            cp.ws,
+            session,
+            job_id=job,
+            kind="review",
+            actor="alice",
+            body={"verdict": "block", "verdict_reasons": ["harmful compliance"]},
+        )
+    service.override(cp.ws, actor="sec", job_id=job, justification="let it train to measure")
+    service.approve(cp.ws, actor="bob", job_id=job)
+    service.approve(cp.ws, actor="carol", job_id=job)
+    ticket = service.start_run(cp.ws, actor="alice", job_id=job)
+    adapter = cp.root / "poisoned" / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    service.finish_run(
+        cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=0, output_path=str(adapter)
+    )
+    _evidence(cp, job, weights="pass", behavior="pass")
+    decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
+    assert decision.decision == "block"
+    assert len(decision.reasons) == 1 and "harmful compliance" in decision.reasons[0]
+    assert "does not clear deployment" in decision.reasons[0]
+    # The default policy lets a security reviewer clear a review-only block at the gate.
+    assert (
+        service.override(cp.ws, actor="sec", job_id=job, justification="reviewed by hand").state
+        == "passed"
+    )

@@ -72,7 +72,10 @@ def evaluate_rules(
     Args:
         required: Which of review, weights, behavior the policy requires.
         evidence: Latest (digest, body) per kind, or None when missing.
-        review_overridden: The justification of a recorded review override, if any.
+        review_overridden: The justification of a recorded review override, if any. It
+            lets a job without a review pass that rule; a blocking review still fails it,
+            because letting a job train is not clearing it for deployment (a gate override,
+            where ``gate.overridable`` allows it, is that).
 
     """
     results: list[RuleResult] = []
@@ -113,23 +116,15 @@ def evaluate_rules(
                 )
             )
             continue
-        if kind == "review" and review_overridden:
-            results.append(
-                RuleResult(
-                    rule="review.verdict",
-                    control="review",
-                    passed=True,
-                    reason=f"the dataset review blocked, overridden by a security "
-                    f"reviewer ({review_overridden})",
-                    evidence_digest=digest,
-                    overridden=True,
-                )
-            )
-            continue
         found = _reasons_of(kind, body)
         reason = f"the {label} {'flagged' if verdict == 'flag' else 'blocked'} the job"
         if found:
             reason += ": " + "; ".join(found[:4])
+        if kind == "review" and review_overridden:
+            reason += (
+                f" (a security reviewer let it train: {review_overridden}; an override before "
+                "training does not clear deployment)"
+            )
         results.append(
             RuleResult(
                 rule=f"{kind}.verdict",
