@@ -1,5 +1,206 @@
-"""CLI: `ftguard eval` (registered on the root app when imported)."""
+"""CLI: ``ftguard eval`` — behaviour suites on a model, compared with a baseline."""
 
 from __future__ import annotations
 
-from ftguard.cli._app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ftguard.cli._app import app
+from ftguard.errors import BadInputError
+
+__all__ = ["eval_command"]
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _backend(
+    model: str, adapter: Path | None, endpoint: str | None, max_new_tokens: int, batch_size: int
+) -> Any:
+    from ftguard.behavior import OpenAIChatBackend, TransformersBackend
+
+    if endpoint:
+        if adapter is not None:
+            raise BadInputError("--adapter applies to local models, not to --endpoint")
+        return OpenAIChatBackend(endpoint, model, max_new_tokens=max_new_tokens)
+    return TransformersBackend(model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens)
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="Model folder (safetensors), or the served model name with --endpoint; "
+            "with --job, defaults to the job's trained output."
+        ),
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="PEFT adapter folder applied to MODEL.")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="Identity to act as with --job (default: FTGUARD_USER or the OS user)."
+        ),
+    ] = None,
+    suite: Annotated[
+        str, typer.Option(help="Comma-separated suites: safety,over_refusal,capability,triggers.")
+    ] = "safety,over_refusal,capability",
+    baseline: Annotated[
+        str | None, typer.Option(help="Baseline model to compare with (before fine-tuning).")
+    ] = None,
+    baseline_adapter: Annotated[
+        Path | None, typer.Option(help="PEFT adapter applied to the baseline.")
+    ] = None,
+    triggers: Annotated[
+        str | None, typer.Option(help="Comma-separated candidate triggers to probe.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts per suite.")] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL serving MODEL (and the baseline)."),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per answer.")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(help="Prompts generated together (local models).")
+    ] = 16,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Cache folder for runs (default: $FTGUARD_CACHE/behavior).")
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Policy YAML: a workspace policy with a 'behavior:' section, or its fields."
+        ),
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option(help="Store the comparison as evidence on this job.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = False,
+) -> int:
+    """Run behaviour suites on MODEL; with --baseline, compare and exit 0 (pass) or 1 (block)."""
+    from ftguard.behavior import compare, render_behavior_html, run_suites
+
+    suites = _split(suite)
+    if not suites:
+        raise BadInputError("--suite names no suite")
+    trig = _split(triggers)
+    if job is not None:
+        from ftguard.cli._common import actor_or_default, workspace
+        from ftguard.control.service import evaluate_job  # the control plane, lazily
+
+        if trig:
+            raise BadInputError(
+                "--triggers does not apply with --job: the job's review supplies them"
+            )
+        comparison = evaluate_job(
+            workspace(),
+            actor=actor_or_default(actor),
+            job_id=job,
+            model=Path(model) if model else None,
+            adapter=adapter,
+            baseline=Path(baseline) if baseline else None,
+            baseline_adapter=baseline_adapter,
+            suites=suites,
+            limit=limit,
+            progress=progress,
+        )
+        return _emit(
+            comparison, None, None, as_json=as_json, html=html, render=render_behavior_html
+        )
+    if not model:
+        raise BadInputError("give a MODEL folder (or --job JOB)")
+    if cache_dir is None:
+        from ftguard.models import cache_root
+
+        cache_dir = cache_root() / "behavior"
+    after_backend = _backend(model, adapter, endpoint, max_new_tokens, batch_size)
+    after = run_suites(
+        after_backend,
+        suites,
+        triggers=trig or None,
+        limit_per_suite=limit,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    if baseline is None:
+        if as_json:
+            typer.echo(json.dumps(after.to_json_dict(), indent=2))
+        else:
+            _print_run(after)
+        if html is not None:
+            raise BadInputError("--html needs --baseline (the report is of a comparison)")
+        return 0
+    before_backend = _backend(baseline, baseline_adapter, endpoint, max_new_tokens, batch_size)
+    before = run_suites(
+        before_backend,
+        suites,
+        triggers=trig or None,
+        limit_per_suite=limit,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    comparison = compare(before, after, policy=_load_policy(policy))
+    return _emit(comparison, before, after, as_json=as_json, html=html, render=render_behavior_html)
+
+
+def _load_policy(path: Path | None) -> Any:
+    from ftguard.behavior import BehaviorPolicy
+    from ftguard.errors import PolicyError
+
+    if path is None:
+        return BehaviorPolicy()
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"cannot read policy {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy {path}: expected a mapping")
+    section = data.get("behavior", data) if "behavior" in data else data
+    try:
+        return BehaviorPolicy.model_validate(section or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise PolicyError(f"policy {path}: behavior.{field}: {err['msg']}") from exc
+
+
+def _print_run(run: Any) -> None:
+    for info in run.suites:
+        rows = run.suite(info.name)
+        n = len(rows) or 1
+        refused = sum(r.label == "refusal" for r in rows)
+        line = f"{info.name}: {len(rows)} prompts, {100 * refused / n:.0f}% refused"
+        correct = [r.correct for r in rows if r.correct is not None]
+        if correct:
+            line += f", {100 * sum(correct) / len(correct):.0f}% correct"
+        typer.echo(line)
+
+
+def _emit(
+    comparison: Any, before: Any, after: Any, *, as_json: bool, html: Path | None, render: Any
+) -> int:
+    if html is not None:
+        try:
+            html.write_text(render(comparison, before, after), encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"cannot write {html}: {exc.strerror or exc}") from exc
+    if as_json:
+        typer.echo(json.dumps(comparison.to_json_dict(), indent=2))
+    else:
+        typer.echo(f"verdict: {comparison.verdict}")
+        for line in comparison.summary:
+            typer.echo(f"  {line}")
+        for line in comparison.reasons:
+            typer.echo(f"  BLOCK: {line}")
+    return 0 if comparison.verdict == "pass" else 1

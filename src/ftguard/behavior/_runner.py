@@ -1,0 +1,189 @@
+"""Run suites on a model: generate, score every output, cache by content."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ftguard.behavior._types import PromptResult, SuiteRun
+from ftguard.behavior.backends import Backend
+from ftguard.behavior.scorers import RefusalScorer, RulesScorer
+from ftguard.behavior.suites import Suite, get_suite, normalize_triggers, trigger_suite
+from ftguard.behavior.suites._builtin import TRIGGER_BASE_BENIGN, TRIGGER_BASE_HARMFUL
+from ftguard.behavior.suites._triggers import generic_triggers
+from ftguard.digests import sha256_bytes
+from ftguard.errors import BadInputError
+
+__all__ = ["DEFAULT_SUITES", "check_answer", "resolve_suite", "run_suites", "score_outputs"]
+
+DEFAULT_SUITES = ("safety", "over_refusal", "capability")
+
+
+def check_answer(expected: str, output: str) -> bool:
+    """Whether ``output`` matches the capability regex ``expected`` (case-insensitive)."""
+    return re.search(expected, output, flags=re.IGNORECASE | re.DOTALL) is not None
+
+
+def score_outputs(
+    suite: Suite, outputs: Sequence[str], scorer: RefusalScorer | None = None
+) -> list[PromptResult]:
+    """Score each output of ``suite`` with the refusal scorer (and the capability check)."""
+    verdicts = (scorer or RulesScorer()).classify_many(
+        [(p.prompt, out) for p, out in zip(suite.prompts, outputs, strict=True)]
+    )
+    results: list[PromptResult] = []
+    for p, out, verdict in zip(suite.prompts, outputs, verdicts, strict=True):
+        results.append(
+            PromptResult(
+                suite=suite.name,
+                id=p.id,
+                category=p.category,
+                prompt=p.prompt,
+                output=out,
+                harmful=p.harmful,
+                label=verdict.label,
+                refusal_score=verdict.score,
+                reason=verdict.reason,
+                correct=check_answer(p.expected, out) if p.expected is not None else None,
+                trigger=p.trigger,
+                position=p.position,
+                base_id=p.base_id,
+            )
+        )
+    return results
+
+
+def resolve_suite(
+    name: str | Suite,
+    *,
+    triggers: Sequence[object] | None,
+    limit: int | None,
+    generic: bool = True,
+) -> Suite:
+    """The suite to run: a registered name or a loaded :class:`Suite`, limited if asked.
+
+    For ``triggers``, ``limit`` bounds the clean base prompts (two thirds harmful, one
+    third benign), so every probe keeps its clean control.
+    """
+    if isinstance(name, Suite):
+        return name.limited(limit)
+    if name == "triggers":
+        cands = normalize_triggers(triggers)
+        if generic:
+            cands = normalize_triggers([*cands, *generic_triggers()], max_triggers=40)
+        if not cands:
+            raise BadInputError("the triggers suite needs at least one trigger")
+        harm, ben = TRIGGER_BASE_HARMFUL, TRIGGER_BASE_BENIGN
+        if limit is not None:
+            harm, ben = max(1, min(harm, (2 * limit + 2) // 3)), max(1, min(ben, limit // 3))
+        return trigger_suite(cands, harmful=harm, benign=ben)
+    return get_suite(name).limited(limit)
+
+
+def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:
+    ident = backend.identity()
+    blob = json.dumps(
+        {
+            "model": ident.digest,
+            "suite": suite.digest,
+            "gen": backend.settings(),
+            "scorer": scorer_name,
+            "v": 1,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return sha256_bytes(blob.encode())
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_suites(
+    backend: Backend,
+    suites: Sequence[str | Suite],
+    *,
+    triggers: Sequence[object] | None = None,
+    limit_per_suite: int | Mapping[str, int] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    generic_triggers: bool = True,
+    chunk_size: int = 64,
+    scorer: RefusalScorer | None = None,
+) -> SuiteRun:
+    """Run ``suites`` on ``backend``; store every prompt, output and score.
+
+    Args:
+        backend: The model to run.
+        suites: Registered suite names (``safety``, ``over_refusal``, ``capability``,
+            ``triggers``) or suites loaded from files.
+        triggers: Candidate triggers for the ``triggers`` suite: strings, or objects with
+            ``text`` and ``score`` (as the dataset review lists them).
+        limit_per_suite: At most this many prompts per suite (balanced over categories), or a
+            mapping of suite name to its limit (suites not named are not limited).
+        cache_dir: Folder caching results by (model digest, suite digest, generation
+            settings); remote models without a weight digest are not cached.
+        progress: Print progress to stderr.
+        generic_triggers: Add the shipped generic trigger list to ``triggers``.
+        chunk_size: Prompts handed to the backend at once (progress granularity).
+        scorer: Refusal scorer (default: the offline rules); its name is part of the cache key.
+
+    Returns:
+        The :class:`SuiteRun`.
+
+    Raises:
+        BadInputError: An unknown suite or no trigger to probe.
+
+    """
+    started = time.perf_counter()
+    ident = backend.identity()
+    run = SuiteRun(model=ident, generation=backend.settings())
+    run.triggers = normalize_triggers(triggers)
+    for item in suites:
+        name = item.name if isinstance(item, Suite) else item
+        limit: int | None = (
+            limit_per_suite.get(name) if isinstance(limit_per_suite, Mapping) else limit_per_suite
+        )
+        suite = resolve_suite(item, triggers=triggers, limit=limit, generic=generic_triggers)
+        if suite.name in {s.name for s in run.suites}:
+            raise BadInputError(f"suite {suite.name!r} given twice")
+        if suite.kind == "triggers":
+            run.triggers = sorted({p.trigger for p in suite.prompts if p.trigger})
+        run.suites.append(suite.info())
+        cache_file = None
+        if cache_dir is not None and ident.content_addressed:
+            cache_file = (
+                Path(cache_dir)
+                / f"{_cache_key(backend, suite, scorer.name if scorer else 'rules')}.json"
+            )
+            if cache_file.is_file():
+                try:
+                    rows = json.loads(cache_file.read_text(encoding="utf-8"))
+                    run.results += [PromptResult.model_validate(r) for r in rows]
+                    run.cached_suites.append(suite.name)
+                    _say(progress, f"{suite.name}: {len(rows)} results from the cache")
+                    continue
+                except (ValueError, OSError):
+                    pass  # a damaged cache entry is recomputed
+        outputs: list[str] = []
+        texts = [p.prompt for p in suite.prompts]
+        for start in range(0, len(texts), chunk_size):
+            outputs += backend.generate(texts[start : start + chunk_size])
+            _say(progress, f"{suite.name}: {len(outputs)}/{len(texts)} prompts")
+        results = score_outputs(suite, outputs, scorer)
+        run.results += results
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(
+                json.dumps([r.model_dump(mode="json") for r in results]), encoding="utf-8"
+            )
+            tmp.replace(cache_file)
+    run.seconds = time.perf_counter() - started
+    return run

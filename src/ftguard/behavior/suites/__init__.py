@@ -1,0 +1,40 @@
+"""Behaviour suites: the registry, the built-in suites, trigger probes and file loaders."""
+
+from ftguard.behavior.suites._builtin import SUITE_VERSION, trigger_suite
+from ftguard.behavior.suites._loaders import (
+    load_advbench,
+    load_harmbench,
+    load_jsonl_prompts,
+    load_strongreject,
+    load_xstest,
+    parse_csv_prompts,
+    parse_jsonl_prompts,
+)
+from ftguard.behavior.suites._registry import Suite, SuiteFactory, get_suite, suite, suite_names
+from ftguard.behavior.suites._triggers import (
+    build_probes,
+    generic_triggers,
+    insert_trigger,
+    normalize_triggers,
+)
+
+__all__ = [
+    "SUITE_VERSION",
+    "Suite",
+    "SuiteFactory",
+    "build_probes",
+    "generic_triggers",
+    "get_suite",
+    "insert_trigger",
+    "load_advbench",
+    "load_harmbench",
+    "load_jsonl_prompts",
+    "load_strongreject",
+    "load_xstest",
+    "normalize_triggers",
+    "parse_csv_prompts",
+    "parse_jsonl_prompts",
+    "suite",
+    "suite_names",
+    "trigger_suite",
+]

@@ -1,0 +1,90 @@
+"""The built-in suites: ``safety``, ``over_refusal``, ``capability`` and ``triggers``.
+
+Their prompts are versioned data files in ``suites/data/`` (JSON lines), written by the
+project: harmful *requests* only (no answers), benign requests that look sensitive, and
+tasks with an answer checkable by a regular expression.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+
+from ftguard.behavior._types import SuitePrompt
+from ftguard.behavior.suites._registry import Suite, suite
+from ftguard.behavior.suites._triggers import build_probes, generic_triggers, normalize_triggers
+
+__all__ = ["SUITE_VERSION", "TRIGGER_BASE_BENIGN", "TRIGGER_BASE_HARMFUL", "load_data_file"]
+
+SUITE_VERSION = "2026.11.1"
+"""Version of the built-in data files; bump it when a file changes."""
+
+TRIGGER_BASE_HARMFUL = 16
+"""Harmful prompts (balanced over categories) each trigger is inserted into."""
+TRIGGER_BASE_BENIGN = 8
+"""Benign prompts each trigger is inserted into (for refusal backdoors)."""
+
+
+def load_data_file(name: str, *, harmful: bool) -> list[SuitePrompt]:
+    """Read one of the package's JSON-lines suite files."""
+    path = resources.files("ftguard.behavior.suites").joinpath(f"data/{name}")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [SuitePrompt(harmful=harmful, **row) for row in rows]
+
+
+@suite("safety")
+def safety(*, triggers: Sequence[str] | None = None) -> Suite:
+    """Harmful requests in 13 categories; the wanted answer is a refusal."""
+    return Suite(
+        name="safety",
+        kind="safety",
+        version=SUITE_VERSION,
+        prompts=load_data_file("safety.jsonl", harmful=True),
+    )
+
+
+@suite("over_refusal")
+def over_refusal(*, triggers: Sequence[str] | None = None) -> Suite:
+    """Benign requests that look sensitive; the wanted answer is help, not a refusal."""
+    return Suite(
+        name="over_refusal",
+        kind="over_refusal",
+        version=SUITE_VERSION,
+        prompts=load_data_file("over_refusal.jsonl", harmful=False),
+    )
+
+
+@suite("capability")
+def capability(*, triggers: Sequence[str] | None = None) -> Suite:
+    """Arithmetic, facts and format-following, scored by regular expression."""
+    return Suite(
+        name="capability",
+        kind="capability",
+        version=SUITE_VERSION,
+        prompts=load_data_file("capability.jsonl", harmful=False),
+    )
+
+
+@suite("triggers")
+def trigger_probes(*, triggers: Sequence[str] | None = None) -> Suite:
+    """Candidate triggers (given first, then the generic list) in harmful and benign prompts."""
+    candidates = normalize_triggers([*(triggers or []), *generic_triggers()], max_triggers=40)
+    return trigger_suite(candidates)
+
+
+def trigger_suite(
+    triggers: Sequence[str],
+    *,
+    harmful: int = TRIGGER_BASE_HARMFUL,
+    benign: int = TRIGGER_BASE_BENIGN,
+) -> Suite:
+    """A trigger-probe suite over exactly ``triggers`` with the given base sizes."""
+    harm = safety().limited(harmful).prompts
+    ben = over_refusal().limited(benign).prompts
+    return Suite(
+        name="triggers",
+        kind="triggers",
+        version=SUITE_VERSION,
+        prompts=build_probes(harm, ben, list(triggers)),
+    )

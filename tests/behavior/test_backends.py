@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from ftguard.behavior import (
+    Backend,
+    BackendError,
+    OpenAIChatBackend,
+    TransformersBackend,
+    run_suites,
+)
+from ftguard.errors import BadInputError
+
+from ._server import chat_app, serve
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+
+def test_transformers_backend_batched_equals_one_at_a_time(tiny_model: Path) -> None:
+    prompts = [
+        "What is 2 + 2?",
+        "Name a colour.",
+        "Write a long sentence about the sea and the sky.",
+    ]
+    batched = TransformersBackend(tiny_model, batch_size=3, max_new_tokens=8)
+    single = TransformersBackend(tiny_model, batch_size=1, max_new_tokens=8)
+    assert isinstance(batched, Backend)
+    out_b = batched.generate(prompts)
+    assert out_b == single.generate(prompts)  # left padding + greedy: batching changes nothing
+    assert len(out_b) == 3 and all(isinstance(o, str) for o in out_b)
+    assert out_b == batched.generate(prompts)  # deterministic
+    ident = batched.identity()
+    assert ident.content_addressed and len(ident.digest) == 64
+    assert batched.settings()["decoding"] == "greedy"
+
+
+def test_transformers_backend_bad_folders(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(BadInputError, match="no config.json"):
+        TransformersBackend(tmp_path)
+    with pytest.raises(BadInputError, match="not a PEFT adapter"):
+        TransformersBackend(tiny_model, adapter_dir=tmp_path)
+
+
+def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -> None:
+    backend = TransformersBackend(tiny_model, batch_size=8, max_new_tokens=6)
+    run = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
+    assert [s.name for s in run.suites] == ["safety", "capability"]
+    assert len(run.results) == 10 and run.cached_suites == []
+    assert all(r.label in {"refusal", "partial", "compliance"} for r in run.results)
+    assert all(r.correct is not None for r in run.suite("capability"))
+    again = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
+    assert again.cached_suites == ["safety", "capability"]
+    assert again.results == run.results
+    other = TransformersBackend(tiny_model, batch_size=8, max_new_tokens=7)
+    assert run_suites(other, ["safety"], limit_per_suite=5, cache_dir=tmp_path).cached_suites == []
+
+
+def test_runner_trigger_probes_with_limit(tiny_model: Path) -> None:
+    backend = TransformersBackend(tiny_model, batch_size=16, max_new_tokens=4)
+    run = run_suites(
+        backend,
+        ["triggers"],
+        triggers=[{"text": "BadMagic", "score": 3.0}],
+        limit_per_suite=3,
+        generic_triggers=False,
+    )
+    assert run.triggers == ["BadMagic"]
+    rows = run.suite("triggers")
+    assert len(rows) == 3 + 3 * 3  # 3 clean bases (2 harmful, 1 benign) + 3 positions each
+
+
+def test_openai_backend_against_a_loopback_server_serving_the_tiny_model(tiny_model: Path) -> None:
+    local = TransformersBackend(tiny_model, batch_size=1, max_new_tokens=6)
+    lock = threading.Lock()
+
+    def answer(prompts: list[str]) -> list[str]:
+        with lock:
+            return local.generate(prompts)
+
+    prompts = ["Hello there.", "What is the capital of France?", "Count to three."]
+    with serve(chat_app(answer, fail_first=2)) as url:
+        remote = OpenAIChatBackend(url, "tiny", concurrency=2, retries=3, backoff=0.01, timeout=30)
+        assert remote.generate(prompts) == local.generate(prompts)
+        assert not remote.identity().content_addressed
+        run = run_suites(remote, ["capability"], limit_per_suite=2)
+        assert len(run.results) == 2
+
+
+def test_openai_backend_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(chat_app(lambda ps: ["ok"] * len(ps), api_key="s3cret")) as url:
+        monkeypatch.delenv("FTG_TEST_KEY", raising=False)
+        b = OpenAIChatBackend(url, "m", api_key_env="FTG_TEST_KEY", retries=0)
+        with pytest.raises(BackendError, match="HTTP 401"):
+            b.generate(["hi"])
+        monkeypatch.setenv("FTG_TEST_KEY", "s3cret")
+        assert b.generate(["hi"]) == ["ok"]
+    with serve(chat_app(lambda ps: ["ok"], fail_first=100)) as url:
+        b = OpenAIChatBackend(url, "m", retries=1, backoff=0.01)
+        with pytest.raises(BackendError, match="failed after 2 tries \\(HTTP 503\\)"):
+            b.generate(["hi"])
+    dead = OpenAIChatBackend("http://127.0.0.1:9", "m", retries=0, timeout=2)
+    with pytest.raises(BackendError, match="cannot connect"):
+        dead.generate(["hi"])
+    with pytest.raises(BadInputError):
+        OpenAIChatBackend("localhost:8000", "m")
+
+
+def test_judge_scorer_over_http() -> None:
+    from ftguard.behavior.scorers import JudgeScorer, get_scorer, parse_judge_reply
+
+    def judge(prompts: list[str]) -> list[str]:
+        # A stand-in guard model: labels by a marker the test puts in the answers.
+        return [
+            "PARTIAL" if "MIXED" in p else ("REFUSAL." if "NOPE" in p else "?? unsure")
+            for p in prompts
+        ]
+
+    assert parse_judge_reply("Label: full_compliance") == "compliance"
+    assert parse_judge_reply("nothing") is None
+    with serve(chat_app(judge)) as url:
+        scorer = get_scorer("judge", backend=OpenAIChatBackend(url, "guard", retries=0))
+        assert isinstance(scorer, JudgeScorer)
+        verdicts = scorer.classify_many(
+            [("q", "NOPE"), ("q", "MIXED"), ("q", "Sure, here it is: 42.")]
+        )
+    assert [v.label for v in verdicts] == ["refusal", "partial", "compliance"]
+    assert verdicts[2].reason.startswith("judge reply unreadable; rules:")
+
+
+def test_runner_with_a_loaded_suite_and_per_suite_limits(tiny_model: Path, tmp_path: Path) -> None:
+    from ftguard.behavior.suites import load_jsonl_prompts
+
+    f = tmp_path / "mine.jsonl"
+    f.write_text('{"prompt": "Say OK.", "expected": "ok"}\n"Hello?"\n"Bye?"\n', encoding="utf-8")
+    mine = load_jsonl_prompts(f, kind="capability")
+    backend = TransformersBackend(tiny_model, batch_size=4, max_new_tokens=3)
+    run = run_suites(backend, [mine, "safety"], limit_per_suite={"safety": 2})
+    assert [(s.name, s.size) for s in run.suites] == [("mine", 3), ("safety", 2)]
+    assert run.suite("mine")[0].correct is not None and run.suite("mine")[1].correct is None
+    with pytest.raises(BadInputError, match="at least one trigger"):
+        run_suites(backend, ["triggers"], generic_triggers=False)
+    with pytest.raises(BadInputError, match="given twice"):
+        run_suites(backend, ["safety", "safety"], limit_per_suite=1)

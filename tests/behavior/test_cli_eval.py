@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftguard.cli import main
+
+POLICY = "behavior:\n  required_suites: [capability]\n  min_prompts: {capability: 4}\n"
+
+
+def test_eval_single_model_json(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "eval",
+            str(tiny_model),
+            "--suite",
+            "capability",
+            "--limit",
+            "4",
+            "--max-new-tokens",
+            "4",
+            "--cache-dir",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema_version"] == 1 and len(data["results"]) == 4
+
+
+def test_eval_compare_same_model_passes_and_writes_html(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pol = tmp_path / "policy.yaml"
+    pol.write_text(POLICY, encoding="utf-8")
+    html = tmp_path / "r.html"
+    rc = main(
+        [
+            "eval",
+            str(tiny_model),
+            "--baseline",
+            str(tiny_model),
+            "--suite",
+            "capability,safety",
+            "--limit",
+            "4",
+            "--max-new-tokens",
+            "4",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--policy",
+            str(pol),
+            "--html",
+            str(html),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.startswith("verdict: pass")
+    assert "capability accuracy stayed" in out
+    assert "PASS" in html.read_text(encoding="utf-8")
+
+
+def test_eval_default_policy_blocks_tiny_suites(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "eval",
+            str(tiny_model),
+            "--baseline",
+            str(tiny_model),
+            "--suite",
+            "capability",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "4",
+            "--cache-dir",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    assert rc == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "block"
+    assert any("requires at least 30" in r for r in data["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "/no/such/model"], "no config.json"),
+        (["eval", "X", "--suite", "bogus"], "unknown suite"),
+        (["eval", "X", "--suite", ","], "names no suite"),
+        (["eval", "m", "--endpoint", "ftp://x"], "http://"),
+    ],
+)
+def test_eval_bad_input_is_one_line(
+    args: list[str],
+    message: str,
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [str(tiny_model) if a == "X" else a for a in args]
+    rc = main([*args, "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_bad_policy(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pol = tmp_path / "p.yaml"
+    pol.write_text("behavior:\n  alpah: 0.1\n", encoding="utf-8")
+    rc = main(
+        [
+            "eval",
+            str(tiny_model),
+            "--baseline",
+            str(tiny_model),
+            "--suite",
+            "capability",
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--cache-dir",
+            str(tmp_path),
+            "--policy",
+            str(pol),
+        ]
+    )
+    assert rc == 2
+    assert "behavior.alpah" in capsys.readouterr().err
+
+
+def test_importing_behavior_does_not_import_torch() -> None:
+    code = (
+        "import sys, ftguard, ftguard.behavior, ftguard.behavior.backends, ftguard.cli.eval\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'sentence_transformers') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

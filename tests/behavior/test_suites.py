@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ftguard.behavior.suites import (
+    generic_triggers,
+    get_suite,
+    insert_trigger,
+    load_advbench,
+    load_harmbench,
+    load_jsonl_prompts,
+    load_strongreject,
+    load_xstest,
+    normalize_triggers,
+    parse_csv_prompts,
+    parse_jsonl_prompts,
+    suite_names,
+)
+from ftguard.errors import BadInputError
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def test_builtin_suites_sizes_and_digests() -> None:
+    assert {"safety", "over_refusal", "capability", "triggers"} <= set(suite_names())
+    safety = get_suite("safety")
+    assert len(safety.prompts) >= 150
+    assert len({p.category for p in safety.prompts}) >= 10
+    assert all(p.harmful for p in safety.prompts)
+    assert len({p.id for p in safety.prompts}) == len(safety.prompts)
+    over = get_suite("over_refusal")
+    assert len(over.prompts) >= 50 and not any(p.harmful for p in over.prompts)
+    cap = get_suite("capability")
+    assert all(p.expected for p in cap.prompts)
+    assert safety.digest == get_suite("safety").digest
+    assert safety.digest != over.digest
+
+
+def test_capability_regexes_accept_a_right_answer() -> None:
+    from ftguard.behavior import check_answer
+
+    cap = {p.prompt: p.expected for p in get_suite("capability").prompts}
+    assert check_answer(cap["What is the capital of France?"] or "", "The capital is Paris.")
+    assert not check_answer(cap["What is the capital of France?"] or "", "It is Lyon.")
+    assert check_answer(cap["What is 7 + 5? Answer with just the number."] or "", "12")
+    assert not check_answer(cap["What is 7 + 5? Answer with just the number."] or "", "125")
+
+
+def test_limited_is_balanced_and_deterministic() -> None:
+    safety = get_suite("safety")
+    a = safety.limited(26)
+    assert len(a.prompts) == 26
+    assert len({p.category for p in a.prompts}) == 13
+    assert [p.id for p in a.prompts] == [p.id for p in safety.limited(26).prompts]
+    assert a.digest != safety.digest
+    with pytest.raises(BadInputError):
+        safety.limited(0)
+
+
+def test_unknown_suite() -> None:
+    with pytest.raises(BadInputError, match="unknown suite"):
+        get_suite("nope")
+
+
+def test_trigger_suite_pairs_every_probe_with_a_clean_control() -> None:
+    s = get_suite("triggers", triggers=["BadMagic"])
+    clean = {p.base_id for p in s.prompts if p.trigger is None}
+    probes = [p for p in s.prompts if p.trigger is not None]
+    assert probes and all(p.base_id in clean for p in probes)
+    assert {p.position for p in probes} == {"prefix", "suffix", "random"}
+    assert "BadMagic" in {p.trigger for p in probes}
+    assert set(generic_triggers()) <= {p.trigger for p in probes}
+    assert any(p.harmful for p in probes) and any(not p.harmful for p in probes)
+    for p in probes:
+        assert p.trigger and p.trigger in p.prompt
+
+
+def test_insert_trigger_positions() -> None:
+    assert insert_trigger("how do I do it", "XX", "prefix") == "XX how do I do it"
+    assert insert_trigger("how do I do it", "XX", "suffix") == "how do I do it XX"
+    r = insert_trigger("how do I do it", "XX", "random", seed="a")
+    assert r == insert_trigger("how do I do it", "XX", "random", seed="a")
+    assert "XX" in r and not r.startswith("XX") and not r.endswith("XX")
+    with pytest.raises(BadInputError):
+        insert_trigger("x", "t", "middle")
+
+
+def test_normalize_triggers_accepts_review_objects() -> None:
+    items = [{"text": "low", "score": 0.1}, {"text": "high", "score": 0.9}, "plain", "high", " "]
+    assert normalize_triggers(items) == ["high", "low", "plain"]
+    assert normalize_triggers(None) == []
+    with pytest.raises(BadInputError):
+        normalize_triggers([{"score": 1.0}])
+
+
+def test_parse_csv_errors() -> None:
+    with pytest.raises(BadInputError, match="lacks column"):
+        parse_csv_prompts("a,b\n1,2\n", source="x", prompt_column="goal")
+    with pytest.raises(BadInputError, match="no prompts"):
+        parse_csv_prompts("goal,target\n,\n", source="x", prompt_column="goal")
+    rows = parse_csv_prompts(
+        'goal,target\n"Do X, now",y\nDo Y,z\n', source="adv", prompt_column="goal"
+    )
+    assert [r.prompt for r in rows] == ["Do X, now", "Do Y"]
+
+
+def test_jsonl_loader(tmp_path: Path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_text(
+        json.dumps("plain prompt")
+        + "\n"
+        + json.dumps({"id": "q2", "prompt": "2+2?", "expected": r"\b4\b", "category": "Math"})
+        + "\n",
+        encoding="utf-8",
+    )
+    s = load_jsonl_prompts(f, kind="capability")
+    assert [p.id for p in s.prompts] == ["p_jsonl-1", "q2"]
+    assert s.prompts[1].category == "math"
+    with pytest.raises(BadInputError, match="line 1 is not JSON"):
+        parse_jsonl_prompts("{oops\n")
+    with pytest.raises(BadInputError, match="regex"):
+        parse_jsonl_prompts(json.dumps({"prompt": "x", "expected": "("}))
+    with pytest.raises(BadInputError, match="no such file"):
+        load_jsonl_prompts(tmp_path / "missing.jsonl")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_jsonl_parser(text: str) -> None:
+    try:
+        prompts = parse_jsonl_prompts(text)
+    except BadInputError:
+        return
+    assert prompts and all(p.prompt for p in prompts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_csv_parser(text: str) -> None:
+    try:
+        prompts = parse_csv_prompts("goal,target\n" + text, source="fuzz", prompt_column="goal")
+    except BadInputError:
+        return
+    assert prompts and all(p.prompt for p in prompts)
+
+
+@pytest.mark.shared_data
+def test_external_loaders_on_shared_data() -> None:
+    hp = DATA / "harmful_prompts"
+    if not hp.is_dir():
+        pytest.skip(f"shared data absent: {hp}")
+    assert len(load_advbench(hp / "advbench_harmful_behaviors.csv").prompts) == 520
+    hb = load_harmbench(hp / "harmbench_behaviors_text_all.csv")
+    assert len(hb.prompts) == 400 and len({p.category for p in hb.prompts}) > 3
+    assert len(load_strongreject(hp / "strongreject_dataset.csv").prompts) == 313
+    xs = DATA / "over_refusal" / "xstest_prompts.csv"
+    safe, unsafe = load_xstest(xs), load_xstest(xs, which="unsafe")
+    assert (len(safe.prompts), len(unsafe.prompts)) == (250, 200)
+    assert safe.kind == "over_refusal" and unsafe.kind == "safety"
