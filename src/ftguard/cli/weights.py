@@ -1,5 +1,121 @@
-"""CLI: `ftguard weights` (registered on the root app when imported)."""
+"""CLI: ``ftguard weights diff`` (registered on the root app when imported).
+
+Exit codes: 0 the verdict is pass, 1 flag, 2 and up errors (one line on stderr).
+"""
 
 from __future__ import annotations
 
-from ftguard.cli._app import app  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ftguard.cli._app import app
+from ftguard.errors import EXIT_VERDICT, BadInputError
+
+weights_app = typer.Typer(help="Parameter monitoring: what a fine-tune changed.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+def _alignment(value: str | None) -> tuple[Path, Path] | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise BadInputError("--alignment takes two paths separated by a comma: UNALIGNED,ALIGNED")
+    return Path(parts[0]), Path(parts[1])
+
+
+def _load_policy(path: Path | None) -> Any:
+    from ftguard.weights import WeightsPolicy
+
+    if path is None:
+        return WeightsPolicy()
+    from ftguard.policy import load_policy
+
+    return load_policy(path).weights
+
+
+def _print_human(report: Any) -> None:
+    from ftguard.weights import WeightReport
+
+    r = report if isinstance(report, WeightReport) else WeightReport.model_validate(report)
+    typer.echo(f"verdict: {r.verdict}   anomaly score: {r.anomaly_score:.2f}")
+    typer.echo(f"{r.judgement}")
+    typer.echo(
+        f"{r.tuned_kind} update: {r.tensors_changed} of {r.tensors_total} tensors changed, "
+        f"whole-model relative change {r.total_relative_change:.3g} ({r.seconds:.2f} s)"
+    )
+    if r.alignment is not None:
+        typer.echo(f"cosine with the alignment direction: {r.alignment.cosine:.4f}")
+    for f in r.flags:
+        typer.echo(f"  FLAG: {f.reason}")
+    typer.echo("top changed tensors (relative change):")
+    for t in r.tensors[:10]:
+        rel = f"{t.relative_change:.3g}" if t.relative_change is not None else "n/a"
+        typer.echo(f"  {rel:>10}  {t.name}{'  [critical]' if t.critical else ''}")
+    for n in r.notes:
+        typer.echo(f"note: {n}")
+
+
+@weights_app.command("diff")
+def weights_diff(
+    base: Annotated[Path, typer.Argument(help="Base model: safetensors file or folder.")],
+    tuned: Annotated[Path, typer.Argument(help="Tuned model, or a PEFT LoRA adapter folder.")],
+    job: Annotated[str | None, typer.Option("--job", help="Store the report on this job.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report here.")] = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Top singular values of each dW.")] = False,
+    alignment: Annotated[
+        str | None,
+        typer.Option("--alignment", help="UNALIGNED,ALIGNED models giving the alignment direction."),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML (its weights: section).")
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--fingerprint-cache", help="Folder caching base-model norms.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Identity to act as (with --job).")] = None,
+    progress: Annotated[bool, typer.Option("--progress", help="Progress on stderr.")] = False,
+) -> int:
+    """Diff a tuned model or adapter against its base; exit 0 pass, 1 flag, 2+ error."""
+    pair = _alignment(alignment)
+    if job is not None:
+        from ftguard.cli._common import actor_or_default, workspace
+        from ftguard.control.service import weights_for_job
+
+        options: dict[str, Any] = {"deep": deep}
+        if pair is not None:
+            options["alignment"] = pair
+        report: Any = weights_for_job(
+            workspace(), actor=actor_or_default(actor), job_id=job, base=base, tuned=tuned,
+            progress=progress, **options,
+        )  # fmt: skip
+    else:
+        from ftguard.weights import diff
+
+        report = diff(
+            base, tuned, policy=_load_policy(policy), alignment=pair, deep=deep,
+            fingerprint_cache=cache, progress=progress,
+        )  # fmt: skip
+    data = report.to_json_dict() if hasattr(report, "to_json_dict") else dict(report)
+    if html is not None:
+        from ftguard.weights import WeightReport, render_weights_html
+
+        obj = report if isinstance(report, WeightReport) else WeightReport.model_validate(data)
+        try:
+            html.write_text(render_weights_html(obj), encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"cannot write {html}: {exc.strerror or exc}") from None
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        sys.stdout.flush()
+    else:
+        _print_human(report if hasattr(report, "to_json_dict") else data)
+    verdict = data.get("verdict")
+    if verdict == "flag":
+        raise typer.Exit(EXIT_VERDICT)
+    return 0

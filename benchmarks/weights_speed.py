@@ -1,0 +1,216 @@
+"""Speed and memory of ``ftguard.weights.diff`` against the I/O floor and the naive approach.
+
+Generates Llama-shaped BF16 sharded checkpoint pairs in a temp dir (deleted afterwards) at two
+sizes, and measures, in the same run and on warm page cache:
+
+* I/O floor: ``cat`` of both models' files to /dev/null;
+* ftguard diff (statistics only, digests passed in), and the same including SHA-256 digests;
+* naive: load both state dicts whole (safetensors.torch), then compute the same statistics;
+
+each as a child process whose peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``. Then the
+LoRA part: a rank-16 adapter for 7B-shaped modules (32 layers x q,k,v,o,gate,up,down),
+factored analysis against materialising B·A.
+
+Run: ``.venv/bin/python benchmarks/weights_speed.py [--sizes 2,8] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN, INTER, VOCAB = 2048, 5632, 32000
+
+
+def _bf16_block(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.normal(0, 0.02, n).astype(np.float32)
+    return (x.view(np.uint32) >> 16).astype("<u2")
+
+
+def make_model(folder: Path, layers: int, *, seed: int, tweak: bool) -> int:
+    """Write a sharded BF16 Llama-shaped model (one shard per 2 layers); return its bytes."""
+    rng = np.random.default_rng(0)
+    pool = _bf16_block(rng, 1 << 24)
+    mask = (rng.random(1 << 24) < 0.05).astype("<u2")
+    shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (VOCAB, HIDDEN))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes += [(p + f"self_attn.{m}.weight", (HIDDEN, HIDDEN)) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        shapes += [(p + "mlp.gate_proj.weight", (INTER, HIDDEN)), (p + "mlp.up_proj.weight", (INTER, HIDDEN)),
+                   (p + "mlp.down_proj.weight", (HIDDEN, INTER))]  # fmt: skip
+        shapes += [(p + "input_layernorm.weight", (HIDDEN,)), (p + "post_attention_layernorm.weight", (HIDDEN,))]
+    shapes += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": layers}))
+    trng = np.random.default_rng(seed)
+    groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
+    for name, shape in shapes:
+        groups[-1].append((name, shape))
+        if name.endswith("post_attention_layernorm.weight") and int(name.split(".")[2]) % 2 == 1:
+            groups.append([])
+    weight_map: dict[str, str] = {}
+    total = 0
+    offset = 0
+    for gi, group in enumerate(g for g in groups if g):
+        fname = f"model-{gi + 1:05d}.safetensors"
+        header: dict[str, object] = {}
+        off = 0
+        for name, shape in group:
+            n = int(np.prod(shape)) * 2
+            header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}
+            off += n
+            weight_map[name] = fname
+        h = json.dumps(header).encode()
+        h += b" " * (-len(h) % 8)
+        with open(folder / fname, "wb") as fh:
+            fh.write(len(h).to_bytes(8, "little") + h)
+            for name, shape in group:
+                n = int(np.prod(shape))
+                done = 0
+                while done < n:
+                    k = min(n - done, pool.size // 2)
+                    offset = (offset + 7919) % (pool.size - k)
+                    piece = pool[offset : offset + k]
+                    if tweak and ".layers." in name:
+                        m = int(trng.integers(0, mask.size - k))
+                        piece = piece ^ mask[m : m + k]  # flip the lowest bit of ~5%
+                    fh.write(piece.tobytes())
+                    done += k
+        total += (folder / fname).stat().st_size
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return total
+
+
+_DIFF = """
+import sys, time
+from pathlib import Path
+from ftguard.weights import diff
+t = time.perf_counter()
+r = diff(Path(sys.argv[1]), Path(sys.argv[2]), base_digest=None if sys.argv[3] == "hash" else "0" * 64,
+         tuned_digest=None if sys.argv[3] == "hash" else "1" * 64)
+print(time.perf_counter() - t, r.tensors_changed)
+"""
+
+_NAIVE = """
+import sys, time, json
+from pathlib import Path
+import torch
+from safetensors.torch import load_file
+torch.set_num_threads(2)
+t = time.perf_counter()
+def load(folder):
+    sd = {}
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        sd.update(load_file(str(f)))
+    return sd
+a, b = load(sys.argv[1]), load(sys.argv[2])
+out = {}
+for k in a:
+    x, y = a[k].float(), b[k].float()
+    d = y - x
+    out[k] = (float(d.norm()), float(x.norm()), float(d.abs().max()), float((d.abs() > 1e-6).float().mean()),
+              float(torch.nn.functional.cosine_similarity(x.reshape(1, -1), y.reshape(1, -1))))
+print(time.perf_counter() - t, len(out))
+"""
+
+
+def run_child(code: str, *args: str) -> tuple[float, float]:
+    """Run code in a fresh interpreter; (its own timing, peak RSS MiB of all children so far)."""
+    p = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    return float(p.stdout.split()[0]), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def peak_rss_mib(code: str, *args: str) -> tuple[float, float]:
+    """(seconds the child measured itself, its peak RSS MiB) via /usr/bin/time when present."""
+    if shutil.which("time") or Path("/usr/bin/time").exists():
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
+                           check=True, capture_output=True, text=True)  # fmt: skip
+        wall = time.perf_counter() - t
+        inner = float(p.stdout.split()[0]) if p.stdout.strip() else wall
+        return inner, int(p.stderr.strip().splitlines()[-1]) / 1024
+    return run_child(code, *args)
+
+
+def cat_floor(folders: list[Path]) -> float:
+    files = [str(f) for d in folders for f in sorted(d.glob("*.safetensors"))]
+    t = time.perf_counter()
+    subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def lora_bench(repeats: int) -> list[tuple[str, float]]:
+    from ftguard.weights._lora import LoraPair, factored_svd
+
+    rng = np.random.default_rng(0)
+    shapes = [(4096, 4096)] * 4 + [(11008, 4096)] * 2 + [(4096, 11008)]
+    pairs = [
+        LoraPair("x", rng.normal(0, 0.01, (m, 16)).astype(np.float32), rng.normal(0, 0.01, (16, n)).astype(np.float32), 2.0, 16)
+        for _ in range(32) for m, n in shapes
+    ]  # fmt: skip
+    fact, mat = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f_norms = [float(np.sqrt((factored_svd(p) ** 2).sum())) for p in pairs]
+        fact.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        m_norms = [float(np.linalg.norm(p.scale * (p.left @ p.right))) for p in pairs]
+        mat.append(time.perf_counter() - t)
+    assert np.allclose(f_norms, m_norms, rtol=1e-3)
+    return [("factored (QR + r x r SVD; all singular values)", statistics.median(fact)),
+            ("materialised B·A (Frobenius norm only)", statistics.median(mat))]  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="2,8", help="decoder layers of the small and large model")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+    src = Path(__file__).resolve().parents[1] / "src"
+    os.environ["PYTHONPATH"] = str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    print(f"CPU cores: {os.cpu_count()}; repeats: {args.repeats} (medians)\n")
+    print(f"{'model pair':>16} | {'method':<34} | {'time s':>7} | {'x floor':>7} | {'peak RSS MiB':>12}")
+    print("-" * 90)
+    for layers in (int(x) for x in args.sizes.split(",")):
+        tmp = Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
+        try:
+            size = make_model(tmp / "base", layers, seed=1, tweak=False)
+            size += make_model(tmp / "tuned", layers, seed=2, tweak=True)
+            label = f"{layers}L {size / 1e9:.2f} GB"
+            dirs = [tmp / "base", tmp / "tuned"]
+            cat_floor(dirs)  # warm the page cache
+            floor = statistics.median(cat_floor(dirs) for _ in range(args.repeats))
+            rows = [("I/O floor: cat to /dev/null", floor, None)]
+            for mode, name in (("given", "ftguard diff (digests given)"), ("hash", "ftguard diff + SHA-256 digests")):
+                runs = [peak_rss_mib(_DIFF, str(dirs[0]), str(dirs[1]), mode) for _ in range(args.repeats)]
+                rows.append((name, statistics.median(r[0] for r in runs), max(r[1] for r in runs)))
+            if not args.skip_naive:
+                runs = [peak_rss_mib(_NAIVE, str(dirs[0]), str(dirs[1])) for _ in range(max(1, args.repeats - 1))]
+                rows.append(("naive: load both whole (torch)", statistics.median(r[0] for r in runs), max(r[1] for r in runs)))
+            for name, secs, rss in rows:
+                rss_s = f"{rss:12.0f}" if rss is not None else f"{'':>12}"
+                print(f"{label:>16} | {name:<34} | {secs:7.2f} | {secs / floor:7.2f} | {rss_s}", flush=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("\nLoRA rank 16, 7B-shaped modules (32 layers x 7), in memory:")
+    rows2 = lora_bench(args.repeats)
+    for name, secs in rows2:
+        print(f"  {name:<50} {secs:7.3f} s")
+    print(f"  speed-up of the factored analysis: {rows2[1][1] / rows2[0][1]:.1f}x")
+    print("\ntimes are measured inside each child (imports excluded); RSS is the child's peak.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Integrations with training stacks: the transformers callbacks and the launcher."""
