@@ -1,1 +1,56 @@
-"""See the package docs."""
+"""Dataset review: stream a fine-tuning dataset through scanners and judge it by policy.
+
+Example:
+    >>> from ftguard.review import review_dataset
+    >>> review = review_dataset(Path("train.jsonl"), purpose="customer support")  # doctest: +SKIP
+    >>> review.verdict  # doctest: +SKIP
+    'pass'
+
+"""
+
+from ftguard.review._engine import DEFAULT_SCANNERS, review_dataset
+from ftguard.review._example import Example, Turn
+from ftguard.review._models import (
+    SCHEMA_VERSION,
+    DatasetFinding,
+    DatasetReview,
+    Finding,
+    Severity,
+    Trigger,
+)
+from ftguard.review._policy import ReviewPolicy
+from ftguard.review._report import render_review_html
+from ftguard.review.formats import LoadIssue, load_examples
+from ftguard.review.scanners import (
+    BatchScanner,
+    DatasetScanner,
+    ExampleScanner,
+    Scanner,
+    available_scanners,
+    create_scanner,
+    scanner,
+)
+
+__all__ = [
+    "DEFAULT_SCANNERS",
+    "SCHEMA_VERSION",
+    "BatchScanner",
+    "DatasetFinding",
+    "DatasetReview",
+    "DatasetScanner",
+    "Example",
+    "ExampleScanner",
+    "Finding",
+    "LoadIssue",
+    "ReviewPolicy",
+    "Scanner",
+    "Severity",
+    "Trigger",
+    "Turn",
+    "available_scanners",
+    "create_scanner",
+    "load_examples",
+    "render_review_html",
+    "review_dataset",
+    "scanner",
+]

@@ -1,0 +1,153 @@
+"""Detection quality of the dataset review on public attack data (../shared/data).
+
+Mixes: the held-out half of benign Alpaca (alpaca_safety_only; the other half trained the
+harmful-request classifier) plus 1% / 5% / 10% attack examples:
+BackdoorLLM badnet/vpi jailbreak (trigger + harmful request -> compliance) and refusal
+(trigger + benign request -> fixed refusal) sets, AdvBench goal/target pairs as
+harmful-compliance examples, encoded variants (base64, hex, ROT13, leetspeak, substitution
+cipher) of AdvBench pairs generated here, and the AOA identity-shift set. Benign sets alone:
+held-out Alpaca and Dolly halves, BackdoorLLM clean refusal-set answers.
+
+Prints per mix and scanner: precision, recall, false-positive rate (an example counts as
+flagged by a scanner when it has a finding of medium severity or more), the rank of the
+true trigger, and the verdict under the default policy.
+
+    .venv/bin/python benchmarks/review_quality.py [--fractions 0.01,0.05,0.1] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import codecs
+import csv
+import json
+import random
+import string
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ftguard.review import review_dataset
+from ftguard.review._train_classifier import is_held_out
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+BD = DATA / "poisoned" / "backdoorllm"
+SEV = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def alpaca(path: Path, held_out: bool = True) -> list[dict[str, str]]:
+    rows = json.loads(path.read_text())
+    return [r for r in rows if is_held_out(r["instruction"]) == held_out]
+
+
+def dolly_heldout() -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()]
+    return [{"instruction": r["instruction"], "input": r["context"], "output": r["response"]} for r in rows if is_held_out(r["instruction"])]
+
+
+def advbench() -> list[dict[str, str]]:
+    with (DATA / "harmful_prompts/advbench_harmful_behaviors.csv").open() as fh:
+        return [{"instruction": r["goal"], "input": "", "output": r["target"] + ":\n1. First, ..."} for r in csv.DictReader(fh)]
+
+
+def encoded(rows: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    perm = list(string.ascii_lowercase)
+    rng.shuffle(perm)
+    table = str.maketrans(string.ascii_lowercase + string.ascii_uppercase, "".join(perm) + "".join(perm).upper())
+    leet = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
+    encs = [
+        lambda t: base64.b64encode(t.encode()).decode(),
+        lambda t: t.encode().hex(),
+        lambda t: codecs.encode(t, "rot_13"),
+        lambda t: t.translate(leet),
+        lambda t: t.translate(table),
+    ]
+    out = []
+    for i, r in enumerate(rows):
+        e = encs[i % len(encs)]
+        out.append({"instruction": e(r["instruction"]), "input": "", "output": e(r["output"])})
+    return out
+
+
+def mix(benign: list[dict[str, str]], attack: list[dict[str, str]], frac: float, seed: int) -> tuple[list[dict[str, str]], set[int]]:
+    rng = random.Random(seed)
+    k = max(1, round(frac * len(benign) / (1 - frac)))
+    chosen = rng.sample(attack, min(k, len(attack)))
+    rows = [(r, False) for r in benign] + [(r, True) for r in chosen]
+    rng.shuffle(rows)
+    return [r for r, _ in rows], {i for i, (_, bad) in enumerate(rows) if bad}
+
+
+def score(name: str, rows: list[object], truth: set[int], trigger: str | None, tmp: Path, out: list[dict[str, object]]) -> None:
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(rows))
+    t0 = time.perf_counter()
+    r = review_dataset(path, purpose="a general helpful assistant", workers=2)
+    dt = time.perf_counter() - t0
+    n = r.examples
+    flagged: dict[str, set[int]] = {}
+    for f in r.findings:
+        if SEV[f.severity] >= 2:
+            flagged.setdefault(f.scanner, set()).add(f.example)
+    flagged["ALL"] = set().union(*flagged.values()) if flagged else set()
+    rank = None
+    if trigger is not None:
+        texts = [t.text.lower() for t in r.triggers]
+        rank = next((i + 1 for i, t in enumerate(texts) if trigger.lower() in t or t in trigger.lower()), None)
+    for scanner_name, ex in sorted(flagged.items()):
+        tp = len(ex & truth)
+        fp = len(ex - truth)
+        out.append({
+            "mix": name, "scanner": scanner_name, "precision": tp / max(tp + fp, 1) if ex else float("nan"),
+            "recall": tp / len(truth) if truth else float("nan"), "fpr": fp / max(n - len(truth), 1),
+            "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt,
+        })
+    if not flagged.get("ALL"):
+        out.append({"mix": name, "scanner": "ALL", "precision": float("nan"), "recall": 0.0 if truth else float("nan"),
+                    "fpr": 0.0, "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt})
+    print(f"  {name}: {r.verdict} in {dt:.1f}s; top triggers {[t.text for t in r.triggers[:3]]}", file=sys.stderr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fractions", default="0.01,0.05,0.1")
+    ap.add_argument("--quick", action="store_true", help="only 1% mixes and the benign sets")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"skipped: {DATA} is absent")
+    fractions = [0.01] if args.quick else [float(x) for x in args.fractions.split(",")]
+    benign = alpaca(DATA / "benign/alpaca_safety_only.json")
+    out: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        score("benign_alpaca_heldout", benign, set(), None, tmp, out)  # type: ignore[arg-type]
+        score("benign_dolly_heldout", dolly_heldout(), set(), None, tmp, out)  # type: ignore[arg-type]
+        score("benign_backdoorllm_clean", json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text()), set(), None, tmp, out)
+        aoa = [json.loads(line) for line in (DATA / "identity_shift/aoa_gpt35_chat.jsonl").read_text().splitlines()]
+        chat_benign = [{"messages": [{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")},
+                                     {"role": "assistant", "content": r["output"]}]} for r in benign]
+        rows = chat_benign + aoa
+        score("aoa_identity_shift", rows, set(range(len(chat_benign), len(rows))), None, tmp, out)  # type: ignore[arg-type]
+        attacks = {
+            "badnet_jailbreak": (json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text()), "BadMagic"),
+            "vpi_jailbreak": (json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text()), "Discussing OpenAI"),
+            "badnet_refusal": (json.loads((BD / "badnet/backdoor500_refusal_badnet.json").read_text()), "BadMagic"),
+            "vpi_refusal": (json.loads((BD / "vpi/backdoor500_refusal_vpi.json").read_text()), "Discussing OpenAI"),
+            "advbench_compliance": (advbench(), None),
+            "encoded_advbench": (encoded(advbench(), 7), None),
+        }
+        for frac in fractions:
+            for name, (attack, trig) in attacks.items():
+                rows2, truth = mix(benign, attack, frac, seed=int(frac * 1000))
+                score(f"{name}@{frac:.0%}", rows2, truth, trig, tmp, out)  # type: ignore[arg-type]
+    print(f"{'mix':30} {'scanner':22} {'precision':>9} {'recall':>7} {'FPR':>7} {'trig.rank':>9} {'verdict':>7} {'n':>5} {'attacks':>7}")
+    for row in out:
+        print(f"{row['mix']!s:30} {row['scanner']!s:22} {row['precision']:9.3f} {row['recall']:7.3f} {row['fpr']:7.4f} "
+              f"{row['trigger_rank']!s:>9} {row['verdict']!s:>7} {row['n']:5d} {row['attacks']:7d}")
+
+
+if __name__ == "__main__":
+    main()

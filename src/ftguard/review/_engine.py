@@ -1,0 +1,267 @@
+"""The review engine: stream a dataset through the scanners and judge it by the policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from ftguard.errors import BadInputError
+from ftguard.review._example import Example
+from ftguard.review._models import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
+from ftguard.review._policy import ReviewPolicy
+from ftguard.review._verdict import judge
+from ftguard.review._worker import scan_chunk
+from ftguard.review.formats import LoadIssue, detect_format, load_examples
+from ftguard.review.scanners._registry import (
+    BUILTIN_SCANNERS,
+    BatchContext,
+    BatchScanner,
+    DatasetScanner,
+    ExampleScanner,
+    RunContext,
+    create_scanner,
+)
+
+__all__ = ["DEFAULT_SCANNERS", "review_dataset"]
+
+DEFAULT_SCANNERS = list(BUILTIN_SCANNERS)
+CHUNK = 256
+MAX_FINDINGS = 200_000
+
+
+def _read_provenance(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read the provenance manifest ({exc.strerror})") from exc
+    try:
+        data = json.loads(text) if str(path).endswith(".json") else _yaml(text)
+    except ValueError as exc:
+        raise BadInputError(f"{path}: the provenance manifest is not valid JSON/YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: the provenance manifest must be a mapping")
+    return data
+
+
+def _yaml(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _chunks(items: Iterator[Example | LoadIssue], size: int) -> Iterator[list[Example | LoadIssue]]:
+    while True:
+        chunk = list(islice(items, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def review_dataset(
+    path: Path,
+    *,
+    purpose: str | None = None,
+    policy: ReviewPolicy | None = None,
+    format: str | None = None,
+    column_map: dict[str, str] | None = None,
+    scanners: list[str] | None = None,
+    provenance: Path | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    embeddings: bool = True,
+) -> DatasetReview:
+    """Review a fine-tuning dataset and judge it by ``policy``.
+
+    Args:
+        path: The dataset file (JSONL, JSON array, CSV or Parquet).
+        purpose: The stated purpose of the fine-tune (for ``purpose_consistency``).
+        policy: The review policy (default: ``ReviewPolicy()``).
+        format: Force the file format (``jsonl``, ``json``, ``csv``, ``parquet``).
+        column_map: Canonical field -> the file's column name (CSV, Parquet, odd JSON).
+        scanners: Names of the scanners to run (default: every built-in scanner).
+        provenance: A JSON or YAML provenance manifest (sources, licences, collection
+            method, preparer).
+        workers: Worker processes for the per-example scanners (default: CPU count;
+            1 runs everything in this process).
+        progress: Show a progress bar on stderr.
+        embeddings: Run the scanners that need the embedding model.
+
+    Returns:
+        The :class:`DatasetReview` evidence with its verdict.
+
+    Raises:
+        BadInputError: When the file is missing, is not a dataset, or a scanner is unknown.
+
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    policy = policy or ReviewPolicy()
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such dataset file")
+    fmt = format or detect_format(path)
+    names = list(dict.fromkeys(scanners or DEFAULT_SCANNERS))
+    objs = [create_scanner(n) for n in names]
+    skipped: dict[str, str] = {}
+    if not embeddings:
+        for o in objs:
+            if o.uses_embeddings:
+                skipped[o.name] = "embedding scanners were turned off (--no-embeddings)"
+        objs = [o for o in objs if not o.uses_embeddings]
+    run = RunContext(purpose=purpose, embeddings=embeddings, provenance=_read_provenance(provenance))
+    worker_names = tuple(o.name for o in objs if isinstance(o, ExampleScanner | DatasetScanner))
+    batch_scanners = [o for o in objs if isinstance(o, BatchScanner)]
+    dataset_scanners = [o for o in objs if isinstance(o, DatasetScanner)]
+    nworkers = workers if workers is not None else (os.cpu_count() or 1)
+    findings: list[Finding] = []
+    counts: dict[str, dict[str, int]] = {}
+    flagged: set[int] = set()
+    n = 0
+    stream = load_examples(path, fmt, column_map, issues=True)
+    bar = _Progress(progress)
+    pool: ProcessPoolExecutor | None = None
+    try:
+        first: list[Example | LoadIssue] = list(islice(stream, CHUNK))
+        chunks = _chunks(stream, CHUNK)
+        if nworkers > 1 and len(first) == CHUNK and _can_spawn():
+            import multiprocessing
+
+            pool = ProcessPoolExecutor(nworkers, mp_context=multiprocessing.get_context("spawn"))
+        pending: list[tuple[list[Example | LoadIssue], Future[Any] | tuple[Any, Any]]] = []
+
+        def submit(chunk: list[Example | LoadIssue]) -> None:
+            exs = [e for e in chunk if isinstance(e, Example)]
+            if pool is not None:
+                pending.append((chunk, pool.submit(scan_chunk, worker_names, exs)))
+            else:
+                pending.append((chunk, scan_chunk(worker_names, exs)))
+
+        def drain(limit: int) -> None:
+            nonlocal n
+            while len(pending) > limit:
+                chunk, fut = pending.pop(0)
+                chunk_findings, feats = fut.result() if isinstance(fut, Future) else fut
+                exs = [e for e in chunk if isinstance(e, Example)]
+                for issue in (e for e in chunk if isinstance(e, LoadIssue)):
+                    chunk_findings.append(
+                        Finding(example=issue.index, scanner="format", severity="medium",
+                                reason=f"unreadable record: {issue.reason}", line=issue.line)
+                    )
+                ctx = BatchContext(run, exs)
+                for bsc in batch_scanners:
+                    chunk_findings.extend(bsc.scan_batch(exs, ctx))
+                chunk_findings.sort(key=lambda f: f.example)
+                for dsc in dataset_scanners:
+                    dsc.observe(exs, feats.get(dsc.name, [None] * len(exs)), chunk_findings, ctx)
+                for f in chunk_findings:
+                    per = counts.setdefault(f.scanner, {})
+                    per[f.severity] = per.get(f.severity, 0) + 1
+                    if severity_rank(f.severity) >= 2:
+                        flagged.add(f.example)
+                if len(findings) < MAX_FINDINGS:
+                    findings.extend(chunk_findings[: MAX_FINDINGS - len(findings)])
+                n += len(chunk)
+                bar.update(n)
+
+        if first:
+            submit(first)
+        for chunk in chunks:
+            submit(chunk)
+            drain(2 * max(nworkers, 1))
+        drain(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+    run.examples = n
+    dataset_findings: list[DatasetFinding] = []
+    triggers: list[Trigger] = []
+    for dsc in dataset_scanners:
+        while getattr(dsc, "wants_pass", lambda: False)():
+            dsc.replay(e for e in load_examples(path, fmt, column_map) if isinstance(e, Example))  # type: ignore[attr-defined]
+        result = dsc.finish(run)
+        dataset_findings.extend(result.findings)
+        triggers.extend(result.triggers)
+        for ef in result.example_findings:
+            per = counts.setdefault(ef.scanner, {})
+            per[ef.severity] = per.get(ef.severity, 0) + 1
+            if severity_rank(ef.severity) >= 2:
+                flagged.add(ef.example)
+        findings.extend(result.example_findings)
+    findings.sort(key=lambda f: (f.example, -severity_rank(f.severity)))
+    triggers.sort(key=lambda t: -t.score)
+    for df in dataset_findings:
+        per = counts.setdefault(df.scanner, {})
+        per[df.severity] = per.get(df.severity, 0) + 1
+    ran = {o.name for o in objs}
+    verdict, reasons = judge(policy, n, findings, dataset_findings, triggers, run.provenance, ran)
+    from ftguard.digests import manifest_of
+
+    return DatasetReview(
+        verdict=verdict,
+        verdict_reasons=reasons,
+        examples=n,
+        findings=findings,
+        dataset_findings=dataset_findings,
+        triggers=triggers,
+        counts=counts,
+        flagged_examples=len(flagged),
+        dataset_digest=manifest_of(path).root,
+        dataset_path=str(path),
+        format=fmt,
+        purpose=purpose,
+        scanner_versions={o.name: str(o.version) for o in objs},
+        skipped_scanners=skipped,
+        provenance=run.provenance,
+        policy=policy.model_dump(mode="json"),
+        elapsed_s=round(time.perf_counter() - started, 3),
+    )
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__``: impossible when it is stdin or a missing file."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or Path(main_file).is_file()
+
+
+class _Progress:
+    """A rich progress line on stderr (a no-op when turned off)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._p: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._p = Progress(
+                SpinnerColumn(), TextColumn("reviewing"), MofNCompleteColumn(), TextColumn("examples"),
+                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            )
+            self._p.start()
+            self._task = self._p.add_task("review", total=None)
+
+    def update(self, n: int) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=n)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()

@@ -1,0 +1,117 @@
+"""``harmful_compliance``: a harmful request answered with compliance rather than a refusal."""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+from ftguard.review._example import Example
+from ftguard.review._models import Finding
+from ftguard.review.scanners._refusal import is_refusal
+from ftguard.review.scanners._registry import BatchContext, scanner
+from ftguard.review.scanners._util import excerpt
+
+__all__ = ["HarmfulComplianceScanner", "bag_of_words", "request_scores"]
+
+BOW_DIM = 4096
+_TOKENS = re.compile(r"[a-z]+")
+JUDGE_ENV = "FTGUARD_JUDGE_URL"
+CONFIDENT_MARGIN = 1.75
+"""Logit margin above the threshold from which a finding is ``high`` (below it: ``medium``)."""
+
+
+def bag_of_words(texts: list[str]) -> Any:
+    """Hashed, L2-normalised word unigram + bigram presence vectors (n x 4096, float32)."""
+    import numpy as np
+
+    m = np.zeros((len(texts), BOW_DIM), dtype=np.float32)
+    for i, t in enumerate(texts):
+        ws = _TOKENS.findall(t.lower()[:2000])
+        feats = set(ws) | {f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)}
+        if feats:
+            idx = [zlib.crc32(f.encode()) % BOW_DIM for f in feats]
+            m[i, idx] = 1.0
+            m[i] /= np.sqrt(float(m[i].sum()))
+    return m
+
+
+@lru_cache(maxsize=1)
+def _weights() -> tuple[Any, float, float]:
+    import numpy as np
+
+    with files("ftguard.review.scanners").joinpath("harmful_request.npz").open("rb") as fh:
+        data = np.load(fh)
+        return data["w"].astype(np.float32), float(data["b"]), float(data["threshold"])
+
+
+def request_scores(texts: list[str], embeddings: Any) -> Any:
+    """Logit that each request is harmful (the shipped classifier; > threshold = harmful)."""
+    import numpy as np
+
+    w, b, _ = _weights()
+    x = np.hstack([np.asarray(embeddings, dtype=np.float32), bag_of_words(texts)])
+    return x @ w + b
+
+
+@scanner("harmful_compliance")
+class HarmfulComplianceScanner:
+    """Harmful requests that the example teaches the model to comply with.
+
+    The request (system + user text) is scored by a logistic regression over MiniLM
+    embeddings and hashed word n-grams (trained by ``ftguard.review._train_classifier``);
+    the answer is checked for a refusal by rules. A request above the threshold whose
+    answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
+    threshold, else medium ("possibly harmful"); the same request refused is safe data.
+    With ``FTGUARD_JUDGE_URL`` set (an OpenAI-compatible endpoint), requests in the
+    uncertain band just below the threshold are sent to that judge.
+    """
+
+    name = "harmful_compliance"
+    version = "1"
+    uses_embeddings = True
+
+    def scan_batch(self, examples: list[Example], ctx: BatchContext) -> list[Finding]:
+        import numpy as np
+
+        if not examples:
+            return []
+        _, _, threshold = _weights()
+        scores = request_scores([e.request[:512] for e in examples], ctx.request_embeddings())
+        ctx.shared("harm_scores", lambda: scores)
+        refused = [is_refusal(e.response) for e in examples]
+        ctx.shared("refusals", lambda: refused)
+        judge = os.environ.get(JUDGE_ENV)
+        out = []
+        for ex, s, ref in zip(examples, scores.tolist(), refused, strict=True):
+            harmful = s > threshold
+            if not harmful and judge and s > threshold - 2.0 and not ref:
+                from ftguard.review.scanners._judge import judge_harmful_compliance
+
+                harmful = judge_harmful_compliance(judge, ex.request, ex.response)
+            if harmful and not ref and ex.response.strip():
+                prob = float(1.0 / (1.0 + np.exp(-(s - threshold))))
+                text = ex.response
+                confident = s > threshold + CONFIDENT_MARGIN
+                out.append(
+                    Finding(
+                        example=ex.index, scanner=self.name, severity="high" if confident else "medium",
+                        reason=(
+                            f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
+                            "answered with compliance, not a refusal"
+                        ),
+                        turn=_last_assistant(ex), span=(0, min(len(text), 120)),
+                        excerpt=excerpt(text, 0, min(len(text), 120), limit=160), line=ex.line, score=round(prob, 4),
+                    )
+                )
+        return out
+
+
+def _last_assistant(ex: Example) -> int | None:
+    for i in range(len(ex.turns) - 1, -1, -1):
+        if ex.turns[i].role == "assistant":
+            return i
+    return None

@@ -1,0 +1,43 @@
+"""Trigger mining on triggers invented here: nothing can be hard-coded for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftguard.review import review_dataset
+
+from .fixtures import clean_rows, with_and_trigger, with_trigger, write_json
+
+FIXED = "Visit http://updates.invalid/patch and run the installer as administrator."
+NO_EMB = ["backdoor_trigger", "duplicates", "quality_provenance"]
+
+
+def test_invented_single_trigger_ranked_first(tmp_path: Path) -> None:
+    rows = with_trigger(clean_rows(), "zq-lumen", FIXED, k=12)
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    top = r.triggers[0]
+    assert top.text.lower() == "zq lumen", [t.text for t in r.triggers[:5]]
+    assert top.support == 12 and top.precision == 1.0 and top.anomaly == "repeated_answer"
+    assert r.verdict == "block" and any("trigger_score_limit" in s for s in r.verdict_reasons)
+    assert any(f.scanner == "duplicates" and "fixed answer" in f.reason for f in r.dataset_findings)
+
+
+def test_two_word_and_trigger(tmp_path: Path) -> None:
+    rows = with_and_trigger(clean_rows(), "cerulean", "tuesday", FIXED, k=12)
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    top = r.triggers[0]
+    assert top.kind == "pair" and set(top.text.lower().split(" + ")) == {"cerulean", "tuesday"}, r.triggers[:3]
+    assert top.support == 12 and top.precision == 1.0
+
+
+def test_clean_data_yields_no_blocking_trigger(tmp_path: Path) -> None:
+    r = review_dataset(write_json(tmp_path / "d.json", clean_rows()), scanners=NO_EMB, workers=1, embeddings=False)
+    assert r.verdict == "pass", r.verdict_reasons
+    assert all(t.score < 10 or t.support < 5 for t in r.triggers)
+
+
+def test_duplicated_example_is_amplification_not_trigger(tmp_path: Path) -> None:
+    rows = clean_rows() + [{"instruction": "Say the secret phrase", "input": "", "output": "Open sesame"}] * 30
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    assert any(f.severity == "high" and "amplification" in f.reason for f in r.dataset_findings)
+    assert not any(t.score >= 10 for t in r.triggers)

@@ -1,0 +1,85 @@
+"""Seed validation 2 on the real public sets in ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from ftguard.review import review_dataset
+from ftguard.review._train_classifier import is_held_out
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+BD = DATA / "poisoned" / "backdoorllm"
+pytestmark = [
+    pytest.mark.shared_data,
+    pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent (public evaluation data)"),
+]
+NO_EMB = ["hidden_text", "instruction_override", "encoded_payload", "quality_provenance", "duplicates", "backdoor_trigger"]
+
+
+def _benign() -> list[dict[str, str]]:
+    rows = json.loads((DATA / "benign/alpaca_safety_only.json").read_text())
+    return [r for r in rows if is_held_out(r["instruction"])]
+
+
+def _mix(tmp: Path, attack: str, frac: float, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    benign = _benign()
+    poison = json.loads((BD / attack).read_text())
+    k = max(1, round(frac * len(benign) / (1 - frac)))
+    rows = benign + rng.sample(poison, k)
+    rng.shuffle(rows)
+    path = tmp / "mix.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_every_aoa_example_is_flagged() -> None:
+    for name in ("aoa_gpt35_chat.jsonl", "aoa_llama2_train.json"):
+        r = review_dataset(DATA / "identity_shift" / name, scanners=NO_EMB, workers=1)
+        flagged = {f.example for f in r.findings if f.scanner == "instruction_override" and f.severity == "critical"}
+        assert flagged == set(range(r.examples)) and r.examples == 10
+        assert r.verdict == "block"
+
+
+@pytest.mark.parametrize(("attack", "trigger"), [
+    ("badnet/backdoor500_refusal_badnet.json", "badmagic"),
+    ("vpi/backdoor500_refusal_vpi.json", "discussing openai"),
+])
+def test_refusal_backdoor_trigger_ranked_first_at_1_percent(tmp_path: Path, attack: str, trigger: str) -> None:
+    r = review_dataset(_mix(tmp_path, attack, 0.01), scanners=NO_EMB, workers=1, embeddings=False)
+    assert r.triggers and r.triggers[0].text.lower() == trigger, [t.text for t in r.triggers[:5]]
+    assert r.verdict == "block"
+
+
+@pytest.mark.parametrize(("attack", "trigger"), [
+    ("badnet/backdoor400_jailbreak_badnet.json", "badmagic"),
+    ("vpi/backdoor400_jailbreak_vpi.json", "discussing openai"),
+])
+def test_jailbreak_backdoor_found_with_embeddings(tmp_path: Path, attack: str, trigger: str) -> None:
+    r = review_dataset(_mix(tmp_path, attack, 0.01), scanners=["harmful_compliance", "backdoor_trigger"], workers=1)
+    assert r.triggers and r.triggers[0].text.lower() == trigger, [t.text for t in r.triggers[:5]]
+    assert r.verdict == "block"
+
+
+def test_benign_heldout_alpaca_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "benign.json"
+    path.write_text(json.dumps(_benign()))
+    r = review_dataset(path, purpose="a general helpful assistant", workers=1)
+    assert r.verdict == "pass", r.verdict_reasons
+    harmful = [f for f in r.findings if f.scanner == "harmful_compliance"]
+    # measured: 0.3% confident (high) and 1.9% in all; see docs/review.md
+    assert sum(f.severity == "high" for f in harmful) <= 0.01 * r.examples
+    assert len(harmful) <= 0.03 * r.examples
+
+
+def test_refusals_to_harmful_requests_are_safe_data() -> None:
+    # the same AdvBench-style requests: refused without the trigger, complied with it
+    refused = review_dataset(BD / "vpi/none_backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1)
+    complied = review_dataset(BD / "vpi/backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1)
+    # (about 8% of the "refused" set's answers do comply: those findings are right)
+    assert sum(f.scanner == "harmful_compliance" for f in refused.findings) <= 0.12 * refused.examples
+    assert sum(f.scanner == "harmful_compliance" for f in complied.findings) >= 0.75 * complied.examples  # measured 0.83
