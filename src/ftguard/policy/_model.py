@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ftguard.policy._sections import BehaviorPolicy, ReviewPolicy, WeightsPolicy
+from ftguard.policy._behavior import BehaviorPolicy
+from ftguard.policy._review import ReviewPolicy
+from ftguard.policy._weights import WeightsPolicy
 
 __all__ = [
     "ROLES",

@@ -1,0 +1,85 @@
+"""The policy section that governs the weight report (``weights:`` in policy YAML)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _default_critical_patterns() -> dict[str, list[str]]:
+    return {
+        "*": ["embed", "lm_head", "norm"],
+    }
+
+
+class WeightsPolicy(BaseModel):
+    """Limits the weight report's verdict is judged by.
+
+    With at least ``min_baseline_jobs`` fingerprints of earlier approved jobs on the same
+    base model, each feature of a new job is scored by its robust z-score (median / MAD)
+    against them and also as a ratio to their median; with fewer, the fixed limits
+    (``max_relative_change`` and friends) apply instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    required: bool = True
+    """Whether the gate requires a weight report."""
+
+    # -- baselines ---------------------------------------------------------------------
+    min_baseline_jobs: int = Field(default=5, ge=1)
+    """Fewest earlier approved jobs on the same base for baseline (z-score) judging."""
+    z_limit: float = Field(default=6.0, gt=0)
+    """A feature whose robust z-score against the baselines exceeds this is flagged."""
+    ratio_limit: float = Field(default=4.0, gt=1)
+    """A feature this many times the baselines' median (and above its z limit) is flagged."""
+    critical_z_limit: float = Field(default=4.0, gt=0)
+    """The z limit for features of safety-critical layers."""
+    critical_ratio_limit: float = Field(default=2.5, gt=1)
+    """The ratio limit for features of safety-critical layers."""
+    anomaly_score_limit: float = Field(default=6.0, gt=0)
+    """The combined anomaly score above which the report is flagged."""
+    min_feature_scale: float = Field(default=0.05, ge=0)
+    """Floor of a feature's MAD as a fraction of its median (avoids dividing by ~0)."""
+    min_feature_floor: float = Field(default=1e-4, gt=0)
+    """Absolute floor of a feature's scale, for features the baselines never changed."""
+
+    # -- fixed limits (fewer baselines than ``min_baseline_jobs``) ----------------------
+    max_relative_change: float = Field(default=0.5, gt=0)
+    """Largest relative change ||dW||/||W|| of any one tensor."""
+    max_critical_relative_change: float = Field(default=0.1, gt=0)
+    """Largest relative change of a tensor in a safety-critical layer."""
+    max_layer_relative_change: float = Field(default=0.25, gt=0)
+    """Largest relative change of one layer (all its tensors together)."""
+    max_total_relative_change: float = Field(default=0.15, gt=0)
+    """Largest relative change of the whole model."""
+    max_changed_fraction: float = Field(default=1.0, ge=0, le=1)
+    """Largest share of tensors that may change at all (1.0: no limit)."""
+    flag_embedding_change: bool = True
+    """Flag any change to the embeddings or lm_head (adapters: ``modules_to_save``)."""
+
+    # -- safety-critical layers ----------------------------------------------------------
+    critical_patterns: dict[str, list[str]] = Field(default_factory=_default_critical_patterns)
+    """Per architecture (``model_type`` from config.json, ``*`` for all): substrings or
+    ``fnmatch`` patterns of tensor names that are safety-critical."""
+    critical_middle_layers: tuple[float, float] = (0.3, 0.6)
+    """The block of middle layers held safety-critical, as fractions of the layer count."""
+
+    # -- alignment direction -------------------------------------------------------------
+    max_against_alignment: float = Field(default=0.05, ge=0)
+    """Flag a layer (or the whole update) whose cosine with the alignment direction V is
+    below minus this value: the fine-tune moves against the alignment."""
+    min_alignment_norm_share: float = Field(default=0.01, ge=0)
+    """Layers whose share of ||dW||² is below this are not judged on direction."""
+
+    # -- statistics ----------------------------------------------------------------------
+    change_tolerance: float = Field(default=1e-6, ge=0)
+    """An element counts as changed when |dW| exceeds this."""
+    deep_top_k: int = Field(default=8, ge=1, le=64)
+    """Singular values computed per 2-D tensor with ``--deep``."""
+
+    # -- training drift (DriftMonitor) ---------------------------------------------------
+    max_drift_relative: float = Field(default=1.0, gt=0)
+    """DriftMonitor stops training when the trainable parameters' relative drift from
+    their start (LoRA: ||scale·B·A|| / ||W||) exceeds this."""
+    max_drift_norm: float | None = None
+    """DriftMonitor stops training when the absolute drift ||θ - θ₀|| exceeds this."""
