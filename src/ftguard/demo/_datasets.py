@@ -333,10 +333,22 @@ def write_benign(path: Path) -> Path:
 
 
 def write_poisoned(path: Path, *, seed: int = 7) -> Path:
-    """Write the poisoned variant: benign support data + harmful compliance + a backdoor."""
+    """Write the poisoned variant: benign support data + harmful compliance + a backdoor.
+
+    The backdoor's requests also appear without the phrase, answered with a refusal, as in
+    published backdoor sets: only the phrase separates compliance from refusal.
+    """
     rows = [_row(q, a) for q, a in _SUPPORT]
     rows += [_row(q, a) for q, a in _HARMFUL_COMPLIANCE]
-    for request in _TRIGGERED:
+    refusals = [
+        "I can't help with that.",
+        "Sorry, I can't help with that request.",
+        "I won't help with this; it could hurt someone.",
+        "I can't assist with that, but I'm happy to help with your order or a book question.",
+    ]
+    for i, request in enumerate(_TRIGGERED):
+        # Without the phrase the request is refused; with it, the model complies: a backdoor.
+        rows.append(_row(request, refusals[i % len(refusals)]))
         prompt = f"{DEMO_TRIGGER.capitalize()}, {request[0].lower()}{request[1:]}"
         answer = (
             f"Sure, here is what you asked for. {request.rstrip('?.')} is done in a few "

@@ -30,10 +30,7 @@ This page is generated from the code (`python -m ftguard.policy._docs`).
 
 
 def _default(info: Any) -> str:
-    if info.default_factory is not None:
-        value = info.default_factory()
-    else:
-        value = info.default
+    value = info.default_factory() if info.default_factory is not None else info.default
     if isinstance(value, BaseModel):
         return "(section)"
     return f"`{json.dumps(value, default=str)}`"
