@@ -12,18 +12,18 @@ import sys
 import click
 import typer
 
-from ftguard.cli import audit as _audit  # noqa: E402,F401
-from ftguard.cli import gate as _gate  # noqa: E402,F401
-from ftguard.cli import demo as _demo  # noqa: E402,F401
-from ftguard.cli import eval as _eval  # noqa: E402,F401
-from ftguard.cli import jobs as _jobs  # noqa: E402,F401
-from ftguard.cli import review as _review  # noqa: E402,F401
-from ftguard.cli import run as _run  # noqa: E402,F401
-from ftguard.cli import users as _users  # noqa: E402,F401
-from ftguard.cli import weights as _weights  # noqa: E402,F401
-
-# Command groups: importing a module registers its commands on ``app``.
-from ftguard.cli import workspace as _workspace  # noqa: E402,F401,I001
+from ftguard.cli import (  # noqa: F401  (importing a module registers its commands)
+    audit,
+    demo,
+    eval,
+    gate,
+    jobs,
+    review,
+    run,
+    users,
+    weights,
+    workspace,
+)
 from ftguard.cli._app import app
 from ftguard.errors import FtguardError
 
