@@ -202,6 +202,7 @@ def evaluate_job(
     baseline_adapter: Path | None = None,
     suites: list[str] | None = None,
     limit: int | None = None,
+    max_new_tokens: int = 64,
     progress: bool = False,
 ) -> Any:
     """Behaviour A/B of a trained job: the baseline model before vs the tuned model after."""
@@ -227,7 +228,9 @@ def evaluate_job(
     triggers = review_triggers(ws, job_id)
     cache = ws.path / "cache" / "behavior"
     before = run_suites(
-        TransformersBackend(before_model, adapter_dir=baseline_adapter),
+        TransformersBackend(
+            before_model, adapter_dir=baseline_adapter, max_new_tokens=max_new_tokens
+        ),
         chosen,
         triggers=triggers,
         limit_per_suite=limit,
@@ -235,7 +238,7 @@ def evaluate_job(
         progress=progress,
     )
     after = run_suites(
-        TransformersBackend(model, adapter_dir=adapter),
+        TransformersBackend(model, adapter_dir=adapter, max_new_tokens=max_new_tokens),
         chosen,
         triggers=triggers,
         limit_per_suite=limit,

@@ -34,15 +34,31 @@ class DemoSettings:
     rank: int
     eval_limit: int
     max_new_tokens: int
+    policy: str
 
     @classmethod
     def choose(cls, fast: bool) -> DemoSettings:
         if fast:
+            # A smoke test: a tiny model, small suites (its policy says so explicitly), and a
+            # LoRA rank suited to a 64-wide model.
+            policy = "behavior:\n  min_prompts: {safety: 12, over_refusal: 12, capability: 12}\n"
             return cls(
-                fast=True, steps=12, learning_rate=2e-3, rank=8, eval_limit=12, max_new_tokens=24
+                fast=True,
+                steps=12,
+                learning_rate=1e-3,
+                rank=2,
+                eval_limit=12,
+                max_new_tokens=24,
+                policy=policy,
             )
         return cls(
-            fast=False, steps=40, learning_rate=1e-3, rank=8, eval_limit=40, max_new_tokens=48
+            fast=False,
+            steps=40,
+            learning_rate=1e-3,
+            rank=8,
+            eval_limit=50,
+            max_new_tokens=48,
+            policy="",
         )
 
 
@@ -165,7 +181,9 @@ def _evaluate(
         + (f" - {flags[0]}" if flags else "")
     )
     with story.step("behaviour A/B: before vs after, prompt by prompt"):
-        comparison = service.evaluate_job(ws, actor="alice", job_id=job_id, limit=s.eval_limit)
+        comparison = service.evaluate_job(
+            ws, actor="alice", job_id=job_id, limit=s.eval_limit, max_new_tokens=s.max_new_tokens
+        )
     reasons = list(getattr(comparison, "reasons", []))
     story.say(
         f"behaviour comparison: {comparison.verdict}" + (f" - {reasons[0]}" if reasons else "")
@@ -320,6 +338,10 @@ def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool =
     settings = DemoSettings.choose(fast)
     story.chapter("ftguard demo" + (" (fast)" if fast else ""))
     ws = service.init_workspace(root, admin="admin")
+    if settings.policy:
+        ws.policy_path.write_text(
+            ws.policy_path.read_text() + "\n# demo --fast\n" + settings.policy
+        )
     story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
     _setup_people(ws, story)
     base, unaligned = _models(settings, root, story)

@@ -1,0 +1,38 @@
+"""The demo's decisions come from the controls: the benign job passes, the poisoned one is blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+@pytest.mark.slow
+def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTGUARD_")}
+    if "FTGUARD_CACHE" in os.environ:
+        env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftguard", "demo", "--fast", "--json", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    benign, poisoned = result["jobs"]["benign"], result["jobs"]["poisoned"]
+    assert benign["decision"] == "pass" and benign["reasons"] == []
+    assert poisoned["decision"] == "block"
+    reasons = " ".join(poisoned["reasons"])
+    assert "dataset review blocked" in reasons
+    assert result["audit"]["ok"] is True
+    for job in (benign, poisoned):
+        report = Path(job["report"])
+        assert report.is_file() and job["job"] in report.read_text()
+    attestation = tmp_path / ".ftguard" / "reports" / benign["job"] / "attestation.json"
+    assert attestation.is_file()
+    assert not (tmp_path / ".ftguard" / "reports" / poisoned["job"] / "attestation.json").exists()
