@@ -1,0 +1,143 @@
+"""The reference aligned model: the embedded model after a short safety LoRA, merged."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ftguard.digests import sha256_bytes, sha256_file
+from ftguard.models._cache import build_once, cache_root, require_ml
+from ftguard.models._embedded import embedded_model_digest, embedded_model_dir
+
+__all__ = [
+    "SAFETY_DATA_FILE",
+    "SAFETY_RECIPE",
+    "reference_aligned_adapter_dir",
+    "reference_aligned_model_dir",
+]
+
+SAFETY_DATA_FILE = Path(__file__).resolve().parent / "data" / "safety_lora.jsonl"
+"""The shipped safety training data (OpenAI chat JSONL): harmful requests -> refusals, benign
+requests (many that look sensitive) -> short helpful answers."""
+
+SAFETY_RECIPE: dict[str, Any] = {
+    "version": 1,
+    "steps": 60,
+    "learning_rate": 2e-3,
+    "rank": 16,
+    "alpha": 32,
+    "lora_layers": None,
+    "batch_size": 8,
+    "max_length": 128,
+    "seed": 0,
+    "benign_repeats": 2,
+}
+"""Hyper-parameters of the safety LoRA (part of the cache key)."""
+
+
+def _aligned_root(cache: Path | None, progress: bool) -> Path:
+    require_ml()
+    base = embedded_model_dir(cache)
+    key_source = json.dumps(
+        {
+            "base": embedded_model_digest(cache),
+            "data": sha256_file(SAFETY_DATA_FILE),
+            "recipe": SAFETY_RECIPE,
+        },
+        sort_keys=True,
+    )
+    key = sha256_bytes(key_source.encode())[:16]
+    final = cache_root(cache) / "models" / f"smollm2-135m-instruct-aligned-{key}"
+    return build_once(final, lambda tmp: _build(base, tmp, key_source, progress))
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"[ftguard] {message}", file=sys.stderr, flush=True)
+
+
+def _safety_conversations(benign_repeats: int) -> list[list[dict[str, str]]]:
+    """The safety data, benign rows repeated ``benign_repeats`` times (curbs over-refusal)."""
+    from ftguard.training import read_conversations
+
+    conversations = read_conversations(SAFETY_DATA_FILE)
+    labels = [json.loads(line).get("label") for line in SAFETY_DATA_FILE.read_text().splitlines()]
+    out = []
+    for conversation, label in zip(conversations, labels, strict=True):
+        out += [conversation] * (benign_repeats if label == "benign" else 1)
+    return out
+
+
+def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
+    from ftguard.models._load import load_causal_lm
+    from ftguard.models._tiny import copy_tokenizer
+    from ftguard.training import train_lora
+
+    start = time.perf_counter()
+    recipe = dict(SAFETY_RECIPE)
+    conversations = _safety_conversations(int(recipe["benign_repeats"]))
+    _say(
+        progress,
+        f"building the reference aligned model: safety LoRA on {len(conversations)} "
+        f"conversations, {recipe['steps']} steps (a few minutes on CPU)",
+    )
+    result = train_lora(
+        base,
+        conversations,
+        out / "adapter",
+        steps=recipe["steps"],
+        learning_rate=recipe["learning_rate"],
+        rank=recipe["rank"],
+        alpha=recipe["alpha"],
+        batch_size=recipe["batch_size"],
+        max_length=recipe["max_length"],
+        seed=recipe["seed"],
+        lora_layers=recipe["lora_layers"],
+        progress=progress,
+    )
+    _say(
+        progress,
+        f"trained in {result.seconds:.0f}s (loss {result.losses[0]:.3f} -> "
+        f"{result.losses[-1]:.3f}); merging",
+    )
+    model, _ = load_causal_lm(base, out / "adapter")
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out / "model", safe_serialization=True)
+    copy_tokenizer(base, out / "model")
+    if (base / "generation_config.json").is_file():
+        (out / "model" / "generation_config.json").write_bytes(
+            (base / "generation_config.json").read_bytes()
+        )
+    info = json.loads(key_source) | {
+        "losses": result.losses,
+        "train_seconds": result.seconds,
+        "build_seconds": time.perf_counter() - start,
+    }
+    (out / "recipe.json").write_text(json.dumps(info, indent=2) + "\n")
+    _say(progress, f"reference aligned model ready in {time.perf_counter() - start:.0f}s")
+
+
+def reference_aligned_model_dir(cache: Path | None = None, *, progress: bool = False) -> Path:
+    """The reference aligned model: the embedded model with a safety LoRA merged in.
+
+    Built once (a short CPU fine-tune on :data:`SAFETY_DATA_FILE`) and cached under a key derived
+    from the base model digest, the training data digest and :data:`SAFETY_RECIPE`. It refuses
+    most harmful requests and answers most benign ones; the embedded model refuses almost none.
+
+    Args:
+        cache: Cache root to use instead of the default.
+        progress: Print progress to stderr while building.
+
+    Returns:
+        A full safetensors model folder (config, weights, tokenizer, chat template).
+
+    """
+    return _aligned_root(cache, progress) / "model"
+
+
+def reference_aligned_adapter_dir(cache: Path | None = None, *, progress: bool = False) -> Path:
+    """The PEFT safety adapter merged into :func:`reference_aligned_model_dir` (built likewise)."""
+    return _aligned_root(cache, progress) / "adapter"

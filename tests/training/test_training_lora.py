@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftguard.errors import BadInputError
+from ftguard.training import TrainResult, read_conversations, train_lora
+from ftguard.training.__main__ import main as training_main
+
+pytest.importorskip("torch", reason="needs ftguard[ml]")
+
+WORDS = ["apple", "pear", "kiwi", "plum", "fig", "lime", "date", "grape"]
+DATA = [
+    [
+        {"role": "user", "content": f"Say {w} three times."},
+        {"role": "assistant", "content": f"{w} {w} {w}."},
+    ]
+    for w in WORDS
+]
+
+
+def _tensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_lora_adapter_trains_expected_modules(tiny_model: Path, tmp_path: Path) -> None:
+    result = train_lora(
+        tiny_model, DATA, tmp_path / "ad", steps=12, learning_rate=5e-3, batch_size=4
+    )
+    assert isinstance(result, TrainResult)
+    assert result.kind == "lora" and result.steps == 12 and len(result.losses) == 12
+    assert result.output_dir == tmp_path / "ad"
+    assert sum(result.losses[-3:]) < sum(result.losses[:3])  # loss decreases
+    config = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
+    assert config["r"] == 8 and config["lora_alpha"] == 16
+    tensors = _tensors(tmp_path / "ad" / "adapter_model.safetensors")
+    expected = {
+        f"layers.{i}.{block}.{m}"
+        for i in range(4)
+        for block, mods in (
+            ("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
+            ("mlp", ("gate_proj", "up_proj", "down_proj")),
+        )
+        for m in mods
+    }
+    found = {"layers." + k.split("layers.", 1)[1].rsplit(".lora_", 1)[0] for k in tensors}
+    assert found == expected
+    assert all(".lora_A." in k or ".lora_B." in k for k in tensors)
+    # lora_B starts at zero; training moved every one of them
+    assert all(float(t.abs().max()) > 0 for k, t in tensors.items() if ".lora_B." in k)
+
+
+def test_lora_target_modules_and_layers(tiny_model: Path, tmp_path: Path) -> None:
+    train_lora(
+        tiny_model,
+        DATA,
+        tmp_path / "ad",
+        steps=2,
+        target_modules=["q_proj", "v_proj"],
+        lora_layers=[2, 3],
+        rank=4,
+    )
+    keys = _tensors(tmp_path / "ad" / "adapter_model.safetensors")
+    modules = {k.rsplit(".lora_", 1)[0].split("layers.")[-1] for k in keys}
+    assert modules == {
+        "2.self_attn.q_proj",
+        "2.self_attn.v_proj",
+        "3.self_attn.q_proj",
+        "3.self_attn.v_proj",
+    }
+    with pytest.raises(BadInputError, match="cannot apply LoRA"):
+        train_lora(tiny_model, DATA, tmp_path / "x", steps=1, target_modules=["no_such_module"])
+
+
+def test_training_is_deterministic_for_a_seed(tiny_model: Path, tmp_path: Path) -> None:
+    a = train_lora(tiny_model, DATA, tmp_path / "a", steps=4, seed=3)
+    b = train_lora(tiny_model, DATA, tmp_path / "b", steps=4, seed=3)
+    c = train_lora(tiny_model, DATA, tmp_path / "c", steps=4, seed=4)
+    assert a.losses == b.losses
+    ta, tb, tc = (_tensors(r.output_dir / "adapter_model.safetensors") for r in (a, b, c))
+    assert all(bool((ta[k] == tb[k]).all()) for k in ta)
+    assert any(not bool((ta[k] == tc[k]).all()) for k in ta)
+
+
+def test_full_finetune_layers_changes_only_those_layers(tiny_model: Path, tmp_path: Path) -> None:
+    result = train_lora(
+        tiny_model,
+        DATA,
+        tmp_path / "full",
+        steps=6,
+        learning_rate=1e-3,
+        full_finetune_layers=[1, 3],
+    )
+    assert result.kind == "full"
+    assert (tmp_path / "full" / "config.json").is_file()
+    assert (tmp_path / "full" / "tokenizer.json").is_file()
+    assert not (tmp_path / "full" / "adapter_config.json").exists()
+    before = _tensors(tiny_model / "model.safetensors")
+    after = _tensors(tmp_path / "full" / "model.safetensors")
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not bool((before[k] == after[k]).all())}
+    trainable = {k for k in before if k.startswith(("model.layers.1.", "model.layers.3."))}
+    # every weight matrix of the two layers moved, nothing else did (norm weights may too)
+    assert changed <= trainable
+    assert {k for k in trainable if k.endswith("proj.weight")} <= changed
+    assert sum(result.losses[-2:]) < sum(result.losses[:2])
+    with pytest.raises(BadInputError, match="full_finetune_layers"):
+        train_lora(tiny_model, DATA, tmp_path / "bad", steps=1, full_finetune_layers=[9])
+
+
+def test_loss_only_on_assistant_tokens(tiny_model: Path) -> None:
+    from ftguard.models import load_causal_lm
+    from ftguard.training._train import IGNORE_INDEX, encode_conversation
+
+    _, tokenizer = load_causal_lm(tiny_model)
+    conv = [
+        {"role": "user", "content": "Question one"},
+        {"role": "assistant", "content": "Answer one"},
+        {"role": "user", "content": "Question two"},
+        {"role": "assistant", "content": "Answer two"},
+    ]
+    encoded = encode_conversation(tokenizer, conv, 512)
+    assert encoded is not None
+    full = tokenizer.apply_chat_template(conv, tokenize=False)
+    assert tokenizer.decode(encoded["input_ids"]) == full
+    trained = tokenizer.decode(
+        [
+            i
+            for i, label in zip(encoded["input_ids"], encoded["labels"], strict=True)
+            if label != IGNORE_INDEX
+        ]
+    )
+    assert trained == "Answer one<|im_end|>\nAnswer two<|im_end|>\n"
+    assert encode_conversation(tokenizer, [{"role": "user", "content": "no answer"}], 512) is None
+    with pytest.raises(BadInputError, match="no conversation"):
+        train_lora(
+            Path(tiny_model),
+            [[{"role": "user", "content": "only a question"}]],
+            Path(os.devnull) / "x",
+        )
+
+
+def test_trainer_callbacks_plug_in(tiny_model: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    events: list[str] = []
+
+    class Recorder(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.append("begin")
+            assert kwargs["model"] is not None
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.append("step")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.append("end")
+
+    train_lora(tiny_model, DATA, tmp_path / "ad", steps=3, callbacks=[Recorder()])
+    assert events == ["begin", "step", "step", "step", "end"]
+
+
+def test_training_script(
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FTGUARD_JOB", raising=False)
+    data = tmp_path / "alpaca.json"
+    data.write_text(
+        json.dumps([{"instruction": c[0]["content"], "output": c[1]["content"]} for c in DATA])
+    )
+    assert len(read_conversations(data)) == len(DATA)
+    out = tmp_path / "out"
+    rc = training_main(
+        [
+            "--base",
+            str(tiny_model),
+            "--dataset",
+            str(data),
+            "--out",
+            str(out),
+            "--steps",
+            "3",
+            "--rank",
+            "4",
+            "--seed",
+            "1",
+        ]
+    )
+    assert rc == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x"}\n')
+    assert training_main(["--base", str(tiny_model), "--dataset", str(bad), "--out", str(out)]) == 2
+    assert "not a chat record" in capsys.readouterr().err
+
+
+def test_training_script_with_job_refuses_without_approval(
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With FTGUARD_JOB set the script adds the approval guard: no approved job, no training."""
+    monkeypatch.setenv("FTGUARD_JOB", "job-that-does-not-exist")
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "no-workspace"))
+    monkeypatch.delenv("FTGUARD_RUN_TOKEN", raising=False)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in DATA))
+    rc = training_main(
+        [
+            "--base",
+            str(tiny_model),
+            "--dataset",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--steps",
+            "2",
+        ]
+    )
+    assert rc not in (0, 1)
+    assert "error: " in capsys.readouterr().err
+    assert not (tmp_path / "o" / "adapter_model.safetensors").exists()
