@@ -8,6 +8,7 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import select
 
@@ -154,9 +155,23 @@ def finish_run(
 
 
 def launch(
-    ws: Workspace, *, actor: str, job_id: str, command: list[str], output: str | None = None
+    ws: Workspace,
+    *,
+    actor: str,
+    job_id: str,
+    command: list[str],
+    output: str | None = None,
+    stdout: IO[str] | None = None,
 ) -> int:
     """``ftguard run``: verify, start ``command`` with the run's environment, record its end.
+
+    Args:
+        ws: The workspace.
+        actor: Who starts the run.
+        job_id: The approved job.
+        command: The training command and its arguments.
+        output: Where the command writes the model or adapter (recorded on the job).
+        stdout: Where the command's standard output goes (default: inherited).
 
     Returns:
         The command's own exit code (127 when it cannot be started).
@@ -172,7 +187,7 @@ def launch(
         env["FTGUARD_OUTPUT"] = output
     code = 127
     try:
-        proc = subprocess.Popen(command, env=env)  # noqa: S603 - the user's own command
+        proc = subprocess.Popen(command, env=env, stdout=stdout)  # noqa: S603 - the user's own command
         try:
             code = proc.wait()
         except KeyboardInterrupt:

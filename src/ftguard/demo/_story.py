@@ -247,6 +247,7 @@ def _benign(
             job_id=job.id,
             output=str(out),
             command=_train_command(base, data, out, s),
+            stdout=sys.stderr,
         )
     story.say(f"ftguard run verified the approvals and trained the adapter (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
@@ -287,6 +288,7 @@ def _poisoned(
             job_id=job.id,
             output=str(out),
             command=_train_command(base, data, out, s),
+            stdout=sys.stderr,
         )
     except FtguardError as exc:
         story.say(f"training attempt without approval refused: {exc}")
@@ -306,6 +308,7 @@ def _poisoned(
             job_id=job.id,
             output=str(out),
             command=_train_command(base, data, out, s),
+            stdout=sys.stderr,
         )
     story.say(f"trained (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
