@@ -159,16 +159,21 @@ def weights_for_job(
         progress=progress,
         **options,
     )
+    _store_analysis(
+        ws, actor=actor, job_id=job_id, kind="weights", body=report.model_dump(mode="json")
+    )
+    return report
+
+
+def _store_analysis(
+    ws: Workspace, *, actor: str, job_id: str, kind: str, body: dict[str, Any]
+) -> None:
+    """Store a trained job's weight report or behaviour comparison; the first one starts evaluation."""
     with ws.store.write() as session:
         row = get_job_row(session, job_id, lock=True)
-        store_evidence(
-            ws,
-            session,
-            job_id=job_id,
-            kind="weights",
-            body=report.model_dump(mode="json"),
-            actor=actor,
-        )
+        if row.state not in _EVALUABLE:
+            raise ConflictError(f"job {job_id} became {row.state} during the analysis")
+        store_evidence(ws, session, job_id=job_id, kind=kind, body=body, actor=actor)
         if row.state == JobState.TRAINED.value:
             transition(
                 ws,
@@ -177,9 +182,8 @@ def weights_for_job(
                 JobState.EVALUATING,
                 actor=actor,
                 action="evaluation.start",
-                payload={"by": "weights"},
+                payload={"by": kind},
             )
-    return report
 
 
 def review_triggers(ws: Workspace, job_id: str) -> list[str]:
@@ -246,24 +250,7 @@ def evaluate_job(
         progress=progress,
     )
     comparison = compare(before, after, policy=policy.behavior)
-    with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
-        store_evidence(
-            ws,
-            session,
-            job_id=job_id,
-            kind="behavior",
-            body=comparison.model_dump(mode="json"),
-            actor=actor,
-        )
-        if row.state == JobState.TRAINED.value:
-            transition(
-                ws,
-                session,
-                row,
-                JobState.EVALUATING,
-                actor=actor,
-                action="evaluation.start",
-                payload={"by": "behavior"},
-            )
+    _store_analysis(
+        ws, actor=actor, job_id=job_id, kind="behavior", body=comparison.model_dump(mode="json")
+    )
     return comparison
