@@ -135,6 +135,18 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     return aligned, unaligned
 
 
+def _train(ws: Workspace, job_id: str, base: Path, data: Path, out: Path, s: DemoSettings) -> int:
+    """``ftguard run JOB -- python -m ftguard.training ...``: the launcher runs the real trainer."""
+    return service.launch(
+        ws,
+        actor="alice",
+        job_id=job_id,
+        output=str(out),
+        command=_train_command(base, data, out, s),
+        stdout=sys.stderr,
+    )
+
+
 def _train_command(base: Path, data: Path, out: Path, s: DemoSettings) -> list[str]:
     return [
         sys.executable,
@@ -241,14 +253,7 @@ def _benign(
     story.say("bob and carol sign approvals -> approved")
     out = root / "out" / "benign-adapter"
     with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps, ApprovalGuard + DriftMonitor"):
-        code = service.launch(
-            ws,
-            actor="alice",
-            job_id=job.id,
-            output=str(out),
-            command=_train_command(base, data, out, s),
-            stdout=sys.stderr,
-        )
+        code = _train(ws, job.id, base, data, out, s)
     story.say(f"ftguard run verified the approvals and trained the adapter (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
@@ -282,14 +287,7 @@ def _poisoned(
         story.say(f"   candidate triggers: {', '.join(repr(t) for t in triggers)}")
     out = root / "out" / "poisoned-adapter"
     try:
-        service.launch(
-            ws,
-            actor="alice",
-            job_id=job.id,
-            output=str(out),
-            command=_train_command(base, data, out, s),
-            stdout=sys.stderr,
-        )
+        _train(ws, job.id, base, data, out, s)
     except FtguardError as exc:
         story.say(f"training attempt without approval refused: {exc}")
     service.override(
@@ -302,14 +300,7 @@ def _poisoned(
     service.approve(ws, actor="bob", job_id=job.id)
     service.approve(ws, actor="carol", job_id=job.id)
     with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps"):
-        code = service.launch(
-            ws,
-            actor="alice",
-            job_id=job.id,
-            output=str(out),
-            command=_train_command(base, data, out, s),
-            stdout=sys.stderr,
-        )
+        code = _train(ws, job.id, base, data, out, s)
     story.say(f"trained (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
