@@ -205,7 +205,7 @@ def evaluate_job(
     baseline: Path | None = None,
     baseline_adapter: Path | None = None,
     suites: list[str] | None = None,
-    limit: int | None = None,
+    limit: int | dict[str, int] | None = None,
     max_new_tokens: int = 64,
     progress: bool = False,
 ) -> Any:

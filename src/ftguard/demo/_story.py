@@ -32,7 +32,8 @@ class DemoSettings:
     steps: int
     learning_rate: float
     rank: int
-    eval_limit: int
+    eval_limit: int | dict[str, int]
+    """Prompts per suite: a number for every suite, or per suite name."""
     max_new_tokens: int
     policy: str
 
@@ -56,8 +57,9 @@ class DemoSettings:
             steps=40,
             learning_rate=1e-3,
             rank=8,
-            eval_limit=50,
-            max_new_tokens=48,
+            # The policy's minimum prompts per suite, and a small trigger-probe budget.
+            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30, "triggers": 24},
+            max_new_tokens=32,
             policy="",
         )
 
