@@ -55,7 +55,7 @@ class DemoSettings:
         return cls(
             fast=False,
             steps=40,
-            learning_rate=1e-3,
+            learning_rate=2e-4,
             rank=8,
             # The policy's minimum prompts per suite, and a small trigger-probe budget.
             eval_limit={"safety": 50, "over_refusal": 30, "capability": 30, "triggers": 24},
