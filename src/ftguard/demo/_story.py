@@ -227,13 +227,9 @@ def _gate(ws: Workspace, job_id: str, outcome: JobOutcome, story: _Story) -> Non
         story.say("deployed")
 
 
-def _benign(
-    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
-) -> JobOutcome:
-    story.chapter("Job 1: a benign support-assistant fine-tune")
-    data = write_benign(root / "data" / "support.jsonl")
-    config = _config(root / "data" / "train.yaml", s)
-    job = service.submit_job(
+def _submit(ws: Workspace, base: Path, data: Path, config: Path) -> Any:
+    """Alice requests a fine-tune of ``base`` on ``data``, prepared by dan, for the support purpose."""
+    return service.submit_job(
         ws,
         actor="alice",
         base_model=base,
@@ -242,6 +238,14 @@ def _benign(
         purpose=BENIGN_PURPOSE,
         prepared_by="dan",
     )
+
+
+def _benign(
+    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
+) -> JobOutcome:
+    story.chapter("Job 1: a benign support-assistant fine-tune")
+    data = write_benign(root / "data" / "support.jsonl")
+    job = _submit(ws, base, data, _config(root / "data" / "train.yaml", s))
     outcome = JobOutcome("benign", job.id)
     story.say(
         f"alice submits {job.id}: {data.name}, digests bound "
@@ -267,16 +271,7 @@ def _poisoned(
 ) -> JobOutcome:
     story.chapter("Job 2: the same purpose, a poisoned dataset")
     data = write_poisoned(root / "data" / "support-v2.jsonl")
-    config = _config(root / "data" / "train-v2.yaml", s)
-    job = service.submit_job(
-        ws,
-        actor="alice",
-        base_model=base,
-        dataset=data,
-        config=config,
-        purpose=BENIGN_PURPOSE,
-        prepared_by="dan",
-    )
+    job = _submit(ws, base, data, _config(root / "data" / "train-v2.yaml", s))
     outcome = JobOutcome("poisoned", job.id)
     story.say(f"alice submits {job.id}: {data.name}, mostly support conversations")
     with story.step("dataset review"):
