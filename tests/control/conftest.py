@@ -48,16 +48,24 @@ class Env:
         cfg.write_text("learning_rate: 0.001\nsteps: 10\n")
         return model, data, cfg
 
-    def submit(self, name: str = "job", *, review: bool = False) -> str:
+    def submit(
+        self,
+        name: str = "job",
+        *,
+        review: bool = False,
+        requester: str = "alice",
+        preparer: str = "dan",
+    ) -> str:
+        """Submit a job; unless ``review``, a security override sends it straight to approval."""
         model, data, cfg = self.inputs(name)
         job = service.submit_job(
             self.ws,
-            actor="alice",
+            actor=requester,
             base_model=model,
             dataset=data,
             config=cfg,
             purpose="customer support answers",
-            prepared_by="dan",
+            prepared_by=preparer,
         )
         if not review:
             service.override_review(

@@ -53,30 +53,10 @@ def test_requester_preparer_and_non_approvers_cannot_approve(cp: Env) -> None:
         cp.ws, actor="root", name="frank", roles=["approver", "requester", "data_preparer"]
     )
     service.create_key(cp.ws, actor="frank", user="frank")
-    model, data, cfg = cp.inputs("own")
-    own = service.submit_job(
-        cp.ws,
-        actor="frank",
-        base_model=model,
-        dataset=data,
-        config=cfg,
-        purpose="p",
-        prepared_by="dan",
-    ).id
-    service.override_review(cp.ws, actor="sec", job_id=own, justification="t")
+    own = cp.submit("own", requester="frank")
     with pytest.raises(PermissionDeniedError, match="requested job"):
         service.approve(cp.ws, actor="frank", job_id=own)
-    model, data, cfg = cp.inputs("prep")
-    prep = service.submit_job(
-        cp.ws,
-        actor="alice",
-        base_model=model,
-        dataset=data,
-        config=cfg,
-        purpose="p",
-        prepared_by="frank",
-    ).id
-    service.override_review(cp.ws, actor="sec", job_id=prep, justification="t")
+    prep = cp.submit("prep", preparer="frank")
     with pytest.raises(PermissionDeniedError, match="prepared the dataset"):
         service.approve(cp.ws, actor="frank", job_id=prep)
     for who in ("alice", "dan", "sec", "root"):

@@ -177,16 +177,7 @@ def test_golden_attestations_still_verify(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_training_override_of_a_blocking_review_still_blocks_at_the_gate(cp: Env) -> None:
-    model, data, cfg = cp.inputs("poisoned")
-    job = service.submit_job(
-        cp.ws,
-        actor="alice",
-        base_model=model,
-        dataset=data,
-        config=cfg,
-        purpose="support",
-        prepared_by="dan",
-    ).id
+    job = cp.submit("poisoned", review=True)
     with cp.ws.store.write() as session:
         store_evidence(
             cp.ws,
