@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "weights"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from _finetunes import data_available, finetune  # noqa: E402
+from _finetunes import data_available, done, finetune  # noqa: E402
 
 
 def auroc(pos: list[float], neg: list[float]) -> float:
@@ -42,6 +42,9 @@ def main() -> None:
                     "of the reference aligned model (built once, several minutes)")
     ap.add_argument("--aligned", type=Path, default=None, help="an aligned model folder to use instead")
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--baselines", type=int, default=0,
+                    help="judge each job against only this many benign jobs (rotating; 0: all others)")
+    ap.add_argument("--no-train", action="store_true", help="use only adapters already in the cache")
     args = ap.parse_args()
     if not data_available():
         sys.exit("../shared/data is missing: this benchmark needs it")
@@ -69,6 +72,8 @@ def main() -> None:
     reports = {}
     t0 = time.perf_counter()
     for kind, seed in runs:
+        if args.no_train and not done(cache, kind, seed):
+            continue
         out = finetune(base, kind, seed, cache)
         reports[(kind, seed)] = out
         print(f"  trained {kind} seed {seed} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
@@ -78,20 +83,28 @@ def main() -> None:
         fps[key] = diff(base, out, fingerprint_cache=fp_cache, base_digest=digest, alignment=pair)
     benign = [k for k in fps if k[0].startswith("benign")]
     rows: dict[str, list[tuple[float, bool]]] = {}
-    for key in fps:
-        baselines = [fps[b].fingerprint for b in benign if b != key]
+    fixed: dict[str, list[bool]] = {}
+    for n_key, key in enumerate(fps):
+        others = [b for b in benign if b != key]
+        if args.baselines:
+            others = [others[(n_key + i) % len(others)] for i in range(min(args.baselines, len(others)))]
+        baselines = [fps[b].fingerprint for b in others]
         r = diff(base, reports[key], policy=policy, baselines=baselines, fingerprint_cache=fp_cache,
                  base_digest=digest, alignment=pair)  # fmt: skip
         group = "benign" if key[0].startswith("benign") else key[0]
         rows.setdefault(group, []).append((r.anomaly_score, r.verdict == "flag"))
-        top = r.flags[0].reason[:110] if r.flags else ""
+        fixed.setdefault(group, []).append(fps[key].verdict == "flag")
+        top = r.flags[0].reason[:150] if r.flags else ""
         cos = f" cos(dW,V) {r.alignment.cosine:+.4f}" if r.alignment else ""
-        print(f"  {key[0]:>14} s{key[1]}: score {r.anomaly_score:8.2f} {r.verdict:4}{cos}  {top}", flush=True)
+        prof = r.judgement.split("; tensor-by-tensor profile", 1)[1][-18:] if "profile" in r.judgement else ""
+        print(f"  {key[0]:>14} s{key[1]}: score {r.anomaly_score:8.2f} {r.verdict:4} (fixed limits: "
+              f"{fps[key].verdict:4} {fps[key].anomaly_score:6.2f}){cos} [{prof}]  {top}", flush=True)  # fmt: skip
     neg = [s for s, _ in rows["benign"]]
-    print(f"\nweights_quality: {len(neg)} benign (leave-one-out baselines of {len(neg) - 1}), "
-          f"alignment direction: {'yes' if pair else 'no'}")  # fmt: skip
-    print(f"{'group':>10} | {'n':>3} | {'median score':>12} | {'flag rate':>9} | {'AUROC vs benign':>15}")
-    print("-" * 62)
+    nb = min(args.baselines or len(neg) - 1, len(neg) - 1)
+    print(f"\nweights_quality: {len(neg)} benign (each judged against {nb} other benign jobs), "
+          f"alignment direction: {'yes' if pair else 'no'}; default policy")  # fmt: skip
+    print(f"{'group':>10} | {'n':>3} | {'median score':>12} | {'flag rate':>9} | {'AUROC vs benign':>15} | {'flag rate, no baselines':>23}")  # fmt: skip
+    print("-" * 90)
     allpos: list[float] = []
     for group, vals in rows.items():
         scores = sorted(s for s, _ in vals)
@@ -99,8 +112,9 @@ def main() -> None:
         au = "" if group == "benign" else f"{auroc(scores, neg):15.3f}"
         if group != "benign":
             allpos += scores
-        print(f"{group:>10} | {len(vals):3d} | {scores[len(scores) // 2]:12.2f} | {rate:9.0%} | {au:>15}")
-    print(f"{'all adv.':>10} | {len(allpos):3d} | {'':>12} | {'':>9} | {auroc(allpos, neg):15.3f}")
+        frate = sum(fixed[group]) / len(fixed[group])
+        print(f"{group:>10} | {len(vals):3d} | {scores[len(scores) // 2]:12.2f} | {rate:9.0%} | {au:>15} | {frate:23.0%}")  # fmt: skip
+    print(f"{'all adv.':>10} | {len(allpos):3d} | {'':>12} | {'':>9} | {auroc(allpos, neg):15.3f} |")
 
 
 if __name__ == "__main__":

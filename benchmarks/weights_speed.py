@@ -1,17 +1,18 @@
 """Speed and memory of ``ftguard.weights.diff`` against the I/O floor and the naive approach.
 
-Generates Llama-shaped BF16 sharded checkpoint pairs in a temp dir (deleted afterwards) at two
-sizes, and measures, in the same run and on warm page cache:
+Generates Llama-shaped BF16 sharded checkpoint pairs in a temp dir (deleted afterwards unless
+``--keep DIR``) at two sizes, and measures, in the same run, once with a warm page cache and
+once cold (both models evicted with ``POSIX_FADV_DONTNEED`` before every repetition):
 
 * I/O floor: ``cat`` of both models' files to /dev/null;
 * ftguard diff (statistics only, digests passed in), and the same including SHA-256 digests;
 * naive: load both state dicts whole (safetensors.torch), then compute the same statistics;
 
-each as a child process whose peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``. Then the
+each as a child process whose peak RSS is read by ``/usr/bin/time`` (else ``getrusage``). Then the
 LoRA part: a rank-16 adapter for 7B-shaped modules (32 layers x q,k,v,o,gate,up,down),
 factored analysis against materialising B·A.
 
-Run: ``.venv/bin/python benchmarks/weights_speed.py [--sizes 2,8] [--repeats 3]``
+Run: ``.venv/bin/python benchmarks/weights_speed.py [--sizes 2,8] [--repeats 3] [--keep DIR]``
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +145,39 @@ def peak_rss_mib(code: str, *args: str) -> tuple[float, float]:
     return run_child(code, *args)
 
 
-def cat_floor(folders: list[Path]) -> float:
-    files = [str(f) for d in folders for f in sorted(d.glob("*.safetensors"))]
+def data_files(folders: list[Path]) -> list[str]:
+    return [str(f) for d in folders for f in sorted(d.glob("*.safetensors"))]
+
+
+def evict(folders: list[Path]) -> None:
+    """Drop both models' files from the page cache (works without root for own files)."""
+    for f in data_files(folders):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def cat_floor(folders: list[Path]) -> tuple[float, None]:
     t = time.perf_counter()
-    subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+    subprocess.run(["cat", *data_files(folders)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t, None
+
+
+def measure(fn: Callable[[], tuple[float, float | None]], folders: list[Path], repeats: int,
+            cold: bool) -> tuple[float, float | None]:
+    """Median seconds and max peak RSS over repeats; cold: evict both models before each."""
+    if not cold:
+        subprocess.run(["cat", *data_files(folders)], stdout=subprocess.DEVNULL, check=True)
+    runs = []
+    for _ in range(repeats):
+        if cold:
+            evict(folders)
+        runs.append(fn())
+    rss = [r[1] for r in runs if r[1] is not None]
+    return statistics.median(r[0] for r in runs), (max(rss) if rss else None)
 
 
 def lora_bench(repeats: int) -> list[tuple[str, float]]:
@@ -172,44 +202,64 @@ def lora_bench(repeats: int) -> list[tuple[str, float]]:
             ("materialised B·A (Frobenius norm only)", statistics.median(mat))]  # fmt: skip
 
 
+HEADER = f"{'cache':>5} | {'model pair':>15} | {'method':<34} | {'time s':>7} | {'x floor':>7} | {'peak RSS MiB':>12}"
+
+
+def bench_pair(dirs: list[Path], label: str, repeats: int, skip_naive: bool) -> None:
+    """Print one row per method, warm page cache first, then cold."""
+    a, b = str(dirs[0]), str(dirs[1])
+    methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = [
+        ("I/O floor: cat to /dev/null", lambda: cat_floor(dirs), repeats),
+        ("ftguard diff (digests given)", lambda: peak_rss_mib(_DIFF, a, b, "given"), repeats),
+        ("ftguard diff + SHA-256 digests", lambda: peak_rss_mib(_DIFF, a, b, "hash"), repeats),
+    ]
+    if not skip_naive:
+        methods.append(("naive: load both whole (torch)", lambda: peak_rss_mib(_NAIVE, a, b), max(1, repeats - 2)))  # fmt: skip
+    for cold in (False, True):
+        floor = 0.0
+        for name, fn, reps in methods:
+            secs, rss = measure(fn, dirs, reps, cold)
+            floor = floor or secs
+            rss_s = f"{rss:12.0f}" if rss is not None else f"{'':>12}"
+            print(f"{'cold' if cold else 'warm':>5} | {label:>15} | {name:<34} | {secs:7.2f} | {secs / floor:7.2f} | {rss_s}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="2,8", help="decoder layers of the small and large model")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="generate the models into (and reuse them from) this folder")
     args = ap.parse_args()
     src = Path(__file__).resolve().parents[1] / "src"
     os.environ["PYTHONPATH"] = str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")
-    print(f"CPU cores: {os.cpu_count()}; repeats: {args.repeats} (medians)\n")
-    print(f"{'model pair':>16} | {'method':<34} | {'time s':>7} | {'x floor':>7} | {'peak RSS MiB':>12}")
-    print("-" * 90)
+    load = os.getloadavg()[0]
+    print(f"CPU cores: {os.cpu_count()}; load average at start {load:.1f}; repeats: {args.repeats} "
+          "(medians; naive: max(1, repeats - 2))\n")
+    print(HEADER + "\n" + "-" * len(HEADER))
     for layers in (int(x) for x in args.sizes.split(",")):
-        tmp = Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
+        tmp = (args.keep / f"{layers}L") if args.keep else Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
         try:
-            size = make_model(tmp / "base", layers, seed=1, tweak=False)
-            size += make_model(tmp / "tuned", layers, seed=2, tweak=True)
-            label = f"{layers}L {size / 1e9:.2f} GB"
+            if not (tmp / "tuned" / "model.safetensors.index.json").is_file():
+                shutil.rmtree(tmp, ignore_errors=True)
+                make_model(tmp / "base", layers, seed=1, tweak=False)
+                make_model(tmp / "tuned", layers, seed=2, tweak=True)
             dirs = [tmp / "base", tmp / "tuned"]
-            cat_floor(dirs)  # warm the page cache
-            floor = statistics.median(cat_floor(dirs) for _ in range(args.repeats))
-            rows = [("I/O floor: cat to /dev/null", floor, None)]
-            for mode, name in (("given", "ftguard diff (digests given)"), ("hash", "ftguard diff + SHA-256 digests")):
-                runs = [peak_rss_mib(_DIFF, str(dirs[0]), str(dirs[1]), mode) for _ in range(args.repeats)]
-                rows.append((name, statistics.median(r[0] for r in runs), max(r[1] for r in runs)))
-            if not args.skip_naive:
-                runs = [peak_rss_mib(_NAIVE, str(dirs[0]), str(dirs[1])) for _ in range(max(1, args.repeats - 1))]
-                rows.append(("naive: load both whole (torch)", statistics.median(r[0] for r in runs), max(r[1] for r in runs)))
-            for name, secs, rss in rows:
-                rss_s = f"{rss:12.0f}" if rss is not None else f"{'':>12}"
-                print(f"{label:>16} | {name:<34} | {secs:7.2f} | {secs / floor:7.2f} | {rss_s}", flush=True)
+            size = sum(os.path.getsize(f) for f in data_files(dirs))
+            label = f"{layers}L {size / 1e9:.2f} GB"
+            bench_pair(dirs, label, args.repeats, args.skip_naive)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if args.keep is None:
+                shutil.rmtree(tmp, ignore_errors=True)
     print("\nLoRA rank 16, 7B-shaped modules (32 layers x 7), in memory:")
     rows2 = lora_bench(args.repeats)
     for name, secs in rows2:
         print(f"  {name:<50} {secs:7.3f} s")
     print(f"  speed-up of the factored analysis: {rows2[1][1] / rows2[0][1]:.1f}x")
-    print("\ntimes are measured inside each child (imports excluded); RSS is the child's peak.")
+    print(f"\ntimes are measured inside each child (imports excluded); RSS is the child's peak; "
+          f"cold = both models evicted from the page cache (POSIX_FADV_DONTNEED) before each "
+          f"repetition; load average at the end {os.getloadavg()[0]:.1f}.")
 
 
 if __name__ == "__main__":

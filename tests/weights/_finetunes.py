@@ -77,13 +77,23 @@ def conversations(kind: str, seed: int) -> list[list[dict[str, str]]]:
     return rng.sample(pool, N_EXAMPLES)
 
 
+def _folder(cache: Path, kind: str, seed: int, overrides: dict[str, Any]) -> Path:
+    recipe = {**RECIPE, **overrides}
+    tag = f"{kind}-v{DATA_VERSION}-s{seed}-" + "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
+    return cache / tag
+
+
+def done(cache: Path, kind: str, seed: int, **overrides: Any) -> bool:
+    """Whether this fine-tune is already in the cache."""
+    return (_folder(cache, kind, seed, overrides) / "DONE").is_file()
+
+
 def finetune(base: Path, kind: str, seed: int, cache: Path, **overrides: Any) -> Path:
     """Train (once per cache) and return the adapter or full-model folder."""
     from ftguard.training import train_lora
 
     recipe = {**RECIPE, **overrides}
-    tag = f"{kind}-v{DATA_VERSION}-s{seed}-" + "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
-    out = cache / tag
+    out = _folder(cache, kind, seed, overrides)
     if (out / "DONE").is_file():
         return out
     extra = {"full_finetune_layers": [14, 15]} if kind == "full" else {}

@@ -42,6 +42,13 @@ class WeightsPolicy(BaseModel):
     """Floor of a feature's MAD as a fraction of its median (avoids dividing by ~0)."""
     min_feature_floor: float = Field(default=1e-4, gt=0)
     """Absolute floor of a feature's scale, for features the baselines never changed."""
+    profile_checks: bool = True
+    """Also compare the update with the baselines tensor by tensor (magnitude, depth and
+    spectral concentration shifts, combined; see docs/weights.md) and flag a combined
+    z-score above ``z_limit``."""
+    min_profile_scale: float = Field(default=0.01, gt=0)
+    """Floor of a profile shift's spread among the baselines, in log units (0.01: shifts
+    are never judged more finely than 1 %)."""
 
     # -- fixed limits (fewer baselines than ``min_baseline_jobs``) ----------------------
     max_relative_change: float = Field(default=0.5, gt=0)
@@ -54,6 +61,11 @@ class WeightsPolicy(BaseModel):
     """Largest relative change of the whole model."""
     max_changed_fraction: float = Field(default=1.0, ge=0, le=1)
     """Largest share of tensors that may change at all (1.0: no limit)."""
+    max_layer_energy_concentration: float = Field(default=6.0, gt=1)
+    """Largest share of the update's energy (squared norm of dW) in one layer, as a multiple of an
+    even spread over the layers (1/layers): an update concentrated in a few layers (a
+    surgical edit of some blocks) is flagged. Never fires on models with fewer layers than
+    this value."""
     flag_embedding_change: bool = True
     """Flag any change to the embeddings or lm_head (adapters: ``modules_to_save``)."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftguard.weights._policy import WeightsPolicy
+from ftguard.weights._profile import SHIFT_NAMES, SHIFT_WORDS, profile_shift
 from ftguard.weights._report import (
     AlignmentReport,
     Fingerprint,
@@ -19,6 +20,8 @@ from ftguard.weights._report import (
 __all__ = ["Judgement", "fingerprint_of", "judge"]
 
 _TWO_SIDED = ("spectral.",)
+_PROFILE_ONLY = (".top1",)
+"""Per-tensor features used only by the profile comparison (too noisy to judge one by one)."""
 _DOWNWARD = ("align.",)
 
 
@@ -49,6 +52,8 @@ def fingerprint_of(
     for t in tensors:
         if t.relative_change is not None and t.kind not in ("norm",):
             f[_tensor_feature(t)] = t.relative_change
+            if t.top1_energy is not None and t.diff_norm > 0:
+                f[_tensor_feature(t)[: -len(".rel")] + ".top1"] = t.top1_energy
     f["energy.top_layer_share"] = max(
         (g.energy_share for g in layers if g.layer is not None), default=0.0
     )
@@ -116,7 +121,7 @@ def judge(
             f"judged against {len(usable)} earlier approved jobs on this base model "
             f"(robust z-scores, limit {policy.z_limit:g}; safety-critical {policy.critical_z_limit:g})"
         )
-        _judge_baselines(fp, usable, policy, critical_features, j)
+        _judge_baselines(fp, usable, policy, critical_features, j, alignment)
     else:
         j.text = (
             f"judged by the policy's fixed limits: {len(usable)} earlier approved jobs on this "
@@ -167,6 +172,28 @@ def judge(
     return j
 
 
+def _cosine_se(alignment: AlignmentReport | None) -> float:
+    """Standard error of the whole-update cosine with V, from the scatter of its layers.
+
+    The whole-update cosine is (close to) a norm-weighted mean of the per-layer cosines; if
+    those scatter with weighted standard deviation s over n_eff = 1 / sum(share²) effective
+    layers, the mean is uncertain by s / sqrt(n_eff). Short LoRA updates are nearly
+    orthogonal to V (|cos| ~ 1e-3), so this noise, not the baselines' spread, is often
+    what limits how far a cosine can be trusted.
+    """
+    if alignment is None:
+        return 0.0
+    rows = [(al.cosine, al.norm_share) for al in alignment.layers if al.layer is not None and al.norm_share > 0]
+    if len(rows) < 3:
+        return 0.0
+    c = np.array([r[0] for r in rows])
+    w = np.array([r[1] for r in rows])
+    w = w / w.sum()
+    mean = float(np.dot(w, c))
+    sd = math.sqrt(float(np.dot(w, (c - mean) ** 2)))
+    return sd * math.sqrt(float(np.dot(w, w)))
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
@@ -177,11 +204,15 @@ def _judge_baselines(
     policy: WeightsPolicy,
     critical: set[str],
     j: Judgement,
+    alignment: AlignmentReport | None = None,
 ) -> None:
     lim = policy.anomaly_score_limit
     n_all = len(base)
+    cos_se = _cosine_se(alignment)
     found: list[tuple[float, WeightFlag]] = []
     for name, x in sorted(fp.features.items()):
+        if name.endswith(_PROFILE_ONLY):
+            continue
         vals = np.array([b.features[name] for b in base if name in b.features], np.float64)
         vals = vals[np.isfinite(vals)]
         if len(vals) < policy.min_baseline_jobs or not math.isfinite(x):
@@ -189,6 +220,8 @@ def _judge_baselines(
         med = float(np.median(vals))
         mad = 1.4826 * float(np.median(np.abs(vals - med)))
         scale = max(mad, policy.min_feature_scale * abs(med), policy.min_feature_floor)
+        if name == "align.cos":
+            scale = max(scale, cos_se)  # the cosine's own sampling noise
         z = (x - med) / scale
         if name.startswith(_DOWNWARD):
             z = -z
@@ -230,6 +263,24 @@ def _judge_baselines(
                     f"is {z:.1f} robust standard deviations out (limit {z_lim:g})",
                 ),
             ))  # fmt: skip
+    if policy.profile_checks:
+        ps = profile_shift(fp, base, min_jobs=policy.min_baseline_jobs, min_scale=policy.min_profile_scale)  # fmt: skip
+        if ps is not None:
+            j.score = max(j.score, ps.combined * lim / policy.z_limit)
+            parts = [f"{SHIFT_WORDS[k]} ({math.expm1(v):+.1%}, z {ps.z[k]:+.1f})" for k, v in ps.values.items()]  # fmt: skip
+            neutral = [f"{SHIFT_NAMES[k]} {math.expm1(v):+.1%} (z {ps.z[k]:+.1f})" for k, v in ps.values.items()]  # fmt: skip
+            j.text += (
+                f"; tensor-by-tensor profile against {ps.baselines} jobs over {ps.tensors} "
+                f"tensors: {', '.join(neutral)}, combined z {ps.combined:+.1f}"
+            )
+            if ps.combined > policy.z_limit:
+                found.append((ps.combined / policy.z_limit, WeightFlag(
+                    feature="profile.combined", value=ps.combined, limit=policy.z_limit,
+                    reason=f"compared tensor by tensor with {ps.baselines} earlier approved "
+                    f"jobs, the update is {', '.join(parts)}: combined {ps.combined:.1f} robust "
+                    f"standard deviations (limit {policy.z_limit:g}), the pattern of fine-tuning "
+                    "on narrow data such as harmful compliance or a trigger backdoor",
+                )))  # fmt: skip
     found.sort(key=lambda sf: -sf[0])
     j.flags.extend(f for _, f in found)
 
@@ -280,6 +331,24 @@ def _judge_fixed(
                 limit=policy.max_layer_relative_change,
                 reason=f"layer {g.layer} changed by {_fmt(g.relative_change)} of its norm "
                 f"(fixed limit {policy.max_layer_relative_change:g})",
+            ),
+        )
+    named = [g for g in layers if g.layer is not None]
+    conc = policy.max_layer_energy_concentration
+    if len(named) > conc and len(named) > 1:
+        top = max(named, key=lambda g: g.energy_share)
+        ratio = top.energy_share * len(named)
+        check(
+            ratio,
+            conc,
+            WeightFlag(
+                layer=top.layer,
+                feature="energy.layer_concentration",
+                value=top.energy_share,
+                limit=conc / len(named),
+                reason=f"layer {top.layer} holds {top.energy_share:.0%} of the update's energy, "
+                f"{ratio:.1f}x an even spread over {len(named)} layers (fixed limit {conc:g}x): "
+                "the fine-tune is concentrated in a few layers",
             ),
         )
     total = fp.features.get("total.rel")

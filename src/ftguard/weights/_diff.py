@@ -37,26 +37,18 @@ from ftguard.weights._safetensors import (
 from ftguard.weights._stats import (
     DiffSums,
     diff_sums,
-    norm_sq,
     randomized_svd,
     spectral_summary,
     to_f32_matrix,
 )
+from ftguard.weights._stream import READ_AHEAD, Schedule, merge, window_norm, window_sums, windows
 
 __all__ = ["diff"]
 
-WINDOW = 1 << 23
-"""Elements per work item: big tensors are split so threads share them and pages are
-released behind the reader (16 MiB of BF16)."""
-
-
-def _windows(n: int) -> list[tuple[int, int]]:
-    return [(s, min(n, s + WINDOW)) for s in range(0, n, WINDOW)] or [(0, 0)]
-
-
 class _Ctx:
-    def __init__(self, policy: WeightsPolicy, base: Checkpoint, progress: bool) -> None:
+    def __init__(self, policy: WeightsPolicy, base: Checkpoint, progress: bool, workers: int = 1) -> None:
         self.policy = policy
+        self.workers = workers
         self.base = base
         self.model_type = base.config.get("model_type") if base.config else None
         n = base.config.get("num_hidden_layers") if base.config else None
@@ -85,40 +77,6 @@ def _check_dtype(ck: Checkpoint, name: str) -> None:
         raise BadInputError(
             f"{ck.root.name}: tensor {name!r} has dtype {dt}; only F32, F16 and BF16 are analysed"
         )
-
-
-def _window_sums(a: Checkpoint, b: Checkpoint, name: str, lo: int, hi: int, tol: float) -> DiffSums:
-    fa, fb = a.file_of(name), b.file_of(name)
-    ia, ib = a.info(name), b.info(name)
-    sa, sb = 2 if ia.dtype != "F32" else 4, 2 if ib.dtype != "F32" else 4
-    fa.advise(name, lo * sa, hi * sa, release=False)
-    fb.advise(name, lo * sb, hi * sb, release=False)
-    s = diff_sums(a.raw(name).reshape(-1)[lo:hi], ia.dtype, b.raw(name).reshape(-1)[lo:hi], ib.dtype, tol)
-    fa.advise(name, lo * sa, hi * sa, release=True)
-    fb.advise(name, lo * sb, hi * sb, release=True)
-    return s
-
-
-def _window_norm(a: Checkpoint, name: str, lo: int, hi: int) -> float:
-    f, info = a.file_of(name), a.info(name)
-    size = 4 if info.dtype == "F32" else 2
-    f.advise(name, lo * size, hi * size, release=False)
-    out = norm_sq(a.raw(name).reshape(-1)[lo:hi], info.dtype)
-    f.advise(name, lo * size, hi * size, release=True)
-    return out
-
-
-def _merge(parts: list[DiffSums]) -> DiffSums:
-    out = DiffSums()
-    for p in parts:
-        out.numel += p.numel
-        out.base_sq += p.base_sq
-        out.tuned_sq += p.tuned_sq
-        out.dot += p.dot
-        out.diff_sq += p.diff_sq
-        out.max_abs = max(out.max_abs, p.max_abs)
-        out.changed += p.changed
-    return out
 
 
 def _deep_svd(a: Checkpoint, b: Checkpoint, name: str, k: int) -> np.ndarray:
@@ -155,19 +113,25 @@ def _full(
             )
         _check_dtype(base, n)
         _check_dtype(tuned, n)
-    common.sort(key=lambda n: -base.info(n).numel)
-    futs: dict[str, list[Future[DiffSums]]] = {
-        n: [
-            pool.submit(_window_sums, base, tuned, n, lo, hi, pol.change_tolerance)
-            for lo, hi in _windows(base.info(n).numel)
-        ]
-        for n in common
-    }
+    items = [(n, lo, hi) for n in common for lo, hi in windows(base.info(n).numel)]
+    sched = Schedule([base, tuned], items, READ_AHEAD)
+    futs: dict[str, list[Future[DiffSums]]] = {}
+    for i, (n, _, _) in enumerate(items):
+        futs.setdefault(n, []).append(
+            pool.submit(window_sums, sched, i, base, tuned, pol.change_tolerance)
+        )
+    sums: dict[str, DiffSums] = {}
+    try:
+        for i, n in enumerate(common, 1):
+            sums[n] = merge([f.result() for f in futs[n]])
+            ctx.tick(i, len(common))
+    finally:
+        sched.close()
     deep_futs: dict[str, Future[np.ndarray]] = {}
     norms: dict[str, float] = {}
     out: list[TensorStats] = []
-    for i, n in enumerate(common, 1):
-        s = _merge([f.result() for f in futs.pop(n)])
+    for n in common:
+        s = sums[n]
         norms[n] = s.base_sq
         kw: dict[str, object] = {
             "diff_norm": s.diff_norm,
@@ -180,7 +144,6 @@ def _full(
         if deep and len(base.info(n).shape) == 2 and s.diff_sq > 0:
             deep_futs[n] = pool.submit(_deep_svd, base, tuned, n, pol.deep_top_k)
         out.append(_stats_for(ctx, n, base.info(n).shape, **kw))
-        ctx.tick(i, len(common))
     for t in out:
         if t.name in deep_futs:
             sv = deep_futs[t.name].result()
@@ -199,8 +162,15 @@ def _full(
 def _base_norms(ctx: _Ctx, pool: ThreadPoolExecutor) -> dict[str, float]:
     base = ctx.base
     names = [n for n in base.names if base.info(n).dtype in ANALYSED_DTYPES]
-    futs = {n: [pool.submit(_window_norm, base, n, lo, hi) for lo, hi in _windows(base.info(n).numel)] for n in names}  # fmt: skip
-    return {n: float(sum(f.result() for f in fs)) for n, fs in futs.items()}
+    items = [(n, lo, hi) for n in names for lo, hi in windows(base.info(n).numel)]
+    sched = Schedule([base], items, READ_AHEAD)
+    futs: dict[str, list[Future[float]]] = {}
+    for i, (n, _, _) in enumerate(items):
+        futs.setdefault(n, []).append(pool.submit(window_norm, sched, i, base))
+    try:
+        return {n: float(sum(f.result() for f in fs)) for n, fs in futs.items()}
+    finally:
+        sched.close()
 
 
 def _resolve(base: Checkpoint, module: str) -> str:
@@ -288,7 +258,7 @@ def diff(
         alignment: ``(unaligned, aligned)`` models giving the alignment direction V.
         deep: Also compute the top singular values of each 2-D full-weight dW.
         fingerprint_cache: Folder caching per-tensor base norms under the base digest.
-        workers: Threads over tensors (default: CPU count, at most 8).
+        workers: Threads over tensor windows (default: CPU count, at most 8).
         progress: Print progress to stderr.
         base_digest: The base's manifest root digest when the caller already has it (for
             example bound in an approval); skips hashing the base (SHA-256 is often slower
@@ -312,7 +282,7 @@ def diff(
     tuned_ck = None if adapter_mode else open_checkpoint(tuned)
     ad = open_adapter(tuned) if adapter_mode else None
     al_cks = [open_checkpoint(Path(p)) for p in alignment] if alignment else []
-    ctx = _Ctx(policy, base_ck, progress)
+    ctx = _Ctx(policy, base_ck, progress, n_workers)
     notes: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as hasher, ThreadPoolExecutor(n_workers) as pool:
         known = {"base": base_digest, "tuned": tuned_digest}

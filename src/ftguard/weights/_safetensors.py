@@ -15,6 +15,8 @@ import math
 import mmap
 import os
 import struct
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ftguard.errors import BadInputError
+from ftguard.weights._stats import RawSource
 
 __all__ = [
     "ANALYSED_DTYPES",
@@ -153,6 +156,9 @@ class SafetensorsFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd = -1
+        self._mm: mmap.mmap | None = None
+        self._map_lock = threading.Lock()
         if path.suffix.lower() in PICKLE_SUFFIXES:
             refuse_pickle(path)
         try:
@@ -172,21 +178,58 @@ class SafetensorsFile:
                 raw = fh.read(n)
                 self.tensors = parse_header(raw, size - 8 - n, where=path.name)
                 self._data_start = 8 + n
-                self._mm = (
-                    mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
-                )
+            self._size = size
+            self._fd = os.open(path, os.O_RDONLY)
+            self._closer = weakref.finalize(self, _close_fd, self._fd)
         except OSError as exc:
             raise BadInputError(f"cannot read {path}: {exc.strerror or exc}") from None
         self.metadata: dict[str, str] = {}
+
+    def source(self, name: str) -> RawSource:
+        """Where to ``pread`` a tensor's raw elements from (no mapping, no page faults)."""
+        info = self.tensors[name]
+        _numpy_dtype(info.dtype, where=f"{self.path.name}: tensor {name!r}")
+        return RawSource(
+            info.dtype,
+            fd=self._fd,
+            offset=self._data_start + info.begin,
+            where=f"{self.path.name}: tensor {name!r}",
+        )
+
+    def prefetch(self, name: str, lo: int, hi: int) -> None:
+        """Ask the kernel to start reading bytes ``[lo, hi)`` of a tensor's data now.
+
+        ``POSIX_FADV_WILLNEED`` queues the read and returns, so the disk works while the
+        CPUs compute; it changes nothing for pages already cached.
+        """
+        if self._fd < 0 or not hasattr(os, "posix_fadvise"):
+            return
+        start = self._data_start + self.tensors[name].begin + lo
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self._fd, start, max(0, hi - lo), os.POSIX_FADV_WILLNEED)
+
+    def _mapped(self) -> mmap.mmap | None:
+        """The file's memory map, made on first use (full diffs read with ``pread`` only)."""
+        with self._map_lock:
+            if self._mm is None and self._size > 0 and self._fd >= 0:
+                try:
+                    self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError) as exc:
+                    raise BadInputError(f"cannot map {self.path}: {exc}") from None
+            return self._mm
 
     def raw(self, name: str) -> np.ndarray:
         """A read-only view of a tensor's bytes in its own dtype (BF16 as ``uint16``)."""
         info = self.tensors[name]
         dt = _numpy_dtype(info.dtype, where=f"{self.path.name}: tensor {name!r}")
-        assert self._mm is not None
-        arr = np.frombuffer(
-            self._mm, dtype=dt, count=info.numel, offset=self._data_start + info.begin
-        )
+        mm = self._mapped()
+        if info.numel == 0:
+            return np.zeros(info.shape, dt)
+        if mm is None or self._data_start + info.end > len(mm):
+            raise BadInputError(
+                f"{self.path.name}: tensor {name!r}: file ended early (truncated while reading?)"
+            )
+        arr = np.frombuffer(mm, dtype=dt, count=info.numel, offset=self._data_start + info.begin)
         return arr.reshape(info.shape)
 
     def advise(self, name: str, lo: int, hi: int, *, release: bool) -> None:
@@ -197,7 +240,7 @@ class SafetensorsFile:
         resident memory stays bounded by the tensors being worked on, not the model.
         """
         if self._mm is None:
-            return
+            return  # nothing mapped, nothing to advise
         info = self.tensors[name]
         start = self._data_start + info.begin + lo
         end = self._data_start + info.begin + hi
@@ -216,6 +259,14 @@ class SafetensorsFile:
         if self._mm is not None:
             with contextlib.suppress(BufferError):  # a view is alive; unmapped when it dies
                 self._mm.close()
+        if self._fd >= 0:
+            self._fd = -1
+            self._closer()
+
+
+def _close_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _numpy_dtype(dtype: str, *, where: str) -> np.dtype[Any]:
@@ -226,21 +277,6 @@ def _numpy_dtype(dtype: str, *, where: str) -> np.dtype[Any]:
     if dtype == "BF16":
         return np.dtype("<u2")
     raise BadInputError(f"{where}: dtype {dtype} is not analysed (F32, F16 and BF16 are)")
-
-
-def to_float32(raw: np.ndarray, dtype: str, out: np.ndarray | None = None) -> np.ndarray:
-    """Convert a flat chunk of raw tensor data to float32 (into ``out`` when given)."""
-    if dtype == "BF16":
-        if out is None:
-            out = np.empty(raw.shape, dtype=np.float32)
-        np.left_shift(raw, 16, out=out.view(np.uint32), dtype=np.uint32)
-        return out
-    if dtype == "F32":
-        return raw
-    if out is None:
-        return raw.astype(np.float32)
-    np.copyto(out, raw, casting="unsafe")
-    return out
 
 
 class Checkpoint:
@@ -269,6 +305,9 @@ class Checkpoint:
 
     def raw(self, name: str) -> np.ndarray:
         return self._where[name].raw(name)
+
+    def source(self, name: str) -> RawSource:
+        return self._where[name].source(name)
 
     def file_of(self, name: str) -> SafetensorsFile:
         return self._where[name]

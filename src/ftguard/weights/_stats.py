@@ -1,16 +1,43 @@
-"""Per-tensor statistics of a weight change, computed in bounded float32 chunks."""
+"""Per-tensor statistics of a weight change, computed in one fused pass over cache-sized chunks.
+
+The diff kernel reads each tensor's raw bytes chunk by chunk (``pread`` into a small per-thread
+buffer, or slices of an in-memory array), widens them to float32 in place and accumulates every
+statistic from the same chunk while it is in the CPU cache: ||W||², <W, dW>, ||dW||², max |dW|
+and the count of changed elements. Chunks whose raw bytes are identical skip the tuned side.
+The dot products run in float32 per chunk (BLAS) and are summed in float64 across chunks.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK", "DiffSums", "diff_sums", "norm_sq", "randomized_svd", "spectral_summary"]
+from ftguard.errors import BadInputError
 
-CHUNK = 1 << 18
-"""Elements per chunk: 1 MiB of float32, small enough to stay in cache."""
+__all__ = [
+    "CHUNK",
+    "DiffSums",
+    "RawSource",
+    "diff_sums",
+    "diff_sources",
+    "norm_sq",
+    "norm_source",
+    "randomized_svd",
+    "spectral_summary",
+]
+
+CHUNK = 1 << 16
+"""Elements per chunk: 256 KiB of float32; the chunk's buffers stay in a core's L2 cache."""
+
+_SIZES = {"BF16": 2, "F16": 2, "F32": 4}
+_RAW: dict[str, np.dtype[Any]] = {
+    "BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
+}  # fmt: skip
 
 
 @dataclass
@@ -35,69 +62,172 @@ class DiffSums:
 
     @property
     def cosine(self) -> float:
-        denom = math.sqrt(self.base_sq * self.tuned_sq)
-        return self.dot / denom if denom > 0 else (1.0 if self.diff_sq == 0 else 0.0)
+        denom = math.sqrt(max(self.base_sq, 0.0) * max(self.tuned_sq, 0.0))
+        if denom <= 0:
+            return 1.0 if self.diff_sq == 0 else 0.0
+        return max(-1.0, min(1.0, self.dot / denom))
+
+    def merge(self, other: DiffSums) -> None:
+        """Add another window's statistics of the same tensor."""
+        self.numel += other.numel
+        self.base_sq += other.base_sq
+        self.tuned_sq += other.tuned_sq
+        self.dot += other.dot
+        self.diff_sq += other.diff_sq
+        self.max_abs = max(self.max_abs, other.max_abs)
+        self.changed += other.changed
 
 
-def _f32(raw: np.ndarray, dtype: str, buf: np.ndarray) -> np.ndarray:
-    n = raw.shape[0]
-    out = buf[:n]
-    if dtype == "BF16":
-        np.left_shift(raw, 16, out=out.view(np.uint32), dtype=np.uint32)
-        return out
+@dataclass(frozen=True)
+class RawSource:
+    """Where one tensor's raw elements come from: a flat array, or a file read with ``pread``.
+
+    Attributes:
+        dtype: The safetensors dtype (``F32``, ``F16`` or ``BF16``).
+        array: The raw elements (BF16 as ``uint16``), when in memory.
+        fd: An open file descriptor, when read from a file.
+        offset: Byte offset of element 0 in that file.
+        where: A name for messages.
+
+    """
+
+    dtype: str
+    array: np.ndarray | None = None
+    fd: int = -1
+    offset: int = 0
+    where: str = "tensor"
+
+    def read(self, lo: int, k: int, scratch: np.ndarray) -> np.ndarray:
+        """Raw elements ``[lo, lo + k)``, read into ``scratch`` (bytes) when from a file."""
+        if self.array is not None:
+            return self.array[lo : lo + k]
+        size = _SIZES[self.dtype]
+        out = scratch[: k * size]
+        got = os.preadv(self.fd, [out.data], self.offset + lo * size)
+        if got != k * size:
+            raise BadInputError(f"{self.where}: file ended early (truncated while reading?)")
+        return out.view(_RAW[self.dtype])
+
+
+class _Scratch(threading.local):
+    """Per-thread chunk buffers (allocated once per thread, reused for every chunk)."""
+
+    def __init__(self) -> None:
+        self.raw_a = np.empty(CHUNK * 4, np.uint8)
+        self.raw_b = np.empty(CHUNK * 4, np.uint8)
+        self.fa = np.empty(CHUNK, np.float32)
+        self.fb = np.empty(CHUNK, np.float32)
+        self.d = np.empty(CHUNK, np.float32)
+        self.mask = np.empty(CHUNK, np.bool_)
+
+
+_scratch = _Scratch()
+
+
+def _widen(raw: np.ndarray, dtype: str, buf: np.ndarray) -> np.ndarray:
+    """Raw elements as float32 (into ``buf`` unless they already are float32)."""
+    k = raw.shape[0]
     if dtype == "F32":
         return raw
+    out = buf[:k]
+    if dtype == "BF16":
+        bits = out.view(np.uint32)
+        np.copyto(bits, raw, casting="unsafe")
+        bits <<= 16
+        return out
     np.copyto(out, raw, casting="unsafe")
     return out
+
+
+def _same_bytes(x: np.ndarray, y: np.ndarray) -> bool:
+    nbytes = x.nbytes
+    if nbytes % 8 == 0 and x.flags.c_contiguous and y.flags.c_contiguous:
+        return bool(np.array_equal(x.view(np.uint64), y.view(np.uint64)))
+    return bool(np.array_equal(x, y))
+
+
+def diff_sources(
+    base: RawSource, tuned: RawSource, lo: int, hi: int, tol: float
+) -> DiffSums:
+    """Statistics of elements ``[lo, hi)`` of one tensor, in one fused pass per chunk.
+
+    Args:
+        base: The base tensor's raw elements.
+        tuned: The tuned tensor's raw elements (same element count).
+        lo: First element.
+        hi: One past the last element.
+        tol: An element counts as changed when ``|dW| > tol``.
+
+    """
+    sc = _scratch
+    same_dtype = base.dtype == tuned.dtype
+    s = DiffSums(numel=max(0, hi - lo))
+    aa = ad = dd = 0.0
+    for start in range(lo, hi, CHUNK):
+        k = min(CHUNK, hi - start)
+        ra = base.read(start, k, sc.raw_a)
+        rb = tuned.read(start, k, sc.raw_b)
+        a = _widen(ra, base.dtype, sc.fa)
+        if same_dtype and _same_bytes(ra, rb):
+            aa += float(np.dot(a, a))
+            continue
+        b = _widen(rb, tuned.dtype, sc.fb)
+        d = sc.d[:k]
+        np.subtract(b, a, out=d)
+        aa += float(np.dot(a, a))
+        ad += float(np.dot(a, d))
+        dd += float(np.dot(d, d))
+        np.abs(d, out=d)
+        m = float(d.max())
+        if m > s.max_abs:
+            s.max_abs = m
+        if m > tol:
+            s.changed += int(np.count_nonzero(np.greater(d, tol, out=sc.mask[:k])))
+    s.base_sq, s.diff_sq = aa, dd
+    s.dot = aa + ad
+    s.tuned_sq = max(0.0, aa + 2.0 * ad + dd)
+    return s
+
+
+def norm_source(src: RawSource, lo: int, hi: int) -> float:
+    """Squared Frobenius norm of elements ``[lo, hi)`` of one tensor."""
+    sc = _scratch
+    total = 0.0
+    for start in range(lo, hi, CHUNK):
+        k = min(CHUNK, hi - start)
+        a = _widen(src.read(start, k, sc.raw_a), src.dtype, sc.fa)
+        total += float(np.dot(a, a))
+    return total
 
 
 def diff_sums(
     base: np.ndarray, base_dtype: str, tuned: np.ndarray, tuned_dtype: str, tol: float
 ) -> DiffSums:
-    """Stream two raw tensors (as stored) chunk by chunk and accumulate their statistics.
+    """Statistics of two raw in-memory tensors (as stored; BF16 given as ``uint16``).
 
     Args:
-        base: Raw base tensor data (any shape; BF16 given as ``uint16``).
+        base: Raw base tensor data (any shape).
         base_dtype: Its safetensors dtype.
         tuned: Raw tuned tensor data, same element count.
         tuned_dtype: Its safetensors dtype.
         tol: An element counts as changed when ``|dW| > tol``.
 
     """
-    a_all, b_all = base.reshape(-1), tuned.reshape(-1)
-    n = a_all.shape[0]
-    chunk = min(CHUNK, max(n, 1))
-    buf_a = np.empty(chunk, np.float32)
-    buf_b = np.empty(chunk, np.float32)
-    d = np.empty(chunk, np.float32)
-    s = DiffSums(numel=n)
-    for start in range(0, n, chunk):
-        a = _f32(a_all[start : start + chunk], base_dtype, buf_a)
-        b = _f32(b_all[start : start + chunk], tuned_dtype, buf_b)
-        m = a.shape[0]
-        dd = d[:m]
-        np.subtract(b, a, out=dd)
-        s.base_sq += float(np.dot(a, a))
-        s.tuned_sq += float(np.dot(b, b))
-        s.dot += float(np.dot(a, b))
-        s.diff_sq += float(np.dot(dd, dd))
-        np.abs(dd, out=dd)
-        s.max_abs = max(s.max_abs, float(dd.max()))
-        s.changed += int(np.count_nonzero(dd > tol))
-    return s
+    a, b = base.reshape(-1), tuned.reshape(-1)
+    return diff_sources(
+        RawSource(base_dtype, array=a), RawSource(tuned_dtype, array=b), 0, a.shape[0], tol
+    )
 
 
 def norm_sq(raw: np.ndarray, dtype: str) -> float:
-    """Squared Frobenius norm of a raw tensor, chunked."""
+    """Squared Frobenius norm of a raw in-memory tensor, chunked."""
     flat = raw.reshape(-1)
-    n = flat.shape[0]
-    chunk = min(CHUNK, max(n, 1))
-    buf = np.empty(chunk, np.float32)
-    total = 0.0
-    for start in range(0, n, chunk):
-        a = _f32(flat[start : start + chunk], dtype, buf)
-        total += float(np.dot(a, a))
-    return total
+    return norm_source(RawSource(dtype, array=flat), 0, flat.shape[0])
+
+
+def _f32(raw: np.ndarray, dtype: str, buf: np.ndarray) -> np.ndarray:
+    """Widen a flat raw chunk into ``buf`` (kept for the alignment code)."""
+    return _widen(raw, dtype, buf)
 
 
 def to_f32_matrix(raw: np.ndarray, dtype: str) -> np.ndarray:
