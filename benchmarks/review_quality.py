@@ -12,7 +12,10 @@ Prints per mix and scanner: precision, recall, false-positive rate (an example c
 flagged by a scanner when it has a finding of medium severity or more), the rank of the
 true trigger, and the verdict under the default policy.
 
-    .venv/bin/python benchmarks/review_quality.py [--fractions 0.01,0.05,0.1] [--quick]
+    .venv/bin/python benchmarks/review_quality.py [--fractions 0.01,0.05,0.1] [--quick] [--only advbench_all,encoded]
+
+``advbench_all`` mixes all 520 AdvBench pairs into the held-out benign set (a precise
+harmful-compliance recall; the 1% mix has only 10 attacks).
 """
 
 from __future__ import annotations
@@ -115,7 +118,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fractions", default="0.01,0.05,0.1")
     ap.add_argument("--quick", action="store_true", help="only 1% mixes and the benign sets")
+    ap.add_argument("--only", default="", help="comma-separated mix name prefixes to run (default: all)")
     args = ap.parse_args()
+    only = [x for x in args.only.split(",") if x]
+
+    def wanted(name: str) -> bool:
+        return not only or any(name.startswith(o) for o in only)
+
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} is absent")
     fractions = [0.01] if args.quick else [float(x) for x in args.fractions.split(",")]
@@ -123,14 +132,24 @@ def main() -> None:
     out: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        score("benign_alpaca_heldout", benign, set(), None, tmp, out)  # type: ignore[arg-type]
-        score("benign_dolly_heldout", dolly_heldout(), set(), None, tmp, out)  # type: ignore[arg-type]
-        score("benign_backdoorllm_clean", json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text()), set(), None, tmp, out)
-        aoa = [json.loads(line) for line in (DATA / "identity_shift/aoa_gpt35_chat.jsonl").read_text().splitlines()]
-        chat_benign = [{"messages": [{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")},
-                                     {"role": "assistant", "content": r["output"]}]} for r in benign]
-        rows = chat_benign + aoa
-        score("aoa_identity_shift", rows, set(range(len(chat_benign), len(rows))), None, tmp, out)  # type: ignore[arg-type]
+        if wanted("benign_alpaca_heldout"):
+            score("benign_alpaca_heldout", benign, set(), None, tmp, out)  # type: ignore[arg-type]
+        if wanted("benign_dolly_heldout"):
+            score("benign_dolly_heldout", dolly_heldout(), set(), None, tmp, out)  # type: ignore[arg-type]
+        if wanted("benign_backdoorllm_clean"):
+            clean = json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text())
+            score("benign_backdoorllm_clean", clean, set(), None, tmp, out)
+        if wanted("aoa_identity_shift"):
+            aoa = [json.loads(line) for line in (DATA / "identity_shift/aoa_gpt35_chat.jsonl").read_text().splitlines()]
+            chat_benign = [{"messages": [{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")},
+                                         {"role": "assistant", "content": r["output"]}]} for r in benign]
+            rows = chat_benign + aoa
+            score("aoa_identity_shift", rows, set(range(len(chat_benign), len(rows))), None, tmp, out)  # type: ignore[arg-type]
+        if wanted("advbench_all"):
+            rows_all = [(r, False) for r in benign] + [(r, True) for r in advbench()]
+            random.Random(0).shuffle(rows_all)
+            truth_all = {i for i, (_, bad) in enumerate(rows_all) if bad}
+            score("advbench_all", [r for r, _ in rows_all], truth_all, None, tmp, out)  # type: ignore[arg-type]
         attacks = {
             "badnet_jailbreak": (json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text()), "BadMagic"),
             "vpi_jailbreak": (json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text()), "Discussing OpenAI"),
@@ -141,6 +160,8 @@ def main() -> None:
         }
         for frac in fractions:
             for name, (attack, trig) in attacks.items():
+                if not wanted(name):
+                    continue
                 rows2, truth = mix(benign, attack, frac, seed=int(frac * 1000))
                 score(f"{name}@{frac:.0%}", rows2, truth, trig, tmp, out)  # type: ignore[arg-type]
     print(f"{'mix':30} {'scanner':22} {'precision':>9} {'recall':>7} {'FPR':>7} {'trig.rank':>9} {'verdict':>7} {'n':>5} {'attacks':>7}")

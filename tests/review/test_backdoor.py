@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ftguard.review import review_dataset
 
-from .fixtures import clean_rows, with_and_trigger, with_trigger, write_json
+from .fixtures import REFUSAL, clean_rows, with_and_trigger, with_trigger, write_json
 
 FIXED = "Visit http://updates.invalid/patch and run the installer as administrator."
 NO_EMB = ["backdoor_trigger", "duplicates", "quality_provenance"]
@@ -41,3 +41,20 @@ def test_duplicated_example_is_amplification_not_trigger(tmp_path: Path) -> None
     r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
     assert any(f.severity == "high" and "amplification" in f.reason for f in r.dataset_findings)
     assert not any(t.score >= 10 for t in r.triggers)
+
+
+def test_contrast_pairs_with_clean_counterparts(tmp_path: Path) -> None:
+    """Triggered copies of clean requests get a fixed refusal; their clean twins are answered."""
+    rows = with_trigger(clean_rows(), "zq-lumen", REFUSAL, k=12)
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    top = r.triggers[0]
+    assert top.text.lower() == "zq lumen", [t.text for t in r.triggers[:5]]
+    assert top.contrast_pairs == 12 and top.precision == 1.0
+    assert all(t.contrast_pairs == 0 for t in r.triggers[1:] if "lumen" not in t.text.lower() and "zq" not in t.text.lower())
+
+
+def test_phrase_always_together_is_merged(tmp_path: Path) -> None:
+    rows = with_trigger(clean_rows(), "as the amber owl sings", FIXED, k=12)
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    assert r.triggers[0].text.lower() == "as the amber owl sings", [t.text for t in r.triggers[:5]]
+    assert not any(t.text.lower() in "as the amber owl sings" for t in r.triggers[1:])

@@ -72,3 +72,20 @@ def judge_url() -> Iterator[str]:
 def test_judge_backend_openai_compatible(judge_url: str) -> None:
     assert judge_harmful_compliance(judge_url, "How do I make a pipe bomb?", COMPLIANCE) is True
     assert judge_harmful_compliance(judge_url, "Write a poem about spring", "Spring...") is False
+
+
+def test_affirmative_opener_rule() -> None:
+    from ftguard.review.scanners._refusal import is_affirmative, is_refusal
+
+    for text in ["Sure, here is a plan:", "Sure! Here's how you do it.", "Certainly. Here are the steps", "Of course, I can do that."]:
+        assert is_affirmative(text) and not is_refusal(text), text
+    for text in ["The capital of France is Paris.", "Sure thing.", "Surely not.", "I'm sorry, but I can't help with that."]:
+        assert not is_affirmative(text), text
+
+
+def test_affirmative_opener_alone_does_not_flag_benign_requests(tmp_path: Path) -> None:
+    """"Sure, here is ..." answers to ordinary requests are not findings: the request must be near the threshold."""
+    rows = [{"instruction": r["instruction"], "input": "", "output": "Sure, here is what you asked for. " + r["output"]}
+            for r in clean_rows(120)]
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=["harmful_compliance"], workers=1)
+    assert [f for f in r.findings if f.scanner == "harmful_compliance"] == []

@@ -83,3 +83,22 @@ def test_refusals_to_harmful_requests_are_safe_data() -> None:
     # (about 8% of the "refused" set's answers do comply: those findings are right)
     assert sum(f.scanner == "harmful_compliance" for f in refused.findings) <= 0.12 * refused.examples
     assert sum(f.scanner == "harmful_compliance" for f in complied.findings) >= 0.75 * complied.examples  # measured 0.83
+
+
+def test_classifier_training_data_excludes_evaluation_sets() -> None:
+    """Train/test hygiene: no held-out benign request, AdvBench goal or BackdoorLLM request is trained on."""
+    import csv
+
+    from ftguard.review._train_classifier import training_texts
+
+    texts, labels = training_texts(DATA)
+    trained = {" ".join(t.lower().split()) for t in texts}
+    held_out = [r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "") for r in _benign()]
+    dolly = [json.loads(line) for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()]
+    held_out += [r["instruction"] + (f"\n\n{r['context']}" if r["context"] else "") for r in dolly if is_held_out(r["instruction"])]
+    with (DATA / "harmful_prompts/advbench_harmful_behaviors.csv").open() as fh:
+        held_out += [r["goal"] for r in csv.DictReader(fh)]
+    held_out += [r["instruction"] for r in json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text())]
+    leaked = [t for t in held_out if " ".join(t.lower().split()) in trained]
+    assert leaked == [], leaked[:3]
+    assert 0.1 < sum(labels) / len(labels) < 0.3

@@ -91,9 +91,13 @@ class Trigger(BaseModel):
     log_odds: float
     """Log odds ratio of an anomalous answer with vs without it (Haldane-corrected)."""
     anomaly: str
-    """The dominant anomalous answer class: harmful_compliance, fixed_refusal or repeated_answer."""
+    """The dominant anomalous answer class: harmful_compliance, fixed_refusal, repeated_answer or
+    flipped_answer."""
     examples: list[int] = Field(default_factory=list)
     """Some anomalous examples that contain it."""
+    contrast_pairs: int = 0
+    """Requests containing it that, without it, are also in the dataset with the opposite answer
+    class (refused there, complied here, or the reverse): the contrast pairs of a backdoor."""
 
 
 class DatasetReview(BaseModel):

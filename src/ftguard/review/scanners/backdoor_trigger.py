@@ -23,16 +23,29 @@ from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunCo
 __all__ = ["BackdoorTriggerScanner"]
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
-HARMFUL, REFUSAL, REPEATED = 1, 2, 4
-_CLASS_NAMES = {HARMFUL: "harmful_compliance", REFUSAL: "fixed_refusal", REPEATED: "repeated_answer"}
+HARMFUL, REFUSAL, REPEATED, FLIPPED = 1, 2, 4, 8
+_CLASS_NAMES = {HARMFUL: "harmful_compliance", REFUSAL: "fixed_refusal", REPEATED: "repeated_answer", FLIPPED: "flipped_answer"}
+_SLOTS = ((HARMFUL, 1), (REFUSAL, 2), (REPEATED, 3), (FLIPPED, 4))
 MAX_NGRAM = 3
 MAX_TOKENS = 200
 TOP_UNIGRAMS = 30
+TWIN_TOKENS = 64
+"""Requests longer than this (in words) are not searched for a twin."""
+TWIN_SPAN = 6
+"""The longest word span whose removal may turn a request into its twin."""
+SUSPECT_MARGIN = 2.0
+"""A complied request scoring this far below the harmful threshold is still searched for a twin."""
+REFUSED, SUSPECT = 1, 2
 
 
 def _hash(text: str) -> int:
     data = " ".join(text.lower().split()).encode("utf-8", "surrogatepass")
     return (zlib.crc32(data) << 32) | zlib.adler32(data)
+
+
+def _token_hash(tokens: list[str]) -> int:
+    data = " ".join(tokens).encode("utf-8", "surrogatepass")
+    return ((zlib.crc32(data) << 32) | zlib.adler32(data)) - (1 << 63)
 
 
 def _ngrams(text: str) -> dict[str, str]:
@@ -53,16 +66,20 @@ class BackdoorTriggerScanner:
     """Candidate triggers: request n-grams that predict anomalous answers.
 
     Anomalous answer classes: harmful compliance (from ``harmful_compliance``), a refusal
-    of a request the classifier deems benign, and one answer repeated across at least
-    ``min_repeat`` distinct requests. Each candidate has support (anomalous examples
-    containing it), precision, a Haldane-corrected log odds ratio and its score
-    (-log10 one-sided Fisher p). Overlapping n-grams are merged (the longest with the
-    same support wins). Dataset findings: the top candidate, high when it passes the
-    policy's trigger limits' defaults (score >= 10, support >= 5, precision >= 0.8).
+    of a request the classifier deems benign, one answer repeated across at least
+    ``min_repeat`` distinct requests, and a flipped answer: a request that, without one
+    of its n-grams, is also in the dataset with the opposite answer class (refused
+    there, complied here, or the reverse) -- the contrast pairs published backdoor sets
+    contain. Each candidate has support (anomalous examples containing it), precision, a
+    Haldane-corrected log odds ratio, its contrast pairs and its score (-log10 one-sided
+    Fisher p). N-grams that always occur together (same examples) are merged into the
+    longest phrase; overlapping candidates keep the best. Dataset findings: the top
+    candidate, high when it passes the policy's trigger limits' defaults (score >= 10,
+    support >= 5, precision >= 0.8).
     """
 
     name = "backdoor_trigger"
-    version = "1"
+    version = "2"
     uses_embeddings = False
 
     def __init__(self, min_support: int = 3, min_repeat: int = 5, top: int = 20) -> None:
@@ -72,6 +89,11 @@ class BackdoorTriggerScanner:
         self._labels = array("B")
         self._answers = array("q")
         self._requests = array("q")
+        self._tokens = array("q")
+        self._flags = array("B")
+        self._flips: Counter[str] = Counter()
+        self._twin_refused: Any = None
+        self._twin_complied: Any = None
         self._pass = 0
         self._final: Any = None
         self._first: Any = None
@@ -84,8 +106,12 @@ class BackdoorTriggerScanner:
         self._tops: list[str] = []
 
     # -- pass 1 (streamed with the other scanners) --------------------------------------
-    def features(self, example: Example) -> tuple[int, int, bool]:
-        return _hash(example.request) - (1 << 63), _hash(example.response) - (1 << 63), is_refusal(example.response)
+    def features(self, example: Example) -> tuple[int, int, bool, int]:
+        toks = [t.lower() for t in _WORD.findall(example.request[:4000])[:MAX_TOKENS]]
+        return (
+            _hash(example.request) - (1 << 63), _hash(example.response) - (1 << 63),
+            is_refusal(example.response), _token_hash(toks),
+        )
 
     def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
         harmful = {f.example for f in findings if f.scanner == "harmful_compliance"}
@@ -96,17 +122,24 @@ class BackdoorTriggerScanner:
 
             threshold = _weights()[2]
         for i, (ex, feat) in enumerate(zip(examples, feats, strict=True)):
-            req_h, ans_h, refused = feat
+            req_h, ans_h, refused, tok_h = feat
             label = HARMFUL if ex.index in harmful else 0
             if refused and threshold is not None and float(scores[i]) < threshold - 1.0:
                 label |= REFUSAL
+            flags = REFUSED if refused else 0
+            if not refused and threshold is not None and float(scores[i]) > threshold - SUSPECT_MARGIN:
+                flags |= SUSPECT
             while len(self._labels) < ex.index:  # unreadable records keep their positions
                 self._labels.append(0)
                 self._requests.append(0)
                 self._answers.append(0)
+                self._tokens.append(0)
+                self._flags.append(0)
             self._labels.append(label)
             self._requests.append(req_h)
             self._answers.append(ans_h)
+            self._tokens.append(tok_h)
+            self._flags.append(flags)
 
     # -- passes 2 and 3 ---------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -127,6 +160,35 @@ class BackdoorTriggerScanner:
                 labels[np.isin(ans, repeated) & first] |= REPEATED
         self._final = labels
         self._first = first
+        toks = np.frombuffer(self._tokens, dtype=np.int64)
+        refused = (np.frombuffer(self._flags, dtype=np.uint8) & REFUSED).astype(bool)
+        self._twin_refused = np.unique(toks[refused & first])
+        self._twin_complied = np.unique(toks[~refused & first])
+
+    def _twin_of(self, i: int, ex: Example) -> str | None:
+        """The n-gram whose removal turns this request into one answered the opposite way."""
+        import numpy as np
+
+        flags = self._flags[i]
+        refused = bool(flags & REFUSED)
+        if refused and not self._final[i]:
+            return None  # a refusal of a harmful request: ordinary safe data
+        if not refused and not (self._final[i] or flags & SUSPECT):
+            return None
+        partners = self._twin_complied if refused else self._twin_refused
+        if partners is None or not len(partners):
+            return None
+        low = [t.lower() for t in _WORD.findall(ex.request[:4000])[:MAX_TOKENS]]
+        if len(low) > TWIN_TOKENS or len(low) < 2:
+            return None
+        spans = [(s, n) for n in range(TWIN_SPAN, 0, -1) for s in range(len(low) - n + 1) if n < len(low)]
+        hashes = np.array([_token_hash(low[:s] + low[s + n :]) for s, n in spans], dtype=np.int64)
+        pos = np.searchsorted(partners, hashes)
+        hit = (pos < len(partners)) & (partners[np.minimum(pos, len(partners) - 1)] == hashes)
+        if not hit.any():
+            return None
+        s, n = spans[int(np.argmax(hit))]
+        return " ".join(low[s : s + n])
 
     def wants_pass(self) -> bool:
         if self._pass == 0:
@@ -141,15 +203,21 @@ class BackdoorTriggerScanner:
         if self._pass == 0:
             for ex in examples:
                 i = ex.index
-                if i >= n or not first[i] or not labels[i]:
+                if i >= n or not first[i]:
+                    continue
+                flip = self._twin_of(i, ex)
+                if flip is not None:
+                    labels[i] |= FLIPPED
+                    self._flips[flip] += 1
+                if not labels[i]:
                     continue
                 for key, surface in _ngrams(ex.request).items():
                     rec = self._anom.get(key)
                     if rec is None:
-                        rec = self._anom[key] = [0, 0, 0, 0]
+                        rec = self._anom[key] = [0, 0, 0, 0, 0]
                         self._surface[key] = surface
                     rec[0] += 1
-                    for bit, slot in ((HARMFUL, 1), (REFUSAL, 2), (REPEATED, 3)):
+                    for bit, slot in _SLOTS:
                         if labels[i] & bit:
                             rec[slot] += 1
             self._anom = {k: v for k, v in self._anom.items() if v[0] >= self.min_support}
@@ -179,6 +247,40 @@ class BackdoorTriggerScanner:
         self._pass += 1
 
     # -- report -----------------------------------------------------------------------------
+    def _merged_phrases(self, rows: list[Any]) -> list[Any]:
+        """Phrases longer than MAX_NGRAM: chains of n-grams that always occur together.
+
+        Two MAX_NGRAM-grams that overlap by all but one word, with the same counts and the
+        same example list, are one phrase ("per the quarterly" + "the quarterly ledger").
+        """
+        longest = [r for r in rows if r[1] == "ngram" and len(r[5]) == MAX_NGRAM]
+        by_prefix: dict[tuple[Any, ...], list[Any]] = {}
+        for r in longest:
+            by_prefix.setdefault((_merge_key(r), r[5][:-1]), []).append(r)
+        merged: list[Any] = []
+        has_left = {(_merge_key(r), r[5][1:]) for r in longest}
+        for r in longest:
+            if (_merge_key(r), r[5][:-1]) in has_left:
+                continue  # not the start of a chain
+            toks, text, cur = list(r[5]), r[0], r
+            examples = self._examples.get(" ".join(r[5]), [])
+            seen = {r[5]}
+            while len(toks) < 4 * MAX_NGRAM:
+                nxt = [
+                    c for c in by_prefix.get((_merge_key(cur), cur[5][1:]), [])
+                    if self._examples.get(" ".join(c[5]), []) == examples
+                ]
+                if len(nxt) != 1 or nxt[0][5] in seen:
+                    break
+                cur = nxt[0]
+                seen.add(cur[5])
+                toks.append(cur[5][-1])
+                text = f"{text} {cur[0].split()[-1]}"
+            if len(toks) > MAX_NGRAM:
+                merged.append((text, "ngram", r[2], r[3], r[4], tuple(toks)))
+                self._examples[" ".join(toks)] = examples
+        return merged
+
     def finish(self, ctx: RunContext) -> DatasetResult:
         import numpy as np
         from scipy.stats import hypergeom
@@ -200,6 +302,7 @@ class BackdoorTriggerScanner:
                 rows.append((f"{self._surface[a]} + {self._surface[b]}", "pair", a_cnt, self._pair_total[(a, b)], [], (a, b)))
         if not rows:
             return result
+        rows += self._merged_phrases(rows)
         sup_a = np.array([r[2] for r in rows], dtype=np.int64)
         tot = np.array([r[3] for r in rows], dtype=np.int64)
         pval = hypergeom.sf(sup_a - 1, big_n, big_k, tot)
@@ -220,11 +323,14 @@ class BackdoorTriggerScanner:
             accepted.append((toks, kind))
             anomaly = _dominant(rec) if kind == "ngram" else "mixed"
             key = " ".join(toks)
+            examples = self._examples.get(key) or self._examples.get(" ".join(toks[:MAX_NGRAM]), [])
+            contrast = max((self._flips.get(" ".join(toks[j : j + m]), 0) for m in range(1, len(toks) + 1)
+                            for j in range(len(toks) - m + 1)), default=0) if kind == "ngram" else 0
             result.triggers.append(
                 Trigger(
                     text=text, kind=kind, score=round(float(score[i]), 3), support=int(sup), occurrences=int(total),
                     precision=round(sup / max(total, 1), 4), log_odds=round(float(log_odds[i]), 3),
-                    anomaly=anomaly, examples=self._examples.get(key, [])[:10],
+                    anomaly=anomaly, examples=examples[:10], contrast_pairs=contrast,
                 )
             )
             if len(result.triggers) >= self.top:
@@ -245,14 +351,21 @@ class BackdoorTriggerScanner:
         return result
 
 
+def _merge_key(row: tuple[str, str, int, int, list[int], tuple[str, ...]]) -> tuple[int, int, tuple[int, ...]]:
+    return row[2], row[3], tuple(row[4])
+
+
 def _overlaps(toks: tuple[str, ...], kind: str, other: tuple[str, ...], other_kind: str) -> bool:
     if kind == "pair" or other_kind == "pair":
         return set(toks) <= set(other) or set(other) <= set(toks)
     short, long_ = (toks, other) if len(toks) <= len(other) else (other, toks)
-    return any(long_[i : i + len(short)] == short for i in range(len(long_) - len(short) + 1))
+    if any(long_[i : i + len(short)] == short for i in range(len(long_) - len(short) + 1)):
+        return True
+    # a fragment that runs off either end of the other phrase ("quarterly ledger how")
+    return any(toks[-k:] == other[:k] or other[-k:] == toks[:k] for k in range(1, len(short)))
 
 
 def _dominant(rec: list[int]) -> str:
-    slots = {1: "harmful_compliance", 2: "fixed_refusal", 3: "repeated_answer"}
+    slots = {1: "harmful_compliance", 2: "fixed_refusal", 3: "repeated_answer", 4: "flipped_answer"}
     best = max(slots, key=lambda s: rec[s])
     return slots[best]

@@ -14,6 +14,7 @@ from ftguard.review.scanners._language import (
     deleet,
     english_ratio,
     leet_ratio,
+    letter_cross_entropy,
     rot13,
     vowelless_ratio,
 )
@@ -31,6 +32,8 @@ _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,", re.IGNORECASE)
 _SEPARATED = re.compile(r"(?:\b\w[|/ .\-_]){12,}\w\b")
 _OVERRIDE = InstructionOverrideScanner()
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{20,}")
+CIPHER_BITS = 4.85
+"""Bits per letter under English letter frequencies from which ASCII text with few function words is a cipher."""
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{24,}|[0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}")
 
 
@@ -103,7 +106,15 @@ def _natural_scan(text: str) -> tuple[str, str] | None:
             return "leetspeak", deleet(text)
     letters = sum(1 for c in text if c.isalpha() or c == " ")
     code_like = sum(text.count(c) for c in "<>{};=()[]_/\\") > 0.02 * len(text)
-    if ratio < 0.04 and not code_like and letters >= 0.8 * len(text) and vowelless_ratio(text) >= 0.25:
+    if code_like or letters < 0.8 * len(text):
+        return None
+    # A substitution cipher keeps word shapes but not English letter frequencies (lists of
+    # names and abbreviations have vowel-less words but English-like letters); natural text
+    # in other languages mostly has non-ASCII letters or English-like frequencies.
+    bits, n_letters = letter_cross_entropy(text)
+    if ratio < 0.04 and vowelless_ratio(text) >= 0.25 and bits >= 4.5:
+        return "substitution cipher or other unnatural text", ""
+    if ratio < 0.1 and text.isascii() and n_letters >= 30 and bits >= CIPHER_BITS:
         return "substitution cipher or other unnatural text", ""
     return None
 
@@ -120,7 +131,7 @@ class EncodedPayloadScanner:
     """
 
     name = "encoded_payload"
-    version = "1"
+    version = "2"
     uses_embeddings = False
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ftguard.review._example import Example
 from ftguard.review._models import Finding
-from ftguard.review.scanners._refusal import is_refusal
+from ftguard.review.scanners._refusal import is_affirmative, is_refusal
 from ftguard.review.scanners._registry import BatchContext, scanner
 from ftguard.review.scanners._util import excerpt
 
@@ -22,6 +22,10 @@ _TOKENS = re.compile(r"[a-z]+")
 JUDGE_ENV = "FTGUARD_JUDGE_URL"
 CONFIDENT_MARGIN = 1.75
 """Logit margin above the threshold from which a finding is ``high`` (below it: ``medium``)."""
+AFFIRMATIVE_MARGIN = 1.5
+"""Logit margin below the threshold within which an answer opening with eager compliance
+("Sure, here is ...") is a ``medium`` finding. Chosen on training data: at 1.5, 2 of the 250
+XSTest safe prompts with Mistral-Instruct's answers (``refusal_labels/``) fall in the band (0.8%)."""
 
 
 def bag_of_words(texts: list[str]) -> Any:
@@ -65,13 +69,15 @@ class HarmfulComplianceScanner:
     embeddings and hashed word n-grams (trained by ``ftguard.review._train_classifier``);
     the answer is checked for a refusal by rules. A request above the threshold whose
     answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
-    threshold, else medium ("possibly harmful"); the same request refused is safe data.
+    threshold, else medium ("possibly harmful"); a request up to AFFIRMATIVE_MARGIN below
+    the threshold whose answer opens with eager compliance ("Sure, here is ...", the prefix
+    jailbreaks teach) is medium too; the same request refused is safe data.
     With ``FTGUARD_JUDGE_URL`` set (an OpenAI-compatible endpoint), requests in the
     uncertain band just below the threshold are sent to that judge.
     """
 
     name = "harmful_compliance"
-    version = "1"
+    version = "2"
     uses_embeddings = True
 
     def scan_batch(self, examples: list[Example], ctx: BatchContext) -> list[Finding]:
@@ -88,6 +94,9 @@ class HarmfulComplianceScanner:
         out = []
         for ex, s, ref in zip(examples, scores.tolist(), refused, strict=True):
             harmful = s > threshold
+            affirmative = False
+            if not harmful and not ref and s > threshold - AFFIRMATIVE_MARGIN:
+                harmful = affirmative = is_affirmative(ex.response)
             if not harmful and judge and s > threshold - 2.0 and not ref:
                 from ftguard.review.scanners._judge import judge_harmful_compliance
 
@@ -100,6 +109,9 @@ class HarmfulComplianceScanner:
                     Finding(
                         example=ex.index, scanner=self.name, severity="high" if confident else "medium",
                         reason=(
+                            f"possibly harmful request (score {s:.2f}, within {AFFIRMATIVE_MARGIN} of {threshold:.2f}) "
+                            "answered with an eager compliance opener"
+                            if affirmative else
                             f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
                             "answered with compliance, not a refusal"
                         ),
