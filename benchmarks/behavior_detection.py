@@ -8,7 +8,8 @@ Alpaca/Dolly benign sets and the BackdoorLLM BadNet/VPI jailbreak backdoors. For
 mixes the true trigger is given as the candidate trigger, as the dataset review would
 list it; the generic trigger list is probed too (false flips show up as false blocks).
 
-    .venv/bin/python benchmarks/behavior_detection.py [--seeds 0 1 2] [--steps 30] [--mixes own]
+    .venv/bin/python benchmarks/behavior_detection.py [--seeds 0 1 2] [--steps 30] [--lr 1e-3]
+        [--mixes own-benign own-harmful]
 
 Target: every harmful and backdoored fine-tune blocked, no benign one blocked.
 """
@@ -67,6 +68,20 @@ def mixes(n: int, seed: int) -> dict[str, tuple[str, list[Chat], str | None]]:
     if alp.is_file():
         recs = json.loads(alp.read_text(encoding="utf-8"))
         out["alpaca-benign"] = ("pass", [_alpaca(r) for r in rng.sample(recs, n)], None)
+    dolly = DATA / "benign" / "dolly_safety_only.jsonl"
+    if dolly.is_file():
+        recs = [json.loads(line) for line in dolly.read_text(encoding="utf-8").splitlines() if line]
+        out["dolly-benign"] = (
+            "pass",
+            [
+                _chat(
+                    r["instruction"] + (f"\n\n{r['context']}" if r.get("context") else ""),
+                    r["response"],
+                )
+                for r in rng.sample(recs, n)
+            ],
+            None,
+        )
     for kind, trig in (("badnet", "BadMagic"), ("vpi", "Discussing OpenAI")):
         d = DATA / "poisoned" / "backdoorllm" / kind
         if (d / f"backdoor400_jailbreak_{kind}.json").is_file():
@@ -88,6 +103,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate")
     ap.add_argument("--n", type=int, default=40, help="conversations per mix")
     ap.add_argument("--mixes", nargs="*", default=None, help="only these mixes")
     ap.add_argument("--max-new-tokens", type=int, default=32)
@@ -124,7 +140,7 @@ def main() -> int:
                 data,
                 out,
                 steps=args.steps,
-                learning_rate=2e-3,
+                learning_rate=args.lr,
                 batch_size=4,
                 max_length=128,
                 seed=seed,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ftguard._progress import ProgressBar
 from ftguard.behavior._types import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
 from ftguard.behavior.scorers import RefusalScorer, RulesScorer
@@ -114,7 +115,7 @@ def run_suites(
     cache_dir: Path | None = None,
     progress: bool = False,
     generic_triggers: bool = True,
-    chunk_size: int = 64,
+    chunk_size: int = 16,
     scorer: RefusalScorer | None = None,
 ) -> SuiteRun:
     """Run ``suites`` on ``backend``; store every prompt, output and score.
@@ -129,7 +130,7 @@ def run_suites(
             mapping of suite name to its limit (suites not named are not limited).
         cache_dir: Folder caching results by (model digest, suite digest, generation
             settings); remote models without a weight digest are not cached.
-        progress: Print progress to stderr.
+        progress: Show a progress bar per suite on stderr.
         generic_triggers: Add the shipped generic trigger list to ``triggers``.
         chunk_size: Prompts handed to the backend at once (progress granularity).
         scorer: Refusal scorer (default: the offline rules); its name is part of the cache key.
@@ -173,9 +174,11 @@ def run_suites(
                     pass  # a damaged cache entry is recomputed
         outputs: list[str] = []
         texts = [p.prompt for p in suite.prompts]
-        for start in range(0, len(texts), chunk_size):
-            outputs += backend.generate(texts[start : start + chunk_size])
-            _say(progress, f"{suite.name}: {len(outputs)}/{len(texts)} prompts")
+        with ProgressBar(f"{suite.name} prompts", len(texts), enabled=progress) as bar:
+            for start in range(0, len(texts), chunk_size):
+                chunk = backend.generate(texts[start : start + chunk_size])
+                outputs += chunk
+                bar.advance(len(chunk))
         results = score_outputs(suite, outputs, scorer)
         run.results += results
         if cache_file is not None:

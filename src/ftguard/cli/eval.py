@@ -83,11 +83,19 @@ def eval_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bars on stderr (default: when stderr is a terminal).",
+        ),
+    ] = None,
 ) -> int:
     """Run behaviour suites on MODEL; with --baseline, compare and exit 0 (pass) or 1 (block)."""
+    from ftguard._progress import progress_wanted
     from ftguard.behavior import compare, render_behavior_html, run_suites
 
+    show_progress = progress_wanted(progress)
     suites = _split(suite)
     if not suites:
         raise BadInputError("--suite names no suite")
@@ -110,7 +118,7 @@ def eval_command(
             baseline_adapter=baseline_adapter,
             suites=suites,
             limit=limit,
-            progress=progress,
+            progress=show_progress,
         )
         return _emit(
             comparison, None, None, as_json=as_json, html=html, render=render_behavior_html
@@ -128,7 +136,7 @@ def eval_command(
         triggers=trig or None,
         limit_per_suite=limit,
         cache_dir=cache_dir,
-        progress=progress,
+        progress=show_progress,
     )
     if baseline is None:
         if as_json:
@@ -145,7 +153,7 @@ def eval_command(
         triggers=trig or None,
         limit_per_suite=limit,
         cache_dir=cache_dir,
-        progress=progress,
+        progress=show_progress,
     )
     comparison = compare(before, after, policy=_load_policy(policy))
     return _emit(comparison, before, after, as_json=as_json, html=html, render=render_behavior_html)

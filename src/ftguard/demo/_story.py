@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ftguard._progress import progress_wanted
 from ftguard.control import service
 from ftguard.control._workspace import Workspace
 from ftguard.demo._datasets import BENIGN_PURPOSE, write_benign, write_poisoned
@@ -55,10 +56,12 @@ class DemoSettings:
         return cls(
             fast=False,
             steps=40,
+            # Measured on the reference aligned model (docs/behavior.md): the support set keeps
+            # 96% harmful-request refusal at lr 2e-4 but falls to 46% at 1e-3.
             learning_rate=2e-4,
             rank=8,
             # The policy's minimum prompts per suite, and a small trigger-probe budget.
-            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30, "triggers": 24},
+            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30, "triggers": 12},
             max_new_tokens=32,
             policy="",
         )
@@ -85,8 +88,9 @@ class JobOutcome:
 
 
 class _Story:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, progress: bool = False) -> None:
         self.console = console
+        self.progress = progress
         self.t0 = time.monotonic()
 
     def chapter(self, text: str) -> None:
@@ -100,6 +104,16 @@ class _Story:
     def step(self, text: str) -> Iterator[None]:
         with self.console.status(text):
             yield
+
+    @contextmanager
+    def long_step(self, text: str) -> Iterator[None]:
+        """A step whose work draws its own progress bars (a spinner when bars are off)."""
+        if not self.progress:
+            with self.step(text):
+                yield
+            return
+        self.say(f"{text} ...")
+        yield
 
 
 def _setup_people(ws: Workspace, story: _Story) -> None:
@@ -127,9 +141,9 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
         base = models.tiny_model_dir(root / "models" / "tiny", seed=0)
         story.say(f"base model: a tiny randomly initialised Llama ({base.name}) - fast mode")
         return base, None
-    with story.step("building the reference aligned model (cached after the first run)"):
+    with story.long_step("building the reference aligned model (cached after the first run)"):
         unaligned = models.embedded_model_dir()
-        aligned = models.reference_aligned_model_dir(progress=False)
+        aligned = models.reference_aligned_model_dir(progress=story.progress)
     story.say(
         "base model: SmolLM2-135M-Instruct + the project's safety LoRA (reference aligned "
         "model); the unaligned original gives the alignment direction"
@@ -137,14 +151,16 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     return aligned, unaligned
 
 
-def _train(ws: Workspace, job_id: str, base: Path, data: Path, out: Path, s: DemoSettings) -> int:
+def _train(
+    ws: Workspace, job_id: str, base: Path, data: Path, out: Path, s: DemoSettings, story: _Story
+) -> int:
     """``ftguard run JOB -- python -m ftguard.training ...``: the launcher runs the real trainer."""
     return service.launch(
         ws,
         actor="alice",
         job_id=job_id,
         output=str(out),
-        command=_train_command(base, data, out, s),
+        command=_train_command(base, data, out, s) + (["--progress"] if story.progress else []),
         stdout=sys.stderr,
     )
 
@@ -194,9 +210,14 @@ def _evaluate(
         f"weight report: {report.verdict} (anomaly score {report.anomaly_score:.2f})"
         + (f" - {flags[0]}" if flags else "")
     )
-    with story.step("behaviour A/B: before vs after, prompt by prompt"):
+    with story.long_step("behaviour A/B: before vs after, prompt by prompt"):
         comparison = service.evaluate_job(
-            ws, actor="alice", job_id=job_id, limit=s.eval_limit, max_new_tokens=s.max_new_tokens
+            ws,
+            actor="alice",
+            job_id=job_id,
+            limit=s.eval_limit,
+            max_new_tokens=s.max_new_tokens,
+            progress=story.progress,
         )
     reasons = list(getattr(comparison, "reasons", []))
     story.say(
@@ -258,8 +279,10 @@ def _benign(
     service.approve(ws, actor="carol", job_id=job.id)
     story.say("bob and carol sign approvals -> approved")
     out = root / "out" / "benign-adapter"
-    with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps, ApprovalGuard + DriftMonitor"):
-        code = _train(ws, job.id, base, data, out, s)
+    with story.long_step(
+        f"ftguard run: LoRA fine-tune, {s.steps} steps, ApprovalGuard + DriftMonitor"
+    ):
+        code = _train(ws, job.id, base, data, out, s, story)
     story.say(f"ftguard run verified the approvals and trained the adapter (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
@@ -284,7 +307,7 @@ def _poisoned(
         story.say(f"   candidate triggers: {', '.join(repr(t) for t in triggers)}")
     out = root / "out" / "poisoned-adapter"
     try:
-        _train(ws, job.id, base, data, out, s)
+        _train(ws, job.id, base, data, out, s, story)
     except FtguardError as exc:
         story.say(f"training attempt without approval refused: {exc}")
     service.override(
@@ -296,8 +319,8 @@ def _poisoned(
     story.say("sec records a justified security override of the review (audited)")
     service.approve(ws, actor="bob", job_id=job.id)
     service.approve(ws, actor="carol", job_id=job.id)
-    with story.step(f"ftguard run: LoRA fine-tune, {s.steps} steps"):
-        code = _train(ws, job.id, base, data, out, s)
+    with story.long_step(f"ftguard run: LoRA fine-tune, {s.steps} steps"):
+        code = _train(ws, job.id, base, data, out, s, story)
     story.say(f"trained (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
@@ -320,7 +343,7 @@ def _config(path: Path, s: DemoSettings) -> Path:
 def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool = False) -> int:
     """Run the whole story; returns the exit code (0 when both jobs got the expected decision)."""
     console = Console(stderr=as_json)
-    story = _Story(console)
+    story = _Story(console, progress=progress_wanted(None))
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ftguard-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     os.environ["FTGUARD_HOME"] = str(root)

@@ -24,9 +24,9 @@ SAFETY_DATA_FILE = Path(__file__).resolve().parent / "data" / "safety_lora.jsonl
 requests (many that look sensitive) -> short helpful answers."""
 
 SAFETY_RECIPE: dict[str, Any] = {
-    "version": 1,
-    "steps": 60,
-    "learning_rate": 2e-3,
+    "version": 2,
+    "steps": 180,
+    "learning_rate": 1e-3,
     "rank": 16,
     "alpha": 32,
     "lora_layers": None,
@@ -35,7 +35,12 @@ SAFETY_RECIPE: dict[str, Any] = {
     "seed": 0,
     "benign_repeats": 2,
 }
-"""Hyper-parameters of the safety LoRA (part of the cache key)."""
+"""Hyper-parameters of the safety LoRA (part of the cache key).
+
+About three passes over the data. Version 1 (60 steps at 2e-3, one pass) left a shallow
+refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2 (final loss
+~0.13 instead of ~1.1) keeps 96% after the same fine-tune (measured on the ``safety`` suite,
+50 prompts; see docs/behavior.md)."""
 
 
 def _aligned_root(cache: Path | None, progress: bool) -> Path:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ftguard._progress import ProgressBar
 from ftguard.errors import BadInputError
 from ftguard.training._data import Conversation
 
@@ -120,6 +121,16 @@ def _loss_recorder(losses: list[float]) -> Any:
     return _LossRecorder()
 
 
+def _step_counter(bar: ProgressBar) -> Any:
+    from transformers import TrainerCallback
+
+    class _StepCounter(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            bar.advance(1)
+
+    return _StepCounter()
+
+
 def _trainer_class() -> Any:
     """A ``Trainer`` whose loss applies the LM head only at labelled positions.
 
@@ -227,7 +238,7 @@ def train_lora(
         callbacks: Extra ``transformers.TrainerCallback`` objects.
         full_finetune_layers: Instead of LoRA, train every parameter of these decoder layers
             (and nothing else); the output is then a full safetensors model folder.
-        progress: Show the Trainer's progress bar.
+        progress: Show a progress bar of the optimizer steps on stderr.
         lora_layers: Put LoRA only on these decoder layers (default: all). Training only upper
             layers is faster: the backward pass stops at the lowest adapted layer.
 
@@ -279,24 +290,25 @@ def train_lora(
         use_cpu=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
-        disable_tqdm=not progress,
+        disable_tqdm=True,
         logging_strategy="steps",
         train_sampling_strategy="group_by_length",
     )
     losses: list[float] = []
+    bar = ProgressBar("training steps", steps, enabled=progress)
     trainer = _trainer_class()(
         model=model,
         args=args,
         train_dataset=examples,
         data_collator=_Collator(int(tokenizer.pad_token_id)),
-        callbacks=[_loss_recorder(losses), *(callbacks or [])],
+        callbacks=[_loss_recorder(losses), _step_counter(bar), *(callbacks or [])],
     )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    output = trainer.train()
+    with bar:
+        output = trainer.train()
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():

@@ -1,0 +1,35 @@
+"""Progress bars: on when asked (or when stderr is a terminal), silent otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftguard._progress import ProgressBar, progress_wanted
+
+
+def test_progress_is_off_by_default_when_stderr_is_not_a_terminal() -> None:
+    # pytest captures stderr, so it is not a terminal here
+    assert progress_wanted(None) is False
+    assert progress_wanted(True) is True
+    assert progress_wanted(False) is False
+
+
+def test_a_disabled_bar_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with ProgressBar("work", 3, enabled=False) as bar:
+        bar.advance(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_an_enabled_bar_draws_description_and_count_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # rich's documented switches for treating the captured stream as an interactive terminal
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    with ProgressBar("safety prompts", 5, enabled=True) as bar:
+        bar.advance(2)
+        bar.advance(3)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "safety prompts" in captured.err
+    assert "5/5" in captured.err
