@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 from ftguard._progress import ProgressBar, progress_wanted
 
 
-def test_progress_is_off_by_default_when_stderr_is_not_a_terminal() -> None:
-    # pytest captures stderr, so it is not a terminal here
-    assert progress_wanted(None) is False
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_by_default_bars_follow_whether_stderr_is_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tty: bool
+) -> None:
+    monkeypatch.setattr(sys, "stderr", _Stream(tty))
+    assert progress_wanted(None) is tty
     assert progress_wanted(True) is True
     assert progress_wanted(False) is False
 

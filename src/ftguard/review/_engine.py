@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ftguard._progress import ProgressBar
 from ftguard.errors import BadInputError
 from ftguard.review._example import Example
 from ftguard.review._models import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
@@ -41,11 +42,15 @@ def _read_provenance(path: Path | None) -> dict[str, Any] | None:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise BadInputError(f"{path}: cannot read the provenance manifest ({exc.strerror})") from exc
+        raise BadInputError(
+            f"{path}: cannot read the provenance manifest ({exc.strerror})"
+        ) from exc
     try:
         data = json.loads(text) if str(path).endswith(".json") else _yaml(text)
     except ValueError as exc:
-        raise BadInputError(f"{path}: the provenance manifest is not valid JSON/YAML ({exc})") from exc
+        raise BadInputError(
+            f"{path}: the provenance manifest is not valid JSON/YAML ({exc})"
+        ) from exc
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: the provenance manifest must be a mapping")
     return data
@@ -118,7 +123,9 @@ def review_dataset(
             if o.uses_embeddings:
                 skipped[o.name] = "embedding scanners were turned off (--no-embeddings)"
         objs = [o for o in objs if not o.uses_embeddings]
-    run = RunContext(purpose=purpose, embeddings=embeddings, provenance=_read_provenance(provenance))
+    run = RunContext(
+        purpose=purpose, embeddings=embeddings, provenance=_read_provenance(provenance)
+    )
     worker_names = tuple(o.name for o in objs if isinstance(o, ExampleScanner | DatasetScanner))
     batch_scanners = [o for o in objs if isinstance(o, BatchScanner)]
     dataset_scanners = [o for o in objs if isinstance(o, DatasetScanner)]
@@ -128,61 +135,69 @@ def review_dataset(
     flagged: set[int] = set()
     n = 0
     stream = load_examples(path, fmt, column_map, issues=True)
-    bar = _Progress(progress)
-    pool: ProcessPoolExecutor | None = None
-    try:
-        first: list[Example | LoadIssue] = list(islice(stream, CHUNK))
-        chunks = _chunks(stream, CHUNK)
-        if nworkers > 1 and len(first) == CHUNK and _can_spawn():
-            import multiprocessing
+    with ProgressBar("reviewing examples", None, enabled=progress) as bar:
+        pool: ProcessPoolExecutor | None = None
+        try:
+            first: list[Example | LoadIssue] = list(islice(stream, CHUNK))
+            chunks = _chunks(stream, CHUNK)
+            if nworkers > 1 and len(first) == CHUNK and _can_spawn():
+                import multiprocessing
 
-            pool = ProcessPoolExecutor(nworkers, mp_context=multiprocessing.get_context("spawn"))
-        pending: list[tuple[list[Example | LoadIssue], Future[Any] | tuple[Any, Any]]] = []
+                pool = ProcessPoolExecutor(
+                    nworkers, mp_context=multiprocessing.get_context("spawn")
+                )
+            pending: list[tuple[list[Example | LoadIssue], Future[Any] | tuple[Any, Any]]] = []
 
-        def submit(chunk: list[Example | LoadIssue]) -> None:
-            exs = [e for e in chunk if isinstance(e, Example)]
-            if pool is not None:
-                pending.append((chunk, pool.submit(scan_chunk, worker_names, exs)))
-            else:
-                pending.append((chunk, scan_chunk(worker_names, exs)))
-
-        def drain(limit: int) -> None:
-            nonlocal n
-            while len(pending) > limit:
-                chunk, fut = pending.pop(0)
-                chunk_findings, feats = fut.result() if isinstance(fut, Future) else fut
+            def submit(chunk: list[Example | LoadIssue]) -> None:
                 exs = [e for e in chunk if isinstance(e, Example)]
-                for issue in (e for e in chunk if isinstance(e, LoadIssue)):
-                    chunk_findings.append(
-                        Finding(example=issue.index, scanner="format", severity="medium",
-                                reason=f"unreadable record: {issue.reason}", line=issue.line)
-                    )
-                ctx = BatchContext(run, exs)
-                for bsc in batch_scanners:
-                    chunk_findings.extend(bsc.scan_batch(exs, ctx))
-                chunk_findings.sort(key=lambda f: f.example)
-                for dsc in dataset_scanners:
-                    dsc.observe(exs, feats.get(dsc.name, [None] * len(exs)), chunk_findings, ctx)
-                for f in chunk_findings:
-                    per = counts.setdefault(f.scanner, {})
-                    per[f.severity] = per.get(f.severity, 0) + 1
-                    if severity_rank(f.severity) >= 2:
-                        flagged.add(f.example)
-                if len(findings) < MAX_FINDINGS:
-                    findings.extend(chunk_findings[: MAX_FINDINGS - len(findings)])
-                n += len(chunk)
-                bar.update(n)
+                if pool is not None:
+                    pending.append((chunk, pool.submit(scan_chunk, worker_names, exs)))
+                else:
+                    pending.append((chunk, scan_chunk(worker_names, exs)))
 
-        if first:
-            submit(first)
-        for chunk in chunks:
-            submit(chunk)
-            drain(2 * max(nworkers, 1))
-        drain(0)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        bar.close()
+            def drain(limit: int) -> None:
+                nonlocal n
+                while len(pending) > limit:
+                    chunk, fut = pending.pop(0)
+                    chunk_findings, feats = fut.result() if isinstance(fut, Future) else fut
+                    exs = [e for e in chunk if isinstance(e, Example)]
+                    for issue in (e for e in chunk if isinstance(e, LoadIssue)):
+                        chunk_findings.append(
+                            Finding(
+                                example=issue.index,
+                                scanner="format",
+                                severity="medium",
+                                reason=f"unreadable record: {issue.reason}",
+                                line=issue.line,
+                            )
+                        )
+                    ctx = BatchContext(run, exs)
+                    for bsc in batch_scanners:
+                        chunk_findings.extend(bsc.scan_batch(exs, ctx))
+                    chunk_findings.sort(key=lambda f: f.example)
+                    for dsc in dataset_scanners:
+                        dsc.observe(
+                            exs, feats.get(dsc.name, [None] * len(exs)), chunk_findings, ctx
+                        )
+                    for f in chunk_findings:
+                        per = counts.setdefault(f.scanner, {})
+                        per[f.severity] = per.get(f.severity, 0) + 1
+                        if severity_rank(f.severity) >= 2:
+                            flagged.add(f.example)
+                    if len(findings) < MAX_FINDINGS:
+                        findings.extend(chunk_findings[: MAX_FINDINGS - len(findings)])
+                    n += len(chunk)
+                    bar.advance(len(chunk))
+
+            if first:
+                submit(first)
+            for chunk in chunks:
+                submit(chunk)
+                drain(2 * max(nworkers, 1))
+            drain(0)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     run.examples = n
     dataset_findings: list[DatasetFinding] = []
     triggers: list[Trigger] = []
@@ -234,34 +249,3 @@ def _can_spawn() -> bool:
 
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     return main_file is None or Path(main_file).is_file()
-
-
-class _Progress:
-    """A rich progress line on stderr (a no-op when turned off)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._p: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                MofNCompleteColumn,
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._p = Progress(
-                SpinnerColumn(), TextColumn("reviewing"), MofNCompleteColumn(), TextColumn("examples"),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-            )
-            self._p.start()
-            self._task = self._p.add_task("review", total=None)
-
-    def update(self, n: int) -> None:
-        if self._p is not None:
-            self._p.update(self._task, completed=n)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
