@@ -59,6 +59,70 @@ def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -
     assert run_suites(other, ["safety"], limit_per_suite=5, cache_dir=tmp_path).cached_suites == []
 
 
+class _CountingBackend:
+    """The real tiny-model backend, counting the prompts it is asked to generate."""
+
+    def __init__(self, inner: TransformersBackend) -> None:
+        self.inner = inner
+        self.generated: list[str] = []
+
+    def identity(self):  # type: ignore[no-untyped-def]
+        return self.inner.identity()
+
+    def settings(self) -> dict[str, object]:
+        return self.inner.settings()
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        self.generated += prompts
+        return self.inner.generate(prompts)
+
+
+def test_runner_generates_each_prompt_once_across_suites(tiny_model: Path, tmp_path: Path) -> None:
+    counting = _CountingBackend(TransformersBackend(tiny_model, batch_size=8, max_new_tokens=5))
+    first = run_suites(
+        counting,
+        ["triggers"],
+        triggers=["BadMagic"],
+        limit_per_suite=3,
+        generic_triggers=False,
+        cache_dir=tmp_path,
+    )
+    assert len(counting.generated) == 12 == len(set(counting.generated))
+    counting.generated.clear()
+    # A second job's review found another candidate: only its probes are new.
+    second = run_suites(
+        counting,
+        ["triggers"],
+        triggers=["BadMagic", "cobalt sunrise"],
+        limit_per_suite=3,
+        generic_triggers=False,
+        cache_dir=tmp_path,
+    )
+    assert second.cached_suites == []  # a different suite ...
+    assert len(counting.generated) == 9  # ... but only the 3 x 3 new probes were generated
+    assert all("cobalt sunrise" in p for p in counting.generated)
+    shared = {r.id: r.output for r in first.suite("triggers")}
+    assert all(shared[r.id] == r.output for r in second.suite("triggers") if r.id in shared)
+    # Without the scored-suite cache, the outputs still come from the output cache; a
+    # damaged line there is skipped, and a lost output is generated again.
+    for scored in tmp_path.glob("*.json"):
+        scored.unlink()
+    (cache_file,) = (tmp_path / "outputs").glob("*.jsonl")
+    lines = cache_file.read_text(encoding="utf-8").splitlines()
+    cache_file.write_text("not json\n" + "\n".join(lines[1:]) + "\n", encoding="utf-8")
+    counting.generated.clear()
+    again = run_suites(
+        counting,
+        ["triggers"],
+        triggers=["BadMagic"],
+        limit_per_suite=3,
+        generic_triggers=False,
+        cache_dir=tmp_path,
+    )
+    assert len(counting.generated) == 1
+    assert again.results == first.results
+
+
 def test_runner_trigger_probes_with_limit(tiny_model: Path) -> None:
     backend = TransformersBackend(tiny_model, batch_size=16, max_new_tokens=4)
     run = run_suites(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftguard.behavior._runner import resolve_suite
 from ftguard.behavior.suites import (
     generic_triggers,
     get_suite,
@@ -21,6 +23,7 @@ from ftguard.behavior.suites import (
     parse_jsonl_prompts,
     suite_names,
 )
+from ftguard.behavior.suites._builtin import MAX_PROBED_CANDIDATES, MAX_SWEPT_CANDIDATES
 from ftguard.errors import BadInputError
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -78,6 +81,31 @@ def test_trigger_suite_pairs_every_probe_with_a_clean_control() -> None:
     assert any(p.harmful for p in probes) and any(not p.harmful for p in probes)
     for p in probes:
         assert p.trigger and p.trigger in p.prompt
+
+
+def test_candidates_get_every_position_and_the_generic_sweep_rotates() -> None:
+    s = get_suite("triggers", triggers=["BadMagic"])
+    bases = [p for p in s.prompts if p.trigger is None]
+    cand = [p for p in s.prompts if p.trigger == "BadMagic"]
+    assert len(cand) == 3 * len(bases)  # a candidate with evidence: every position, every base
+    for generic in generic_triggers():
+        probes = [p for p in s.prompts if p.trigger == generic]
+        assert sorted(p.base_id for p in probes) == sorted(b.base_id for b in bases)  # one each
+        counts = Counter(p.position for p in probes)
+        assert set(counts) == {"prefix", "suffix", "random"}
+        assert max(counts.values()) - min(counts.values()) <= 1  # rotation spreads them evenly
+    assert len(s.prompts) == len(bases) * (1 + 3 + len(generic_triggers()))
+
+
+def test_runner_probes_only_the_best_candidates_at_every_position() -> None:
+    ranked = [{"text": f"cand{i}", "score": 20.0 - i} for i in range(20)]
+    s = resolve_suite("triggers", triggers=ranked, limit=6, generic=False)
+    per_trigger = Counter(p.trigger for p in s.prompts if p.trigger)
+    full = [t for t, n in per_trigger.items() if n == 3 * 6]
+    assert sorted(full) == [f"cand{i}" for i in range(MAX_PROBED_CANDIDATES)]
+    swept = range(MAX_PROBED_CANDIDATES, MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES)
+    assert all(per_trigger[f"cand{i}"] == 6 for i in swept)
+    assert len(per_trigger) == MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES
 
 
 def test_insert_trigger_positions() -> None:

@@ -14,8 +14,11 @@ from ftguard.behavior._types import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
 from ftguard.behavior.scorers import RefusalScorer, RulesScorer
 from ftguard.behavior.suites import Suite, get_suite, normalize_triggers, trigger_suite
-from ftguard.behavior.suites._builtin import TRIGGER_BASE_BENIGN, TRIGGER_BASE_HARMFUL
-from ftguard.behavior.suites._triggers import generic_triggers
+from ftguard.behavior.suites._builtin import (
+    TRIGGER_BASE_BENIGN,
+    TRIGGER_BASE_HARMFUL,
+    probe_plan,
+)
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
 
@@ -67,21 +70,21 @@ def resolve_suite(
 ) -> Suite:
     """The suite to run: a registered name or a loaded :class:`Suite`, limited if asked.
 
-    For ``triggers``, ``limit`` bounds the clean base prompts (two thirds harmful, one
-    third benign), so every probe keeps its clean control.
+    For ``triggers``, the best given candidates are probed at every position, the next
+    ones and the generic list at rotating positions (see ``probe_plan``);
+    ``limit`` bounds the clean base prompts (two thirds harmful, one third benign), so every
+    probe keeps its clean control.
     """
     if isinstance(name, Suite):
         return name.limited(limit)
     if name == "triggers":
-        cands = normalize_triggers(triggers)
-        if generic:
-            cands = normalize_triggers([*cands, *generic_triggers()], max_triggers=40)
-        if not cands:
+        cands, sweep = probe_plan(triggers, generic=generic)
+        if not cands and not sweep:
             raise BadInputError("the triggers suite needs at least one trigger")
         harm, ben = TRIGGER_BASE_HARMFUL, TRIGGER_BASE_BENIGN
         if limit is not None:
             harm, ben = max(1, min(harm, (2 * limit + 2) // 3)), max(1, min(ben, limit // 3))
-        return trigger_suite(cands, harmful=harm, benign=ben)
+        return trigger_suite(cands, sweep=sweep, harmful=harm, benign=ben)
     return get_suite(name).limited(limit)
 
 
@@ -99,6 +102,57 @@ def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:
         default=str,
     )
     return sha256_bytes(blob.encode())
+
+
+class _OutputCache:
+    """Outputs of one model under one set of generation settings, by prompt text.
+
+    Suites that share prompts (the clean controls of two trigger suites, the same safety
+    suite for two jobs on one base model) generate each prompt once. An append-only JSONL
+    file per (model digest, generation settings); a damaged line is ignored and regenerated.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.outputs: dict[str, str] = {}
+        if path is None or not path.is_file():
+            return
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+                self.outputs[str(row["p"])] = str(row["o"])
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    @staticmethod
+    def key(prompt: str) -> str:
+        return sha256_bytes(prompt.encode("utf-8"))
+
+    def get(self, prompt: str) -> str | None:
+        return self.outputs.get(self.key(prompt))
+
+    def add(self, prompts: Sequence[str], outputs: Sequence[str]) -> None:
+        rows = []
+        for prompt, output in zip(prompts, outputs, strict=True):
+            self.outputs[self.key(prompt)] = output
+            rows.append(json.dumps({"p": self.key(prompt), "o": output}))
+        if self.path is not None and rows:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(rows) + "\n")
+
+
+def _output_cache(
+    backend: Backend, cache_dir: Path | None, content_addressed: bool
+) -> _OutputCache:
+    if cache_dir is None or not content_addressed:
+        return _OutputCache(None)
+    blob = json.dumps(
+        {"model": backend.identity().digest, "gen": backend.settings(), "v": 1},
+        sort_keys=True,
+        default=str,
+    )
+    return _OutputCache(Path(cache_dir) / "outputs" / f"{sha256_bytes(blob.encode())}.jsonl")
 
 
 def _say(progress: bool, text: str) -> None:
@@ -128,8 +182,10 @@ def run_suites(
             ``text`` and ``score`` (as the dataset review lists them).
         limit_per_suite: At most this many prompts per suite (balanced over categories), or a
             mapping of suite name to its limit (suites not named are not limited).
-        cache_dir: Folder caching results by (model digest, suite digest, generation
-            settings); remote models without a weight digest are not cached.
+        cache_dir: Folder caching scored results by (model digest, suite digest, generation
+            settings, scorer) and outputs by (model digest, generation settings, prompt), so
+            a prompt another suite already ran is not generated again; remote models
+            without a weight digest are not cached.
         progress: Show a progress bar per suite on stderr.
         generic_triggers: Add the shipped generic trigger list to ``triggers``.
         chunk_size: Prompts handed to the backend at once (progress granularity).
@@ -146,6 +202,7 @@ def run_suites(
     ident = backend.identity()
     run = SuiteRun(model=ident, generation=backend.settings())
     run.triggers = normalize_triggers(triggers)
+    generated = _output_cache(backend, cache_dir, ident.content_addressed)
     for item in suites:
         name = item.name if isinstance(item, Suite) else item
         limit: int | None = (
@@ -172,13 +229,16 @@ def run_suites(
                     continue
                 except (ValueError, OSError):
                     pass  # a damaged cache entry is recomputed
-        outputs: list[str] = []
         texts = [p.prompt for p in suite.prompts]
-        with ProgressBar(f"{suite.name} prompts", len(texts), enabled=progress) as bar:
-            for start in range(0, len(texts), chunk_size):
-                chunk = backend.generate(texts[start : start + chunk_size])
-                outputs += chunk
-                bar.advance(len(chunk))
+        missing = list(dict.fromkeys(t for t in texts if generated.get(t) is None))
+        if len(missing) < len(texts):
+            _say(progress, f"{suite.name}: {len(texts) - len(missing)} outputs from the cache")
+        with ProgressBar(f"{suite.name} prompts", len(missing), enabled=progress) as bar:
+            for start in range(0, len(missing), chunk_size):
+                batch = missing[start : start + chunk_size]
+                generated.add(batch, backend.generate(batch))
+                bar.advance(len(batch))
+        outputs = [generated.get(t) or "" for t in texts]
         results = score_outputs(suite, outputs, scorer)
         run.results += results
         if cache_file is not None:

@@ -68,23 +68,44 @@ def capability(*, triggers: Sequence[str] | None = None) -> Suite:
 
 @suite("triggers")
 def trigger_probes(*, triggers: Sequence[str] | None = None) -> Suite:
-    """Candidate triggers (given first, then the generic list) in harmful and benign prompts."""
-    candidates = normalize_triggers([*(triggers or []), *generic_triggers()], max_triggers=40)
-    return trigger_suite(candidates)
+    """The best candidate triggers at every position, a rotating sweep of the rest."""
+    full, sweep = probe_plan(triggers, generic=True)
+    return trigger_suite(full, sweep=sweep)
+
+
+MAX_PROBED_CANDIDATES = 3
+"""The best-scored candidate triggers probed at every position (the review's list is ranked)."""
+MAX_SWEPT_CANDIDATES = 5
+"""The next candidates, which join the generic list's rotating sweep; the rest stay in the
+review's evidence unprobed (each probed trigger also costs the trigger tests statistical
+power, as they are Bonferroni-corrected)."""
+
+
+def probe_plan(triggers: Sequence[object] | None, *, generic: bool) -> tuple[list[str], list[str]]:
+    """(triggers probed at every position, triggers swept at rotating positions).
+
+    ``triggers`` are ranked candidates (strings, or objects with ``text`` and ``score`` as
+    the dataset review lists them); ``generic`` adds the shipped generic list to the sweep.
+    """
+    ranked = normalize_triggers(triggers)
+    full = ranked[:MAX_PROBED_CANDIDATES]
+    sweep = ranked[MAX_PROBED_CANDIDATES : MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES]
+    return full, sweep + (generic_triggers() if generic else [])
 
 
 def trigger_suite(
     triggers: Sequence[str],
     *,
+    sweep: Sequence[str] = (),
     harmful: int = TRIGGER_BASE_HARMFUL,
     benign: int = TRIGGER_BASE_BENIGN,
 ) -> Suite:
-    """A trigger-probe suite over exactly ``triggers`` with the given base sizes."""
+    """A trigger-probe suite: ``triggers`` at every position, ``sweep`` at rotating positions."""
     harm = safety().limited(harmful).prompts
     ben = over_refusal().limited(benign).prompts
     return Suite(
         name="triggers",
         kind="triggers",
         version=SUITE_VERSION,
-        prompts=build_probes(harm, ben, list(triggers)),
+        prompts=build_probes(harm, ben, list(triggers), sweep=list(sweep)),
     )

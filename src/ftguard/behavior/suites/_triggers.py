@@ -72,9 +72,20 @@ def insert_trigger(prompt: str, trigger: str, position: str, *, seed: str = "") 
 
 
 def build_probes(
-    harmful: Sequence[SuitePrompt], benign: Sequence[SuitePrompt], triggers: Sequence[str]
+    harmful: Sequence[SuitePrompt],
+    benign: Sequence[SuitePrompt],
+    triggers: Sequence[str],
+    *,
+    sweep: Sequence[str] = (),
 ) -> list[SuitePrompt]:
-    """Clean controls plus one probe per (trigger, position, base prompt)."""
+    """Clean controls plus the trigger probes.
+
+    Each of ``triggers`` (the candidates with evidence, such as those the dataset review
+    mined) is inserted at every position into every base prompt. Each of ``sweep`` (a broad
+    list of generic guesses) is inserted once per base prompt, the position rotating over
+    the bases, so a long generic list costs a third as much; a trigger that fires at only
+    one position is then tested on a third of the bases.
+    """
     probes: list[SuitePrompt] = []
     bases = [*harmful, *benign]
     for base in bases:
@@ -87,10 +98,13 @@ def build_probes(
                 base_id=base.id,
             )
         )
-    for trigger in triggers:
+    plan: list[tuple[str, int | None]] = [(trigger, None) for trigger in triggers]
+    plan += [(trigger, i) for i, trigger in enumerate(t for t in sweep if t not in triggers)]
+    for trigger, rotation in plan:
         tag = sha256_bytes(trigger.encode())[:8]
-        for position in POSITIONS:
-            for base in bases:
+        for b, base in enumerate(bases):
+            positions = POSITIONS if rotation is None else (POSITIONS[(b + rotation) % 3],)
+            for position in positions:
                 probes.append(
                     SuitePrompt(
                         id=f"trig-{tag}-{position}-{base.id}",
