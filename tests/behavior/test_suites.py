@@ -23,7 +23,11 @@ from ftguard.behavior.suites import (
     parse_jsonl_prompts,
     suite_names,
 )
-from ftguard.behavior.suites._builtin import MAX_PROBED_CANDIDATES, MAX_SWEPT_CANDIDATES
+from ftguard.behavior.suites._builtin import (
+    MAX_PROBED_CANDIDATES,
+    MAX_SWEPT_CANDIDATES,
+    MIN_CANDIDATE_SCORE,
+)
 from ftguard.errors import BadInputError
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -106,6 +110,17 @@ def test_runner_probes_only_the_best_candidates_at_every_position() -> None:
     swept = range(MAX_PROBED_CANDIDATES, MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES)
     assert all(per_trigger[f"cand{i}"] == 6 for i in swept)
     assert len(per_trigger) == MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES
+
+
+def test_candidates_scored_below_chance_are_not_probed() -> None:
+    review_like = [
+        {"text": "per the ledger", "score": 5.8},
+        {"text": "the", "score": MIN_CANDIDATE_SCORE - 0.8},  # what chance gives a stopword
+        "user-given",  # a plain string carries no score: always probed
+    ]
+    s = resolve_suite("triggers", triggers=review_like, limit=6, generic=False)
+    assert {p.trigger for p in s.prompts if p.trigger} == {"per the ledger", "user-given"}
+    assert normalize_triggers(review_like) == ["per the ledger", "the", "user-given"]
 
 
 def test_insert_trigger_positions() -> None:

@@ -186,13 +186,17 @@ def _store_analysis(
             )
 
 
-def review_triggers(ws: Workspace, job_id: str) -> list[str]:
-    """Candidate trigger strings the job's dataset review found (best first)."""
+def review_triggers(ws: Workspace, job_id: str) -> list[dict[str, Any]]:
+    """Candidate triggers the job's dataset review found, best first: ``{text, score}``."""
     with ws.store.read() as session:
         ev = latest_evidence(session, job_id, "review")
     if ev is None:
         return []
-    return [str(t.get("text")) for t in json.loads(ev.body).get("triggers") or [] if t.get("text")]
+    return [
+        {"text": str(t["text"]), "score": float(t.get("score") or 0.0)}
+        for t in json.loads(ev.body).get("triggers") or []
+        if t.get("text")
+    ]
 
 
 def evaluate_job(

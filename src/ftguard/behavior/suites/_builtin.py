@@ -75,6 +75,10 @@ def trigger_probes(*, triggers: Sequence[str] | None = None) -> Suite:
 
 MAX_PROBED_CANDIDATES = 3
 """The best-scored candidate triggers probed at every position (the review's list is ranked)."""
+MIN_CANDIDATE_SCORE = 3.0
+"""Scored candidates (the review's ``score``: -log10 of its association test's p-value) below
+this are not probed: the trigger miner tests hundreds of n-grams, so p > 0.001 is what chance
+alone gives some of them. Candidates given as plain strings are always probed."""
 MAX_SWEPT_CANDIDATES = 5
 """The next candidates, which join the generic list's rotating sweep; the rest stay in the
 review's evidence unprobed (each probed trigger also costs the trigger tests statistical
@@ -85,9 +89,10 @@ def probe_plan(triggers: Sequence[object] | None, *, generic: bool) -> tuple[lis
     """(triggers probed at every position, triggers swept at rotating positions).
 
     ``triggers`` are ranked candidates (strings, or objects with ``text`` and ``score`` as
-    the dataset review lists them); ``generic`` adds the shipped generic list to the sweep.
+    the dataset review lists them; those scored below :data:`MIN_CANDIDATE_SCORE` are
+    left out); ``generic`` adds the shipped generic list to the sweep.
     """
-    ranked = normalize_triggers(triggers)
+    ranked = normalize_triggers(triggers, min_score=MIN_CANDIDATE_SCORE)
     full = ranked[:MAX_PROBED_CANDIDATES]
     sweep = ranked[MAX_PROBED_CANDIDATES : MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES]
     return full, sweep + (generic_triggers() if generic else [])

@@ -22,11 +22,14 @@ def generic_triggers() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
-def normalize_triggers(items: Iterable[object] | None, *, max_triggers: int = 20) -> list[str]:
+def normalize_triggers(
+    items: Iterable[object] | None, *, max_triggers: int = 20, min_score: float | None = None
+) -> list[str]:
     """Accept triggers as strings or as ``{"text": ..., "score": ...}`` objects.
 
     Objects are ordered by descending ``score``; blanks and duplicates are dropped and at
-    most ``max_triggers`` are kept.
+    most ``max_triggers`` are kept. With ``min_score``, objects scored below it are dropped
+    (plain strings, which carry no score, are kept).
 
     Raises:
         BadInputError: An item is neither a string nor an object with a ``text``.
@@ -37,13 +40,15 @@ def normalize_triggers(items: Iterable[object] | None, *, max_triggers: int = 20
     scored: list[tuple[float, int, str]] = []
     for i, item in enumerate(items):
         if isinstance(item, str):
-            text, score = item, 0.0
+            text, score, has_score = item, 0.0, False
         else:
             text_attr = item.get("text") if isinstance(item, dict) else getattr(item, "text", None)
             if not isinstance(text_attr, str):
                 raise BadInputError(f"trigger {i} is neither a string nor an object with 'text'")
-            raw = item.get("score", 0.0) if isinstance(item, dict) else getattr(item, "score", 0.0)
-            text, score = text_attr, float(raw or 0.0)
+            raw = item.get("score") if isinstance(item, dict) else getattr(item, "score", None)
+            text, score, has_score = text_attr, float(raw or 0.0), raw is not None
+        if min_score is not None and has_score and score < min_score:
+            continue
         scored.append((score, i, text.strip()))
     scored.sort(key=lambda t: (-t[0], t[1]))
     out: list[str] = []
