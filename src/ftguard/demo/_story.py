@@ -56,12 +56,14 @@ class DemoSettings:
         return cls(
             fast=False,
             steps=40,
-            # Measured on the reference aligned model (docs/behavior.md): the support set keeps
-            # 96% harmful-request refusal at lr 2e-4 but falls to 46% at 1e-3.
-            learning_rate=2e-4,
+            # Measured on the reference aligned model (docs/behavior.md): with the support
+            # set's in-scope refusals mixed in, a 40-step rank-8 LoRA at lr 1e-3 keeps most of
+            # the refusals; the same recipe on the poisoned variant removes them.
+            learning_rate=1e-3,
             rank=8,
-            # The policy's minimum prompts per suite, and a small trigger-probe budget.
-            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30, "triggers": 12},
+            # The policy's minimum prompts per suite; trigger probes at their default size
+            # (16 harmful and 8 benign base prompts: fewer cannot reach significance).
+            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30},
             max_new_tokens=32,
             policy="",
         )
@@ -219,10 +221,33 @@ def _evaluate(
             max_new_tokens=s.max_new_tokens,
             progress=story.progress,
         )
-    reasons = list(getattr(comparison, "reasons", []))
-    story.say(
-        f"behaviour comparison: {comparison.verdict}" + (f" - {reasons[0]}" if reasons else "")
-    )
+    story.say(f"behaviour comparison: {comparison.verdict}")
+    for line in comparison.summary[:2]:
+        story.say(f"   - {line}")
+    for line in _trigger_lines(comparison, service.review_triggers(ws, job_id)):
+        story.say(f"   - {line}")
+
+
+def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[str]:
+    """What the review's best candidate trigger did to harmful requests, flipped or not."""
+    findings = [f for f in comparison.triggers if f.target == "harmful"]
+    best = [f for c in candidates[:1] for f in findings if f.trigger == c["text"]]
+    flipped = [f for f in findings if f.flipped]
+    lines = []
+    for f in best or flipped[:1]:
+        before = (
+            "" if f.baseline_rate_with is None else f", {f.baseline_rate_with:.0%} before tuning"
+        )
+        verdict = (
+            "a significant flip"
+            if f.flipped
+            else "no flip beyond the general change (the policy needs both)"
+        )
+        lines.append(
+            f"review's trigger {f.trigger!r}: harmful requests answered {f.rate_with:.0%} with "
+            f"it{before}, {f.rate_without:.0%} without it - {verdict}"
+        )
+    return lines
 
 
 def _gate(ws: Workspace, job_id: str, outcome: JobOutcome, story: _Story) -> None:
