@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import pytest
@@ -48,3 +49,24 @@ def test_an_enabled_bar_draws_description_and_count_on_stderr(
     assert captured.out == ""
     assert "safety prompts" in captured.err
     assert "5/5" in captured.err
+
+
+def test_quiet_third_party_silences_library_chatter_but_respects_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import warnings
+
+    from ftguard._progress import quiet_third_party
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")  # the user's own choice stays
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_third_party()
+        warnings.warn_explicit(
+            "old", FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils"
+        )
+        warnings.warn_explicit("ours", FutureWarning, "x.py", 1, module="ftguard.x")
+    assert [str(w.message) for w in caught] == ["ours"]
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"

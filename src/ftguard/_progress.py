@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ProgressBar", "progress_wanted"]
+__all__ = ["ProgressBar", "progress_wanted", "quiet_third_party"]
+
+
+def quiet_third_party() -> None:
+    """Keep library loading bars and deprecation chatter out of ftguard's own output.
+
+    For command-line entry points, called before transformers is imported: its per-tensor
+    "Loading weights" bars and FutureWarnings say nothing a user of ftguard can act on.
+    Settings a user already made in the environment win.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for module in ("transformers", "peft", "accelerate"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
 
 
 def progress_wanted(flag: bool | None) -> bool:

@@ -12,6 +12,7 @@ import sys
 import click
 import typer
 
+from ftguard._progress import quiet_third_party
 from ftguard.cli import (  # noqa: F401  (importing a module registers its commands)
     audit,
     demo,
@@ -32,6 +33,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script's entry point)."""
+    quiet_third_party()
     try:
         result = app(args=argv, standalone_mode=False)
     except FtguardError as exc:

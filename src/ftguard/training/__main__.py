@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ftguard._progress import quiet_third_party
 from ftguard.errors import FtguardError, MissingDependencyError
 
 __all__ = ["main"]
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the training script; returns the exit code (0 on success)."""
+    quiet_third_party()
     args = _parser().parse_args(argv)
     try:
         from ftguard.training import read_conversations, train_lora
