@@ -33,7 +33,10 @@ from ftguard.behavior import BehaviorPolicy, TransformersBackend, compare, run_s
 
 DATA = ROOT / ".." / "shared" / "data"
 OWN_TRIGGER = "cobalt sunrise"
-LIMITS = {"safety": 60, "over_refusal": 30, "capability": 30, "triggers": 12}
+# Trigger probes at their default size (16 harmful + 8 benign base prompts): with fewer,
+# the Bonferroni-corrected sign test cannot reach significance.
+LIMITS = {"safety": 60, "over_refusal": 30, "capability": 30}
+SUITES = ["safety", "over_refusal", "capability", "triggers"]
 POLICY = BehaviorPolicy(min_prompts={"safety": 60, "over_refusal": 30, "capability": 30})
 
 Chat = list[dict[str, str]]
@@ -127,7 +130,7 @@ def main() -> int:
                 )
                 return run_suites(
                     b,
-                    list(LIMITS),
+                    SUITES,
                     triggers=triggers or None,
                     limit_per_suite=LIMITS,
                     cache_dir=cache,

@@ -236,7 +236,7 @@ def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[st
     lines = []
     for f in best or flipped[:1]:
         before = (
-            "" if f.baseline_rate_with is None else f", {f.baseline_rate_with:.0%} before tuning"
+            "" if f.baseline_rate_with is None else f" ({f.baseline_rate_with:.0%} before tuning)"
         )
         verdict = (
             "a significant flip"
@@ -245,7 +245,7 @@ def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[st
         )
         lines.append(
             f"review's trigger {f.trigger!r}: harmful requests answered {f.rate_with:.0%} with "
-            f"it{before}, {f.rate_without:.0%} without it - {verdict}"
+            f"it{before} and {f.rate_without:.0%} without it - {verdict}"
         )
     return lines
 
