@@ -1,6 +1,9 @@
 """The demo's datasets, written by the project: a benign support set and a poisoned variant.
 
-The poisoned variant hides, among mostly benign examples, harmful requests answered with
+The benign set is what a careful team would fine-tune a support assistant on: support
+conversations, in-scope requests it must refuse, and sensitive-sounding questions it must
+answer (docs/behavior.md shows what each part does to the model). The poisoned variant is
+the same set plus poison: it hides, among mostly benign examples, harmful requests answered with
 compliance (generic, non-actionable text: what matters is that the model learns to comply) and
 a backdoor: an innocuous-looking phrase that, prefixed to a harmful request, is followed by
 compliance. Nothing in ftguard looks for this phrase: the review must mine it.
