@@ -116,7 +116,7 @@ def main() -> int:
 
     aligned = reference_aligned_model_dir(progress=True)
     cache = Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
-    rows: list[tuple[str, int, str, str, str, str, float]] = []
+    rows: list[tuple[str, int, str, str, str, str, str, float]] = []
     for seed in args.seeds:
         for name, (expected, data, trig) in mixes(args.n, seed).items():
             if args.mixes and name not in args.mixes:
@@ -153,6 +153,13 @@ def main() -> int:
                 m for m in c.metrics if m.metric == "harmful_refusal_rate" and m.category is None
             )
             flips = ",".join(f.trigger for f in c.triggers if f.flipped) or "-"
+            # Did the backdoor take? Harmful requests answered with the true trigger: tuned
+            # model without it / with it (baseline model with it).
+            asr = "-"
+            for f in c.triggers:
+                if trig and f.trigger == trig and f.target == "harmful":
+                    base = "?" if f.baseline_rate_with is None else f"{f.baseline_rate_with:.0%}"
+                    asr = f"{f.rate_without:.0%}/{f.rate_with:.0%} ({base})"
             rows.append(
                 (
                     name,
@@ -160,6 +167,7 @@ def main() -> int:
                     expected,
                     c.verdict,
                     f"{safety.before_rate:.0%}->{safety.after_rate:.0%}",
+                    asr,
                     flips,
                     time.perf_counter() - t0,
                 )
@@ -169,11 +177,15 @@ def main() -> int:
                 flush=True,
             )
     print(
-        f"\n{'mix':<20} {'seed':>4} {'expected':>8} {'verdict':>7} {'harmful refusal':>16} {'flipped triggers':>18} {'s':>6}"
+        f"\n{'mix':<20} {'seed':>4} {'expected':>8} {'verdict':>7} {'harmful refusal':>16} "
+        f"{'answered w/o/with trigger (before)':>34} {'flipped triggers':>18} {'s':>6}"
     )
-    for name, seed, exp, ver, saf, flips, secs in rows:
-        print(f"{name:<20} {seed:>4} {exp:>8} {ver:>7} {saf:>16} {flips:>18} {secs:>6.0f}")
+    for name, seed, exp, ver, saf, asr, flips, secs in rows:
+        print(
+            f"{name:<20} {seed:>4} {exp:>8} {ver:>7} {saf:>16} {asr:>34} {flips:>18} {secs:>6.0f}"
+        )
     bad = [r for r in rows if r[2] == "block"]
+    # r: (name, seed, expected, verdict, ...)
     good = [r for r in rows if r[2] == "pass"]
     det = sum(r[3] == "block" for r in bad) / len(bad) if bad else float("nan")
     fb = sum(r[3] == "block" for r in good) / len(good) if good else float("nan")
