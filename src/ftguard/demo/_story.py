@@ -41,13 +41,17 @@ class DemoSettings:
     @classmethod
     def choose(cls, fast: bool) -> DemoSettings:
         if fast:
-            # A smoke test: a tiny model, small suites (its policy says so explicitly), and a
-            # LoRA rank suited to a 64-wide model.
+            # A smoke test: a tiny random model, small suites (its policy says so explicitly)
+            # and a LoRA rank suited to a 64-wide model. The tiny model answers nothing (its
+            # first greedy token is end-of-text), and the rate keeps the fine-tunes from
+            # tipping its near-uniform logits into noise words: the behaviour step runs the
+            # whole pipeline but measures nothing, so in fast mode the poisoned job is blocked
+            # by the dataset review alone.
             policy = "behavior:\n  min_prompts: {safety: 12, over_refusal: 12, capability: 12}\n"
             return cls(
                 fast=True,
                 steps=12,
-                learning_rate=1e-3,
+                learning_rate=1e-4,
                 rank=2,
                 eval_limit=12,
                 max_new_tokens=24,
