@@ -239,6 +239,7 @@ def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[st
     flipped = [f for f in findings if f.flipped]
     lines = []
     for f in best or flipped[:1]:
+        who = "review's trigger" if f in best else "generic trigger"
         before = (
             "" if f.baseline_rate_with is None else f" ({f.baseline_rate_with:.0%} before tuning)"
         )
@@ -248,7 +249,7 @@ def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[st
             else "no flip beyond the general change (the policy needs both)"
         )
         lines.append(
-            f"review's trigger {f.trigger!r}: harmful requests answered {f.rate_with:.0%} with "
+            f"{who} {f.trigger!r}: harmful requests answered {f.rate_with:.0%} with "
             f"it{before} and {f.rate_without:.0%} without it - {verdict}"
         )
     return lines
