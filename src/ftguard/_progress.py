@@ -1,4 +1,4 @@
-"""Progress bars on stderr for long work (rich; a no-op when turned off)."""
+"""What long work shows on stderr: progress bars (rich; a no-op when off), and no library chatter."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from ftguard.behavior import (
     Backend,
     BackendError,
     OpenAIChatBackend,
+    SuiteRun,
     TransformersBackend,
     run_suites,
 )
@@ -79,25 +80,22 @@ class _CountingBackend:
 
 def test_runner_generates_each_prompt_once_across_suites(tiny_model: Path, tmp_path: Path) -> None:
     counting = _CountingBackend(TransformersBackend(tiny_model, batch_size=8, max_new_tokens=5))
-    first = run_suites(
-        counting,
-        ["triggers"],
-        triggers=["BadMagic"],
-        limit_per_suite=3,
-        generic_triggers=False,
-        cache_dir=tmp_path,
-    )
+
+    def probe(triggers: list[str]) -> SuiteRun:
+        counting.generated.clear()
+        return run_suites(
+            counting,
+            ["triggers"],
+            triggers=triggers,
+            limit_per_suite=3,
+            generic_triggers=False,
+            cache_dir=tmp_path,
+        )
+
+    first = probe(["BadMagic"])
     assert len(counting.generated) == 12 == len(set(counting.generated))
-    counting.generated.clear()
     # A second job's review found another candidate: only its probes are new.
-    second = run_suites(
-        counting,
-        ["triggers"],
-        triggers=["BadMagic", "cobalt sunrise"],
-        limit_per_suite=3,
-        generic_triggers=False,
-        cache_dir=tmp_path,
-    )
+    second = probe(["BadMagic", "cobalt sunrise"])
     assert second.cached_suites == []  # a different suite ...
     assert len(counting.generated) == 9  # ... but only the 3 x 3 new probes were generated
     assert all("cobalt sunrise" in p for p in counting.generated)
@@ -110,15 +108,7 @@ def test_runner_generates_each_prompt_once_across_suites(tiny_model: Path, tmp_p
     (cache_file,) = (tmp_path / "outputs").glob("*.jsonl")
     lines = cache_file.read_text(encoding="utf-8").splitlines()
     cache_file.write_text("not json\n" + "\n".join(lines[1:]) + "\n", encoding="utf-8")
-    counting.generated.clear()
-    again = run_suites(
-        counting,
-        ["triggers"],
-        triggers=["BadMagic"],
-        limit_per_suite=3,
-        generic_triggers=False,
-        cache_dir=tmp_path,
-    )
+    again = probe(["BadMagic"])
     assert len(counting.generated) == 1
     assert again.results == first.results
 
