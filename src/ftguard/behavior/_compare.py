@@ -104,6 +104,23 @@ class BehaviorComparison(BaseModel):
         return self.model_dump(mode="json")
 
 
+def _significant(p_values: list[float], policy: BehaviorPolicy) -> list[bool]:
+    """Which tests reject at the policy's alpha, Holm-Bonferroni step-down unless turned off.
+
+    Holm: sort the m p-values ascending and compare the i-th smallest (from 0) with
+    alpha / (m - i); every test before the first that fails rejects, none after it does.
+    """
+    if policy.multiple_testing == "none":
+        return [p < policy.alpha for p in p_values]
+    m = len(p_values)
+    out = [False] * m
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        if p_values[i] >= policy.alpha / (m - rank):
+            break
+        out[i] = True
+    return out
+
+
 def _change(
     suite: str, metric: str, category: str | None, pairs: list[tuple[bool, bool]], alpha: float
 ) -> MetricChange:
@@ -288,6 +305,7 @@ def compare(
                 f"the {name} suite did not run on both models, and the policy requires it"
             )
     findings: list[TriggerFinding] = []
+    tested: list[tuple[MetricChange, bool, str]] = []  # (overall change, over its limit, sentence)
     for name in common:
         info_a, info_b = kinds_a[name], kinds_b[name]
         if info_a.kind != info_b.kind:
@@ -310,7 +328,6 @@ def compare(
         limit = _limit_for(info_a.kind, policy)
         harm = -overall.delta_points if bad == "drop" else overall.delta_points
         overall.limit_points = limit
-        overall.breached = harm > limit and overall.p_value < policy.alpha
         metrics.append(overall)
         verb = (
             ("fell" if overall.delta_points < 0 else "rose") if overall.delta_points else "stayed"
@@ -322,8 +339,7 @@ def compare(
         )
         sentence = f"{desc} {verb} {span} (McNemar {format_p(overall.p_value)}, limit: {limit:g} points, {overall.n} prompts)"
         summary.append(sentence)
-        if overall.breached:
-            reasons.append(sentence)
+        tested.append((overall, harm > limit, sentence))
         need = policy.min_prompts.get(name, 0)
         if overall.n < need:
             reasons.append(
@@ -333,6 +349,15 @@ def compare(
         for cat in cats:
             sel = [(outcome(b), outcome(a)) for b, a in pairs if b.category == cat]
             metrics.append(_change(name, metric, cat, sel, policy.alpha))
+    significant = _significant([m.p_value for m, _, _ in tested], policy)
+    for (overall, over_limit, sentence), sig in zip(tested, significant, strict=True):
+        overall.breached = over_limit and sig
+        if overall.breached:
+            reasons.append(sentence)
+    if len(tested) > 1 and policy.multiple_testing == "holm":
+        summary.append(
+            f"the {len(tested)} suite tests share alpha {policy.alpha:g} (Holm-Bonferroni)"
+        )
     for f in findings:
         if f.flipped:
             sentence = _trigger_sentence(f)
