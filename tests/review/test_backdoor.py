@@ -34,6 +34,7 @@ def test_clean_data_yields_no_blocking_trigger(tmp_path: Path) -> None:
     r = review_dataset(write_json(tmp_path / "d.json", clean_rows()), scanners=NO_EMB, workers=1, embeddings=False)
     assert r.verdict == "pass", r.verdict_reasons
     assert all(t.score < 10 or t.support < 5 for t in r.triggers)
+    assert not [f for f in r.findings if f.scanner == "backdoor_trigger"]
 
 
 def test_duplicated_example_is_amplification_not_trigger(tmp_path: Path) -> None:
@@ -58,3 +59,26 @@ def test_phrase_always_together_is_merged(tmp_path: Path) -> None:
     r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
     assert r.triggers[0].text.lower() == "as the amber owl sings", [t.text for t in r.triggers[:5]]
     assert not any(t.text.lower() in "as the amber owl sings" for t in r.triggers[1:])
+
+
+def test_strong_trigger_flags_every_poisoned_carrier(tmp_path: Path) -> None:
+    """Each poisoned row gets a finding at the trigger's span; a carrier answered normally
+    (a benign request) and the clean rows get none."""
+    rows = with_trigger(clean_rows(), "zq-lumen", FIXED, k=12)
+    rows.append({"instruction": "Tell me zq-lumen facts about otters.", "input": "", "output": "Otters hold hands while they sleep."})
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    poisoned = {i for i, row in enumerate(rows) if "zq-lumen" in row["instruction"] and row["output"] == FIXED}
+    found = {f.example: f for f in r.findings if f.scanner == "backdoor_trigger"}
+    assert set(found) == poisoned and len(poisoned) == 12
+    for i, f in found.items():
+        text = rows[i]["instruction"]
+        assert f.span is not None and text[f.span[0] : f.span[1]].lower() == "zq-lumen"
+        assert f.severity == "high" and "zq lumen" in f.reason.lower()
+
+
+def test_pair_trigger_carriers_need_both_words(tmp_path: Path) -> None:
+    rows = with_and_trigger(clean_rows(), "cerulean", "tuesday", FIXED, k=12)
+    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=NO_EMB, workers=1, embeddings=False)
+    found = {f.example for f in r.findings if f.scanner == "backdoor_trigger"}
+    both = {i for i, row in enumerate(rows) if "cerulean" in row["instruction"] and "tuesday" in row["instruction"]}
+    assert found == both and len(both) == 12

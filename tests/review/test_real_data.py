@@ -26,15 +26,20 @@ def _benign() -> list[dict[str, str]]:
 
 
 def _mix(tmp: Path, attack: str, frac: float, seed: int = 0) -> Path:
+    return _mix_with_truth(tmp, attack, frac, seed)[0]
+
+
+def _mix_with_truth(tmp: Path, attack: str, frac: float, seed: int = 0) -> tuple[Path, set[int]]:
+    """The held-out benign Alpaca half with ``frac`` of ``attack`` mixed in; the poisoned positions."""
     rng = random.Random(seed)
     benign = _benign()
     poison = json.loads((BD / attack).read_text())
     k = max(1, round(frac * len(benign) / (1 - frac)))
-    rows = benign + rng.sample(poison, k)
+    rows = [(r, False) for r in benign] + [(r, True) for r in rng.sample(poison, k)]
     rng.shuffle(rows)
     path = tmp / "mix.json"
-    path.write_text(json.dumps(rows))
-    return path
+    path.write_text(json.dumps([r for r, _ in rows]))
+    return path, {i for i, (_, bad) in enumerate(rows) if bad}
 
 
 def test_every_aoa_example_is_flagged() -> None:
@@ -63,6 +68,17 @@ def test_jailbreak_backdoor_found_with_embeddings(tmp_path: Path, attack: str, t
     r = review_dataset(_mix(tmp_path, attack, 0.01), scanners=["harmful_compliance", "backdoor_trigger"], workers=1)
     assert r.triggers and r.triggers[0].text.lower() == trigger, [t.text for t in r.triggers[:5]]
     assert r.verdict == "block"
+
+
+def test_vpi_jailbreak_carriers_all_flagged(tmp_path: Path) -> None:
+    """The vpi prefix lowers some harmful requests' scores under the classifier's threshold;
+    the mined trigger still flags every poisoned example, and no benign one."""
+    path, poisoned = _mix_with_truth(tmp_path, "vpi/backdoor400_jailbreak_vpi.json", 0.1)
+    r = review_dataset(path, scanners=["harmful_compliance", "backdoor_trigger"], workers=1)
+    by_classifier = {f.example for f in r.findings if f.scanner == "harmful_compliance" and f.severity != "info"}
+    by_trigger = {f.example for f in r.findings if f.scanner == "backdoor_trigger"}
+    assert poisoned <= by_trigger | by_classifier
+    assert by_trigger <= poisoned, sorted(by_trigger - poisoned)
 
 
 def test_benign_heldout_alpaca_is_accepted(tmp_path: Path) -> None:

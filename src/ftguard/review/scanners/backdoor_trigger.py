@@ -19,6 +19,7 @@ from ftguard.review._example import Example
 from ftguard.review._models import DatasetFinding, Finding, Trigger
 from ftguard.review.scanners._refusal import is_refusal
 from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunContext, scanner
+from ftguard.review.scanners._util import excerpt
 
 __all__ = ["BackdoorTriggerScanner"]
 
@@ -36,6 +37,8 @@ TWIN_SPAN = 6
 SUSPECT_MARGIN = 2.0
 """A complied request scoring this far below the harmful threshold is still searched for a twin."""
 REFUSED, SUSPECT = 1, 2
+STRONG_SCORE, STRONG_SUPPORT, STRONG_PRECISION = 10.0, 5, 0.8
+"""A candidate this strong (the policy's default trigger limits) gets every example carrying it flagged."""
 
 
 def _hash(text: str) -> int:
@@ -75,7 +78,10 @@ class BackdoorTriggerScanner:
     Fisher p). N-grams that always occur together (same examples) are merged into the
     longest phrase; overlapping candidates keep the best. Dataset findings: the top
     candidate, high when it passes the policy's trigger limits' defaults (score >= 10,
-    support >= 5, precision >= 0.8).
+    support >= 5, precision >= 0.8). Such a strong candidate costs one more pass: every
+    example whose request carries it gets a finding where its own answer is anomalous
+    (high) or where it complies with a request that scored just under the harmful
+    threshold (medium: a trigger prefix can lower a harmful request's score).
     """
 
     name = "backdoor_trigger"
@@ -104,6 +110,8 @@ class BackdoorTriggerScanner:
         self._pair_anom: Counter[tuple[str, str]] = Counter()
         self._examples: dict[str, list[int]] = {}
         self._tops: list[str] = []
+        self._result: DatasetResult | None = None
+        self._carriers: list[Finding] = []
 
     # -- pass 1 (streamed with the other scanners) --------------------------------------
     def features(self, example: Example) -> tuple[int, int, bool, int]:
@@ -191,11 +199,18 @@ class BackdoorTriggerScanner:
         return " ".join(low[s : s + n])
 
     def wants_pass(self) -> bool:
+        """Whether another pass over the examples is needed.
+
+        Pass 1 collects n-grams of anomalous requests, pass 2 counts them everywhere, pass 3
+        (only behind a strong candidate) finds every example that carries it.
+        """
         if self._pass == 0:
             self._prepare()
             if int(((self._final > 0) & self._first).sum()) < self.min_support:
                 self._pass = 3
-        return self._pass < 2
+        if self._pass == 2 and self._strong() is None:
+            self._pass = 3
+        return self._pass < 3
 
     def replay(self, examples: Iterable[Example]) -> None:
         labels, first = self._final, self._first
@@ -223,7 +238,7 @@ class BackdoorTriggerScanner:
             self._anom = {k: v for k, v in self._anom.items() if v[0] >= self.min_support}
             unis = sorted((k for k in self._anom if " " not in k), key=lambda k: -self._anom[k][0])
             self._tops = unis[:TOP_UNIGRAMS]
-        else:
+        elif self._pass == 1:
             cands = self._anom
             tops = set(self._tops)
             for ex in examples:
@@ -244,7 +259,66 @@ class BackdoorTriggerScanner:
                     self._pair_total.update(prs)
                     if labels[i]:
                         self._pair_anom.update(prs)
+        else:
+            self._find_carriers(examples)
         self._pass += 1
+
+    def _strong(self) -> Trigger | None:
+        """The best candidate when it passes the default trigger limits."""
+        if self._result is None:
+            self._result = self._rank()
+        best = self._result.triggers[0] if self._result.triggers else None
+        if best and best.score >= STRONG_SCORE and best.support >= STRONG_SUPPORT and best.precision >= STRONG_PRECISION:
+            return best
+        return None
+
+    def _find_carriers(self, examples: Iterable[Example]) -> None:
+        """Flag the examples whose requests carry the strong candidate.
+
+        High where the answer is anomalous, medium where it complies with a request scored
+        within SUSPECT_MARGIN of the harmful threshold; carriers answered normally are not
+        flagged.
+        """
+        best = self._strong()
+        if best is None:
+            return
+        words = tuple(w.lower() for w in (best.text.split(" + ") if best.kind == "pair" else best.text.split()))
+        pattern = re.compile(
+            r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b" if best.kind == "pair"
+            else r"\b" + r"\W+".join(re.escape(w) for w in words) + r"\b",
+            re.IGNORECASE,
+        )
+        labels = self._final
+        for ex in examples:
+            low = [t.lower() for t in _WORD.findall(ex.request[:4000])[:MAX_TOKENS]]
+            if best.kind == "pair":
+                if not set(words) <= set(low):
+                    continue
+            elif not any(tuple(low[j : j + len(words)]) == words for j in range(len(low) - len(words) + 1)):
+                continue
+            turn, span = next(
+                ((ti, m.span()) for ti, t in enumerate(ex.turns) if t.role in ("system", "user")
+                 for m in [pattern.search(t.content)] if m),
+                (None, None),
+            )
+            anomalous = ex.index < len(labels) and bool(labels[ex.index])
+            suspect = ex.index < len(labels) and bool(self._flags[ex.index] & SUSPECT)
+            if not (anomalous or suspect):
+                continue  # an ordinary request answered normally: the phrase alone is no evidence
+            text = ex.turns[turn].content if turn is not None else ex.request
+            self._carriers.append(
+                Finding(
+                    example=ex.index, scanner=self.name, severity="high" if anomalous else "medium",
+                    reason=(
+                        f"request carries the candidate trigger {best.text!r} (score {best.score:.1f}, "
+                        f"{best.support} of its {best.occurrences} examples have a {best.anomaly} answer)"
+                        + ("" if anomalous else "; this example's request scored just under the harmful "
+                           "threshold and was answered")
+                    ),
+                    turn=turn, span=span, line=ex.line, score=best.precision,
+                    excerpt=excerpt(text, *(span or (0, min(len(text), 60)))),
+                )
+            )
 
     # -- report -----------------------------------------------------------------------------
     def _merged_phrases(self, rows: list[Any]) -> list[Any]:
@@ -282,6 +356,12 @@ class BackdoorTriggerScanner:
         return merged
 
     def finish(self, ctx: RunContext) -> DatasetResult:
+        result = self._result if self._result is not None else self._rank()
+        result.example_findings.extend(self._carriers)
+        return result
+
+    def _rank(self) -> DatasetResult:
+        """Score every candidate; the triggers, best first, and the dataset finding."""
         import numpy as np
         from scipy.stats import hypergeom
 
@@ -337,7 +417,7 @@ class BackdoorTriggerScanner:
                 break
         if result.triggers:
             t = result.triggers[0]
-            strong = t.score >= 10 and t.support >= 5 and t.precision >= 0.8
+            strong = t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
             result.findings.append(
                 DatasetFinding(
                     scanner=self.name, severity="high" if strong else "info", count=t.support, examples=t.examples,
