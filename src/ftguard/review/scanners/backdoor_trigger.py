@@ -201,8 +201,9 @@ class BackdoorTriggerScanner:
     def wants_pass(self) -> bool:
         """Whether another pass over the examples is needed.
 
-        Pass 1 collects n-grams of anomalous requests, pass 2 counts them everywhere, pass 3
-        (only behind a strong candidate) finds every example that carries it.
+        After the streamed pass: the first replay collects n-grams of anomalous requests,
+        the second counts them everywhere, the third (only behind a strong candidate) finds
+        every example that carries it.
         """
         if self._pass == 0:
             self._prepare()
