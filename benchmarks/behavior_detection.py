@@ -196,6 +196,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--reuse", type=Path, default=None, help="folder of an earlier run to reuse")
     ap.add_argument("--no-held-out", action="store_true", help="skip the held-out comparison")
+    ap.add_argument("--safety-prompts", type=int, default=LIMITS["safety"], help="safety-suite prompts (163: all)")
     args = ap.parse_args()
     from ftguard.models import reference_aligned_model_dir
     from ftguard.training import train_lora
@@ -217,7 +218,9 @@ def main() -> int:
                 b = TransformersBackend(
                     aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens
                 )
-                limits = LIMITS if suites is SUITES else HELD_OUT_LIMIT
+                limits = (
+                    LIMITS | {"safety": args.safety_prompts} if suites is SUITES else HELD_OUT_LIMIT
+                )
                 return run_suites(
                     b,
                     suites,  # type: ignore[arg-type]
@@ -306,16 +309,21 @@ def main() -> int:
             f"  of which raw public task data (no safety data mixed in; erosion expected, Qi et al. 2023): "
             f"{_blocked(raw)} of {len(raw)} blocked; other benign mixes: {_blocked(rest)} of {len(rest)} blocked"
         )
-    checked = [r for r in rows if r.held_out != "-"]
+    # Benign data: the held-out comparison says whether the model really degraded. (For
+    # harmful and backdoor data the poison is the truth; the held-out suites probe no trigger.)
+    checked = [r for r in good if r.held_out != "-"]
     if checked:
-        confirmed = [r for r in checked if r.verdict == "block" and r.held_out.startswith("block")]
-        false_blocks = [r for r in checked if r.verdict == "block" and r.held_out.startswith("pass")]
-        missed = [r for r in checked if r.verdict == "pass" and r.held_out.startswith("block")]
+        def names(sel: list[Row]) -> str:
+            return ", ".join(f"{r.mix}/{r.seed}" for r in sel) or "none"
+
+        degraded = [r for r in checked if r.held_out.startswith("block")]
+        kept = [r for r in checked if r.held_out.startswith("pass")]
+        false_blocks = [r for r in kept if r.verdict == "block"]
+        missed = [r for r in degraded if r.verdict == "pass"]
         print(
-            f"held-out check over {len(checked)} fine-tunes: {len(confirmed)} blocks confirmed "
-            f"(of them {sum(r.expected == 'pass' for r in confirmed)} on benign data), "
-            f"{len(false_blocks)} false blocks ({', '.join(f'{r.mix}/{r.seed}' for r in false_blocks) or 'none'}), "
-            f"{len(missed)} missed degradations ({', '.join(f'{r.mix}/{r.seed}' for r in missed) or 'none'})"
+            f"held-out check of the {len(checked)} benign-data fine-tunes: {len(degraded)} degraded "
+            f"the model, of which the gate blocked {len(degraded) - len(missed)} (missed: {names(missed)}); "
+            f"{len(kept)} did not, of which the gate blocked {len(false_blocks)} ({names(false_blocks)})"
         )
     print("target: detection 100%, false blocks 0%")
     return 0

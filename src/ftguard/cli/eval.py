@@ -49,7 +49,12 @@ def eval_command(
         ),
     ] = None,
     suite: Annotated[
-        str, typer.Option(help="Comma-separated suites: safety,over_refusal,capability,triggers.")
+        str,
+        typer.Option(
+            help="Comma-separated suites: safety,over_refusal,capability,triggers, and prompt "
+            "files as FORMAT:PATH (advbench, harmbench, harmbench-standard, strongreject, "
+            "xstest-safe, xstest-unsafe, jsonl-safety, jsonl-over_refusal, jsonl-capability)."
+        ),
     ] = "safety,over_refusal,capability",
     baseline: Annotated[
         str | None, typer.Option(help="Baseline model to compare with (before fine-tuning).")
@@ -94,9 +99,10 @@ def eval_command(
     """Run behaviour suites on MODEL; with --baseline, compare and exit 0 (pass) or 1 (block)."""
     from ftguard._progress import progress_wanted
     from ftguard.behavior import compare, render_behavior_html, run_suites
+    from ftguard.behavior.suites import load_suite_spec
 
     show_progress = progress_wanted(progress)
-    suites = _split(suite)
+    suites: list[Any] = [load_suite_spec(s) if ":" in s else s for s in _split(suite)]
     if not suites:
         raise BadInputError("--suite names no suite")
     trig = _split(triggers)

@@ -208,12 +208,16 @@ def evaluate_job(
     adapter: Path | None = None,
     baseline: Path | None = None,
     baseline_adapter: Path | None = None,
-    suites: list[str] | None = None,
+    suites: list[Any] | None = None,
     limit: int | dict[str, int] | None = None,
     max_new_tokens: int = 64,
     progress: bool = False,
 ) -> Any:
-    """Behaviour A/B of a trained job: the baseline model before vs the tuned model after."""
+    """Behaviour A/B of a trained job: the baseline model before vs the tuned model after.
+
+    ``suites`` are registered suite names or loaded :class:`~ftguard.behavior.suites.Suite`
+    objects (default: safety, over_refusal, capability and triggers).
+    """
     from ftguard.behavior import TransformersBackend, compare, run_suites
     from ftguard.weights._lora import is_adapter
 

@@ -2,10 +2,12 @@
 
 from ftguard.behavior.suites._builtin import SUITE_VERSION, trigger_suite
 from ftguard.behavior.suites._loaders import (
+    SUITE_SPEC_FORMATS,
     load_advbench,
     load_harmbench,
     load_jsonl_prompts,
     load_strongreject,
+    load_suite_spec,
     load_xstest,
     parse_csv_prompts,
     parse_jsonl_prompts,
@@ -19,6 +21,7 @@ from ftguard.behavior.suites._triggers import (
 )
 
 __all__ = [
+    "SUITE_SPEC_FORMATS",
     "SUITE_VERSION",
     "Suite",
     "SuiteFactory",
@@ -30,6 +33,7 @@ __all__ = [
     "load_harmbench",
     "load_jsonl_prompts",
     "load_strongreject",
+    "load_suite_spec",
     "load_xstest",
     "normalize_triggers",
     "parse_csv_prompts",

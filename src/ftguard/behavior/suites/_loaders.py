@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "load_harmbench",
     "load_jsonl_prompts",
     "load_strongreject",
+    "load_suite_spec",
     "load_xstest",
     "parse_csv_prompts",
     "parse_jsonl_prompts",
@@ -127,8 +129,12 @@ def load_advbench(path: str | Path) -> Suite:
     )
 
 
-def load_harmbench(path: str | Path) -> Suite:
-    """HarmBench behaviours CSV (``Behavior``, ``SemanticCategory``, ``BehaviorID``)."""
+def load_harmbench(path: str | Path, *, functional_category: str | None = None) -> Suite:
+    """HarmBench behaviours CSV (``Behavior``, ``SemanticCategory``, ``BehaviorID``).
+
+    ``functional_category`` keeps only rows of that ``FunctionalCategory`` (``standard``:
+    the plain requests, without the contextual and copyright behaviours).
+    """
     text = _read(path)
     prompts = parse_csv_prompts(
         text,
@@ -136,8 +142,10 @@ def load_harmbench(path: str | Path) -> Suite:
         prompt_column="Behavior",
         category_column="SemanticCategory",
         id_column="BehaviorID",
+        where=("FunctionalCategory", functional_category) if functional_category else None,
     )
-    return _suite("harmbench", "safety", text, prompts)
+    name = f"harmbench_{functional_category}" if functional_category else "harmbench"
+    return _suite(name, "safety", text, prompts)
 
 
 def load_strongreject(path: str | Path) -> Suite:
@@ -229,3 +237,35 @@ def load_jsonl_prompts(
     if kind == "safety":
         prompts = [q.model_copy(update={"harmful": True}) for q in prompts]
     return _suite(name or _slug(p.stem), kind, text, prompts)
+
+
+_SPEC_LOADERS: dict[str, Callable[[str], Suite]] = {
+    "advbench": load_advbench,
+    "harmbench": load_harmbench,
+    "harmbench-standard": lambda p: load_harmbench(p, functional_category="standard"),
+    "strongreject": load_strongreject,
+    "xstest-safe": lambda p: load_xstest(p, which="safe"),
+    "xstest-unsafe": lambda p: load_xstest(p, which="unsafe"),
+    "jsonl-safety": lambda p: load_jsonl_prompts(p, kind="safety"),
+    "jsonl-over_refusal": lambda p: load_jsonl_prompts(p, kind="over_refusal"),
+    "jsonl-capability": lambda p: load_jsonl_prompts(p, kind="capability"),
+}
+SUITE_SPEC_FORMATS = tuple(_SPEC_LOADERS)
+"""The formats ``load_suite_spec`` reads."""
+
+
+def load_suite_spec(spec: str) -> Suite:
+    """A suite from a ``FORMAT:PATH`` spec, as ``ftguard eval --suite`` takes it.
+
+    FORMAT is one of :data:`SUITE_SPEC_FORMATS` (for example
+    ``harmbench-standard:data/harmbench_behaviors_text_all.csv`` or
+    ``xstest-safe:data/xstest_prompts.csv``).
+    """
+    fmt, sep, path = spec.partition(":")
+    loader = _SPEC_LOADERS.get(fmt.strip().lower())
+    if not sep or loader is None or not path.strip():
+        raise BadInputError(
+            f"suite {spec!r}: expected a registered suite name or FORMAT:PATH with FORMAT one of "
+            f"{', '.join(SUITE_SPEC_FORMATS)}"
+        )
+    return loader(path.strip())
