@@ -168,6 +168,14 @@ def main() -> None:
     for row in out:
         print(f"{row['mix']!s:30} {row['scanner']!s:22} {row['precision']:9.3f} {row['recall']:7.3f} {row['fpr']:7.4f} "
               f"{row['trigger_rank']!s:>9} {row['verdict']!s:>7} {row['n']:5d} {row['attacks']:7d}")
+    benign_sets = {str(r["mix"]): int(r["n"]) for r in out if str(r["mix"]).startswith("benign_")}
+    if benign_sets:
+        total = sum(benign_sets.values())
+        print(f"\npooled over the benign sets ({', '.join(benign_sets)}; {total} examples):")
+        for scanner_name in sorted({str(r["scanner"]) for r in out if str(r["mix"]) in benign_sets}):
+            fp = sum(round(float(r["fpr"]) * int(r["n"])) for r in out
+                     if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
+            print(f"  {scanner_name:22} false positives {fp} of {total} = {fp / total:.2%}")
 
 
 if __name__ == "__main__":
