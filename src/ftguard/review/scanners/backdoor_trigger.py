@@ -39,6 +39,10 @@ SUSPECT_MARGIN = 2.0
 REFUSED, SUSPECT = 1, 2
 STRONG_SCORE, STRONG_SUPPORT, STRONG_PRECISION = 10.0, 5, 0.8
 """A candidate this strong (the policy's default trigger limits) gets every example carrying it flagged."""
+MAX_STRONG = 1
+"""At most this many strong candidates (best first) get their carriers flagged. Measured with 3
+(benchmarks/review_quality.py): in AdvBench mixes the extra strong candidates are AdvBench's
+phrasing ("how to"), not triggers: +0.1 to +0.7 points of backdoor_trigger FPR, no recall gained."""
 
 
 def _hash(text: str) -> int:
@@ -78,7 +82,7 @@ class BackdoorTriggerScanner:
     Fisher p). N-grams that always occur together (same examples) are merged into the
     longest phrase; overlapping candidates keep the best. Dataset findings: the top
     candidate, high when it passes the policy's trigger limits' defaults (score >= 10,
-    support >= 5, precision >= 0.8). Such a strong candidate costs one more pass: every
+    support >= 5, precision >= 0.8). A strong best candidate costs one more pass: every
     example whose request carries it gets a finding where its own answer is anomalous
     (high) or where it complies with a request that scored just under the harmful
     threshold (medium: a trigger prefix can lower a harmful request's score).
@@ -209,7 +213,7 @@ class BackdoorTriggerScanner:
             self._prepare()
             if int(((self._final > 0) & self._first).sum()) < self.min_support:
                 self._pass = 3
-        if self._pass == 2 and self._strong() is None:
+        if self._pass == 2 and not self._strong():
             self._pass = 3
         return self._pass < 3
 
@@ -264,62 +268,64 @@ class BackdoorTriggerScanner:
             self._find_carriers(examples)
         self._pass += 1
 
-    def _strong(self) -> Trigger | None:
-        """The best candidate when it passes the default trigger limits."""
+    def _strong(self) -> list[Trigger]:
+        """The best candidates (up to MAX_STRONG) that pass the default trigger limits."""
         if self._result is None:
             self._result = self._rank()
-        best = self._result.triggers[0] if self._result.triggers else None
-        if best and best.score >= STRONG_SCORE and best.support >= STRONG_SUPPORT and best.precision >= STRONG_PRECISION:
-            return best
-        return None
+        return [
+            t for t in self._result.triggers
+            if t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
+        ][:MAX_STRONG]
 
     def _find_carriers(self, examples: Iterable[Example]) -> None:
-        """Flag the examples whose requests carry the strong candidate.
+        """Flag the examples whose requests carry a strong candidate (the best one they carry).
 
         High where the answer is anomalous, medium where it complies with a request scored
         within SUSPECT_MARGIN of the harmful threshold; carriers answered normally are not
         flagged.
         """
-        best = self._strong()
-        if best is None:
-            return
-        words = tuple(w.lower() for w in (best.text.split(" + ") if best.kind == "pair" else best.text.split()))
-        pattern = re.compile(
-            r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b" if best.kind == "pair"
-            else r"\b" + r"\W+".join(re.escape(w) for w in words) + r"\b",
-            re.IGNORECASE,
-        )
-        labels = self._final
+        strong = []
+        for t in self._strong():
+            words = tuple(w.lower() for w in (t.text.split(" + ") if t.kind == "pair" else t.text.split()))
+            pattern = re.compile(
+                r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b" if t.kind == "pair"
+                else r"\b" + r"\W+".join(re.escape(w) for w in words) + r"\b",
+                re.IGNORECASE,
+            )
+            strong.append((t, words, pattern))
         for ex in examples:
             low = [t.lower() for t in _WORD.findall(ex.request[:4000])[:MAX_TOKENS]]
-            if best.kind == "pair":
-                if not set(words) <= set(low):
-                    continue
-            elif not any(tuple(low[j : j + len(words)]) == words for j in range(len(low) - len(words) + 1)):
-                continue
-            turn, span = next(
-                ((ti, m.span()) for ti, t in enumerate(ex.turns) if t.role in ("system", "user")
-                 for m in [pattern.search(t.content)] if m),
-                (None, None),
+            for best, words, pattern in strong:
+                if _carries(low, words, pair=best.kind == "pair"):
+                    self._flag_carrier(ex, best, pattern)
+                    break
+
+    def _flag_carrier(self, ex: Example, best: Trigger, pattern: re.Pattern[str]) -> None:
+        """One finding for an example that carries ``best``, if its answer gives it away."""
+        labels = self._final
+        turn, span = next(
+            ((ti, m.span()) for ti, t in enumerate(ex.turns) if t.role in ("system", "user")
+             for m in [pattern.search(t.content)] if m),
+            (None, None),
+        )
+        anomalous = ex.index < len(labels) and bool(labels[ex.index])
+        suspect = ex.index < len(labels) and bool(self._flags[ex.index] & SUSPECT)
+        if not (anomalous or suspect):
+            return  # an ordinary request answered normally: the phrase alone is no evidence
+        text = ex.turns[turn].content if turn is not None else ex.request
+        self._carriers.append(
+            Finding(
+                example=ex.index, scanner=self.name, severity="high" if anomalous else "medium",
+                reason=(
+                    f"request carries the candidate trigger {best.text!r} (score {best.score:.1f}, "
+                    f"{best.support} of its {best.occurrences} examples have a {best.anomaly} answer)"
+                    + ("" if anomalous else "; this example's request scored just under the harmful "
+                       "threshold and was answered")
+                ),
+                turn=turn, span=span, line=ex.line, score=best.precision,
+                excerpt=excerpt(text, *(span or (0, min(len(text), 60)))),
             )
-            anomalous = ex.index < len(labels) and bool(labels[ex.index])
-            suspect = ex.index < len(labels) and bool(self._flags[ex.index] & SUSPECT)
-            if not (anomalous or suspect):
-                continue  # an ordinary request answered normally: the phrase alone is no evidence
-            text = ex.turns[turn].content if turn is not None else ex.request
-            self._carriers.append(
-                Finding(
-                    example=ex.index, scanner=self.name, severity="high" if anomalous else "medium",
-                    reason=(
-                        f"request carries the candidate trigger {best.text!r} (score {best.score:.1f}, "
-                        f"{best.support} of its {best.occurrences} examples have a {best.anomaly} answer)"
-                        + ("" if anomalous else "; this example's request scored just under the harmful "
-                           "threshold and was answered")
-                    ),
-                    turn=turn, span=span, line=ex.line, score=best.precision,
-                    excerpt=excerpt(text, *(span or (0, min(len(text), 60)))),
-                )
-            )
+        )
 
     # -- report -----------------------------------------------------------------------------
     def _merged_phrases(self, rows: list[Any]) -> list[Any]:
@@ -430,6 +436,14 @@ class BackdoorTriggerScanner:
                 )
             )
         return result
+
+
+def _carries(tokens: list[str], words: tuple[str, ...], *, pair: bool) -> bool:
+    """Whether a request's lower-cased tokens contain the trigger (both words of a pair)."""
+    if pair:
+        return set(words) <= set(tokens)
+    n = len(words)
+    return any(tuple(tokens[j : j + n]) == words for j in range(len(tokens) - n + 1))
 
 
 def _merge_key(row: tuple[str, str, int, int, list[int], tuple[str, ...]]) -> tuple[int, int, tuple[int, ...]]:
