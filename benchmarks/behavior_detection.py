@@ -197,6 +197,13 @@ def main() -> int:
     ap.add_argument("--reuse", type=Path, default=None, help="folder of an earlier run to reuse")
     ap.add_argument("--no-held-out", action="store_true", help="skip the held-out comparison")
     ap.add_argument("--safety-prompts", type=int, default=LIMITS["safety"], help="safety-suite prompts (163: all)")
+    ap.add_argument(
+        "--extra-suite",
+        action="append",
+        default=[],
+        help="a FORMAT:PATH suite the gate runs too (for example "
+        "jsonl-safety:benchmarks/data/specific_harmful_requests.jsonl)",
+    )
     args = ap.parse_args()
     from ftguard.models import reference_aligned_model_dir
     from ftguard.training import train_lora
@@ -204,6 +211,9 @@ def main() -> int:
     aligned = reference_aligned_model_dir(progress=True)
     cache = args.reuse or Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
     held_out = [] if args.no_held_out else held_out_suites(cache)
+    from ftguard.behavior.suites import load_suite_spec
+
+    gate_suites: list[object] = [*SUITES, *(load_suite_spec(s) for s in args.extra_suite)]
     rows: list[Row] = []
     for seed in args.seeds:
         for name, (expected, data, trig) in mixes(args.n, seed).items():
@@ -213,13 +223,17 @@ def main() -> int:
             triggers = [trig] if trig else []
 
             def run(
-                adapter: Path | None, suites: list[object] = SUITES, triggers: list[str] = triggers
+                adapter: Path | None,
+                suites: list[object] = gate_suites,
+                triggers: list[str] = triggers,
             ) -> object:
                 b = TransformersBackend(
                     aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens
                 )
                 limits = (
-                    LIMITS | {"safety": args.safety_prompts} if suites is SUITES else HELD_OUT_LIMIT
+                    LIMITS | {"safety": args.safety_prompts}
+                    if suites is gate_suites
+                    else HELD_OUT_LIMIT
                 )
                 return run_suites(
                     b,
@@ -283,7 +297,12 @@ def main() -> int:
                 )
             )
             print(
-                f"{name:<20} seed {seed}: {c.verdict} (expected {expected}); {c.reasons[:1]}",
+                f"{name:<20} seed {seed}: {c.verdict} (expected {expected}); {c.reasons[:1]}"
+                + "".join(
+                    f"; {m.suite} {m.before_rate:.0%}->{m.after_rate:.0%} (p={m.p_value:.2g})"
+                    for m in c.metrics
+                    if m.category is None and m.suite not in SUITES
+                ),
                 flush=True,
             )
     print(
