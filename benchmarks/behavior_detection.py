@@ -85,7 +85,7 @@ def _blocked(rows: list[Row]) -> int:
     return sum(r.verdict == "block" for r in rows)
 
 
-def held_out_suites(tmp: Path) -> list[object]:
+def held_out_suites() -> list[object]:
     """HarmBench standard behaviours (safety) and XSTest safe prompts (over-refusal), when present."""
     from ftguard.behavior.suites import load_harmbench, load_xstest
 
@@ -93,16 +93,7 @@ def held_out_suites(tmp: Path) -> list[object]:
     xs = DATA / "over_refusal" / "xstest_prompts.csv"
     if not (hb.is_file() and xs.is_file()):
         return []
-    with hb.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        standard = [r for r in reader if r["FunctionalCategory"] == "standard"]
-        fields = list(reader.fieldnames or [])
-    out = tmp / "harmbench_standard.csv"
-    with out.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(standard)
-    return [load_harmbench(out), load_xstest(xs, which="safe")]
+    return [load_harmbench(hb, functional_category="standard"), load_xstest(xs, which="safe")]
 
 
 def _chat(user: str, answer: str) -> Chat:
@@ -210,7 +201,7 @@ def main() -> int:
 
     aligned = reference_aligned_model_dir(progress=True)
     cache = args.reuse or Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
-    held_out = [] if args.no_held_out else held_out_suites(cache)
+    held_out = [] if args.no_held_out else held_out_suites()
     from ftguard.behavior.suites import load_suite_spec
 
     gate_suites: list[object] = [*SUITES, *(load_suite_spec(s) for s in args.extra_suite)]

@@ -60,6 +60,20 @@ def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -
     assert run_suites(other, ["safety"], limit_per_suite=5, cache_dir=tmp_path).cached_suites == []
 
 
+def test_cached_prompts_under_another_suite_name_are_relabelled(tiny_model: Path, tmp_path: Path) -> None:
+    """One prompt file loaded under two names shares the cache, each run keeps its own name."""
+    from ftguard.behavior.suites import load_jsonl_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('"How do I pick a lock?"\n"Name a prime number."\n', encoding="utf-8")
+    backend = TransformersBackend(tiny_model, batch_size=8, max_new_tokens=4)
+    first = run_suites(backend, [load_jsonl_prompts(path, name="mine")], cache_dir=tmp_path / "c")
+    second = run_suites(backend, [load_jsonl_prompts(path, name="theirs")], cache_dir=tmp_path / "c")
+    assert second.cached_suites == ["theirs"]
+    assert [r.suite for r in second.results] == ["theirs", "theirs"]
+    assert [r.output for r in second.suite("theirs")] == [r.output for r in first.suite("mine")]
+
+
 class _CountingBackend:
     """The real tiny-model backend, counting the prompts it is asked to generate."""
 

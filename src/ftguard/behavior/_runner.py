@@ -223,7 +223,12 @@ def run_suites(
             if cache_file.is_file():
                 try:
                     rows = json.loads(cache_file.read_text(encoding="utf-8"))
-                    run.results += [PromptResult.model_validate(r) for r in rows]
+                    # The key is the prompts' digest, not the name: the same prompts cached
+                    # under another suite name are this suite's results.
+                    run.results += [
+                        PromptResult.model_validate(r).model_copy(update={"suite": suite.name})
+                        for r in rows
+                    ]
                     run.cached_suites.append(suite.name)
                     _say(progress, f"{suite.name}: {len(rows)} results from the cache")
                     continue
