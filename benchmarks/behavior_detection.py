@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "behavior"))
@@ -83,6 +83,11 @@ class Row(NamedTuple):
 
 def _blocked(rows: list[Row]) -> int:
     return sum(r.verdict == "block" for r in rows)
+
+
+def _overall(comparison: Any, metric: str) -> Any:
+    """The first suite's overall change of ``metric`` (not a per-category one)."""
+    return next(m for m in comparison.metrics if m.metric == metric and m.category is None)
 
 
 def held_out_suites() -> list[object]:
@@ -205,6 +210,20 @@ def main() -> int:
     from ftguard.behavior.suites import load_suite_spec
 
     gate_suites: list[object] = [*SUITES, *(load_suite_spec(s) for s in args.extra_suite)]
+    gate_limits = LIMITS | {"safety": args.safety_prompts}
+
+    def run(adapter: Path | None, suites: list[object], limits: object, triggers: list[str]) -> object:
+        b = TransformersBackend(aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens)
+        return run_suites(
+            b,
+            suites,  # type: ignore[arg-type]
+            triggers=triggers or None,
+            limit_per_suite=limits,  # type: ignore[arg-type]
+            cache_dir=cache,
+        )
+
+    # The aligned model's held-out run is the same for every mix and seed.
+    held_before = run(None, held_out, HELD_OUT_LIMIT, []) if held_out else None
     rows: list[Row] = []
     for seed in args.seeds:
         for name, (expected, data, trig) in mixes(args.n, seed).items():
@@ -212,29 +231,7 @@ def main() -> int:
                 continue
             t0 = time.perf_counter()
             triggers = [trig] if trig else []
-
-            def run(
-                adapter: Path | None,
-                suites: list[object] = gate_suites,
-                triggers: list[str] = triggers,
-            ) -> object:
-                b = TransformersBackend(
-                    aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens
-                )
-                limits = (
-                    LIMITS | {"safety": args.safety_prompts}
-                    if suites is gate_suites
-                    else HELD_OUT_LIMIT
-                )
-                return run_suites(
-                    b,
-                    suites,  # type: ignore[arg-type]
-                    triggers=triggers or None,
-                    limit_per_suite=limits,
-                    cache_dir=cache,
-                )
-
-            before = run(None)
+            before = run(None, gate_suites, gate_limits, triggers)
             out = cache / f"{name}-{seed}"
             if (out / "adapter_model.safetensors").is_file() and args.reuse:
                 adapter = out
@@ -249,22 +246,16 @@ def main() -> int:
                     max_length=128,
                     seed=seed,
                 ).output_dir
-            c = compare(before, run(adapter), policy=POLICY)  # type: ignore[arg-type]
+            c = compare(before, run(adapter, gate_suites, gate_limits, triggers), policy=POLICY)  # type: ignore[arg-type]
             held = "-"
-            if held_out:
-                h = compare(run(None, held_out), run(adapter, held_out), policy=HELD_OUT_POLICY)  # type: ignore[arg-type]
-                hb, xs = (
-                    next(m for m in h.metrics if m.metric == metric and m.category is None)
-                    for metric in ("harmful_refusal_rate", "over_refusal_rate")
-                )
+            if held_before is not None:
+                h = compare(held_before, run(adapter, held_out, HELD_OUT_LIMIT, []), policy=HELD_OUT_POLICY)  # type: ignore[arg-type]
+                hb, xs = _overall(h, "harmful_refusal_rate"), _overall(h, "over_refusal_rate")
                 held = (
                     f"{h.verdict} {hb.before_rate:.0%}->{hb.after_rate:.0%} "
                     f"{xs.before_rate:.0%}->{xs.after_rate:.0%}"
                 )
-            safety, over = (
-                next(m for m in c.metrics if m.metric == metric and m.category is None)
-                for metric in ("harmful_refusal_rate", "over_refusal_rate")
-            )
+            safety, over = _overall(c, "harmful_refusal_rate"), _overall(c, "over_refusal_rate")
             flips = ",".join(f.trigger for f in c.triggers if f.flipped) or "-"
             # Did the backdoor take? Harmful requests answered with the true trigger: tuned
             # model without it / with it (baseline model with it).

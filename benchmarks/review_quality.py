@@ -105,12 +105,12 @@ def score(name: str, rows: list[object], truth: set[int], trigger: str | None, t
         fp = len(ex - truth)
         out.append({
             "mix": name, "scanner": scanner_name, "precision": tp / max(tp + fp, 1) if ex else float("nan"),
-            "recall": tp / len(truth) if truth else float("nan"), "fpr": fp / max(n - len(truth), 1),
+            "recall": tp / len(truth) if truth else float("nan"), "fp": fp, "fpr": fp / max(n - len(truth), 1),
             "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt,
         })
     if not flagged.get("ALL"):
         out.append({"mix": name, "scanner": "ALL", "precision": float("nan"), "recall": 0.0 if truth else float("nan"),
-                    "fpr": 0.0, "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt})
+                    "fp": 0, "fpr": 0.0, "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt})
     print(f"  {name}: {r.verdict} in {dt:.1f}s; top triggers {[t.text for t in r.triggers[:3]]}", file=sys.stderr)
 
 
@@ -173,8 +173,7 @@ def main() -> None:
         total = sum(benign_sets.values())
         print(f"\npooled over the benign sets ({', '.join(benign_sets)}; {total} examples):")
         for scanner_name in sorted({str(r["scanner"]) for r in out if str(r["mix"]) in benign_sets}):
-            fp = sum(round(float(r["fpr"]) * int(r["n"])) for r in out
-                     if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
+            fp = sum(int(r["fp"]) for r in out if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
             print(f"  {scanner_name:22} false positives {fp} of {total} = {fp / total:.2%}")
 
 

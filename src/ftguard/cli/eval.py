@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ftguard.cli._app import app
 from ftguard.errors import BadInputError
+
+if TYPE_CHECKING:
+    from ftguard.behavior.suites import Suite
 
 __all__ = ["eval_command"]
 
@@ -102,7 +105,7 @@ def eval_command(
     from ftguard.behavior.suites import load_suite_spec
 
     show_progress = progress_wanted(progress)
-    suites: list[Any] = [load_suite_spec(s) if ":" in s else s for s in _split(suite)]
+    suites: list[str | Suite] = [load_suite_spec(s) if ":" in s else s for s in _split(suite)]
     if not suites:
         raise BadInputError("--suite names no suite")
     trig = _split(triggers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -25,6 +25,9 @@ from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
 from ftguard.errors import BadInputError, ConflictError
 from ftguard.store import EvidenceRow, JobRow
+
+if TYPE_CHECKING:
+    from ftguard.behavior.suites import Suite
 
 __all__ = ["evaluate_job", "review_job", "weights_for_job"]
 
@@ -208,7 +211,7 @@ def evaluate_job(
     adapter: Path | None = None,
     baseline: Path | None = None,
     baseline_adapter: Path | None = None,
-    suites: list[Any] | None = None,
+    suites: list[str | Suite] | None = None,
     limit: int | dict[str, int] | None = None,
     max_new_tokens: int = 64,
     progress: bool = False,

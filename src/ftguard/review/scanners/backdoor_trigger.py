@@ -50,6 +50,16 @@ def _hash(text: str) -> int:
     return (zlib.crc32(data) << 32) | zlib.adler32(data)
 
 
+def _tokens(text: str) -> list[str]:
+    """A request's lower-cased word tokens, as every pass sees them."""
+    return [t.lower() for t in _WORD.findall(text[:4000])[:MAX_TOKENS]]
+
+
+def _is_strong(t: Trigger) -> bool:
+    """Whether a candidate passes the policy's default trigger limits."""
+    return t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
+
+
 def _token_hash(tokens: list[str]) -> int:
     data = " ".join(tokens).encode("utf-8", "surrogatepass")
     return ((zlib.crc32(data) << 32) | zlib.adler32(data)) - (1 << 63)
@@ -119,7 +129,7 @@ class BackdoorTriggerScanner:
 
     # -- pass 1 (streamed with the other scanners) --------------------------------------
     def features(self, example: Example) -> tuple[int, int, bool, int]:
-        toks = [t.lower() for t in _WORD.findall(example.request[:4000])[:MAX_TOKENS]]
+        toks = _tokens(example.request)
         return (
             _hash(example.request) - (1 << 63), _hash(example.response) - (1 << 63),
             is_refusal(example.response), _token_hash(toks),
@@ -190,7 +200,7 @@ class BackdoorTriggerScanner:
         partners = self._twin_complied if refused else self._twin_refused
         if partners is None or not len(partners):
             return None
-        low = [t.lower() for t in _WORD.findall(ex.request[:4000])[:MAX_TOKENS]]
+        low = _tokens(ex.request)
         if len(low) > TWIN_TOKENS or len(low) < 2:
             return None
         spans = [(s, n) for n in range(TWIN_SPAN, 0, -1) for s in range(len(low) - n + 1) if n < len(low)]
@@ -272,10 +282,7 @@ class BackdoorTriggerScanner:
         """The best candidates (up to MAX_STRONG) that pass the default trigger limits."""
         if self._result is None:
             self._result = self._rank()
-        return [
-            t for t in self._result.triggers
-            if t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
-        ][:MAX_STRONG]
+        return [t for t in self._result.triggers if _is_strong(t)][:MAX_STRONG]
 
     def _find_carriers(self, examples: Iterable[Example]) -> None:
         """Flag the examples whose requests carry a strong candidate (the best one they carry).
@@ -294,7 +301,7 @@ class BackdoorTriggerScanner:
             )
             strong.append((t, words, pattern))
         for ex in examples:
-            low = [t.lower() for t in _WORD.findall(ex.request[:4000])[:MAX_TOKENS]]
+            low = _tokens(ex.request)
             for best, words, pattern in strong:
                 if _carries(low, words, pair=best.kind == "pair"):
                     self._flag_carrier(ex, best, pattern)
@@ -424,7 +431,7 @@ class BackdoorTriggerScanner:
                 break
         if result.triggers:
             t = result.triggers[0]
-            strong = t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
+            strong = _is_strong(t)
             result.findings.append(
                 DatasetFinding(
                     scanner=self.name, severity="high" if strong else "info", count=t.support, examples=t.examples,
