@@ -2,9 +2,14 @@
 
 Generates Llama-shaped BF16 sharded checkpoint pairs in a temp dir (deleted afterwards unless
 ``--keep DIR``) at two sizes, and measures, in the same run, once with a warm page cache and
-once cold (both models evicted with ``POSIX_FADV_DONTNEED`` before every repetition):
+once cold (both models evicted with ``POSIX_FADV_DONTNEED`` before every run); the methods
+take turns within each repetition, so load from elsewhere affects them alike:
 
-* I/O floor: ``cat`` of both models' files to /dev/null;
+* I/O floor: ``cat`` of both models' files to /dev/null, and the same files spliced whole to
+  /dev/null with ``sendfile``; ``x floor`` is the median over repetitions of a run's time over
+  its repetition's floor (cold: the faster of the two; warm: ``cat``, since ``sendfile`` then
+  moves page references and reads no byte; the naive runs, on their own after the others,
+  against the floors of the first repetitions);
 * ftguard diff (statistics only, digests passed in), and the same including SHA-256 digests;
 * naive: load both state dicts whole (safetensors.torch), then compute the same statistics;
 
@@ -33,6 +38,9 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN, INTER, VOCAB = 2048, 5632, 32000
+SETTLE = 1.0
+"""Seconds of pause before every run, so one run's exit (a naive run frees ~4 GB) does not
+slow the next."""
 
 
 def _bf16_block(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -166,18 +174,41 @@ def cat_floor(folders: list[Path]) -> tuple[float, None]:
     return time.perf_counter() - t, None
 
 
-def measure(fn: Callable[[], tuple[float, float | None]], folders: list[Path], repeats: int,
-            cold: bool) -> tuple[float, float | None]:
-    """Median seconds and max peak RSS over repeats; cold: evict both models before each."""
+def sendfile_floor(folders: list[Path]) -> tuple[float, None]:
+    """Both models' files spliced whole to /dev/null (large requests, nothing copied)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    t = time.perf_counter()
+    try:
+        for f in data_files(folders):
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                size, off = os.fstat(fd).st_size, 0
+                while off < size:
+                    off += os.sendfile(null, fd, off, size - off)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(null)
+    return time.perf_counter() - t, None
+
+
+def measure(methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]],
+            folders: list[Path], repeats: int, cold: bool) -> list[list[tuple[float, float | None]]]:
+    """Every run's (seconds, peak RSS) per method; repetitions interleave the methods (so a
+    noisy neighbour slows all of them alike); cold: evict both models before every run."""
+    if not methods:
+        return []
     if not cold:
         subprocess.run(["cat", *data_files(folders)], stdout=subprocess.DEVNULL, check=True)
-    runs = []
-    for _ in range(repeats):
-        if cold:
-            evict(folders)
-        runs.append(fn())
-    rss = [r[1] for r in runs if r[1] is not None]
-    return statistics.median(r[0] for r in runs), (max(rss) if rss else None)
+    runs: list[list[tuple[float, float | None]]] = [[] for _ in methods]
+    for rep in range(repeats):
+        for i, (_, fn, reps) in enumerate(methods):
+            if rep < reps:
+                if cold:
+                    evict(folders)
+                time.sleep(SETTLE)
+                runs[i].append(fn())
+    return runs
 
 
 def lora_bench(repeats: int) -> list[tuple[str, float]]:
@@ -210,18 +241,26 @@ def bench_pair(dirs: list[Path], label: str, repeats: int, skip_naive: bool) -> 
     a, b = str(dirs[0]), str(dirs[1])
     methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = [
         ("I/O floor: cat to /dev/null", lambda: cat_floor(dirs), repeats),
+        ("I/O floor: sendfile to /dev/null", lambda: sendfile_floor(dirs), repeats),
         ("ftguard diff (digests given)", lambda: peak_rss_mib(_DIFF, a, b, "given"), repeats),
         ("ftguard diff + SHA-256 digests", lambda: peak_rss_mib(_DIFF, a, b, "hash"), repeats),
     ]
+    naive: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = []
     if not skip_naive:
-        methods.append(("naive: load both whole (torch)", lambda: peak_rss_mib(_NAIVE, a, b), max(1, repeats - 2)))  # fmt: skip
+        naive.append(("naive: load both whole (torch)", lambda: peak_rss_mib(_NAIVE, a, b), max(1, repeats - 2)))  # fmt: skip
     for cold in (False, True):
-        floor = 0.0
-        for name, fn, reps in methods:
-            secs, rss = measure(fn, dirs, reps, cold)
-            floor = floor or secs
-            rss_s = f"{rss:12.0f}" if rss is not None else f"{'':>12}"
-            print(f"{'cold' if cold else 'warm':>5} | {label:>15} | {name:<34} | {secs:7.2f} | {secs / floor:7.2f} | {rss_s}", flush=True)  # fmt: skip
+        # The naive runs go last, on their own: freeing their ~4 GB slowed whatever ran next
+        # (measured: a cold `cat` 0.3 s -> 0.9-1.1 s).
+        runs = measure(methods, dirs, repeats, cold) + measure(naive, dirs, repeats, cold)
+        # The floor of each repetition: cold, the faster of `cat` and `sendfile`; warm, `cat`
+        # (`sendfile` then hands cached pages to /dev/null without reading a byte).
+        floors = [min(c[0], f[0]) if cold else c[0] for c, f in zip(runs[0], runs[1], strict=True)]
+        for (name, _, _), r in zip(methods + naive, runs, strict=True):
+            secs = statistics.median(x[0] for x in r)
+            ratio = statistics.median(x[0] / f for x, f in zip(r, floors, strict=False))
+            rss = [x[1] for x in r if x[1] is not None]
+            rss_s = f"{max(rss):12.0f}" if rss else f"{'':>12}"
+            print(f"{'cold' if cold else 'warm':>5} | {label:>15} | {name:<34} | {secs:7.2f} | {ratio:7.2f} | {rss_s}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -258,8 +297,8 @@ def main() -> None:
         print(f"  {name:<50} {secs:7.3f} s")
     print(f"  speed-up of the factored analysis: {rows2[1][1] / rows2[0][1]:.1f}x")
     print(f"\ntimes are measured inside each child (imports excluded); RSS is the child's peak; "
-          f"cold = both models evicted from the page cache (POSIX_FADV_DONTNEED) before each "
-          f"repetition; load average at the end {os.getloadavg()[0]:.1f}.")
+          f"cold = both models evicted from the page cache (POSIX_FADV_DONTNEED) before every "
+          f"run; load average at the end {os.getloadavg()[0]:.1f}.")
 
 
 if __name__ == "__main__":
