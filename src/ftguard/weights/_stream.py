@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
-from ftguard.weights._safetensors import Checkpoint, SafetensorsFile
+from ftguard.weights._safetensors import Checkpoint
 from ftguard.weights._stats import DiffSums, diff_sources, norm_source
 
 __all__ = ["READ_AHEAD", "WINDOW", "Schedule", "merge", "window_norm", "window_sums", "windows"]
@@ -15,11 +14,7 @@ WINDOW = 1 << 22
 
 
 READ_AHEAD = 256 << 20
-"""Bytes the read-ahead thread may bring in beyond the newest started window."""
-
-READ_STEP = 64 << 20
-"""Bytes the read-ahead thread reads per group of windows (ranges adjacent in a file are read
-as one sequential run)."""
+"""Bytes the read-ahead thread may ask the kernel for beyond the newest started window."""
 
 
 def windows(n: int) -> list[tuple[int, int]]:
@@ -30,11 +25,11 @@ def windows(n: int) -> list[tuple[int, int]]:
 class Schedule:
     """Work items (tensor windows) in order, read ahead of the workers by one I/O thread.
 
-    The read-ahead thread walks the items in the order the workers take them and reads
-    them into the page cache (:meth:`SafetensorsFile.prefetch`, sequential reads through a
-    1 MiB buffer, adjacent ranges merged into groups of :data:`READ_STEP` bytes), staying at
-    most ``ahead_bytes`` in front of the newest item a worker has started; so a cold disk
-    streams at full speed while the CPUs compute. Resident memory does not grow.
+    The read-ahead thread walks the items in the order the workers take them and asks the
+    kernel to read each one (``POSIX_FADV_WILLNEED``: queued, no copy), staying at most
+    ``ahead_bytes`` in front of the newest item a worker has started; so a cold disk
+    streams at full speed while the CPUs compute. Page cache only: resident memory does
+    not grow.
     """
 
     def __init__(
@@ -53,55 +48,29 @@ class Schedule:
         self._thread.start()
 
     def _run(self) -> None:
-        with contextlib.suppress(Exception):  # read-ahead only speeds up; workers read anyway
-            self._read_ahead()
-
-    def _read_ahead(self) -> None:
-        n, i = len(self.items), 0
-        while i < n:
-            first = self._cum[i - 1] if i else 0
-            j = i + 1  # a group: items up to READ_STEP bytes, read with few large calls
-            while j < n and self._cum[j] - first <= READ_STEP:
-                j += 1
+        for i, (name, lo, hi) in enumerate(self.items):
             with self._cond:
-                while not self._stop and self._cum[j - 1] - self._done() > self.ahead_bytes:
+                done = self._cum[self._started] if self._started >= 0 else 0
+                while not self._stop and self._cum[i] - done > self.ahead_bytes:
                     self._cond.wait()
+                    done = self._cum[self._started] if self._started >= 0 else 0
                 if self._stop:
                     return
-            for f, spans in self._spans(i, j).items():
-                for start, end in spans:
-                    f.prefetch(start, end)
-            i = j
-
-    def _done(self) -> int:
-        return self._cum[self._started] if self._started >= 0 else 0
-
-    def _spans(self, i: int, j: int) -> dict[SafetensorsFile, list[tuple[int, int]]]:
-        """File byte ranges of items ``[i, j)``, adjacent ranges merged, in item order."""
-        out: dict[SafetensorsFile, list[tuple[int, int]]] = {}
-        for name, lo, hi in self.items[i:j]:
             for ck in self.cks:
                 if name in ck:
                     size = _size(ck, name)
-                    f = ck.file_of(name)
-                    start, end = f.span(name, lo * size, hi * size)
-                    spans = out.setdefault(f, [])
-                    if spans and spans[-1][1] == start:
-                        spans[-1] = (spans[-1][0], end)
-                    else:
-                        spans.append((start, end))
-        return out
+                    ck.file_of(name).prefetch(name, lo * size, hi * size)
 
     def started(self, i: int) -> None:
         with self._cond:
             if i > self._started:
                 self._started = i
-                self._cond.notify_all()
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
             self._stop = True
-            self._cond.notify_all()
+            self._cond.notify()
         self._thread.join()
 
 
