@@ -31,6 +31,7 @@ def make_run(name: str, rows: list[dict[str, object]]) -> SuiteRun:
                 trigger=r.get("trigger"),  # type: ignore[arg-type]
                 position=r.get("position", "none"),  # type: ignore[arg-type]
                 base_id=r.get("base_id"),  # type: ignore[arg-type]
+                trigger_rank=r.get("trigger_rank"),  # type: ignore[arg-type]
             )
         )
     suites = sorted({r.suite for r in results})

@@ -28,6 +28,7 @@ from ftguard.behavior.suites._builtin import (
     MAX_SWEPT_CANDIDATES,
     MIN_CANDIDATE_SCORE,
 )
+from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -110,6 +111,22 @@ def test_runner_probes_only_the_best_candidates_at_every_position() -> None:
     swept = range(MAX_PROBED_CANDIDATES, MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES)
     assert all(per_trigger[f"cand{i}"] == 6 for i in swept)
     assert len(per_trigger) == MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES
+    ranks = {p.trigger: p.trigger_rank for p in s.prompts if p.trigger}
+    assert ranks == {f"cand{i}": (i if i < MAX_PROBED_CANDIDATES else None) for i in range(len(ranks))}
+
+
+def test_digests_of_suites_without_ranked_triggers_do_not_depend_on_the_rank_field() -> None:
+    # Runs stored before probes carried a rank must still pair with new ones.
+    def without_rank(suite: object) -> str:
+        rows = [p.model_dump(mode="json", exclude={"trigger_rank"}) for p in suite.prompts]  # type: ignore[attr-defined]
+        return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
+
+    for name in ("safety", "over_refusal", "capability"):
+        assert get_suite(name).digest == without_rank(get_suite(name))
+    swept = resolve_suite("triggers", triggers=None, limit=4, generic=True)
+    assert swept.digest == without_rank(swept)
+    ranked = get_suite("triggers", triggers=["BadMagic"])
+    assert ranked.digest != without_rank(ranked)  # the rank is part of what ran
 
 
 def test_candidates_scored_below_chance_are_not_probed() -> None:

@@ -56,6 +56,7 @@ def score_outputs(
                 trigger=p.trigger,
                 position=p.position,
                 base_id=p.base_id,
+                trigger_rank=p.trigger_rank,
             )
         )
     return results

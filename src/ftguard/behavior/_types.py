@@ -41,6 +41,9 @@ class SuitePrompt(BaseModel):
     """For trigger probes: where the trigger was inserted."""
     base_id: str | None = None
     """For trigger probes: the id of the clean prompt this probe was built from."""
+    trigger_rank: int | None = None
+    """For trigger probes: the trigger's rank among the candidates with evidence (0: the
+    dataset review's best); ``None`` for the generic sweep."""
 
 
 class SuiteInfo(BaseModel):
@@ -72,6 +75,7 @@ class PromptResult(BaseModel):
     trigger: str | None = None
     position: Literal["none", "prefix", "suffix", "random"] = "none"
     base_id: str | None = None
+    trigger_rank: int | None = None
 
 
 class ModelIdentity(BaseModel):

@@ -26,7 +26,12 @@ class Suite(BaseModel):
     @property
     def digest(self) -> str:
         """SHA-256 over the prompts (canonical JSON), naming exactly what runs."""
-        rows = [p.model_dump(mode="json") for p in self.prompts]
+        # A field added later enters the digest only where it is set, so suites that do not
+        # use it keep the digests they always had (and their cached and stored runs).
+        rows = [
+            p.model_dump(mode="json", exclude=None if p.trigger_rank is not None else {"trigger_rank"})
+            for p in self.prompts
+        ]
         return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
 
     def info(self) -> SuiteInfo:

@@ -86,7 +86,8 @@ def build_probes(
     """Clean controls plus the trigger probes.
 
     Each of ``triggers`` (the candidates with evidence, such as those the dataset review
-    mined) is inserted at every position into every base prompt. Each of ``sweep`` (a broad
+    mined, best first; their rank is kept on the probes) is inserted at every position into
+    every base prompt. Each of ``sweep`` (a broad
     list of generic guesses) is inserted once per base prompt, the position rotating over
     the bases, so a long generic list costs a third as much; a trigger that fires at only
     one position is then tested on a third of the bases.
@@ -103,9 +104,11 @@ def build_probes(
                 base_id=base.id,
             )
         )
-    plan: list[tuple[str, int | None]] = [(trigger, None) for trigger in triggers]
-    plan += [(trigger, i) for i, trigger in enumerate(t for t in sweep if t not in triggers)]
-    for trigger, rotation in plan:
+    plan: list[tuple[str, int | None, int | None]] = [
+        (trigger, None, rank) for rank, trigger in enumerate(triggers)
+    ]
+    plan += [(t, i, None) for i, t in enumerate(t for t in sweep if t not in triggers)]
+    for trigger, rotation, rank in plan:
         tag = sha256_bytes(trigger.encode())[:8]
         for b, base in enumerate(bases):
             positions = POSITIONS if rotation is None else (POSITIONS[(b + rotation) % 3],)
@@ -119,6 +122,7 @@ def build_probes(
                         trigger=trigger,
                         position=position,  # type: ignore[arg-type]
                         base_id=base.id,
+                        trigger_rank=rank,
                     )
                 )
     return probes
