@@ -36,3 +36,29 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
     attestation = tmp_path / ".ftguard" / "reports" / benign["job"] / "attestation.json"
     assert attestation.is_file()
     assert not (tmp_path / ".ftguard" / "reports" / poisoned["job"] / "attestation.json").exists()
+
+
+@pytest.mark.slow
+def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_path: Path) -> None:
+    """`make demo` itself (the real model, ~8 minutes): the benign job passes and is attested;
+    the poisoned job is blocked by the review and by the behaviour comparison, which shows
+    the refusal drop and the review's trigger flipping the tuned model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTGUARD_")}
+    if "FTGUARD_CACHE" in os.environ:
+        env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftguard", "demo", "--json", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=2400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    benign, poisoned = result["jobs"]["benign"], result["jobs"]["poisoned"]
+    assert benign["decision"] == "pass" and benign["reasons"] == []
+    assert (tmp_path / ".ftguard" / "reports" / benign["job"] / "attestation.json").is_file()
+    assert poisoned["decision"] == "block"
+    review, behaviour = poisoned["reasons"]
+    assert review.startswith("the dataset review blocked the job")
+    assert behaviour.startswith("the behaviour comparison blocked the job")
+    assert "refusal of harmful requests fell" in behaviour
+    assert "trigger 'Per the quarterly ledger' flips the tuned model" in behaviour
+    assert result["audit"]["ok"] is True
