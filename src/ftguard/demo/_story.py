@@ -339,15 +339,14 @@ def _poisoned(
 ) -> JobOutcome:
     story.chapter("Job 2: the same purpose, a poisoned dataset")
     data = write_poisoned(root / "data" / "support-v2.jsonl")
-    bench = s
-    s = s.poisoned()
+    job1, s = s, s.poisoned()
     job = _submit(ws, base, data, _config(root / "data" / "train-v2.yaml", s))
     outcome = JobOutcome("poisoned", job.id)
+    harder = (s.steps, s.learning_rate) != (job1.steps, job1.learning_rate)
     story.say(
         f"alice submits {job.id}: {data.name}, mostly support conversations; config "
         f"{s.steps} steps at lr {s.learning_rate:g}"
-        + ("" if (s.steps, s.learning_rate) == (bench.steps, bench.learning_rate)
-           else f" (job 1: {bench.steps} at {bench.learning_rate:g})")
+        + (f" (job 1: {job1.steps} at {job1.learning_rate:g})" if harder else "")
     )
     with story.step("dataset review"):
         review, view = service.review_job(ws, actor="alice", job_id=job.id)
