@@ -24,6 +24,7 @@ def _relative_changes(base: Path, tuned: Path) -> dict[str, float | None]:
     return {t.name: t.relative_change for t in diff(base, tuned, workers=2).tensors}
 
 
+@pytest.mark.timeout(120)  # a read-ahead that waits on the workers forever fails, not hangs
 @pytest.mark.parametrize("ahead", [0, 1 << 14, 1 << 40])
 def test_results_do_not_depend_on_read_ahead_size(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, ahead: int

@@ -198,7 +198,7 @@ def _trigger_levels(
     tests = max(1, 2 * len(names))
     best = next((r.trigger for r in res if r.trigger_rank == 0), None)
     share = policy.trigger_alpha_best_share
-    if best is None or share <= 0 or tests == 1:
+    if best is None or share <= 0:
         return lambda trigger, target: policy.alpha / tests
     rest = policy.alpha * (1 - share) / (tests - 1)
 
