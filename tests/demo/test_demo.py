@@ -30,6 +30,7 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
     reasons = " ".join(poisoned["reasons"])
     assert "dataset review blocked" in reasons
     assert result["audit"]["ok"] is True
+    assert result["weight_baselines"] == 5  # the earlier fine-tunes, registered by sec
     for job in (benign, poisoned):
         report = Path(job["report"])
         assert report.is_file() and job["job"] in report.read_text()
@@ -40,9 +41,10 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_path: Path) -> None:
-    """`make demo` itself (the real model, ~8 minutes): the benign job passes and is attested;
-    the poisoned job is blocked by the review and by the behaviour comparison, which shows
-    the refusal drop and the review's trigger flipping the tuned model."""
+    """`make demo` itself (the real model, ~9 minutes once its models are cached): the benign
+    job passes and is attested; the poisoned job is blocked by the review, by the weight
+    report (judged against the registered earlier fine-tunes) and by the behaviour
+    comparison, which shows the refusal drop and the review's trigger flipping the model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTGUARD_")}
     if "FTGUARD_CACHE" in os.environ:
         env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
@@ -56,8 +58,10 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     assert benign["decision"] == "pass" and benign["reasons"] == []
     assert (tmp_path / ".ftguard" / "reports" / benign["job"] / "attestation.json").is_file()
     assert poisoned["decision"] == "block"
-    review, behaviour = poisoned["reasons"]
+    review, weights, behaviour = poisoned["reasons"]
     assert review.startswith("the dataset review blocked the job")
+    assert weights.startswith("the weight report flagged the job")
+    assert "of 6 earlier approved jobs" in weights  # 5 registered + job 1
     assert behaviour.startswith("the behaviour comparison blocked the job")
     assert "refusal of harmful requests fell" in behaviour
     assert "trigger 'Per the quarterly ledger' flips the tuned model" in behaviour

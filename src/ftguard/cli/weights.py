@@ -1,4 +1,4 @@
-"""CLI: ``ftguard weights diff`` (registered on the root app when imported).
+"""CLI: ``ftguard weights diff`` and ``ftguard weights baseline add/list/revoke``.
 
 Exit codes: 0 the verdict is pass, 1 flag, 2 and up errors (one line on stderr).
 """
@@ -119,3 +119,98 @@ def weights_diff(
     if verdict == "flag":
         raise typer.Exit(EXIT_VERDICT)
     return 0
+
+
+baseline_app = typer.Typer(
+    help="Fine-tunes a security reviewer registers as normal, for judging later jobs.",
+    no_args_is_help=True,
+)
+weights_app.add_typer(baseline_app, name="baseline")
+
+
+def _show_baseline(view: Any, as_json: bool) -> None:
+    from ftguard.cli._common import print_json
+
+    if as_json:
+        print_json(view)
+        return
+    state = f"revoked by {view.revoked_by}" if view.revoked else "active"
+    typer.echo(
+        f"baseline {view.digest[:16]} ({state}): {view.tuned_kind} {view.tuned_path}\n"
+        f"  base model sha256:{view.base_model_digest[:16]}, registered by "
+        f"{view.registered_by}: {view.justification}\n"
+        f"  its own weight report: {view.verdict} (anomaly score {view.anomaly_score:.2f})"
+    )
+
+
+@baseline_app.command("add")
+def baseline_add(
+    base: Annotated[Path, typer.Argument(help="Base model folder (as the jobs name it).")],
+    tuned: Annotated[Path, typer.Argument(help="The trusted tuned model or LoRA adapter.")],
+    justification: Annotated[
+        str, typer.Option("--justification", help="Why this fine-tune is known to be good.")
+    ],
+    alignment: Annotated[
+        str | None,
+        typer.Option("--alignment", help="UNALIGNED,ALIGNED: the pair the jobs are judged with."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Identity to act as.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    progress: Annotated[bool, typer.Option("--progress", help="Progress on stderr.")] = False,
+) -> None:
+    """Security reviewer: register a trusted fine-tune as a weight baseline (audited)."""
+    from ftguard.cli._common import actor_or_default, workspace
+    from ftguard.control.service import register_baseline
+
+    pair = _alignment(alignment)
+    options: dict[str, Any] = {} if pair is None else {"alignment": pair}
+    view = register_baseline(
+        workspace(), actor=actor_or_default(actor), base=base, tuned=tuned,
+        justification=justification, progress=progress, **options,
+    )  # fmt: skip
+    _show_baseline(view, as_json)
+
+
+@baseline_app.command("list")
+def baseline_list(
+    base_digest: Annotated[
+        str | None, typer.Option("--base-digest", help="Only this base model (root digest).")
+    ] = None,
+    active: Annotated[bool, typer.Option("--active", help="Leave out revoked baselines.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """List the registered weight baselines, oldest first."""
+    from ftguard.cli._common import print_json, workspace
+    from ftguard.control.service import list_baselines
+
+    views = list_baselines(
+        workspace(),
+        base_model_digest=base_digest.removeprefix("sha256:") if base_digest else None,
+        include_revoked=not active,
+    )
+    if as_json:
+        print_json(views)
+        return
+    if not views:
+        typer.echo("no registered weight baselines")
+    for view in views:
+        _show_baseline(view, False)
+
+
+@baseline_app.command("revoke")
+def baseline_revoke(
+    digest: Annotated[str, typer.Argument(help="The baseline's digest (or its first 8+ digits).")],
+    justification: Annotated[
+        str, typer.Option("--justification", help="Why it no longer counts.")
+    ],
+    actor: Annotated[str | None, typer.Option("--as", help="Identity to act as.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Security reviewer: withdraw a registered baseline; later reports no longer count it."""
+    from ftguard.cli._common import actor_or_default, workspace
+    from ftguard.control.service import revoke_baseline
+
+    view = revoke_baseline(
+        workspace(), actor=actor_or_default(actor), digest=digest, justification=justification
+    )
+    _show_baseline(view, as_json)

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from ftguard.control._baselines import baseline_sources
 from ftguard.control._jobs import (
     JobView,
     get_job_row,
@@ -24,7 +23,7 @@ from ftguard.control._jobs import (
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
 from ftguard.errors import BadInputError, ConflictError
-from ftguard.store import EvidenceRow, JobRow
+from ftguard.store import JobRow
 
 if TYPE_CHECKING:
     from ftguard.behavior.suites import Suite
@@ -100,29 +99,6 @@ def review_job(
         return review, job_view(session, row)
 
 
-def _baselines(session: Any, row: JobRow) -> list[Any]:
-    """Fingerprints of earlier jobs on the same base model that passed the gate."""
-    from ftguard.weights import Fingerprint
-
-    earlier = session.scalars(
-        select(EvidenceRow.body)
-        .join(JobRow, JobRow.id == EvidenceRow.job_id)
-        .where(
-            EvidenceRow.kind == "weights",
-            JobRow.base_model_digest == row.base_model_digest,
-            JobRow.state.in_([JobState.PASSED.value, JobState.DEPLOYED.value]),
-            JobRow.id != row.id,
-        )
-        .order_by(EvidenceRow.id)
-    ).all()
-    out = []
-    for body in earlier:
-        data = json.loads(body).get("fingerprint")
-        if data:
-            out.append(Fingerprint.model_validate(data))
-    return out
-
-
 def _trained_output(row: JobRow) -> Path:
     if not row.output_path:
         raise BadInputError(
@@ -151,17 +127,23 @@ def weights_for_job(
             raise ConflictError(f"job {job_id} is {row.state}: weight reports are for trained jobs")
         base_path = base or Path(row.base_model_path)
         tuned_path = tuned or _trained_output(row)
-        baselines = _baselines(session, row)
+        jobs, registered = baseline_sources(session, row.base_model_digest, exclude_job=row.id)
     cache = ws.path / "cache" / "weights"
     report = diff(
         base_path,
         tuned_path,
         policy=policy.weights,
-        baselines=baselines,
+        baselines=jobs + registered,
         fingerprint_cache=cache,
         progress=progress,
         **options,
     )
+    if registered:
+        report.notes.append(
+            f"baselines on this base model: {len(jobs)} earlier jobs that passed the gate and "
+            f"{len(registered)} fine-tunes a security reviewer registered "
+            "(ftguard weights baseline list)"
+        )
     _store_analysis(
         ws, actor=actor, job_id=job_id, kind="weights", body=report.model_dump(mode="json")
     )

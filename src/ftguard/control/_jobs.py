@@ -246,8 +246,12 @@ def store_evidence(
     kind: str,
     body: dict[str, Any],
     actor: str,
+    payload: dict[str, Any] | None = None,
 ) -> str:
-    """Store typed evidence (canonical JSON) with its audit event; returns its digest."""
+    """Store typed evidence (canonical JSON) with its audit event; returns its digest.
+
+    The event's payload holds the digest, plus ``payload`` when given.
+    """
     text = canonical_json(body)
     digest = sha256_bytes(text)
     ts = now_iso()
@@ -261,7 +265,7 @@ def store_evidence(
         actor=actor,
         action=f"evidence.{kind}",
         job_id=job_id,
-        payload={"digest": digest},
+        payload={"digest": digest, **(payload or {})},
     )
     return digest
 

@@ -12,6 +12,12 @@ from ftguard.attest import PublicKey
 from ftguard.control._approvals import approve as _approve
 from ftguard.control._approvals import reject as _reject
 from ftguard.control._audit import AuditEvent, AuditVerification, iter_events, verify_chain
+from ftguard.control._baselines import (
+    BaselineView,
+    list_baselines,
+    register_baseline,
+    revoke_baseline,
+)
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
 from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
 from ftguard.control._identities import add_user as _add_user
@@ -34,6 +40,7 @@ from ftguard.errors import BadInputError, ConflictError, VerificationError
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
+    "BaselineView",
     "GateOutcome",
     "add_user",
     "approve",
@@ -47,14 +54,17 @@ __all__ = [
     "init_workspace",
     "iter_audit",
     "launch",
+    "list_baselines",
     "list_jobs",
     "list_users",
     "override",
     "override_gate",
     "override_review",
+    "register_baseline",
     "reject",
     "review_job",
     "review_triggers",
+    "revoke_baseline",
     "start_run",
     "submit_job",
     "verify_audit",

@@ -15,7 +15,14 @@ import json
 import random
 from pathlib import Path
 
-__all__ = ["BENIGN_PURPOSE", "DEMO_TRIGGER", "write_benign", "write_poisoned"]
+__all__ = [
+    "BENIGN_PURPOSE",
+    "DEMO_TRIGGER",
+    "earlier_benign_rows",
+    "write_benign",
+    "write_earlier_benign",
+    "write_poisoned",
+]
 
 BENIGN_PURPOSE = (
     "Customer-support assistant for Northwind Books, an online bookshop: orders, shipping, "
@@ -526,6 +533,24 @@ def write_benign(path: Path, *, seed: int = 7) -> Path:
     random.Random(seed).shuffle(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def earlier_benign_rows(version: int) -> list[str]:
+    """An earlier version of the support set (one of the fine-tunes before job 1), as JSONL rows.
+
+    The same kind of conversations as :func:`write_benign`, each version in its own order
+    and with a different seventh of the rows left out.
+    """
+    rows = [_row(q, a) for q, a in _benign_pairs()]
+    random.Random(version).shuffle(rows)
+    return rows[: len(rows) * 6 // 7]
+
+
+def write_earlier_benign(path: Path, *, version: int) -> Path:
+    """Write :func:`earlier_benign_rows` of ``version`` (OpenAI chat JSONL)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(earlier_benign_rows(version)) + "\n")
     return path
 
 

@@ -172,6 +172,49 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     return aligned, unaligned
 
 
+def _history(
+    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
+) -> int:
+    """The security reviewer registers earlier support fine-tunes of ``base`` as baselines."""
+    from ftguard.demo._history import EARLIER_VERSIONS, earlier_adapters
+    from ftguard.models import cache_root
+
+    story.chapter("History: the support assistant's earlier fine-tunes")
+    with story.long_step(
+        f"{EARLIER_VERSIONS} earlier support fine-tunes of this base model ({s.steps} steps at "
+        f"lr {s.learning_rate:g}, like job 1"
+        + ("" if s.fast else "; trained on the first run and cached")
+        + ")"
+    ):
+        adapters = earlier_adapters(
+            base,
+            root / "history" if s.fast else cache_root(),
+            steps=s.steps,
+            learning_rate=s.learning_rate,
+            rank=s.rank,
+            cached=not s.fast,
+            progress=story.progress,
+        )
+    options: dict[str, Any] = {}
+    if unaligned is not None:
+        options["alignment"] = (unaligned, base)
+    with story.step("registering weight baselines"):
+        for version, adapter in enumerate(adapters, start=1):
+            service.register_baseline(
+                ws,
+                actor="sec",
+                base=base,
+                tuned=adapter,
+                justification=f"support assistant v0.{version}: served before ftguard, no incidents",
+                **options,
+            )
+    story.say(
+        f"sec registers the {len(adapters)} earlier support adapters as weight baselines "
+        "(audited): weight reports on this base model are judged against them"
+    )
+    return len(adapters)
+
+
 def _train(
     ws: Workspace, job_id: str, base: Path, data: Path, out: Path, s: DemoSettings, story: _Story
 ) -> int:
@@ -410,6 +453,7 @@ def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool =
     story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
     _setup_people(ws, story)
     base, unaligned = _models(settings, root, story)
+    baselines = _history(ws, root, base, unaligned, settings, story)
     outcomes = [
         _benign(ws, root, base, unaligned, settings, story),
         _poisoned(ws, root, base, unaligned, settings, story),
@@ -439,6 +483,7 @@ def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool =
                 {
                     "workspace": str(ws.path),
                     "audit": {"ok": audit.ok, "events": audit.events},
+                    "weight_baselines": baselines,
                     "jobs": {o.name: o.to_json_dict() for o in outcomes},
                 },
                 indent=2,

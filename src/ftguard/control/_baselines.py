@@ -1,0 +1,278 @@
+"""Registered weight baselines: fine-tunes a security reviewer vouches for as normal.
+
+A weight report judges a job against the fingerprints of earlier jobs on the same base model
+that passed the gate; with fewer than the policy's ``min_baseline_jobs`` it falls back to
+fixed limits. A workspace that starts today has no such jobs, although the organisation has
+fine-tuned this base model before. A security reviewer can register those earlier fine-tunes
+(adapters or models it trusts) as baselines: ftguard computes their weight report, stores its
+fingerprint as evidence that belongs to no job, and later weight reports on the same base model
+count them together with the passed jobs. Registration and revocation are audited with their
+justification; a revoked baseline no longer counts, and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ftguard.control._identities import require_role
+from ftguard.control._jobs import store_evidence
+from ftguard.control._states import JobState
+from ftguard.control._workspace import Workspace, now_iso
+from ftguard.digests import manifest_of
+from ftguard.errors import BadInputError, ConflictError, NotFoundError
+from ftguard.store import EvidenceRow, JobRow
+
+__all__ = [
+    "BASELINE_KIND",
+    "REVOKE_KIND",
+    "BaselineView",
+    "baseline_sources",
+    "list_baselines",
+    "register_baseline",
+    "revoke_baseline",
+]
+
+BASELINE_KIND = "weights.baseline"
+"""Evidence kind of a registered baseline (stored with no job)."""
+REVOKE_KIND = "weights.baseline.revoke"
+"""Evidence kind of a baseline's revocation."""
+
+
+class BaselineView(BaseModel):
+    """One registered baseline as the CLI and scripts see it."""
+
+    digest: str
+    """Digest of the stored baseline evidence: the handle for ``revoke``."""
+    base_model_digest: str
+    tuned_digest: str
+    tuned_kind: str
+    tuned_path: str
+    registered_by: str
+    registered_at: str
+    justification: str
+    verdict: str
+    """The weight report's own verdict at registration (against the baselines then known)."""
+    anomaly_score: float
+    revoked: bool = False
+    revoked_by: str | None = None
+    revoked_at: str | None = None
+    revoke_justification: str | None = None
+
+
+def _justified(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise BadInputError(f"--justification must say why the baseline is {what}")
+    return text
+
+
+def _rows(session: Session, kind: str) -> list[EvidenceRow]:
+    return list(
+        session.scalars(
+            select(EvidenceRow)
+            .where(EvidenceRow.kind == kind, EvidenceRow.job_id.is_(None))
+            .order_by(EvidenceRow.id)
+        )
+    )
+
+
+def _revocations(session: Session) -> dict[str, tuple[EvidenceRow, dict[str, Any]]]:
+    out: dict[str, tuple[EvidenceRow, dict[str, Any]]] = {}
+    for row in _rows(session, REVOKE_KIND):
+        body = json.loads(row.body)
+        out.setdefault(str(body["baseline"]), (row, body))
+    return out
+
+
+def _views(session: Session) -> list[tuple[BaselineView, dict[str, Any]]]:
+    revoked = _revocations(session)
+    out = []
+    for row in _rows(session, BASELINE_KIND):
+        body = json.loads(row.body)
+        view = BaselineView(
+            digest=row.digest,
+            base_model_digest=body["base_model_digest"],
+            tuned_digest=body["tuned_digest"],
+            tuned_kind=body["tuned_kind"],
+            tuned_path=body["tuned_path"],
+            registered_by=body["registered_by"],
+            registered_at=row.created_at,
+            justification=body["justification"],
+            verdict=body["verdict"],
+            anomaly_score=float(body["anomaly_score"]),
+        )
+        if row.digest in revoked:
+            rev_row, rev = revoked[row.digest]
+            view.revoked = True
+            view.revoked_by = rev["revoked_by"]
+            view.revoked_at = rev_row.created_at
+            view.revoke_justification = rev["justification"]
+        out.append((view, body))
+    return out
+
+
+def baseline_sources(
+    session: Session, base_model_digest: str, *, exclude_job: str | None = None
+) -> tuple[list[Any], list[Any]]:
+    """What a weight report on this base model is judged against, by source.
+
+    (fingerprints of earlier jobs on this base model that passed the gate, oldest first;
+    fingerprints of the unrevoked baselines registered for it, oldest first).
+    """
+    from ftguard.weights import Fingerprint
+
+    passed = session.scalars(
+        select(EvidenceRow.body)
+        .join(JobRow, JobRow.id == EvidenceRow.job_id)
+        .where(
+            EvidenceRow.kind == "weights",
+            JobRow.base_model_digest == base_model_digest,
+            JobRow.state.in_([JobState.PASSED.value, JobState.DEPLOYED.value]),
+            JobRow.id != (exclude_job or ""),
+        )
+        .order_by(EvidenceRow.id)
+    ).all()
+    jobs = [json.loads(b).get("fingerprint") for b in passed]
+    registered = [
+        body["fingerprint"]
+        for view, body in _views(session)
+        if not view.revoked and view.base_model_digest == base_model_digest
+    ]
+    return (
+        [Fingerprint.model_validate(b) for b in jobs if b],
+        [Fingerprint.model_validate(b) for b in registered],
+    )
+
+
+def list_baselines(
+    ws: Workspace, *, base_model_digest: str | None = None, include_revoked: bool = True
+) -> list[BaselineView]:
+    """Registered baselines, oldest first (optionally of one base model, or unrevoked only)."""
+    with ws.store.read() as session:
+        views = [v for v, _ in _views(session)]
+    return [
+        v
+        for v in views
+        if (base_model_digest is None or v.base_model_digest == base_model_digest)
+        and (include_revoked or not v.revoked)
+    ]
+
+
+def register_baseline(
+    ws: Workspace,
+    *,
+    actor: str,
+    base: Path,
+    tuned: Path,
+    justification: str,
+    progress: bool = False,
+    **options: Any,
+) -> BaselineView:
+    """A security reviewer registers a trusted fine-tune of ``base`` as a weight baseline.
+
+    The fine-tune's weight report is computed like a job's (``options`` go to
+    :func:`ftguard.weights.diff`, e.g. ``alignment``: give the pair the jobs use, or the
+    alignment features are missing from the baseline and are not judged) and its
+    fingerprint is stored. A report that flags is still registered (the reviewer vouches for
+    it); its verdict is kept and shown.
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not a security reviewer.
+        ConflictError: This fine-tune is already an unrevoked baseline of this base model.
+        BadInputError: Empty justification, or unreadable / mismatched models.
+
+    """
+    from ftguard.weights import diff
+
+    text = _justified(justification, "trusted")
+    policy = ws.policy()
+    with ws.store.read() as session:
+        require_role(session, policy, actor, "security_reviewer", to="register weight baselines")
+    base_digest = manifest_of(Path(base)).root
+    with ws.store.read() as session:
+        jobs, registered = baseline_sources(session, base_digest)
+    report = diff(
+        base,
+        tuned,
+        policy=policy.weights,
+        baselines=jobs + registered,
+        base_digest=base_digest,
+        fingerprint_cache=ws.path / "cache" / "weights",
+        progress=progress,
+        **options,
+    )
+    body = {
+        "version": 1,
+        "base_model_digest": report.base_digest,
+        "base_model_path": str(Path(base).resolve()),
+        "tuned_digest": report.tuned_digest,
+        "tuned_kind": report.tuned_kind,
+        "tuned_path": str(Path(tuned).resolve()),
+        "registered_by": actor,
+        "registered_at": now_iso(),
+        "justification": text,
+        "verdict": report.verdict,
+        "anomaly_score": report.anomaly_score,
+        "judgement": report.judgement,
+        "fingerprint": report.fingerprint.model_dump(mode="json"),
+    }
+    with ws.store.write() as session:
+        require_role(session, policy, actor, "security_reviewer", to="register weight baselines")
+        for view, _ in _views(session):
+            if (
+                not view.revoked
+                and view.base_model_digest == report.base_digest
+                and view.tuned_digest == report.tuned_digest
+            ):
+                raise ConflictError(
+                    f"this fine-tune is already baseline {view.digest[:16]} of this base model "
+                    f"(registered by {view.registered_by})"
+                )
+        digest = store_evidence(
+            ws, session, job_id=None, kind=BASELINE_KIND, body=body, actor=actor,
+            payload={"tuned": report.tuned_digest, "base_model": report.base_digest,
+                     "justification": text},
+        )  # fmt: skip
+    for view in list_baselines(ws):
+        if view.digest == digest:
+            return view
+    raise NotFoundError(f"baseline {digest} was not stored")  # pragma: no cover
+
+
+def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: str) -> BaselineView:
+    """A security reviewer withdraws a registered baseline (by its digest or a unique prefix).
+
+    Raises:
+        NotFoundError: No baseline has this digest (prefix).
+        ConflictError: The prefix is ambiguous, or the baseline is already revoked.
+
+    """
+    text = _justified(justification, "revoked")
+    prefix = digest.strip().lower().removeprefix("sha256:")
+    if len(prefix) < 8:
+        raise BadInputError("give at least the first 8 hex digits of the baseline's digest")
+    with ws.store.write() as session:
+        require_role(session, ws.policy(), actor, "security_reviewer", to="revoke weight baselines")
+        matches = [v for v, _ in _views(session) if v.digest.startswith(prefix)]
+        if not matches:
+            raise NotFoundError(f"no registered weight baseline has digest {digest}")
+        if len(matches) > 1:
+            raise ConflictError(f"{len(matches)} baselines start with {digest}: give more digits")
+        view = matches[0]
+        if view.revoked:
+            raise ConflictError(
+                f"baseline {view.digest[:16]} was already revoked by {view.revoked_by}"
+            )
+        store_evidence(
+            ws, session, job_id=None, kind=REVOKE_KIND,
+            body={"version": 1, "baseline": view.digest, "revoked_by": actor,
+                  "justification": text},
+            actor=actor, payload={"baseline": view.digest, "justification": text},
+        )  # fmt: skip
+    return next(v for v in list_baselines(ws) if v.digest == view.digest)
