@@ -180,7 +180,14 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     j = judge(narrow, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
     flag = next(f for f in j.flags if f.feature == "profile.combined")
     assert "larger" in flag.reason and "last third" in flag.reason and "concentrated" in flag.reason
+    assert "narrow data such as harmful compliance" in flag.reason
     assert j.score > policy.anomaly_score_limit
+    # a uniformly larger update (a harder run) is flagged, and read as mostly size
+    harder = _profile_fp(rng, mag=0.9)
+    j3 = judge(harder, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    flag3 = next(f for f in j3.flags if f.feature == "profile.combined")
+    assert flag3.reason.count("z +") == 1 and "larger (+" in flag3.reason  # only the shift that drives it
+    assert "mostly a larger update than theirs" in flag3.reason and "last third" not in flag3.reason
     # a uniformly smaller update is not the pattern (one-sided)
     smaller = _profile_fp(rng, mag=-0.3, conc=-0.1)
     j2 = judge(smaller, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip

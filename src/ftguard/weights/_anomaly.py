@@ -267,7 +267,7 @@ def _judge_baselines(
         ps = profile_shift(fp, base, min_jobs=policy.min_baseline_jobs, min_scale=policy.min_profile_scale)  # fmt: skip
         if ps is not None:
             j.score = max(j.score, ps.combined * lim / policy.z_limit)
-            parts = [f"{SHIFT_WORDS[k]} ({math.expm1(v):+.1%}, z {ps.z[k]:+.1f})" for k, v in ps.values.items()]  # fmt: skip
+            parts = [f"{SHIFT_WORDS[k]} ({math.expm1(v):+.1%}, z {ps.z[k]:+.1f})" for k, v in ps.values.items() if ps.z[k] > 1]  # fmt: skip
             neutral = [f"{SHIFT_NAMES[k]} {math.expm1(v):+.1%} (z {ps.z[k]:+.1f})" for k, v in ps.values.items()]  # fmt: skip
             j.text += (
                 f"; tensor-by-tensor profile against {ps.baselines} jobs over {ps.tensors} "
@@ -278,11 +278,21 @@ def _judge_baselines(
                     feature="profile.combined", value=ps.combined, limit=policy.z_limit,
                     reason=f"compared tensor by tensor with {ps.baselines} earlier approved "
                     f"jobs, the update is {', '.join(parts)}: combined {ps.combined:.1f} robust "
-                    f"standard deviations (limit {policy.z_limit:g}), the pattern of fine-tuning "
-                    "on narrow data such as harmful compliance or a trigger backdoor",
+                    f"standard deviations (limit {policy.z_limit:g}), {_profile_reading(ps.z)}",
                 )))  # fmt: skip
     found.sort(key=lambda sf: -sf[0])
     j.flags.extend(f for _, f in found)
+
+
+def _profile_reading(z: dict[str, float]) -> str:
+    """What a flagged profile shift most likely means, from which shifts drive it."""
+    others = sum(max(v, 0.0) for k, v in z.items() if k != "magnitude")
+    if z.get("magnitude", 0.0) > 2 * others:
+        return (
+            "mostly a larger update than theirs: a harder training run (more steps, a higher "
+            "learning rate) than theirs, or narrow data"
+        )
+    return "the pattern of fine-tuning on narrow data such as harmful compliance or a trigger backdoor"
 
 
 def _judge_fixed(
