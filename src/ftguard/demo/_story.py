@@ -209,8 +209,10 @@ def _history(
                 **options,
             )
     story.say(
-        f"sec registers the {len(adapters)} earlier support adapters as weight baselines "
-        "(audited): weight reports on this base model are judged against them"
+        f"the platform fine-tuned this base model {len(adapters)} times before (LoRA on "
+        f"earlier versions of the support set, {s.steps} steps at lr {s.learning_rate:g}); "
+        "sec registers those adapters as weight baselines (audited): weight reports on "
+        "this base model are judged against them"
     )
     return len(adapters)
 
