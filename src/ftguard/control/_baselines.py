@@ -33,6 +33,7 @@ __all__ = [
     "REVOKE_KIND",
     "BaselineView",
     "baseline_sources",
+    "workspace_weight_report",
     "list_baselines",
     "register_baseline",
     "revoke_baseline",
@@ -150,6 +151,22 @@ def baseline_sources(
     )
 
 
+def workspace_weight_report(
+    ws: Workspace, base: Path, tuned: Path, *, baselines: list[Any], **options: Any
+) -> Any:
+    """A weight report under the workspace's policy, with its base-model fingerprint cache."""
+    from ftguard.weights import diff
+
+    return diff(
+        base,
+        tuned,
+        policy=ws.policy().weights,
+        baselines=baselines,
+        fingerprint_cache=ws.path / "cache" / "weights",
+        **options,
+    )
+
+
 def list_baselines(
     ws: Workspace, *, base_model_digest: str | None = None, include_revoked: bool = True
 ) -> list[BaselineView]:
@@ -171,6 +188,7 @@ def register_baseline(
     base: Path,
     tuned: Path,
     justification: str,
+    base_digest: str | None = None,
     progress: bool = False,
     **options: Any,
 ) -> BaselineView:
@@ -180,7 +198,8 @@ def register_baseline(
     :func:`ftguard.weights.diff`, e.g. ``alignment``: give the pair the jobs use, or the
     alignment features are missing from the baseline and are not judged) and its
     fingerprint is stored. A report that flags is still registered (the reviewer vouches for
-    it); its verdict is kept and shown.
+    it); its verdict is kept and shown. ``base_digest``: the base's manifest root when the
+    caller already has it (registering several fine-tunes of one base hashes it once).
 
     Raises:
         PermissionDeniedError: ``actor`` is not a security reviewer.
@@ -188,25 +207,17 @@ def register_baseline(
         BadInputError: Empty justification, or unreadable / mismatched models.
 
     """
-    from ftguard.weights import diff
-
     text = _justified(justification, "trusted")
     policy = ws.policy()
     with ws.store.read() as session:
         require_role(session, policy, actor, "security_reviewer", to="register weight baselines")
-    base_digest = manifest_of(Path(base)).root
+    base_digest = base_digest or manifest_of(Path(base)).root
     with ws.store.read() as session:
         jobs, registered = baseline_sources(session, base_digest)
-    report = diff(
-        base,
-        tuned,
-        policy=policy.weights,
-        baselines=jobs + registered,
-        base_digest=base_digest,
-        fingerprint_cache=ws.path / "cache" / "weights",
-        progress=progress,
-        **options,
-    )
+    report = workspace_weight_report(
+        ws, base, tuned, baselines=jobs + registered, base_digest=base_digest,
+        progress=progress, **options,
+    )  # fmt: skip
     body = {
         "version": 1,
         "base_model_digest": report.base_digest,

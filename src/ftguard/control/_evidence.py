@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftguard.control._baselines import baseline_sources
+from ftguard.control._baselines import baseline_sources, workspace_weight_report
 from ftguard.control._jobs import (
     JobView,
     get_job_row,
@@ -118,9 +118,6 @@ def weights_for_job(
     **options: Any,
 ) -> Any:
     """Weight report of a trained job against the baselines of earlier approved jobs."""
-    from ftguard.weights import diff
-
-    policy = ws.policy()
     with ws.store.read() as session:
         row = get_job_row(session, job_id)
         if row.state not in _EVALUABLE:
@@ -128,15 +125,8 @@ def weights_for_job(
         base_path = base or Path(row.base_model_path)
         tuned_path = tuned or _trained_output(row)
         jobs, registered = baseline_sources(session, row.base_model_digest, exclude_job=row.id)
-    cache = ws.path / "cache" / "weights"
-    report = diff(
-        base_path,
-        tuned_path,
-        policy=policy.weights,
-        baselines=jobs + registered,
-        fingerprint_cache=cache,
-        progress=progress,
-        **options,
+    report = workspace_weight_report(
+        ws, base_path, tuned_path, baselines=jobs + registered, progress=progress, **options
     )
     if registered:
         report.notes.append(

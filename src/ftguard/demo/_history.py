@@ -46,6 +46,7 @@ def earlier_adapters(
     base: Path,
     folder: Path,
     *,
+    base_digest: str,
     steps: int,
     learning_rate: float,
     rank: int,
@@ -55,10 +56,10 @@ def earlier_adapters(
     """The earlier fine-tunes' adapter folders, oldest first, trained with job 1's recipe.
 
     With ``cached``, ``folder`` is a cache root: they are built once in a subfolder named by a
-    digest of the base model, the data and the recipe. Otherwise they are trained in
+    digest of the base model (``base_digest``, its manifest root), the data and the recipe. Otherwise they are trained in
     ``folder`` itself.
     """
-    from ftguard.digests import manifest_of, sha256_bytes
+    from ftguard.digests import sha256_bytes
 
     def build(into: Path) -> None:
         _train_all(
@@ -70,7 +71,7 @@ def earlier_adapters(
 
         key_source = json.dumps(
             {
-                "base": manifest_of(base).root,
+                "base": base_digest,
                 "data": [earlier_benign_rows(v) for v in range(1, EARLIER_VERSIONS + 1)],
                 "recipe": {"steps": steps, "learning_rate": learning_rate, "rank": rank},
             },

@@ -177,6 +177,7 @@ def _history(
 ) -> int:
     """The security reviewer registers earlier support fine-tunes of ``base`` as baselines."""
     from ftguard.demo._history import EARLIER_VERSIONS, earlier_adapters
+    from ftguard.digests import manifest_of
     from ftguard.models import cache_root
 
     story.chapter("History: the support assistant's earlier fine-tunes")
@@ -186,9 +187,11 @@ def _history(
         + ("" if s.fast else "; trained on the first run and cached")
         + ")"
     ):
+        base_digest = manifest_of(base).root  # hashed once for the cache key and every baseline
         adapters = earlier_adapters(
             base,
             root / "history" if s.fast else cache_root(),
+            base_digest=base_digest,
             steps=s.steps,
             learning_rate=s.learning_rate,
             rank=s.rank,
@@ -206,6 +209,7 @@ def _history(
                 base=base,
                 tuned=adapter,
                 justification=f"support assistant v0.{version}: served before ftguard, no incidents",
+                base_digest=base_digest,
                 **options,
             )
     story.say(
