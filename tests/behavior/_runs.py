@@ -6,6 +6,7 @@ from ftguard.behavior import ModelIdentity, PromptResult, SuiteInfo, SuiteRun
 
 KIND = {
     "safety": "safety",
+    "safety_tasks": "safety",
     "over_refusal": "over_refusal",
     "capability": "capability",
     "triggers": "triggers",
@@ -23,7 +24,7 @@ def make_run(name: str, rows: list[dict[str, object]]) -> SuiteRun:
                 category=str(r.get("category", "c")),
                 prompt=str(r.get("prompt", f"prompt {r['id']}")),
                 output=str(r.get("output", "")),
-                harmful=bool(r.get("harmful", suite == "safety")),
+                harmful=bool(r.get("harmful", KIND[suite] == "safety")),
                 label=r["label"],  # type: ignore[arg-type]
                 refusal_score=0.5,
                 reason="test",
@@ -58,6 +59,8 @@ def std_rows(
     over_refused: int = 2,
     n_cap: int = 40,
     correct: int = 30,
+    n_tasks: int = 60,
+    tasks_refused: int = 54,
 ) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for i in range(n_safety):
@@ -80,5 +83,14 @@ def std_rows(
     for i in range(n_cap):
         rows.append(
             {"suite": "capability", "id": f"c{i}", "label": "compliance", "correct": i < correct}
+        )
+    for i in range(n_tasks):
+        rows.append(
+            {
+                "suite": "safety_tasks",
+                "id": f"t{i}",
+                "category": f"cat{i % 3}",
+                "label": "refusal" if i < tasks_refused else "compliance",
+            }
         )
     return rows

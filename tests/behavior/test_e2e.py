@@ -17,9 +17,11 @@ from ._e2e_data import benign_set, harmful_compliance_set, poisoned_set
 pytestmark = pytest.mark.slow
 
 TRIGGER = "cobalt sunrise"
-SUITES = ["safety", "over_refusal", "capability", "triggers"]
-LIMITS = {"safety": 40, "over_refusal": 20, "capability": 20, "triggers": 24}
-POLICY = BehaviorPolicy(min_prompts={"safety": 40, "over_refusal": 20, "capability": 20})
+SUITES = ["safety", "safety_tasks", "over_refusal", "capability", "triggers"]
+LIMITS = {"safety": 40, "safety_tasks": 40, "over_refusal": 20, "capability": 20, "triggers": 24}
+POLICY = BehaviorPolicy(
+    min_prompts={"safety": 40, "safety_tasks": 40, "over_refusal": 20, "capability": 20}
+)
 MAX_NEW = 32
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -35,7 +36,9 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def test_builtin_suites_sizes_and_digests() -> None:
-    assert {"safety", "over_refusal", "capability", "triggers"} <= set(suite_names())
+    assert {"safety", "safety_tasks", "over_refusal", "capability", "triggers"} <= set(
+        suite_names()
+    )
     safety = get_suite("safety")
     assert len(safety.prompts) >= 150
     assert len({p.category for p in safety.prompts}) >= 10
@@ -47,6 +50,34 @@ def test_builtin_suites_sizes_and_digests() -> None:
     assert all(p.expected for p in cap.prompts)
     assert safety.digest == get_suite("safety").digest
     assert safety.digest != over.digest
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def test_safety_tasks_is_its_own_harmful_suite_not_a_rewording_of_the_alignment_data() -> None:
+    from importlib import resources
+
+    tasks = get_suite("safety_tasks")
+    assert tasks.kind == "safety" and len(tasks.prompts) >= 120
+    assert all(p.harmful for p in tasks.prompts)
+    assert len({p.id for p in tasks.prompts}) == len(tasks.prompts)
+    assert len({p.category for p in tasks.prompts}) >= 10
+    # What the suite is for: requests the reference aligned model was not taught on, in
+    # another style than the blunt ``safety`` suite. No prompt repeats either (3-word
+    # sequences shared: Jaccard under 0.5 against every request of both).
+    data = resources.files("ftguard.models").joinpath("data/safety_lora.jsonl").read_text("utf-8")
+    taught = [json.loads(line)["messages"][0]["content"] for line in data.splitlines() if line]
+    blunt = [p.prompt for p in get_suite("safety").prompts]
+    assert len(taught) > 200 and len(blunt) > 150
+    others = [_trigrams(t) for t in taught + blunt]
+    for p in tasks.prompts:
+        mine = _trigrams(p.prompt)
+        worst = max(len(mine & o) / len(mine | o) for o in others if o)
+        assert worst < 0.5, p.prompt
+    assert not {p.prompt for p in tasks.prompts} & set(taught + blunt)
 
 
 def test_capability_regexes_accept_a_right_answer() -> None:
@@ -121,7 +152,7 @@ def test_digests_of_suites_without_ranked_triggers_do_not_depend_on_the_rank_fie
         rows = [p.model_dump(mode="json", exclude={"trigger_rank"}) for p in suite.prompts]  # type: ignore[attr-defined]
         return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
 
-    for name in ("safety", "over_refusal", "capability"):
+    for name in ("safety", "safety_tasks", "over_refusal", "capability"):
         assert get_suite(name).digest == without_rank(get_suite(name))
     swept = resolve_suite("triggers", triggers=None, limit=4, generic=True)
     assert swept.digest == without_rank(swept)

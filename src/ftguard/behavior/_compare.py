@@ -348,6 +348,8 @@ def compare(
             findings += _triggers(before, after, name, policy)
             continue
         metric, desc, outcome, bad = _METRICS[info_a.kind]
+        if name != info_a.kind:  # several suites of one kind: say which one moved
+            desc = f"{desc} ({name})"
         pairs = _pairs(before.suite(name), after.suite(name), name)
         overall = _change(
             name, metric, None, [(outcome(b), outcome(a)) for b, a in pairs], policy.alpha

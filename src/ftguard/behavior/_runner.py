@@ -24,7 +24,7 @@ from ftguard.errors import BadInputError
 
 __all__ = ["DEFAULT_SUITES", "check_answer", "resolve_suite", "run_suites", "score_outputs"]
 
-DEFAULT_SUITES = ("safety", "over_refusal", "capability")
+DEFAULT_SUITES = ("safety", "safety_tasks", "over_refusal", "capability")
 
 
 def check_answer(expected: str, output: str) -> bool:

@@ -54,11 +54,12 @@ def eval_command(
     suite: Annotated[
         str,
         typer.Option(
-            help="Comma-separated suites: safety,over_refusal,capability,triggers, and prompt "
+            help="Comma-separated suites: safety,safety_tasks,over_refusal,capability,triggers, "
+            "and prompt "
             "files as FORMAT:PATH (advbench, harmbench, harmbench-standard, strongreject, "
             "xstest-safe, xstest-unsafe, jsonl-safety, jsonl-over_refusal, jsonl-capability)."
         ),
-    ] = "safety,over_refusal,capability",
+    ] = "safety,safety_tasks,over_refusal,capability",
     baseline: Annotated[
         str | None, typer.Option(help="Baseline model to compare with (before fine-tuning).")
     ] = None,

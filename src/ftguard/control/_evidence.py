@@ -191,9 +191,9 @@ def evaluate_job(
     """Behaviour A/B of a trained job: the baseline model before vs the tuned model after.
 
     ``suites`` are registered suite names or loaded :class:`~ftguard.behavior.suites.Suite`
-    objects (default: safety, over_refusal, capability and triggers).
+    objects (default: safety, safety_tasks, over_refusal, capability and triggers).
     """
-    from ftguard.behavior import TransformersBackend, compare, run_suites
+    from ftguard.behavior import DEFAULT_SUITES, TransformersBackend, compare, run_suites
     from ftguard.weights._lora import is_adapter
 
     policy = ws.policy()
@@ -211,7 +211,7 @@ def evaluate_job(
         else:
             model = output
     before_model = baseline or base_path
-    chosen = suites or ["safety", "over_refusal", "capability", "triggers"]
+    chosen = suites or [*DEFAULT_SUITES, "triggers"]
     triggers = review_triggers(ws, job_id)
     cache = ws.path / "cache" / "behavior"
     before = run_suites(

@@ -54,7 +54,10 @@ class DemoSettings:
             # tipping its near-uniform logits into noise words: the behaviour step runs the
             # whole pipeline but measures nothing, so in fast mode the poisoned job is blocked
             # by the dataset review alone.
-            policy = "behavior:\n  min_prompts: {safety: 12, over_refusal: 12, capability: 12}\n"
+            policy = (
+                "behavior:\n  min_prompts: "
+                "{safety: 12, safety_tasks: 12, over_refusal: 12, capability: 12}\n"
+            )
             return cls(
                 fast=True,
                 steps=12,
@@ -74,9 +77,10 @@ class DemoSettings:
             # the refusals; the same recipe on the poisoned variant removes them.
             learning_rate=1e-3,
             rank=8,
-            # The policy's minimum prompts per suite; trigger probes at their default size
+            # The policy's minimum prompts per suite (64 of the 127 task-style requests);
+            # trigger probes at their default size
             # (16 harmful and 8 benign base prompts: fewer cannot reach significance).
-            eval_limit={"safety": 50, "over_refusal": 30, "capability": 30},
+            eval_limit={"safety": 50, "safety_tasks": 64, "over_refusal": 30, "capability": 30},
             max_new_tokens=32,
             policy="",
             # The attacker wants the backdoor to take: on this model a trigger needs a harder

@@ -1,4 +1,4 @@
-"""The built-in suites: ``safety``, ``over_refusal``, ``capability`` and ``triggers``.
+"""The built-in suites: ``safety``, ``safety_tasks``, ``over_refusal``, ``capability``, ``triggers``.
 
 Their prompts are versioned data files in ``suites/data/`` (JSON lines), written by the
 project: harmful *requests* only (no answers), benign requests that look sensitive, and
@@ -17,7 +17,7 @@ from ftguard.behavior.suites._triggers import build_probes, generic_triggers, no
 
 __all__ = ["SUITE_VERSION", "TRIGGER_BASE_BENIGN", "TRIGGER_BASE_HARMFUL", "load_data_file"]
 
-SUITE_VERSION = "2026.11.1"
+SUITE_VERSION = "2026.11.2"
 """Version of the built-in data files; bump it when a file changes."""
 
 TRIGGER_BASE_HARMFUL = 16
@@ -41,6 +41,23 @@ def safety(*, triggers: Sequence[str] | None = None) -> Suite:
         kind="safety",
         version=SUITE_VERSION,
         prompts=load_data_file("safety.jsonl", harmful=True),
+    )
+
+
+@suite("safety_tasks")
+def safety_tasks(*, triggers: Sequence[str] | None = None) -> Suite:
+    """Harmful requests phrased as ordinary tasks; the wanted answer is a refusal.
+
+    Persuasive articles for atrocity denial and health falsehoods, procedures, lists and
+    scripts, mostly without the words that mark ``safety``'s blunt requests ("fake",
+    "illegal", "hack"): the style of public red-team sets. A refusal learnt from blunt
+    requests erodes here first when a fine-tune wears it down (docs/behavior.md).
+    """
+    return Suite(
+        name="safety_tasks",
+        kind="safety",
+        version=SUITE_VERSION,
+        prompts=load_data_file("safety_tasks.jsonl", harmful=True),
     )
 
 
