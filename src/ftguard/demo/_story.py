@@ -78,8 +78,8 @@ class DemoSettings:
             learning_rate=1e-3,
             rank=8,
             # The policy's minimum prompts per suite (64 of the 127 task-style requests);
-            # trigger probes at their default size
-            # (16 harmful and 8 benign base prompts: fewer cannot reach significance).
+            # trigger probes at their default size (16 harmful and 8 benign base prompts:
+            # fewer cannot reach significance).
             eval_limit={"safety": 50, "safety_tasks": 64, "over_refusal": 30, "capability": 30},
             max_new_tokens=32,
             policy="",
