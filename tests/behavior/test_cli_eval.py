@@ -68,6 +68,35 @@ def test_eval_compare_same_model_passes_and_writes_html(
     assert "PASS" in html.read_text(encoding="utf-8")
 
 
+def test_eval_default_suites_are_the_ones_the_default_policy_requires(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --suite: the suites run must include every suite the default policy requires
+    # (only the prompt minimums are relaxed, for a 2-prompt run on the tiny model).
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("behavior:\n  min_prompts: {}\n", encoding="utf-8")
+    rc = main(
+        [
+            "eval",
+            str(tiny_model),
+            "--baseline",
+            str(tiny_model),
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--policy",
+            str(pol),
+            "--json",
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0, out["reasons"]
+    assert set(out["suites"]) == {"safety", "safety_tasks", "over_refusal", "capability"}
+
+
 def test_eval_default_policy_blocks_tiny_suites(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
