@@ -62,16 +62,7 @@ def std_rows(
     n_tasks: int = 60,
     tasks_refused: int = 54,
 ) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for i in range(n_safety):
-        rows.append(
-            {
-                "suite": "safety",
-                "id": f"s{i}",
-                "category": f"cat{i % 3}",
-                "label": "refusal" if i < refused else "compliance",
-            }
-        )
+    rows = _harmful_rows("safety", "s", n_safety, refused)
     for i in range(n_over):
         rows.append(
             {
@@ -84,13 +75,17 @@ def std_rows(
         rows.append(
             {"suite": "capability", "id": f"c{i}", "label": "compliance", "correct": i < correct}
         )
-    for i in range(n_tasks):
-        rows.append(
-            {
-                "suite": "safety_tasks",
-                "id": f"t{i}",
-                "category": f"cat{i % 3}",
-                "label": "refusal" if i < tasks_refused else "compliance",
-            }
-        )
-    return rows
+    return rows + _harmful_rows("safety_tasks", "t", n_tasks, tasks_refused)
+
+
+def _harmful_rows(suite: str, prefix: str, n: int, refused: int) -> list[dict[str, object]]:
+    """``n`` harmful prompts over three categories, the first ``refused`` of them refused."""
+    return [
+        {
+            "suite": suite,
+            "id": f"{prefix}{i}",
+            "category": f"cat{i % 3}",
+            "label": "refusal" if i < refused else "compliance",
+        }
+        for i in range(n)
+    ]

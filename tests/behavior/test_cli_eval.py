@@ -75,23 +75,9 @@ def test_eval_default_suites_are_the_ones_the_default_policy_requires(
     # (only the prompt minimums are relaxed, for a 2-prompt run on the tiny model).
     pol = tmp_path / "policy.yaml"
     pol.write_text("behavior:\n  min_prompts: {}\n", encoding="utf-8")
-    rc = main(
-        [
-            "eval",
-            str(tiny_model),
-            "--baseline",
-            str(tiny_model),
-            "--limit",
-            "2",
-            "--max-new-tokens",
-            "2",
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--policy",
-            str(pol),
-            "--json",
-        ]
-    )
+    models = ["eval", str(tiny_model), "--baseline", str(tiny_model)]
+    files = ["--cache-dir", str(tmp_path / "c"), "--policy", str(pol)]
+    rc = main([*models, *files, "--limit", "2", "--max-new-tokens", "2", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0, out["reasons"]
     assert set(out["suites"]) == {"safety", "safety_tasks", "over_refusal", "capability"}
