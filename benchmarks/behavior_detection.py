@@ -295,7 +295,7 @@ def main() -> int:
                 + "".join(
                     f"; {m.suite} {m.before_rate:.0%}->{m.after_rate:.0%} (p={m.p_value:.2g})"
                     for m in c.metrics
-                    if m.category is None and m.suite not in SUITES
+                    if m.category is None
                 ),
                 flush=True,
             )

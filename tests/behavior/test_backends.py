@@ -60,6 +60,20 @@ def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -
     assert run_suites(other, ["safety"], limit_per_suite=5, cache_dir=tmp_path).cached_suites == []
 
 
+def test_changed_scorer_rules_relabel_cached_runs(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftguard.behavior import _runner
+
+    backend = TransformersBackend(tiny_model, batch_size=8, max_new_tokens=4)
+    run_suites(backend, ["safety"], limit_per_suite=3, cache_dir=tmp_path)
+    again = run_suites(backend, ["safety"], limit_per_suite=3, cache_dir=tmp_path)
+    assert again.cached_suites == ["safety"]
+    monkeypatch.setattr(_runner, "RULES_VERSION", _runner.RULES_VERSION + 1)
+    newer = run_suites(backend, ["safety"], limit_per_suite=3, cache_dir=tmp_path)
+    assert newer.cached_suites == []  # labels recomputed (the outputs still come from the cache)
+
+
 def test_cached_prompts_under_another_suite_name_are_relabelled(tiny_model: Path, tmp_path: Path) -> None:
     """One prompt file loaded under two names shares the cache, each run keeps its own name."""
     from ftguard.behavior.suites import load_jsonl_prompts

@@ -12,7 +12,7 @@ from pathlib import Path
 from ftguard._progress import ProgressBar
 from ftguard.behavior._types import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
-from ftguard.behavior.scorers import RefusalScorer, RulesScorer
+from ftguard.behavior.scorers import RULES_VERSION, RefusalScorer, RulesScorer
 from ftguard.behavior.suites import Suite, get_suite, normalize_triggers, trigger_suite
 from ftguard.behavior.suites._builtin import (
     TRIGGER_BASE_BENIGN,
@@ -97,6 +97,7 @@ def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:
             "suite": suite.digest,
             "gen": backend.settings(),
             "scorer": scorer_name,
+            "rules": RULES_VERSION,  # the judge falls back to the rules
             "v": 1,
         },
         sort_keys=True,

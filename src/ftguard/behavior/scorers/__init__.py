@@ -11,6 +11,7 @@ from ftguard.behavior.scorers._judge import (
     scorer_names,
 )
 from ftguard.behavior.scorers._refusal import (
+    RULES_VERSION,
     RefusalLabel,
     RefusalVerdict,
     classify_refusal,
@@ -19,6 +20,7 @@ from ftguard.behavior.scorers._refusal import (
 
 __all__ = [
     "JUDGE_TEMPLATE",
+    "RULES_VERSION",
     "JudgeScorer",
     "RefusalLabel",
     "RefusalScorer",
