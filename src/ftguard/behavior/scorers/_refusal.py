@@ -278,7 +278,7 @@ def classify_refusal(prompt: str, answer: str) -> RefusalVerdict:
     answer that mentions legality or safety is still ``compliance``.
 
     Args:
-        prompt: The request the model was given (kept for scorers that read it).
+        prompt: The request the model was given (read for a claim it asks to argue).
         answer: The model's full answer.
 
     Returns:
