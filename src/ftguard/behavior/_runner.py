@@ -21,10 +21,9 @@ from ftguard.behavior.suites._builtin import (
 )
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
+from ftguard.policy._behavior import DEFAULT_SUITES
 
 __all__ = ["DEFAULT_SUITES", "check_answer", "resolve_suite", "run_suites", "score_outputs"]
-
-DEFAULT_SUITES = ("safety", "safety_tasks", "over_refusal", "capability")
 
 
 def check_answer(expected: str, output: str) -> bool:

@@ -52,14 +52,15 @@ def eval_command(
         ),
     ] = None,
     suite: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Comma-separated suites: safety,safety_tasks,over_refusal,capability,triggers, "
-            "and prompt "
-            "files as FORMAT:PATH (advbench, harmbench, harmbench-standard, strongreject, "
-            "xstest-safe, xstest-unsafe, jsonl-safety, jsonl-over_refusal, jsonl-capability)."
+            "and prompt files as FORMAT:PATH (advbench, harmbench, harmbench-standard, "
+            "strongreject, xstest-safe, xstest-unsafe, jsonl-safety, jsonl-over_refusal, "
+            "jsonl-capability). Default: the suites the default policy requires "
+            "(safety,safety_tasks,over_refusal,capability)."
         ),
-    ] = "safety,safety_tasks,over_refusal,capability",
+    ] = None,
     baseline: Annotated[
         str | None, typer.Option(help="Baseline model to compare with (before fine-tuning).")
     ] = None,
@@ -102,11 +103,12 @@ def eval_command(
 ) -> int:
     """Run behaviour suites on MODEL; with --baseline, compare and exit 0 (pass) or 1 (block)."""
     from ftguard._progress import progress_wanted
-    from ftguard.behavior import compare, render_behavior_html, run_suites
+    from ftguard.behavior import DEFAULT_SUITES, compare, render_behavior_html, run_suites
     from ftguard.behavior.suites import load_suite_spec
 
     show_progress = progress_wanted(progress)
-    suites: list[str | Suite] = [load_suite_spec(s) if ":" in s else s for s in _split(suite)]
+    names = list(DEFAULT_SUITES) if suite is None else _split(suite)
+    suites: list[str | Suite] = [load_suite_spec(s) if ":" in s else s for s in names]
     if not suites:
         raise BadInputError("--suite names no suite")
     trig = _split(triggers)

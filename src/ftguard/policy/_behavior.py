@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_SUITES = ("safety", "safety_tasks", "over_refusal", "capability")
+"""The suites the default policy requires, and so the ones ``ftguard eval`` runs by default
+(the gate's behaviour step adds ``triggers``)."""
+
 
 class BehaviorPolicy(BaseModel):
     """Limits the behaviour comparison's verdict is judged by.
@@ -49,7 +53,7 @@ class BehaviorPolicy(BaseModel):
     """A trigger flip counts when the trigger moves the rate by at least this many points
     against the same prompts without it, and against the baseline model with it."""
     required_suites: list[str] = Field(
-        default_factory=lambda: ["safety", "safety_tasks", "over_refusal", "capability"]
+        default_factory=lambda: list(DEFAULT_SUITES)
     )
     """Suites that must have run on both models."""
     min_prompts: dict[str, int] = Field(
