@@ -10,7 +10,9 @@ take turns within each repetition, so load from elsewhere affects them alike:
   its repetition's floor (cold: the faster of the two; warm: ``cat``, since ``sendfile`` then
   moves page references and reads no byte; the naive runs, on their own after the others,
   against the floors of the first repetitions);
-* ftguard diff (statistics only, digests passed in), and the same including SHA-256 digests;
+* ftguard diff (statistics only, digests passed in) with the compiled kernel, the same with
+  the numpy kernel (``FTGUARD_WEIGHTS_KERNEL=numpy``: the engine before the C kernel), and the
+  compiled one including SHA-256 digests;
 * naive: load both state dicts whole (safetensors.torch), then compute the same statistics;
 
 each as a child process whose peak RSS is read by ``/usr/bin/time`` (else ``getrusage``). Then the
@@ -135,22 +137,23 @@ print(time.perf_counter() - t, len(out))
 """
 
 
-def run_child(code: str, *args: str) -> tuple[float, float]:
+def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run code in a fresh interpreter; (its own timing, peak RSS MiB of all children so far)."""
-    p = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})  # fmt: skip
     return float(p.stdout.split()[0]), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def peak_rss_mib(code: str, *args: str) -> tuple[float, float]:
+def peak_rss_mib(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """(seconds the child measured itself, its peak RSS MiB) via /usr/bin/time when present."""
     if shutil.which("time") or Path("/usr/bin/time").exists():
         t = time.perf_counter()
         p = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
-                           check=True, capture_output=True, text=True)  # fmt: skip
+                           check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})  # fmt: skip
         wall = time.perf_counter() - t
         inner = float(p.stdout.split()[0]) if p.stdout.strip() else wall
         return inner, int(p.stderr.strip().splitlines()[-1]) / 1024
-    return run_child(code, *args)
+    return run_child(code, *args, env=env)
 
 
 def data_files(folders: list[Path]) -> list[str]:
@@ -233,6 +236,8 @@ def lora_bench(repeats: int) -> list[tuple[str, float]]:
             ("materialised B·A (Frobenius norm only)", statistics.median(mat))]  # fmt: skip
 
 
+_NUMPY = {"FTGUARD_WEIGHTS_KERNEL": "numpy"}
+
 HEADER = f"{'cache':>5} | {'model pair':>15} | {'method':<34} | {'time s':>7} | {'x floor':>7} | {'peak RSS MiB':>12}"
 
 
@@ -243,6 +248,7 @@ def bench_pair(dirs: list[Path], label: str, repeats: int, skip_naive: bool) -> 
         ("I/O floor: cat to /dev/null", lambda: cat_floor(dirs), repeats),
         ("I/O floor: sendfile to /dev/null", lambda: sendfile_floor(dirs), repeats),
         ("ftguard diff (digests given)", lambda: peak_rss_mib(_DIFF, a, b, "given"), repeats),
+        ("  the same, numpy kernel", lambda: peak_rss_mib(_DIFF, a, b, "given", env=_NUMPY), repeats),
         ("ftguard diff + SHA-256 digests", lambda: peak_rss_mib(_DIFF, a, b, "hash"), repeats),
     ]
     naive: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = []
@@ -274,6 +280,11 @@ def main() -> None:
     src = Path(__file__).resolve().parents[1] / "src"
     os.environ["PYTHONPATH"] = str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")
     load = os.getloadavg()[0]
+    kernel = subprocess.run([sys.executable, "-c", "from ftguard.weights._stats import KERNEL; print(KERNEL)"],
+                            check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if kernel != "c":
+        print("note: the compiled kernel (ftguard.weights._fused) is not built; "
+              "both ftguard rows use numpy\n")
     print(f"CPU cores: {os.cpu_count()}; load average at start {load:.1f}; repeats: {args.repeats} "
           "(medians; naive: max(1, repeats - 2))\n")
     print(HEADER + "\n" + "-" * len(HEADER))

@@ -1,10 +1,15 @@
 """Per-tensor statistics of a weight change, computed in one fused pass over cache-sized chunks.
 
 The diff kernel reads each tensor's raw bytes chunk by chunk (``pread`` into a small per-thread
-buffer, or slices of an in-memory array), widens them to float32 in place and accumulates every
+buffer, or slices of an in-memory array), widens them to float32 and accumulates every
 statistic from the same chunk while it is in the CPU cache: ||W||², <W, dW>, ||dW||², max |dW|
 and the count of changed elements. Chunks whose raw bytes are identical skip the tuned side.
-The dot products run in float32 per chunk (BLAS) and are summed in float64 across chunks.
+Sums run in float32 per chunk and in float64 across chunks.
+
+Two implementations compute the same statistics: the compiled ``ftguard.weights._fused``
+(C, built at install; one pass per chunk in SIMD lanes, GIL released) and numpy (widening,
+BLAS dot products and reductions per chunk), used where the C module is not built or when
+``FTGUARD_WEIGHTS_KERNEL=numpy`` is set. :data:`KERNEL` names the one in use.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ftguard.errors import BadInputError
 
 __all__ = [
     "CHUNK",
+    "KERNEL",
     "DiffSums",
     "RawSource",
     "diff_sums",
@@ -35,6 +41,23 @@ CHUNK = 1 << 16
 """Elements per chunk: 256 KiB of float32; the chunk's buffers stay in a core's L2 cache."""
 
 _SIZES = {"BF16": 2, "F16": 2, "F32": 4}
+_CODES = {"F32": 0, "F16": 1, "BF16": 2}
+"""dtype codes of the compiled kernel."""
+
+
+def _load_fused() -> Any:
+    if os.environ.get("FTGUARD_WEIGHTS_KERNEL", "").strip().lower() == "numpy":
+        return None
+    try:
+        from ftguard.weights import _fused  # type: ignore[attr-defined]
+    except ImportError:  # not built (no compiler at install): the numpy kernel
+        return None
+    return _fused
+
+
+_FUSED: Any = _load_fused()
+KERNEL: str = "c" if _FUSED is not None else "numpy"
+"""The per-element kernel in use: ``"c"`` (compiled) or ``"numpy"``."""
 _RAW: dict[str, np.dtype[Any]] = {
     "BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
 }  # fmt: skip
@@ -96,6 +119,15 @@ class RawSource:
     fd: int = -1
     offset: int = 0
     where: str = "tensor"
+
+    def kernel_args(self, lo: int) -> tuple[Any, int, int] | None:
+        """(fd or buffer, byte offset of element ``lo``, dtype code) for the compiled kernel."""
+        size = _SIZES[self.dtype]
+        if self.array is None:
+            return self.fd, self.offset + lo * size, _CODES[self.dtype]
+        if not self.array.flags.c_contiguous:
+            return None
+        return self.array, lo * size, _CODES[self.dtype]
 
     def read(self, lo: int, k: int, scratch: np.ndarray) -> np.ndarray:
         """Raw elements ``[lo, lo + k)``, read into ``scratch`` (bytes) when from a file."""
@@ -159,9 +191,18 @@ def diff_sources(
         tol: An element counts as changed when ``|dW| > tol``.
 
     """
+    s = DiffSums(numel=max(0, hi - lo))
+    if _FUSED is not None and s.numel:
+        fa, fb = base.kernel_args(lo), tuned.kernel_args(lo)
+        if fa is not None and fb is not None:
+            try:
+                aa, ad, dd, s.max_abs, s.changed = _FUSED.diff(*fa, *fb, s.numel, tol)
+            except _FUSED.FileEndedEarly as exc:
+                where = (base, tuned)[exc.args[0]].where
+                raise BadInputError(f"{where}: file ended early (truncated while reading?)") from None
+            return _finish(s, aa, ad, dd)
     sc = _scratch
     same_dtype = base.dtype == tuned.dtype
-    s = DiffSums(numel=max(0, hi - lo))
     aa = ad = dd = 0.0
     for start in range(lo, hi, CHUNK):
         k = min(CHUNK, hi - start)
@@ -183,6 +224,11 @@ def diff_sources(
             s.max_abs = m
         if m > tol:
             s.changed += int(np.count_nonzero(np.greater(d, tol, out=sc.mask[:k])))
+    return _finish(s, aa, ad, dd)
+
+
+def _finish(s: DiffSums, aa: float, ad: float, dd: float) -> DiffSums:
+    """Fill ``s`` from ||W||², <W, dW> and ||dW||²."""
     s.base_sq, s.diff_sq = aa, dd
     s.dot = aa + ad
     s.tuned_sq = max(0.0, aa + 2.0 * ad + dd)
@@ -191,6 +237,13 @@ def diff_sources(
 
 def norm_source(src: RawSource, lo: int, hi: int) -> float:
     """Squared Frobenius norm of elements ``[lo, hi)`` of one tensor."""
+    if _FUSED is not None and hi > lo:
+        args = src.kernel_args(lo)
+        if args is not None:
+            try:
+                return float(_FUSED.norm_sq(*args, hi - lo))
+            except _FUSED.FileEndedEarly:
+                raise BadInputError(f"{src.where}: file ended early (truncated while reading?)") from None
     sc = _scratch
     total = 0.0
     for start in range(lo, hi, CHUNK):
