@@ -28,6 +28,7 @@ def compile_kernel(root: Path, out: Path) -> Path:
     ext = Extension(MODULE, [str(root / SOURCE)], extra_compile_args=args)
     cmd = build_ext(Distribution({"name": "ftguard-fused", "ext_modules": [ext]}))
     cmd.build_lib, cmd.build_temp = str(out / "lib"), str(out / "temp")
+    cmd.force = True  # never reuse an object built from an older source
     cmd.ensure_finalized()
     cmd.run()
     return Path(cmd.get_ext_fullpath(MODULE))
