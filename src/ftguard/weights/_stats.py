@@ -38,9 +38,13 @@ __all__ = [
 ]
 
 CHUNK = 1 << 16
-"""Elements per chunk: 256 KiB of float32; the chunk's buffers stay in a core's L2 cache."""
+"""Elements per chunk of the numpy kernel: 256 KiB of float32, so its buffers stay in a core's L2
+cache (the C kernel uses 16 K-element chunks; see _fused.c)."""
 
 _SIZES = {"BF16": 2, "F16": 2, "F32": 4}
+_RAW: dict[str, np.dtype[Any]] = {
+    "BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
+}  # fmt: skip
 _CODES = {"F32": 0, "F16": 1, "BF16": 2}
 """dtype codes of the compiled kernel."""
 
@@ -58,9 +62,6 @@ def _load_fused() -> Any:
 _FUSED: Any = _load_fused()
 KERNEL: str = "c" if _FUSED is not None else "numpy"
 """The per-element kernel in use: ``"c"`` (compiled) or ``"numpy"``."""
-_RAW: dict[str, np.dtype[Any]] = {
-    "BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
-}  # fmt: skip
 
 
 @dataclass
@@ -137,8 +138,12 @@ class RawSource:
         out = scratch[: k * size]
         got = os.preadv(self.fd, [out.data], self.offset + lo * size)
         if got != k * size:
-            raise BadInputError(f"{self.where}: file ended early (truncated while reading?)")
+            raise _ended_early(self.where)
         return out.view(_RAW[self.dtype])
+
+
+def _ended_early(where: str) -> BadInputError:
+    return BadInputError(f"{where}: file ended early (truncated while reading?)")
 
 
 class _Scratch(threading.local):
@@ -198,8 +203,7 @@ def diff_sources(
             try:
                 aa, ad, dd, s.max_abs, s.changed = _FUSED.diff(*fa, *fb, s.numel, tol)
             except _FUSED.FileEndedEarly as exc:
-                where = (base, tuned)[exc.args[0]].where
-                raise BadInputError(f"{where}: file ended early (truncated while reading?)") from None
+                raise _ended_early((base, tuned)[exc.args[0]].where) from None
             return _finish(s, aa, ad, dd)
     sc = _scratch
     same_dtype = base.dtype == tuned.dtype
@@ -243,7 +247,7 @@ def norm_source(src: RawSource, lo: int, hi: int) -> float:
             try:
                 return float(_FUSED.norm_sq(*args, hi - lo))
             except _FUSED.FileEndedEarly:
-                raise BadInputError(f"{src.where}: file ended early (truncated while reading?)") from None
+                raise _ended_early(src.where) from None
     sc = _scratch
     total = 0.0
     for start in range(lo, hi, CHUNK):
