@@ -5,6 +5,11 @@ root digest: for a single file, the file's own SHA-256 (so ``sha256sum`` agrees)
 folder, the SHA-256 of the canonical listing (``path NUL sha256 NUL size LF`` per file,
 sorted by path). One changed byte, one file added, removed or renamed changes the root.
 
+Only regular files and folders count: a symbolic link (to a file, a folder or nowhere), a
+FIFO, a socket or a device anywhere under a folder is refused, so nothing can be added to
+approved content that the digest does not see. :func:`copy_with_manifest` copies a file or
+folder while hashing it, in one pass, so the copy is exactly what was hashed.
+
 Large files are hashed in 1 MiB blocks; several files are hashed on a thread pool
 (``hashlib`` releases the GIL on large updates).
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +27,14 @@ from pydantic import BaseModel, Field
 
 from ftguard.errors import BadInputError
 
-__all__ = ["FileDigest", "Manifest", "manifest_of", "sha256_bytes", "sha256_file"]
+__all__ = [
+    "FileDigest",
+    "Manifest",
+    "copy_with_manifest",
+    "manifest_of",
+    "sha256_bytes",
+    "sha256_file",
+]
 
 _BLOCK = 1 << 20
 
@@ -86,13 +99,38 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _refuse_special(path: Path, mode: int) -> None:
+    if stat.S_ISLNK(mode):
+        what = "a symbolic link"
+    elif stat.S_ISFIFO(mode):
+        what = "a FIFO"
+    elif stat.S_ISSOCK(mode):
+        what = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        what = "a device"
+    else:
+        what = "not a regular file"
+    raise BadInputError(
+        f"{path} is {what}: only regular files and folders can be digested "
+        "(copy the content in place of links)"
+    )
+
+
 def _walk_files(folder: Path) -> Iterator[Path]:
+    """Every regular file under ``folder`` in path order; refuses anything else."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames.sort()
+        for name in list(dirnames):
+            p = Path(dirpath) / name
+            mode = p.lstat().st_mode
+            if not stat.S_ISDIR(mode):
+                _refuse_special(p, mode)
         for name in sorted(filenames):
             p = Path(dirpath) / name
-            if p.is_file():
-                yield p
+            mode = p.lstat().st_mode
+            if not stat.S_ISREG(mode):
+                _refuse_special(p, mode)
+            yield p
 
 
 def _listing_digest(files: list[FileDigest]) -> str:
@@ -117,6 +155,8 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
     p = Path(path)
     if not p.exists():
         raise BadInputError(f"no such file or folder: {p}")
+    if not (p.is_file() or p.is_dir()):
+        _refuse_special(p, p.stat().st_mode)
     if p.is_file():
         st = p.stat()
         digest = sha256_file(p)
@@ -139,3 +179,65 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
         for q, d in zip(paths, digests, strict=True)
     ]
     return Manifest(name=p.name, kind="folder", root=_listing_digest(files), files=files)
+
+
+def _copy_file(src: Path, dest: Path) -> FileDigest:
+    """Copy one regular file, hashing the very bytes written; the copy is read-only (0444)."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BadInputError(f"cannot read {src}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as fin:
+        mode = os.fstat(fin.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            _refuse_special(src, mode)
+        with open(dest, "xb") as fout:
+            while block := fin.read(_BLOCK):
+                h.update(block)
+                fout.write(block)
+                size += len(block)
+            fout.flush()
+            os.fsync(fout.fileno())
+    os.chmod(dest, 0o444)
+    return FileDigest(path=dest.name, sha256=h.hexdigest(), size=size)
+
+
+def copy_with_manifest(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Manifest:
+    """Copy the file or folder ``src`` to ``dest`` (which must not exist) while hashing it.
+
+    Each byte is read once, hashed and written, so the returned manifest is the copy's (named
+    after ``src``). Files end read-only (0444) and folders 0555. Links, FIFOs and devices
+    are refused, as by :func:`manifest_of`.
+
+    Raises:
+        BadInputError: ``src`` is missing, special, unreadable or an empty folder.
+
+    """
+    s, d = Path(src), Path(dest)
+    if not s.exists():
+        raise BadInputError(f"no such file or folder: {s}")
+    if s.is_file():
+        one = _copy_file(s, d)
+        return Manifest(
+            name=s.name,
+            kind="file",
+            root=one.sha256,
+            files=[FileDigest(path=s.name, sha256=one.sha256, size=one.size)],
+        )
+    if not s.is_dir():
+        _refuse_special(s, s.stat().st_mode)
+    paths = list(_walk_files(s))
+    if not paths:
+        raise BadInputError(f"folder is empty: {s}")
+    files: list[FileDigest] = []
+    for q in paths:
+        rel = q.relative_to(s)
+        target = d / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copied = _copy_file(q, target)
+        files.append(FileDigest(path=rel.as_posix(), sha256=copied.sha256, size=copied.size))
+    for folder in sorted({p for f in files for p in (d / f.path).parents if d in (p, *p.parents)}, reverse=True):
+        os.chmod(folder, 0o555)
+    return Manifest(name=s.name, kind="folder", root=_listing_digest(files), files=files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,14 @@ import pytest
 from ftguard.control import Workspace, service
 
 PG_URL = os.environ.get("FTGUARD_TEST_DATABASE_URL")
+COPY_BASE = [
+    "python",
+    "-c",
+    "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2])",
+    "{base_model}",
+    "{output}",
+]
+"""The approved command of the test jobs: 'trains' by copying the staged base model."""
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -33,7 +42,7 @@ class Env:
     root: Path
     env: dict[str, str]
 
-    def inputs(self, name: str = "job") -> tuple[Path, Path, Path]:
+    def inputs(self, name: str = "job", command: list[str] | None = None) -> tuple[Path, Path, Path]:
         folder = self.root / name
         model = folder / "model"
         model.mkdir(parents=True)
@@ -45,7 +54,9 @@ class Env:
             '{"role": "assistant", "content": "hello"}]}\n'
         )
         cfg = folder / "config.yaml"
-        cfg.write_text("learning_rate: 0.001\nsteps: 10\n")
+        cfg.write_text(
+            "learning_rate: 0.001\nsteps: 10\ncommand: " + json.dumps(command or COPY_BASE) + "\n"
+        )
         return model, data, cfg
 
     def submit(
@@ -55,9 +66,10 @@ class Env:
         review: bool = False,
         requester: str = "alice",
         preparer: str = "dan",
+        command: list[str] | None = None,
     ) -> str:
         """Submit a job; unless ``review``, a security override sends it straight to approval."""
-        model, data, cfg = self.inputs(name)
+        model, data, cfg = self.inputs(name, command)
         job = service.submit_job(
             self.ws,
             actor=requester,
@@ -73,14 +85,17 @@ class Env:
             )
         return job.id
 
-    def approved(self, name: str = "job") -> str:
-        job_id = self.submit(name)
+    def approved(self, name: str = "job", command: list[str] | None = None) -> str:
+        job_id = self.submit(name, command=command)
         service.approve(self.ws, actor="bob", job_id=job_id)
         service.approve(self.ws, actor="carol", job_id=job_id)
         return job_id
 
     def set_policy(self, text: str) -> None:
-        self.ws.policy_path.write_text(text)
+        """Put a policy in force the way an admin does (signed into the audit chain)."""
+        path = self.root / "policy-next.yaml"
+        path.write_text(text)
+        service.set_policy(self.ws, actor="root", path=path)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -112,6 +127,7 @@ def cp(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         "sec": ["security_reviewer"],
     }.items():
         service.add_user(ws, actor="root", name=name, roles=roles)
-        service.create_key(ws, actor=name, user=name)
+        key = service.create_key(ws, user=name)
+        service.confirm_key(ws, actor="root", keyid=key.keyid)
     yield Env(ws=ws, root=tmp_path, env=env)
     ws.store.dispose()

@@ -42,9 +42,11 @@ def test_quorum_of_two_distinct_approvers(cp: Env) -> None:
 
 def _verify(cp: Env, job: str) -> None:
     from ftguard.control._approvals import verify_job_approvals
+    from ftguard.control._identities import chain_state, policy_in_force
 
     with cp.ws.store.read() as session:
-        verify_job_approvals(cp.ws, session, job)
+        state = chain_state(cp.ws, session)
+        verify_job_approvals(cp.ws, session, state, policy_in_force(cp.ws, state), job)
 
 
 def test_requester_preparer_and_non_approvers_cannot_approve(cp: Env) -> None:
@@ -52,7 +54,8 @@ def test_requester_preparer_and_non_approvers_cannot_approve(cp: Env) -> None:
     service.add_user(
         cp.ws, actor="root", name="frank", roles=["approver", "requester", "data_preparer"]
     )
-    service.create_key(cp.ws, actor="frank", user="frank")
+    key = service.create_key(cp.ws, user="frank")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
     own = cp.submit("own", requester="frank")
     with pytest.raises(PermissionDeniedError, match="requested job"):
         service.approve(cp.ws, actor="frank", job_id=own)
@@ -85,8 +88,18 @@ def test_approval_copied_from_another_job(cp: Env) -> None:
         ).all()
     for approver, keyid, envelope in rows:
         _force_approved(cp, target, envelope, approver, keyid)
-    with pytest.raises(VerificationError, match=f"signed for job {donor}"):
+    # The job's state comes from the audit chain: the flipped row is caught at once.
+    with pytest.raises(VerificationError, match="disagrees with the audit chain on state"):
         service.start_run(cp.ws, actor="alice", job_id=target)
+    # Even with the state left alone, rows the chain does not record do not count.
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET state='awaiting_approval' WHERE id=:j"), {"j": target})
+    from ftguard.control._approvals import verify_job_approvals
+    from ftguard.control._identities import chain_state, policy_in_force
+
+    with cp.ws.store.read() as session, pytest.raises(VerificationError, match="0 of 2"):
+        state = chain_state(cp.ws, session)
+        verify_job_approvals(cp.ws, session, state, policy_in_force(cp.ws, state), target)
 
 
 def test_signature_by_unregistered_key(cp: Env) -> None:
@@ -108,7 +121,7 @@ def test_signature_by_unregistered_key(cp: Env) -> None:
         }
         env = sign_statement(statement(subjects, APPROVAL_PREDICATE, pred), rogue)
         _force_approved(cp, job, env.model_dump_json(), approver, rogue.public.keyid)
-    with pytest.raises(VerificationError, match="no valid signature by a trusted key"):
+    with pytest.raises(VerificationError, match="disagrees with the audit chain"):
         service.start_run(cp.ws, actor="alice", job_id=job)
     # Registering the rogue key straight in the database (not through the audited path) is not enough.
     with cp.ws.store.engine.begin() as conn:
@@ -119,8 +132,9 @@ def test_signature_by_unregistered_key(cp: Env) -> None:
             ),
             {"k": rogue.public.keyid, "p": rogue.public.b64},
         )
-    with pytest.raises(VerificationError, match="0 of 2"):
+    with pytest.raises(VerificationError, match="disagrees with the audit chain"):
         service.start_run(cp.ws, actor="alice", job_id=job)
+    assert service.verify_audit(cp.ws).ok  # the chain itself was never touched
 
 
 def test_tampered_envelope(cp: Env) -> None:
@@ -140,7 +154,8 @@ def test_tampered_envelope(cp: Env) -> None:
             text("UPDATE approvals SET envelope=:e WHERE id=:i"),
             {"e": json.dumps(env), "i": row_id},
         )
-    with pytest.raises(VerificationError, match="bob's approval: no valid signature"):
+    # The chain records each envelope's digest: an edited envelope is no approval at all.
+    with pytest.raises(VerificationError, match="1 of 2 required valid approvals"):
         service.start_run(cp.ws, actor="alice", job_id=job)
 
 

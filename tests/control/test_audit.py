@@ -84,17 +84,19 @@ def test_inserted_event_is_detected(cp: Env) -> None:
     assert not result.ok and result.first_bad_seq == last + 1
 
 
-def test_rewritten_chain_is_caught_by_signed_checkpoints(cp: Env) -> None:
-    """Someone recomputes every hash after an edit: the signed checkpoints still catch it."""
+def test_rewritten_chain_is_caught_by_the_actors_signatures(cp: Env) -> None:
+    """Someone recomputes every hash after an edit: the edited event's actor signature fails."""
     from ftguard.control._audit import event_hash
 
     _fill(cp)
     with cp.ws.store.engine.begin() as conn:
         rows = conn.execute(
-            text("SELECT seq, ts, actor, action, job_id, payload FROM audit_events ORDER BY seq")
+            text(
+                "SELECT seq, ts, actor, action, job_id, payload, keyid FROM audit_events ORDER BY seq"
+            )
         ).all()
         prev = "0" * 64
-        for seq, ts, actor, action, job_id, payload in rows:
+        for seq, ts, actor, action, job_id, payload, keyid in rows:
             if seq == 3:
                 actor = "mallory"
             h = event_hash(
@@ -105,6 +107,7 @@ def test_rewritten_chain_is_caught_by_signed_checkpoints(cp: Env) -> None:
                 job_id=job_id,
                 payload=payload,
                 prev_hash=prev,
+                keyid=keyid,
             )
             conn.execute(
                 text("UPDATE audit_events SET actor=:a, prev_hash=:p, hash=:h WHERE seq=:s"),
@@ -112,8 +115,8 @@ def test_rewritten_chain_is_caught_by_signed_checkpoints(cp: Env) -> None:
             )
             prev = h
     result = service.verify_audit(cp.ws)
-    assert not result.ok and result.first_bad_seq == 10
-    assert "checkpoint" in (result.problem or "")
+    assert not result.ok and result.first_bad_seq == 3
+    assert "mallory" in (result.problem or "")
 
 
 def test_truncated_log_is_detected(cp: Env) -> None:

@@ -78,11 +78,21 @@ def test_bad_input_messages_and_codes(cp: Env, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_invalid_policy_blocks_with_field_name(cp: Env, capsys: pytest.CaptureFixture[str]) -> None:
     job = cp.submit()
-    cp.set_policy("approval:\n  quorum: -3\n")
-    assert main(["approve", job, "--as", "bob"]) == 2
-    err = capsys.readouterr().err
-    assert "approval.quorum" in err
-    cp.set_policy("approval:\n  quorum: 2\n")
+    bad = cp.root / "bad-policy.yaml"
+    bad.write_text("approval:\n  quorum: -3\n")
+    assert main(["policy", "set", str(bad), "--as", "root"]) == 2
+    assert "approval.quorum" in capsys.readouterr().err
+    # Editing the policy file in place (quorum 2 -> 1) is refused by every decision.
+    original = cp.ws.policy_path.read_text()
+    cp.ws.policy_path.write_text(original.replace("quorum: 2", "quorum: 1"))
+    assert main(["approve", job, "--as", "bob"]) == 6
+    assert "without 'ftguard policy set'" in capsys.readouterr().err
+    cp.ws.policy_path.write_text(original)
+    # Only an admin sets a policy, with the admin's own key.
+    good = cp.root / "good-policy.yaml"
+    good.write_text(original.replace("lifetime_hours: 72", "lifetime_hours: 48"))
+    assert main(["policy", "set", str(good), "--as", "bob"]) == 4
+    assert main(["policy", "set", str(good), "--as", "root"]) == 0
     assert main(["approve", job, "--as", "bob"]) == 0
     assert service.verify_audit(cp.ws).ok
 
@@ -117,7 +127,7 @@ def test_job_submit_json_and_show(cp: Env, capsys: pytest.CaptureFixture[str]) -
     assert len(job["dataset"]["sha256"]) == 64
     assert main(["job", "show", job["id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == job["id"]
-    assert main(["run", job["id"], "--", "true"]) == 6
+    assert main(["run", job["id"], "--as", "alice"]) == 6
 
 
 def test_no_workspace(

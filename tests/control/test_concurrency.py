@@ -25,7 +25,12 @@ def _spawn(cp: Env, *args: str) -> subprocess.Popen[str]:
 
 def test_two_approvers_then_two_launchers_at_once(cp: Env, tmp_path: Path) -> None:
     for round_ in range(2):
-        job = cp.submit(f"job{round_}")
+        out = tmp_path / f"ran{round_}.txt"
+        script = (
+            f"import shutil, sys; open({str(out)!r}, 'a').write('run\\n'); "
+            "shutil.copytree(sys.argv[1], sys.argv[2])"
+        )
+        job = cp.submit(f"job{round_}", command=["python", "-c", script, "{base_model}", "{output}"])
         approvers = [_spawn(cp, "approve", job, "--as", who) for who in ("bob", "carol")]
         codes = [p.wait(timeout=120) for p in approvers]
         assert codes == [0, 0], [p.stderr.read() for p in approvers if p.stderr]
@@ -33,12 +38,7 @@ def test_two_approvers_then_two_launchers_at_once(cp: Env, tmp_path: Path) -> No
         assert view.state == "approved"
         assert sorted(a["approver"] for a in view.approvals) == ["bob", "carol"]
 
-        out = tmp_path / f"ran{round_}.txt"
-        script = f"open({str(out)!r}, 'a').write('run\\n')"
-        launchers = [
-            _spawn(cp, "run", job, "--as", "alice", "--", sys.executable, "-c", script)
-            for _ in range(2)
-        ]
+        launchers = [_spawn(cp, "run", job, "--as", "alice") for _ in range(2)]
         results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in launchers]
         codes = sorted(code for code, _ in results)
         assert codes[0] == 0 and codes[1] in (5, 6), results

@@ -48,11 +48,18 @@ def _evidence(cp: Env, job: str, **verdicts: str) -> None:
             ],
         },
     }
+    from ftguard.control._identities import authenticate, chain_state
+
     with cp.ws.store.write() as session:
+        state = chain_state(cp.ws, session)
+        record = state.job(job)
+        both = {"base_model": record.digests["base_model"], "output": (record.output or {}).get("root")}
+        subjects = {"review": {"dataset": record.digests["dataset"]}, "weights": both, "behavior": both}
         for kind, verdict in verdicts.items():
             store_evidence(
-                cp.ws, session, job_id=job, kind=kind, body=bodies[kind](verdict), actor="alice"
-            )
+                cp.ws, session, job_id=job, kind=kind, body=bodies[kind](verdict),
+                actor=authenticate(state, "alice"), payload={"subjects": subjects[kind]},
+            )  # fmt: skip
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -79,7 +86,7 @@ def test_pass_attests_and_serving_side_verifies(
     out = json.loads(capsys.readouterr().out)
     assert out["decision"] == "pass" and all(r["passed"] for r in out["rules"])
     att = Path(out["attestation"])
-    key = cp.ws.workspace_pub_path
+    key = cp.ws.attestation_pub_path
     result = verify_deployment(adapter, att, key)
     assert result.job_id == job
     statement = json.loads(__import__("base64").b64decode(json.loads(att.read_text())["payload"]))
@@ -151,7 +158,7 @@ def test_override_where_policy_allows_is_audited_and_attested(cp: Env) -> None:
     view = service.override(cp.ws, actor="sec", job_id=job, justification="known large update")
     assert view.state == "passed"
     att = cp.ws.reports_dir / job / "attestation.json"
-    verify_deployment(adapter, att, cp.ws.workspace_pub_path)
+    verify_deployment(adapter, att, cp.ws.attestation_pub_path)
     payload = json.loads(__import__("base64").b64decode(json.loads(att.read_text())["payload"]))
     override = payload["predicate"]["decision"]["override"]
     assert override["by"] == "sec" and override["rules"] == ["weights.verdict"]
@@ -178,14 +185,18 @@ def test_golden_attestations_still_verify(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_training_override_of_a_blocking_review_still_blocks_at_the_gate(cp: Env) -> None:
     job = cp.submit("poisoned", review=True)
+    from ftguard.control._identities import authenticate, chain_state
+
     with cp.ws.store.write() as session:
+        state = chain_state(cp.ws, session)
         store_evidence(
             cp.ws,
             session,
             job_id=job,
             kind="review",
-            actor="alice",
+            actor=authenticate(state, "alice"),
             body={"verdict": "block", "verdict_reasons": ["harmful compliance"]},
+            payload={"subjects": {"dataset": state.job(job).digests["dataset"]}},
         )
     service.override(cp.ws, actor="sec", job_id=job, justification="let it train to measure")
     service.approve(cp.ws, actor="bob", job_id=job)

@@ -24,14 +24,26 @@ def audit_verify(
     trusted_key: Annotated[
         Path | None,
         typer.Option(
-            "--trusted-key", help="Pinned workspace public key (default: the workspace's)."
+            "--trusted-key", help="Pinned audit public key (default: the workspace's audit.pub)."
         ),
+    ] = None,
+    witness: Annotated[
+        bool, typer.Option("--witness", help="Also check the log extends every witnessed head.")
+    ] = False,
+    witness_uri: Annotated[
+        str | None,
+        typer.Option("--witness-uri", help="Another witness, e.g. file:/mnt/worm/witness.jsonl."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify the hash chain and its signed checkpoints; exit 6 naming the first bad event."""
+    """Verify the hash chain, every event's signature and the signed head.
+
+    Exit 6 names the first bad event. With --witness, a log rolled back to an earlier head is
+    caught too.
+    """
     key = load_public_key_file(trusted_key) if trusted_key else None
-    result = service.verify_audit(workspace(), trusted_key=key)
+    chosen = witness_uri or ("default" if witness else None)
+    result = service.verify_audit(workspace(), trusted_key=key, witness=chosen)
     if as_json:
         print_json(result)
         if not result.ok:

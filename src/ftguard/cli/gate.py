@@ -62,14 +62,29 @@ def verify_deployment_cmd(
     model_path: Annotated[Path, typer.Argument(help="Model or adapter folder to be served.")],
     attestation: Annotated[Path, typer.Option("--attestation", help="Attestation file.")],
     trusted_key: Annotated[
-        Path, typer.Option("--trusted-key", help="Trusted workspace public key file.")
+        Path,
+        typer.Option(
+            "--trusted-key", help="The workspace's attestation public key (keys/attestation.pub)."
+        ),
     ],
+    witness: Annotated[
+        str | None,
+        typer.Option(
+            "--witness",
+            help="The audit log's witness (a file or file:PATH): the decision's head must be in it.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serving side: exit 0 only if the attestation is valid, trusted and matches the files."""
+    from ftguard.control._witness import open_witness
     from ftguard.gate import verify_deployment
 
-    result = verify_deployment(model_path, attestation, trusted_key)
+    heads = None
+    if witness is not None:
+        uri = witness if ":" in witness.split("/")[0] else f"file:{witness}"
+        heads = [(h.seq, h.hash) for h in open_witness(uri).heads()]
+    result = verify_deployment(model_path, attestation, trusted_key, witness_heads=heads)
     if as_json:
         print_json(result)
     else:

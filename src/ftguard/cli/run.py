@@ -23,10 +23,15 @@ def run(
     ] = None,
     actor: ActorOption = None,
 ) -> int:
-    """Verify the job's approvals and inputs, then run the training command.
+    """Verify the approvals, stage the approved inputs read-only, run the approved command.
 
-    Exits with the command's own exit code when it runs; refuses with exit 6 (verification),
-    5 (conflict) or 3 (unknown job) and one line saying why.
+    Runs the command the job's approved config names ('command:'), with its placeholders
+    replaced by the staged inputs and the output folder, then records the output's digest.
+    'ftguard run JOB -- CMD' runs a free-form command instead, only where the policy allows it
+    (recorded as an unbound run, which the gate blocks unless the policy allows it). Only the
+    requester or a runner starts a run. Exits with the command's own exit code when it runs;
+    refuses with exit 6 (verification), 4 (permission), 5 (conflict) or 3 (unknown job) and
+    one line saying why.
     """
     command = list(ctx.args)
     if command and command[0] == "--":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ftguard.cli._app import app
@@ -32,12 +33,15 @@ def user_add(
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a user with roles (admins only)."""
+    """Admin: add a user with roles; signed with your own key."""
     result = service.add_user(workspace(), actor=actor_or_default(actor), name=name, roles=role)
     if as_json:
         print_json(result)
     else:
-        console.print(f"added user {name} with roles {', '.join(sorted(set(role)))}")
+        console.print(
+            f"added user {escape(name)} with roles {escape(', '.join(result['roles']))}",
+            highlight=False,
+        )
 
 
 @user_app.command("list")
@@ -52,7 +56,7 @@ def user_list(as_json: JsonOption = False) -> None:
         keys = u["keys"]
         assert isinstance(keys, list)
         table.add_row(
-            str(u["name"]),
+            escape(str(u["name"])),
             ", ".join(map(str, u["roles"])),  # type: ignore[call-overload]
             ", ".join(k[:12] for k in keys),
         )
@@ -61,23 +65,88 @@ def user_list(as_json: JsonOption = False) -> None:
 
 @keys_app.command("create")
 def keys_create(
-    user: Annotated[str, typer.Option("--user", help="Whose key to create.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="Whose key (default: --as, FTGUARD_USER or the OS user).")
+    ] = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an Ed25519 key: the private key stays in your key folder (0600), the public is registered."""
-    public = service.create_key(
-        workspace(), actor=actor_or_default(actor) if actor else user, user=user
-    )
-    path = private_key_path(user)
+    """Create your Ed25519 key and request its registration; an admin confirms it.
+
+    The private key is written to your key folder (0600) and signs the request itself (proof
+    that you hold it). Tell the admin the key id out of band: they run 'ftguard keys confirm'.
+    """
+    name = user or actor_or_default(actor)
+    public = service.create_key(workspace(), user=name)
+    path = private_key_path(name)
     if as_json:
         print_json(
             {
-                "user": user,
+                "user": name,
                 "keyid": public.keyid,
                 "public_key": public.b64,
                 "private_key_path": str(path),
+                "status": "pending",
             }
         )
     else:
-        console.print(f"created key {public.keyid[:16]} for {user}; private key: {path}")
+        console.print(
+            f"created key {public.keyid} for {escape(name)}; private key: {escape(str(path))}\n"
+            f"pending: an admin confirms it with 'ftguard keys confirm {public.keyid[:16]}' "
+            "after checking this key id with you",
+            highlight=False,
+        )
+
+
+@keys_app.command("confirm")
+def keys_confirm(
+    keyid: Annotated[str, typer.Argument(help="The requested key's id (or its first 8+ hex digits).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admin: confirm a requested key (check its id with its holder first); signed by you."""
+    result = service.confirm_key(workspace(), actor=actor_or_default(actor), keyid=keyid)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"confirmed key {result['keyid'][:16]} of {escape(result['user'])}", highlight=False
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    keyid: Annotated[str, typer.Argument(help="The key's id (or its first 8+ hex digits).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key (its owner or an admin): no signature by it counts from now on."""
+    result = service.revoke_key(
+        workspace(), actor=actor_or_default(actor), keyid=keyid, reason=reason
+    )
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"revoked key {result['keyid'][:16]} of {escape(result['user'])}", highlight=False
+        )
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """List every key with its user and status, as the verified audit chain has them."""
+    users = service.list_users(workspace())
+    rows = [
+        {"user": u["name"], "keyid": k, "status": status}
+        for u in users
+        for status, field in (("active", "keys"), ("pending", "pending_keys"), ("revoked", "revoked_keys"))
+        for k in u[field]  # type: ignore[attr-defined]
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("user", "key id", "status")
+    for r in rows:
+        table.add_row(escape(str(r["user"])), str(r["keyid"]), str(r["status"]))
+    console.print(table)

@@ -22,21 +22,60 @@ def init(
     admin: Annotated[str, typer.Option("--admin", help="Name of the first admin.")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Create a workspace: database, default policy, workspace key and the first admin."""
-    from ftguard.control import default_actor
+    """Create a workspace: database, default policy, audit and attestation keys, first admin.
 
-    ws = init_workspace(folder, admin=admin or default_actor())
+    The first admin's own key (from your key folder, created there if missing) signs the
+    first audit event; every later admin action is signed with it.
+    """
+    from rich.markup import escape
+
+    from ftguard.control import default_actor
+    from ftguard.control._identities import private_key_path
+
+    name = admin or default_actor()
+    ws = init_workspace(folder, admin=name)
+    info = {
+        "workspace": str(ws.path),
+        "database": ws.config["database"],
+        "policy_digest": ws.policy_digest(),
+        "admin": name,
+        "admin_key": str(private_key_path(name)),
+        "audit_public_key": str(ws.audit_pub_path),
+        "attestation_public_key": str(ws.attestation_pub_path),
+    }
     if as_json:
-        print_json(
-            {
-                "workspace": str(ws.path),
-                "database": ws.config["database"],
-                "policy_digest": ws.policy_digest(),
-            }
-        )
+        print_json(info)
         return
-    console.print(f"initialised ftguard workspace in [bold]{ws.path}[/]")
-    console.print(f"policy: {ws.policy_path} (digest {ws.policy_digest()[:12]})")
+    console.print(f"initialised ftguard workspace in [bold]{escape(str(ws.path))}[/]")
+    console.print(f"policy: {escape(str(ws.policy_path))} (digest {ws.policy_digest()[:12]})")
+    console.print(
+        f"admin {escape(name)}, key {escape(info['admin_key'])}; the serving side trusts "
+        f"{escape(info['attestation_public_key'])}",
+        highlight=False,
+    )
+
+
+@policy_app.command("set")
+def policy_set(
+    file: Annotated[Path, typer.Argument(help="The new policy YAML.")],
+    actor: Annotated[
+        str | None, typer.Option("--as", help="The admin making the change (signs it).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admin: validate a policy and put it in force, signed into the audit log.
+
+    Edit a copy, then set it: a policy file changed in place is refused by every decision.
+    Jobs approved under the previous policy must be approved again.
+    """
+    from ftguard.cli._common import actor_or_default
+    from ftguard.control.service import set_policy
+
+    digest = set_policy(workspace(), actor=actor_or_default(actor), path=file)
+    if as_json:
+        print_json({"digest": digest})
+    else:
+        console.print(f"policy in force: digest {digest}")
 
 
 @policy_app.command("show")
@@ -47,8 +86,9 @@ def policy_show(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"digest": policy_digest(policy), "policy": policy})
         return
-    console.print(ws.policy_path.read_text())
-    console.print(f"digest: {policy_digest(policy)}")
+    # The file as written, comments included: plain text, never Rich markup.
+    typer.echo(ws.policy_path.read_text(encoding="utf-8").rstrip("\n"))
+    typer.echo(f"digest: {policy_digest(policy)}")
 
 
 @policy_app.command("check")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftguard.attest import Envelope, PublicKey, sign_statement, statement, verify_envelope
-from ftguard.control._audit import append_event, verify_chain
-from ftguard.control._identities import registered_keys, require_role, roles_of, signing_key_of
-from ftguard.control._jobs import compute_manifests, get_job_row, job_manifests, transition
+from ftguard.control._audit import append_event
+from ftguard.control._chain import Actor, ApprovalRecord, ChainState
+from ftguard.control._identities import require_role
+from ftguard.control._jobs import checked_job, compute_manifests, job_manifests, transition
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
+from ftguard.digests import sha256_bytes
 from ftguard.errors import (
     BadInputError,
     ConflictError,
@@ -33,7 +36,8 @@ from ftguard.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from ftguard.store import ApprovalRow, AuditEventRow, JobRow
+from ftguard.policy import Policy
+from ftguard.store import ApprovalRow, JobRow
 
 __all__ = [
     "APPROVAL_PREDICATE",
@@ -54,48 +58,51 @@ def _subjects(row: JobRow) -> list[dict[str, Any]]:
     ]
 
 
-def approve(ws: Workspace, session: Session, *, actor: str, job_id: str) -> ApprovalRow:
+def approve(
+    ws: Workspace, session: Session, state: ChainState, policy: Policy, *, actor: Actor, job_id: str
+) -> ApprovalRow:
     """Sign and record ``actor``'s approval of a job; reaching quorum approves the job."""
-    policy = ws.policy()
-    row = get_job_row(session, job_id, lock=True)
-    require_role(session, policy, actor, "approver", to="approve jobs")
-    if actor == row.requester:
-        raise PermissionDeniedError(f"{actor} requested job {job_id} and cannot approve it")
-    if actor == row.preparer:
+    row = checked_job(session, state, job_id, lock=True)
+    require_role(state, policy, actor.name, "approver", to="approve jobs")
+    if actor.name == row.requester:
+        raise PermissionDeniedError(f"{actor.name} requested job {job_id} and cannot approve it")
+    if actor.name == row.preparer:
         raise PermissionDeniedError(
-            f"{actor} prepared the dataset of job {job_id} and cannot approve it"
+            f"{actor.name} prepared the dataset of job {job_id} and cannot approve it"
         )
     if row.state == JobState.APPROVED.value:
         raise ConflictError(f"job {job_id} is already approved")
     if row.state != JobState.AWAITING_APPROVAL.value:
         raise ConflictError(f"job {job_id} is {row.state}, not awaiting approval")
     now = datetime.now(UTC)
-    active = _active_approvals(session, job_id, now)
-    if any(a.approver == actor for a in active):
-        raise ConflictError(f"{actor} has already approved job {job_id}; one person counts once")
-    key = signing_key_of(session, actor)
+    active = _active_approvals(session, state, job_id, now)
+    if any(a.approver == actor.name for a in active):
+        raise ConflictError(
+            f"{actor.name} has already approved job {job_id}; one person counts once"
+        )
     issued = now.isoformat(timespec="microseconds")
     expires = (now + timedelta(hours=policy.approval.lifetime_hours)).isoformat(
         timespec="microseconds"
     )
     predicate = {
         "job_id": job_id,
-        "approver": actor,
+        "approver": actor.name,
         "requester": row.requester,
         "preparer": row.preparer,
         "purpose": row.purpose,
-        "policy_digest": ws.policy_digest(),
+        "policy_digest": state.policy_digest,
         "review_digest": row.review_digest,
         "issued_at": issued,
         "expires_at": expires,
         "nonce": secrets.token_hex(8),
     }
-    envelope = sign_statement(statement(_subjects(row), APPROVAL_PREDICATE, predicate), key)
+    envelope = sign_statement(statement(_subjects(row), APPROVAL_PREDICATE, predicate), actor.key)
+    text = envelope.model_dump_json()
     approval = ApprovalRow(
         job_id=job_id,
-        approver=actor,
-        keyid=key.public.keyid,
-        envelope=envelope.model_dump_json(),
+        approver=actor.name,
+        keyid=actor.keyid,
+        envelope=text,
         issued_at=issued,
         expires_at=expires,
         status="active",
@@ -103,12 +110,18 @@ def approve(ws: Workspace, session: Session, *, actor: str, job_id: str) -> Appr
     session.add(approval)
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=issued,
         actor=actor,
         action="job.approve",
         job_id=job_id,
-        payload={"keyid": key.public.keyid, "expires_at": expires, "nonce": predicate["nonce"]},
+        payload={
+            "keyid": actor.keyid,
+            "expires_at": expires,
+            "nonce": predicate["nonce"],
+            "envelope": sha256_bytes(text.encode()),
+            "policy": state.policy_digest,
+        },
     )
     if len(active) + 1 >= policy.approval.quorum:
         transition(
@@ -123,20 +136,28 @@ def approve(ws: Workspace, session: Session, *, actor: str, job_id: str) -> Appr
     return approval
 
 
-def reject(ws: Workspace, session: Session, *, actor: str, job_id: str, reason: str) -> None:
+def reject(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    policy: Policy,
+    *,
+    actor: Actor,
+    job_id: str,
+    reason: str,
+) -> None:
     """Reject a job (approvers and security reviewers); its approvals become void."""
-    policy = ws.policy()
     if not reason.strip():
         raise BadInputError("--reason must say why the job is rejected")
-    roles = roles_of(session, policy, actor)
+    roles = state.roles_of(actor.name, policy.roles)
     require_role(
-        session,
+        state,
         policy,
-        actor,
+        actor.name,
         "approver" if "approver" in roles else "security_reviewer",
         to="reject jobs",
     )
-    row = get_job_row(session, job_id, lock=True)
+    row = checked_job(session, state, job_id, lock=True)
     transition(
         ws,
         session,
@@ -153,11 +174,31 @@ def reject(ws: Workspace, session: Session, *, actor: str, job_id: str, reason: 
         a.status = "void"
 
 
-def _active_approvals(session: Session, job_id: str, now: datetime) -> list[ApprovalRow]:
-    rows = session.scalars(
-        select(ApprovalRow).where(ApprovalRow.job_id == job_id, ApprovalRow.status == "active")
-    ).all()
+def _chain_matches(
+    session: Session, state: ChainState, job_id: str, keep: Callable[[ApprovalRecord], bool]
+) -> list[ApprovalRow]:
+    """The job's approval rows whose envelope the chain records with a status ``keep`` wants.
+
+    A row the chain does not know (inserted in the database), or one whose status was reset
+    there, does not match: the chain's record decides.
+    """
+    wanted = {
+        a.envelope_digest: a for a in state.job(job_id).approvals.values() if keep(a)
+    }
+    rows = session.scalars(select(ApprovalRow).where(ApprovalRow.job_id == job_id)).all()
+    return [r for r in rows if sha256_bytes(r.envelope.encode()) in wanted]
+
+
+def _active_approvals(
+    session: Session, state: ChainState, job_id: str, now: datetime
+) -> list[ApprovalRow]:
+    rows = _chain_matches(session, state, job_id, lambda a: a.status == "active")
     return [r for r in rows if datetime.fromisoformat(r.expires_at) > now]
+
+
+def approvals_of_run(session: Session, state: ChainState, job_id: str, run: int) -> list[ApprovalRow]:
+    """The approvals the chain says run ``run`` of the job consumed."""
+    return _chain_matches(session, state, job_id, lambda a: a.consumed_by_run == run)
 
 
 @dataclass
@@ -169,28 +210,22 @@ class ApprovalCheck:
     """Verified approvals: approver, keyid, expires_at, envelope."""
     problems: list[str] = field(default_factory=list)
     approval_ids: list[int] = field(default_factory=list)
+    nonces: list[str] = field(default_factory=list)
+    """The approvals' nonces: how the chain names what a run consumes."""
 
     def bundle(self) -> dict[str, Any]:
         """The approval bundle handed to the training command."""
         return {"job_id": self.job_id, "approvals": self.valid}
 
 
-def _registered_in_audit(session: Session) -> set[tuple[str, str]]:
-    out: set[tuple[str, str]] = set()
-    for payload in session.scalars(
-        select(AuditEventRow.payload).where(AuditEventRow.action == "key.register")
-    ):
-        data = json.loads(payload)
-        out.add((str(data.get("user")), str(data.get("keyid"))))
-    return out
-
-
 def verify_job_approvals(
     ws: Workspace,
     session: Session,
+    state: ChainState,
+    policy: Policy,
     job_id: str,
     *,
-    approvals: list[ApprovalRow] | None = None,
+    run: int | None = None,
     check_disk: bool = True,
 ) -> ApprovalCheck:
     """Verify a job's approvals offline and that its inputs on disk are the approved ones.
@@ -198,34 +233,28 @@ def verify_job_approvals(
     Args:
         ws: The workspace.
         session: A session on the store.
+        state: The verified chain's state (keys, roles, approvals in force).
+        policy: The policy in force.
         job_id: The job.
-        approvals: The approval rows to verify (default: the job's active ones).
+        run: Verify the approvals that run consumed (default: the job's active ones).
         check_disk: Recompute the digests of dataset, base model and config.
 
     Raises:
-        VerificationError: Fewer valid approvals than the quorum, the audit chain is broken,
-            or an input changed since approval; the message says which and why.
+        VerificationError: Fewer valid approvals than the quorum, or an input changed since
+            approval; the message says which and why.
 
     """
-    policy = ws.policy()
-    row = get_job_row(session, job_id)
-    audit = verify_chain(session, ws.workspace_public_key())
-    if not audit.ok:
-        raise VerificationError(f"the audit log does not verify ({audit.problem}); refusing to run")
+    row = checked_job(session, state, job_id)
     rows = (
-        approvals
-        if approvals is not None
-        else session.scalars(
-            select(ApprovalRow).where(ApprovalRow.job_id == job_id, ApprovalRow.status == "active")
-        ).all()
+        approvals_of_run(session, state, job_id, run)
+        if run is not None
+        else _chain_matches(session, state, job_id, lambda a: a.status == "active")
     )
-    audited_keys = _registered_in_audit(session)
     trusted: dict[str, PublicKey] = {}
     owners: dict[str, str] = {}
-    for keyid, (user, key) in registered_keys(session).items():
-        if (user, keyid) in audited_keys:
-            trusted[keyid] = key
-            owners[keyid] = user
+    for keyid, record in state.active_keys().items():
+        trusted[keyid] = record.public
+        owners[keyid] = record.user
     check = ApprovalCheck(job_id=job_id)
     expected_subjects = {(s["name"], s["digest"]["sha256"]) for s in _subjects(row)}
     now = datetime.now(UTC)
@@ -237,7 +266,9 @@ def verify_job_approvals(
                 Envelope.parse(a.envelope), trusted, predicate_type=APPROVAL_PREDICATE
             )
         except VerificationError as exc:
-            check.problems.append(f"{who}'s approval: {exc}")
+            revoked = [r for r in state.keys.values() if r.user == who and r.status == "revoked"]
+            hint = " (a key of theirs was revoked)" if revoked else ""
+            check.problems.append(f"{who}'s approval: {exc}{hint}")
             continue
         pred = stmt.get("predicate") or {}
         signer = owners[key.keyid]
@@ -251,11 +282,16 @@ def verify_job_approvals(
             reason = "its subjects are not this job's dataset, base model and config digests"
         elif pred.get("review_digest") != row.review_digest:
             reason = "it approves a different dataset review than the job's"
+        elif pred.get("policy_digest") != state.policy_digest:
+            reason = (
+                "it was given under another policy than the one in force now "
+                "(the policy changed since: the job must be approved again)"
+            )
         elif signer in (row.requester, pred.get("requester")):
             reason = f"{signer} requested the job (separation of duties)"
         elif signer in (row.preparer, pred.get("preparer")):
             reason = f"{signer} prepared the dataset (separation of duties)"
-        elif "approver" not in roles_of(session, policy, signer):
+        elif "approver" not in state.roles_of(signer, policy.roles):
             reason = f"{signer} does not hold the approver role"
         elif signer in seen:
             reason = f"{signer} already counted once"
@@ -272,6 +308,7 @@ def verify_job_approvals(
             continue
         seen.add(signer)
         check.approval_ids.append(a.id)
+        check.nonces.append(str(pred.get("nonce")))
         check.valid.append(
             {
                 "approver": signer,

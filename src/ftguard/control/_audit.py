@@ -1,10 +1,13 @@
 """The audit log: a SHA-256 hash chain over canonical JSON, with signed head and checkpoints.
 
-Each event stores the hash of the event before it. The chain's head (last sequence number and
-hash) is signed with the workspace key on every append, and a signed checkpoint is kept every
-:data:`CHECKPOINT_EVERY` events, so that editing, deleting, inserting, reordering or
-truncating events is detected by :func:`verify_chain` even by someone who can write to the
-database but does not hold the workspace key.
+Each event stores the hash of the event before it and is signed by its actor's own registered
+key. The chain's head (last sequence number and hash) is signed with the workspace's audit key
+on every append, and a signed checkpoint is kept every :data:`CHECKPOINT_EVERY` events, so that
+editing, deleting, inserting, reordering or truncating events is detected by
+:func:`verify_chain` even by someone who can write to the database but does not hold the audit
+key; and since every event carries its actor's signature over its hash (which covers the hash
+before it), whoever holds the audit key still cannot forge or re-link another user's decision.
+Verifying replays the chain into a :class:`~ftguard.control._chain.ChainState`: what is in force.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ftguard.attest import PrivateKey, PublicKey, canonical_json
+from ftguard.control._chain import (
+    Actor,
+    ChainProblem,
+    ChainState,
+    event_signature_message,
+    parse_payload,
+)
 from ftguard.digests import sha256_bytes
-from ftguard.errors import VerificationError
+from ftguard.errors import FtguardError, VerificationError
 from ftguard.store import AuditCheckpointRow, AuditEventRow, AuditHeadRow
 
 __all__ = [
@@ -31,7 +41,9 @@ __all__ = [
     "AuditVerification",
     "append_event",
     "event_hash",
+    "head_signature_ok",
     "init_chain",
+    "replay_chain",
     "iter_events",
     "verify_chain",
 ]
@@ -60,16 +72,27 @@ class AuditVerification(BaseModel):
     events: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
 
 
 def event_hash(
-    *, seq: int, ts: str, actor: str, action: str, job_id: str | None, payload: str, prev_hash: str
+    *,
+    seq: int,
+    ts: str,
+    actor: str,
+    action: str,
+    job_id: str | None,
+    payload: str,
+    prev_hash: str,
+    keyid: str | None,
 ) -> str:
     """Hash of one event over its canonical JSON (the payload enters as its stored text)."""
     body = {
         "seq": seq,
         "ts": ts,
         "actor": actor,
+        "keyid": keyid,
         "action": action,
         "job_id": job_id,
         "payload": payload,
@@ -94,6 +117,11 @@ def _sig_ok(key: PublicKey, sig: str, kind: str, seq: int, digest: str) -> bool:
     return key.verify(raw, _head_message(kind, seq, digest))
 
 
+def head_signature_ok(key: PublicKey, signature: str, seq: int, digest: str) -> bool:
+    """Whether ``signature`` is the audit key's signature of head ``(seq, digest)``."""
+    return _sig_ok(key, signature, "head", seq, digest)
+
+
 def init_chain(session: Session, key: PrivateKey) -> None:
     """Create the signed genesis head of an empty chain."""
     session.add(
@@ -106,34 +134,48 @@ def append_event(
     key: PrivateKey,
     *,
     ts: str,
-    actor: str,
+    actor: Actor,
     action: str,
     job_id: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> AuditEventRow:
-    """Append one event in the caller's (write-locked) transaction and re-sign the head."""
+    """Append one event signed by ``actor`` in the caller's (write-locked) transaction.
+
+    ``key`` is the workspace's audit key: it re-signs the head. The signed head is left in
+    ``session.info["audit_head"]`` for the witness, published once the transaction commits.
+    """
     head = session.get(AuditHeadRow, 1)
     if head is None:
         raise VerificationError("the audit chain has no head: the database is not initialised")
     seq = head.seq + 1
     text = canonical_json(payload or {}).decode()
     digest = event_hash(
-        seq=seq, ts=ts, actor=actor, action=action, job_id=job_id, payload=text, prev_hash=head.hash
+        seq=seq,
+        ts=ts,
+        actor=actor.name,
+        action=action,
+        job_id=job_id,
+        payload=text,
+        prev_hash=head.hash,
+        keyid=actor.keyid,
     )
     row = AuditEventRow(
         seq=seq,
         ts=ts,
-        actor=actor,
+        actor=actor.name,
         action=action,
         job_id=job_id,
         payload=text,
         prev_hash=head.hash,
         hash=digest,
+        keyid=actor.keyid,
+        signature=base64.b64encode(actor.key.sign(event_signature_message(digest))).decode(),
     )
     session.add(row)
     head.seq = seq
     head.hash = digest
     head.signature = _sign(key, "head", seq, digest)
+    session.info["audit_head"] = {"seq": seq, "hash": digest, "signature": head.signature}
     if seq % CHECKPOINT_EVERY == 0:
         session.add(
             AuditCheckpointRow(
@@ -169,18 +211,30 @@ def iter_events(session: Session, *, job_id: str | None = None) -> Iterator[Audi
         )
 
 
-def _bad(count: int, seq: int, problem: str) -> AuditVerification:
-    return AuditVerification(ok=False, events=count, first_bad_seq=seq, problem=problem)
+def _bad(count: int, seq: int, problem: str) -> tuple[AuditVerification, None]:
+    return AuditVerification(ok=False, events=count, first_bad_seq=seq, problem=problem), None
 
 
 def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
     """Walk the whole chain and report the first inconsistency.
 
+    Checks the links, every event's hash and its actor's signature, that each identity and
+    policy event was allowed to its actor when it was made, the signed checkpoints and head.
+
     Args:
         session: A session on the store.
-        key: The trusted workspace public key.
+        key: The trusted audit public key of the workspace.
 
     """
+    verification, _ = replay_chain(session, key)
+    return verification
+
+
+def replay_chain(
+    session: Session, key: PublicKey
+) -> tuple[AuditVerification, ChainState | None]:
+    """Verify the chain and, when it holds, the state it puts in force."""
+    state = ChainState()
     checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpointRow))}
     head = session.get(AuditHeadRow, 1)
     count = 0
@@ -209,6 +263,7 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
             job_id=row.job_id,
             payload=row.payload,
             prev_hash=row.prev_hash,
+            keyid=row.keyid,
         )
         if digest != row.hash:
             return _bad(
@@ -216,6 +271,19 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
                 row.seq,
                 f"event #{row.seq} was modified: its content does not match its hash",
             )
+        try:
+            state.apply(
+                seq=row.seq,
+                actor=row.actor,
+                action=row.action,
+                job_id=row.job_id,
+                payload=parse_payload(row.payload),
+                keyid=row.keyid,
+                signature=_b64(row.signature),
+                event_hash=digest,
+            )
+        except (ChainProblem, KeyError, ValueError, TypeError, FtguardError) as exc:
+            return _bad(count, row.seq, str(exc) or f"event #{row.seq} cannot be applied")
         cp = checkpoints.pop(row.seq, None)
         if cp is not None:
             if not _sig_ok(key, cp.signature, "checkpoint", cp.seq, cp.hash):
@@ -253,7 +321,16 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
     if checkpoints:
         first = min(checkpoints)
         return _bad(count, first, f"event #{first} is missing but a signed checkpoint names it")
-    return AuditVerification(ok=True, events=count)
+    return AuditVerification(ok=True, events=count, head_seq=last, head_hash=prev), state
+
+
+def _b64(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def event_count(session: Session) -> int:

@@ -20,13 +20,14 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ftguard.control._identities import require_role
-from ftguard.control._jobs import store_evidence
+from ftguard.control._chain import ChainState
+from ftguard.control._identities import authenticate, chain_state, policy_in_force, require_role
+from ftguard.control._jobs import chain_evidence, store_evidence
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError, ConflictError, NotFoundError
-from ftguard.store import EvidenceRow, JobRow
+from ftguard.store import EvidenceRow
 
 __all__ = [
     "BASELINE_KIND",
@@ -73,28 +74,34 @@ def _justified(text: str, what: str) -> str:
     return text
 
 
-def _rows(session: Session, kind: str) -> list[EvidenceRow]:
-    return list(
-        session.scalars(
+def _rows(session: Session, state: ChainState, kind: str) -> list[EvidenceRow]:
+    """Stored evidence of ``kind`` with no job, as far as the chain records it (by digest)."""
+    in_chain = {e.digest for e in state.baselines if e.kind == kind}
+    return [
+        row
+        for row in session.scalars(
             select(EvidenceRow)
             .where(EvidenceRow.kind == kind, EvidenceRow.job_id.is_(None))
             .order_by(EvidenceRow.id)
         )
-    )
+        if row.digest in in_chain
+    ]
 
 
-def _revocations(session: Session) -> dict[str, tuple[EvidenceRow, dict[str, Any]]]:
+def _revocations(
+    session: Session, state: ChainState
+) -> dict[str, tuple[EvidenceRow, dict[str, Any]]]:
     out: dict[str, tuple[EvidenceRow, dict[str, Any]]] = {}
-    for row in _rows(session, REVOKE_KIND):
+    for row in _rows(session, state, REVOKE_KIND):
         body = json.loads(row.body)
         out.setdefault(str(body["baseline"]), (row, body))
     return out
 
 
-def _views(session: Session) -> list[tuple[BaselineView, dict[str, Any]]]:
-    revoked = _revocations(session)
+def _views(session: Session, state: ChainState) -> list[tuple[BaselineView, dict[str, Any]]]:
+    revoked = _revocations(session, state)
     out = []
-    for row in _rows(session, BASELINE_KIND):
+    for row in _rows(session, state, BASELINE_KIND):
         body = json.loads(row.body)
         view = BaselineView(
             digest=row.digest,
@@ -119,30 +126,34 @@ def _views(session: Session) -> list[tuple[BaselineView, dict[str, Any]]]:
 
 
 def baseline_sources(
-    session: Session, base_model_digest: str, *, exclude_job: str | None = None
+    session: Session,
+    base_model_digest: str,
+    *,
+    state: ChainState,
+    exclude_job: str | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """What a weight report on this base model is judged against, by source.
 
     (fingerprints of earlier jobs on this base model that passed the gate, oldest first;
-    fingerprints of the unrevoked baselines registered for it, oldest first).
+    fingerprints of the unrevoked baselines registered for it, oldest first), as the
+    verified chain records them.
     """
     from ftguard.weights import Fingerprint
 
-    passed = session.scalars(
-        select(EvidenceRow.body)
-        .join(JobRow, JobRow.id == EvidenceRow.job_id)
-        .where(
-            EvidenceRow.kind == "weights",
-            JobRow.base_model_digest == base_model_digest,
-            JobRow.state.in_([JobState.PASSED.value, JobState.DEPLOYED.value]),
-            JobRow.id != (exclude_job or ""),
-        )
-        .order_by(EvidenceRow.id)
-    ).all()
-    jobs = [json.loads(b).get("fingerprint") for b in passed]
+    passed = (JobState.PASSED.value, JobState.DEPLOYED.value)
+    jobs = []
+    for record in state.jobs.values():
+        if (
+            record.state in passed
+            and record.digests.get("base_model") == base_model_digest
+            and record.id != exclude_job
+        ):
+            found = chain_evidence(session, record, "weights")
+            if found is not None:
+                jobs.append(found[1].get("fingerprint"))
     registered = [
         body["fingerprint"]
-        for view, body in _views(session)
+        for view, body in _views(session, state)
         if not view.revoked and view.base_model_digest == base_model_digest
     ]
     return (
@@ -160,7 +171,7 @@ def workspace_weight_report(
     return diff(
         base,
         tuned,
-        policy=ws.policy().weights,
+        policy=ws.policy().weights,  # the callers checked it is the policy in force
         baselines=baselines,
         fingerprint_cache=ws.path / "cache" / "weights",
         **options,
@@ -172,7 +183,7 @@ def list_baselines(
 ) -> list[BaselineView]:
     """Registered baselines, oldest first (optionally of one base model, or unrevoked only)."""
     with ws.store.read() as session:
-        views = [v for v, _ in _views(session)]
+        views = [v for v, _ in _views(session, chain_state(ws, session))]
     return [
         v
         for v in views
@@ -208,12 +219,14 @@ def register_baseline(
 
     """
     text = _justified(justification, "trusted")
-    policy = ws.policy()
     with ws.store.read() as session:
-        require_role(session, policy, actor, "security_reviewer", to="register weight baselines")
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        authenticate(state, actor)
+        require_role(state, policy, actor, "security_reviewer", to="register weight baselines")
     base_digest = base_digest or manifest_of(Path(base)).root
     with ws.store.read() as session:
-        jobs, registered = baseline_sources(session, base_digest)
+        jobs, registered = baseline_sources(session, base_digest, state=chain_state(ws, session))
     report = workspace_weight_report(
         ws, base, tuned, baselines=jobs + registered, base_digest=base_digest,
         progress=progress, **options,
@@ -234,8 +247,10 @@ def register_baseline(
         "fingerprint": report.fingerprint.model_dump(mode="json"),
     }
     with ws.store.write() as session:
-        require_role(session, policy, actor, "security_reviewer", to="register weight baselines")
-        for view, _ in _views(session):
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        require_role(state, policy, actor, "security_reviewer", to="register weight baselines")
+        for view, _ in _views(session, state):
             if (
                 not view.revoked
                 and view.base_model_digest == report.base_digest
@@ -246,7 +261,7 @@ def register_baseline(
                     f"(registered by {view.registered_by})"
                 )
         digest = store_evidence(
-            ws, session, job_id=None, kind=BASELINE_KIND, body=body, actor=actor,
+            ws, session, job_id=None, kind=BASELINE_KIND, body=body, actor=who,
             payload={"tuned": report.tuned_digest, "base_model": report.base_digest,
                      "justification": text},
         )  # fmt: skip
@@ -269,8 +284,13 @@ def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: st
     if len(prefix) < 8:
         raise BadInputError("give at least the first 8 hex digits of the baseline's digest")
     with ws.store.write() as session:
-        require_role(session, ws.policy(), actor, "security_reviewer", to="revoke weight baselines")
-        matches = [v for v, _ in _views(session) if v.digest.startswith(prefix)]
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        require_role(
+            state, policy_in_force(ws, state), actor, "security_reviewer",
+            to="revoke weight baselines",
+        )  # fmt: skip
+        matches = [v for v, _ in _views(session, state) if v.digest.startswith(prefix)]
         if not matches:
             raise NotFoundError(f"no registered weight baseline has digest {digest}")
         if len(matches) > 1:
@@ -284,6 +304,6 @@ def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: st
             ws, session, job_id=None, kind=REVOKE_KIND,
             body={"version": 1, "baseline": view.digest, "revoked_by": actor,
                   "justification": text},
-            actor=actor, payload={"baseline": view.digest, "justification": text},
+            actor=who, payload={"baseline": view.digest, "justification": text},
         )  # fmt: skip
     return next(v for v in list_baselines(ws) if v.digest == view.digest)

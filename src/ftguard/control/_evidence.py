@@ -7,28 +7,30 @@ interrupted analysis leaves the job as it was.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftguard.control._baselines import baseline_sources, workspace_weight_report
+from ftguard.control._chain import ChainState
+from ftguard.control._identities import authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import (
     JobView,
-    get_job_row,
+    chain_evidence,
+    checked_job,
     job_view,
-    latest_evidence,
     store_evidence,
     transition,
 )
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
-from ftguard.errors import BadInputError, ConflictError
+from ftguard.digests import manifest_of
+from ftguard.errors import BadInputError, ConflictError, VerificationError
 from ftguard.store import JobRow
 
 if TYPE_CHECKING:
     from ftguard.behavior.suites import Suite
 
-__all__ = ["evaluate_job", "review_job", "weights_for_job"]
+__all__ = ["evaluate_job", "recorded_output", "review_job", "weights_for_job"]
 
 _REVIEWABLE = (JobState.SUBMITTED.value, JobState.IN_REVIEW.value)
 _EVALUABLE = (JobState.TRAINED.value, JobState.EVALUATING.value)
@@ -43,16 +45,32 @@ def review_job(
     progress: bool = False,
     **options: Any,
 ) -> tuple[Any, JobView]:
-    """Review a job's dataset; a pass moves it to awaiting_approval, a block rejects it."""
+    """Review a job's dataset; a pass moves it to awaiting_approval, a block rejects it.
+
+    A job's review always runs every scanner the policy requires, with embeddings, on the
+    job's stated purpose: choosing scanners or a purpose is for reviewing a dataset file.
+    """
     from ftguard.review import review_dataset
 
-    policy = ws.policy()
+    narrowing = sorted(k for k in ("scanners",) if options.get(k))
+    if options.get("embeddings") is False:
+        narrowing.append("no embeddings")
+    if purpose is not None or narrowing:
+        given = ", ".join((["purpose"] if purpose is not None else []) + narrowing)
+        raise BadInputError(
+            f"a job's review runs the policy's full review on the job's stated purpose; "
+            f"{given} can only be chosen when reviewing a dataset file"
+        )
+    options = {k: v for k, v in options.items() if k == "workers"}
     with ws.store.read() as session:
-        row = get_job_row(session, job_id)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        authenticate(state, actor)
+        row = checked_job(session, state, job_id)
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} is {row.state}: only submitted jobs are reviewed")
         dataset = Path(row.dataset_path)
-        stated = purpose or row.purpose
+        stated = row.purpose
         approved_digest = row.dataset_digest
     review = review_dataset(
         dataset, purpose=stated, policy=policy.review, progress=progress, **options
@@ -62,15 +80,20 @@ def review_job(
             f"the dataset of job {job_id} changed since it was submitted: submit it again"
         )
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} became {row.state} during the review")
         if row.state == JobState.SUBMITTED.value:
             transition(
-                ws, session, row, JobState.IN_REVIEW, actor=actor, action="review.start", payload={}
+                ws, session, row, JobState.IN_REVIEW, actor=who, action="review.start", payload={}
             )
         body = review.model_dump(mode="json")
-        digest = store_evidence(ws, session, job_id=job_id, kind="review", body=body, actor=actor)
+        digest = store_evidence(
+            ws, session, job_id=job_id, kind="review", body=body, actor=who,
+            payload={"subjects": {"dataset": row.dataset_digest}},
+        )  # fmt: skip
         row.review_digest = digest
         if review.verdict == "pass":
             transition(
@@ -78,7 +101,7 @@ def review_job(
                 session,
                 row,
                 JobState.AWAITING_APPROVAL,
-                actor=actor,
+                actor=who,
                 action="review.pass",
                 payload={"review": digest},
             )
@@ -89,7 +112,7 @@ def review_job(
                 session,
                 row,
                 JobState.REJECTED,
-                actor=actor,
+                actor=who,
                 action="review.block",
                 payload={
                     "review": digest,
@@ -99,12 +122,55 @@ def review_job(
         return review, job_view(session, row)
 
 
-def _trained_output(row: JobRow) -> Path:
-    if not row.output_path:
+def recorded_output(state: ChainState, row: JobRow) -> tuple[Path, str]:
+    """The job's output folder and digest as the launcher recorded them in the chain.
+
+    Raises:
+        BadInputError: The job has no recorded output.
+
+    """
+    output = state.job(row.id).output
+    if not output or not output.get("path") or not output.get("root"):
         raise BadInputError(
-            f"job {row.id} has no recorded output: give the tuned model or adapter path"
+            f"job {row.id} has no recorded output: train it with 'ftguard run {row.id}'"
         )
-    return Path(row.output_path)
+    return Path(str(output["path"])), str(output["root"])
+
+
+def _check_digest(path: Path, expected: str, what: str) -> None:
+    """Refuse unless the file or folder at ``path`` has the recorded digest."""
+    try:
+        root = manifest_of(path).root
+    except BadInputError as exc:
+        raise VerificationError(f"the {what} at {path} cannot be read: {exc}") from exc
+    if root != expected:
+        raise VerificationError(
+            f"the {what} at {path} is not the recorded one (digest {root[:16]}, "
+            f"recorded {expected[:16]}): evidence is computed on the job's recorded files only"
+        )
+
+
+def _subjects_for(
+    ws: Workspace, actor: str, job_id: str, overrides: dict[str, Path | None]
+) -> tuple[dict[str, tuple[Path, str]], JobRow]:
+    """The job's recorded base model and output (path, digest), checked on disk.
+
+    An override path (a copy elsewhere) is accepted only with the recorded digest.
+    """
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        authenticate(state, actor)
+        row = checked_job(session, state, job_id)
+        if row.state not in _EVALUABLE:
+            raise ConflictError(f"job {job_id} is {row.state}: evidence is for trained jobs")
+        output, output_digest = recorded_output(state, row)
+    subjects = {
+        "base_model": (overrides.get("base_model") or Path(row.base_model_path), row.base_model_digest),
+        "output": (overrides.get("output") or output, output_digest),
+    }
+    for kind, (path, digest) in subjects.items():
+        _check_digest(path, digest, "base model" if kind == "base_model" else "trained output")
+    return subjects, row
 
 
 def weights_for_job(
@@ -117,45 +183,64 @@ def weights_for_job(
     progress: bool = False,
     **options: Any,
 ) -> Any:
-    """Weight report of a trained job against the baselines of earlier approved jobs."""
+    """Weight report of a trained job against the baselines of earlier approved jobs.
+
+    Computed on the job's recorded base model and output only (``base``/``tuned`` may name
+    copies, which must have the recorded digests); both are re-hashed before and after the
+    analysis, and the stored evidence names the digests it was computed on.
+    """
+    subjects, row = _subjects_for(ws, actor, job_id, {"base_model": base, "output": tuned})
     with ws.store.read() as session:
-        row = get_job_row(session, job_id)
-        if row.state not in _EVALUABLE:
-            raise ConflictError(f"job {job_id} is {row.state}: weight reports are for trained jobs")
-        base_path = base or Path(row.base_model_path)
-        tuned_path = tuned or _trained_output(row)
-        jobs, registered = baseline_sources(session, row.base_model_digest, exclude_job=row.id)
+        jobs, registered = baseline_sources(
+            session, row.base_model_digest, exclude_job=row.id, state=chain_state(ws, session)
+        )
     report = workspace_weight_report(
-        ws, base_path, tuned_path, baselines=jobs + registered, progress=progress, **options
-    )
+        ws, subjects["base_model"][0], subjects["output"][0], baselines=jobs + registered,
+        base_digest=row.base_model_digest, progress=progress, **options,
+    )  # fmt: skip
     if registered:
         report.notes.append(
             f"baselines on this base model: {len(jobs)} earlier jobs that passed the gate and "
             f"{len(registered)} fine-tunes a security reviewer registered "
             "(ftguard weights baseline list)"
         )
-    _store_analysis(
-        ws, actor=actor, job_id=job_id, kind="weights", body=report.model_dump(mode="json")
-    )
+    _store_analysis(ws, actor=actor, job_id=job_id, kind="weights",
+                    body=report.model_dump(mode="json"), subjects=subjects)  # fmt: skip
     return report
 
 
 def _store_analysis(
-    ws: Workspace, *, actor: str, job_id: str, kind: str, body: dict[str, Any]
+    ws: Workspace,
+    *,
+    actor: str,
+    job_id: str,
+    kind: str,
+    body: dict[str, Any],
+    subjects: dict[str, tuple[Path, str]],
 ) -> None:
-    """Store a trained job's weight report or behaviour comparison; the first one starts evaluation."""
+    """Store a trained job's weight report or behaviour comparison; the first one starts evaluation.
+
+    The subjects are hashed again first: a file swapped during the analysis voids it.
+    """
+    for name, (path, digest) in subjects.items():
+        _check_digest(path, digest, "base model" if name == "base_model" else "trained output")
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
         if row.state not in _EVALUABLE:
             raise ConflictError(f"job {job_id} became {row.state} during the analysis")
-        store_evidence(ws, session, job_id=job_id, kind=kind, body=body, actor=actor)
+        store_evidence(
+            ws, session, job_id=job_id, kind=kind, body=body, actor=who,
+            payload={"subjects": {name: digest for name, (_, digest) in subjects.items()}},
+        )  # fmt: skip
         if row.state == JobState.TRAINED.value:
             transition(
                 ws,
                 session,
                 row,
                 JobState.EVALUATING,
-                actor=actor,
+                actor=who,
                 action="evaluation.start",
                 payload={"by": kind},
             )
@@ -164,12 +249,13 @@ def _store_analysis(
 def review_triggers(ws: Workspace, job_id: str) -> list[dict[str, Any]]:
     """Candidate triggers the job's dataset review found, best first: ``{text, score}``."""
     with ws.store.read() as session:
-        ev = latest_evidence(session, job_id, "review")
-    if ev is None:
+        state = chain_state(ws, session)
+        found = chain_evidence(session, state.jobs.get(job_id), "review")
+    if found is None:
         return []
     return [
         {"text": str(t["text"]), "score": float(t.get("score") or 0.0)}
-        for t in json.loads(ev.body).get("triggers") or []
+        for t in found[1].get("triggers") or []
         if t.get("text")
     ]
 
@@ -196,28 +282,28 @@ def evaluate_job(
     from ftguard.behavior import DEFAULT_SUITES, TransformersBackend, compare, run_suites
     from ftguard.weights._lora import is_adapter
 
-    policy = ws.policy()
     with ws.store.read() as session:
-        row = get_job_row(session, job_id)
-        if row.state not in _EVALUABLE:
-            raise ConflictError(
-                f"job {job_id} is {row.state}: behaviour tests are for trained jobs"
-            )
-        base_path = Path(row.base_model_path)
-    if model is None:
-        output = _trained_output(row)
-        if is_adapter(output):
-            model, adapter = base_path, output
-        else:
-            model = output
-    before_model = baseline or base_path
+        policy = policy_in_force(ws, chain_state(ws, session))
+    if baseline is not None or baseline_adapter is not None:
+        raise BadInputError(
+            "a job's behaviour is compared with its recorded base model; --baseline and "
+            "--baseline-adapter are for comparing models outside a job"
+        )
+    if model is not None and adapter is not None:
+        raise BadInputError("give the job's output as MODEL or as --adapter, not both")
+    subjects, row = _subjects_for(ws, actor, job_id, {"output": adapter or model})
+    base_path = subjects["base_model"][0]
+    output = subjects["output"][0]
+    if is_adapter(output):
+        model, adapter = base_path, output
+    else:
+        model, adapter = output, None
+    before_model = base_path
     chosen = suites or [*DEFAULT_SUITES, "triggers"]
     triggers = review_triggers(ws, job_id)
     cache = ws.path / "cache" / "behavior"
     before = run_suites(
-        TransformersBackend(
-            before_model, adapter_dir=baseline_adapter, max_new_tokens=max_new_tokens
-        ),
+        TransformersBackend(before_model, max_new_tokens=max_new_tokens),
         chosen,
         triggers=triggers,
         limit_per_suite=limit,
@@ -234,6 +320,7 @@ def evaluate_job(
     )
     comparison = compare(before, after, policy=policy.behavior)
     _store_analysis(
-        ws, actor=actor, job_id=job_id, kind="behavior", body=comparison.model_dump(mode="json")
-    )
+        ws, actor=actor, job_id=job_id, kind="behavior",
+        body=comparison.model_dump(mode="json"), subjects=subjects,
+    )  # fmt: skip
     return comparison

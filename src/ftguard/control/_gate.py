@@ -1,4 +1,11 @@
-"""The gate's use cases: decide, override a block, deploy."""
+"""The gate's use cases: decide, override a block, deploy.
+
+The gate reads only what the verified audit chain vouches for: the approvals the run consumed,
+each analysis's newest evidence whose digest the chain records *and* whose subjects (the digests
+it was computed on) are the job's recorded base model and output, and the output manifest the
+launcher recorded, which it hashes again before it signs. The attestation names that exact
+manifest and the audit head the decision was recorded under.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftguard.control._approvals import verify_job_approvals
-from ftguard.control._identities import require_role, roles_of
-from ftguard.control._jobs import get_job_row, latest_evidence, store_evidence, transition
+from ftguard.control._chain import Actor, ChainState, JobRecord
+from ftguard.control._identities import authenticate, chain_state, policy_in_force, require_role
+from ftguard.control._jobs import chain_evidence, checked_job, store_evidence, transition
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
+from ftguard.digests import Manifest, manifest_of
 from ftguard.errors import BadInputError, ConflictError, FtguardError, PermissionDeniedError
 from ftguard.gate import Decision, RuleResult, evaluate_rules, issue_attestation
-from ftguard.store import ApprovalRow, AuditEventRow, JobRow
+from ftguard.policy import Policy
+from ftguard.store import AuditEventRow, JobRow
 
 __all__ = ["GateOutcome", "decide_gate", "deploy_job", "override_gate"]
 
@@ -44,58 +54,156 @@ def _review_override(session: Session, job_id: str) -> str | None:
 
 
 def _approval_rule(
-    ws: Workspace, session: Session, row: JobRow
-) -> tuple[RuleResult, list[dict[str, Any]]]:
-    used = session.scalars(
-        select(ApprovalRow).where(
-            ApprovalRow.job_id == row.id, ApprovalRow.consumed_by_run == row.run_count
+    ws: Workspace, session: Session, state: ChainState, policy: Policy, record: JobRecord
+) -> tuple[list[RuleResult], list[dict[str, Any]]]:
+    rules: list[RuleResult] = []
+    if record.run_count == 0 or not record.approvals_of_run(record.run_count):
+        return [
+            RuleResult(
+                rule="approval.valid",
+                control="approval",
+                passed=False,
+                reason="the job was never trained under a verified approval",
+            )
+        ], []
+    if not record.bound_run and not policy.gate.allow_unbound_runs:
+        rules.append(
+            RuleResult(
+                rule="run.bound",
+                control="approval",
+                passed=False,
+                reason="the model was trained by a free-form command, not the one the approved "
+                "config names (an unbound run; the policy's gate.allow_unbound_runs is off)",
+            )
         )
-    ).all()
-    if row.run_count == 0 or not used:
-        return RuleResult(
-            rule="approval.valid",
-            control="approval",
-            passed=False,
-            reason="the job was never trained under a verified approval",
-        ), []
     try:
-        check = verify_job_approvals(ws, session, row.id, approvals=list(used), check_disk=False)
+        check = verify_job_approvals(
+            ws, session, state, policy, record.id, run=record.run_count, check_disk=False
+        )
     except FtguardError as exc:
-        return RuleResult(
-            rule="approval.valid",
-            control="approval",
-            passed=False,
-            reason=f"the approvals do not verify: {exc}",
-        ), []
+        rules.insert(
+            0,
+            RuleResult(
+                rule="approval.valid",
+                control="approval",
+                passed=False,
+                reason=f"the approvals do not verify: {exc}",
+            ),
+        )
+        return rules, []
     names = ", ".join(v["approver"] for v in check.valid)
     approvals = [
         {"approver": v["approver"], "keyid": v["keyid"], "envelope": v["envelope"]}
         for v in check.valid
     ]
-    return RuleResult(
-        rule="approval.valid",
-        control="approval",
-        passed=True,
-        reason=f"trained under a verified approval by {names}",
-    ), approvals
+    rules.insert(
+        0,
+        RuleResult(
+            rule="approval.valid",
+            control="approval",
+            passed=True,
+            reason=f"trained under a verified approval by {names}",
+        ),
+    )
+    return rules, approvals
+
+
+def _expected_subjects(row: JobRow, output_root: str | None) -> dict[str, dict[str, str]]:
+    both = {"base_model": row.base_model_digest, "output": str(output_root)}
+    return {"review": {"dataset": row.dataset_digest}, "weights": both, "behavior": both}
+
+
+def _bound_evidence(
+    session: Session, row: JobRow, record: JobRecord
+) -> tuple[dict[str, tuple[str, dict[str, Any]] | None], list[RuleResult]]:
+    """Each analysis's newest chain-recorded evidence, if computed on the recorded files."""
+    output_root = (record.output or {}).get("root")
+    expected = _expected_subjects(row, output_root)
+    evidence: dict[str, tuple[str, dict[str, Any]] | None] = {}
+    rules: list[RuleResult] = []
+    for kind in ("review", "weights", "behavior"):
+        found = chain_evidence(session, record, kind)
+        if found is None:
+            evidence[kind] = None
+            continue
+        entry, body = found
+        if entry.subjects != expected[kind]:
+            rules.append(
+                RuleResult(
+                    rule=f"{kind}.subjects",
+                    control=kind,  # type: ignore[arg-type]
+                    passed=False,
+                    reason=f"the newest {kind} evidence was computed on other files than the "
+                    "job's recorded inputs and output",
+                    evidence_digest=entry.digest,
+                )
+            )
+            evidence[kind] = None
+            continue
+        evidence[kind] = (entry.digest, body)
+    return evidence, rules
+
+
+def _output_rule(record: JobRecord, current: Manifest | None, problem: str | None) -> RuleResult:
+    output = record.output or {}
+    if not output.get("root"):
+        reason = "no trained model or adapter is recorded for the job (train it with 'ftguard run')"
+    elif current is None:
+        reason = f"the recorded output cannot be read: {problem}"
+    elif current.root != output["root"]:
+        diff = "; ".join(_recorded_manifest(output).differences(current)[:5]) or "content differs"
+        reason = f"the output changed since the run recorded it ({diff})"
+    else:
+        return RuleResult(
+            rule="output.recorded",
+            control="output",
+            passed=True,
+            reason=f"the output is the one the run recorded (sha256:{current.root[:16]})",
+        )
+    return RuleResult(rule="output.recorded", control="output", passed=False, reason=reason)
+
+
+def _recorded_manifest(output: dict[str, Any]) -> Manifest:
+    return Manifest.model_validate(
+        {
+            "name": Path(str(output.get("path"))).name,
+            "kind": output.get("kind") or "folder",
+            "root": output.get("root"),
+            "files": output.get("files") or [],
+        }
+    )
+
+
+def _hash_output(record: JobRecord) -> tuple[Manifest | None, str | None]:
+    path = (record.output or {}).get("path")
+    if not path:
+        return None, "no output recorded"
+    try:
+        return manifest_of(str(path)), None
+    except BadInputError as exc:
+        return None, str(exc)
 
 
 def decide_gate(ws: Workspace, *, actor: str, job_id: str) -> GateOutcome:
     """Evaluate the policy over the job's evidence; record pass or block; attest a pass."""
-    policy = ws.policy()
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        authenticate(state, actor)
+        checked_job(session, state, job_id)
+        current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        record = state.job(job_id)
         if row.state not in (JobState.TRAINED.value, JobState.EVALUATING.value):
             raise ConflictError(
                 f"job {job_id} is {row.state}: the gate decides trained or evaluating jobs"
             )
-        rules: list[RuleResult] = []
-        approval_rule, approvals = _approval_rule(ws, session, row)
-        rules.append(approval_rule)
-        evidence: dict[str, tuple[str, dict[str, Any]] | None] = {}
-        for kind in ("review", "weights", "behavior"):
-            ev = latest_evidence(session, job_id, kind)
-            evidence[kind] = None if ev is None else (ev.digest, json.loads(ev.body))
+        rules, approvals = _approval_rule(ws, session, state, policy, record)
+        evidence, subject_rules = _bound_evidence(session, row, record)
+        rules += subject_rules
         rules += evaluate_rules(
             required={
                 "review": policy.review.required,
@@ -105,50 +213,36 @@ def decide_gate(ws: Workspace, *, actor: str, job_id: str) -> GateOutcome:
             evidence=evidence,
             review_overridden=_review_override(session, job_id),
         )
-        model_path = Path(row.output_path) if row.output_path else None
-        if model_path is None or not model_path.exists():
-            rules.append(
-                RuleResult(
-                    rule="output.present",
-                    control="output",
-                    passed=False,
-                    reason="no trained model or adapter is recorded for the job "
-                    "(train with 'ftguard run JOB --output DIR -- ...')",
-                )
-            )
+        rules.append(_output_rule(record, current, problem))
         passed = all(r.passed for r in rules)
         decision = Decision(
             job_id=job_id,
             decision="pass" if passed else "block",
             rules=rules,
             reasons=[r.reason for r in rules if not r.passed],
-            policy_digest=ws.policy_digest(),
+            policy_digest=str(state.policy_digest),
             evidence={k: v[0] for k, v in evidence.items() if v is not None},
             decided_at=now_iso(),
             decided_by=actor,
         )
         digest = store_evidence(
-            ws,
-            session,
-            job_id=job_id,
-            kind="gate",
-            body=decision.model_dump(mode="json"),
-            actor=actor,
-        )
+            ws, session, job_id=job_id, kind="gate",
+            body=decision.model_dump(mode="json"), actor=who,
+        )  # fmt: skip
         target = JobState.PASSED if passed else JobState.BLOCKED
         transition(
             ws,
             session,
             row,
             target,
-            actor=actor,
+            actor=who,
             action=f"gate.{decision.decision}",
             payload={"decision": digest, "reasons": decision.reasons},
         )
         path = None
         if passed:
-            assert model_path is not None
-            path = _attest(ws, session, row, decision, approvals, model_path, actor)
+            assert current is not None
+            path = _attest(ws, session, row, decision, approvals, current, who)
     return GateOutcome(decision, path)
 
 
@@ -158,10 +252,17 @@ def _attest(
     row: JobRow,
     decision: Decision,
     approvals: list[dict[str, Any]],
-    model_path: Path,
-    actor: str,
+    manifest: Manifest,
+    actor: Actor,
 ) -> Path:
-    envelope = issue_attestation(model_path, decision, key=ws.workspace_key(), approvals=approvals)
+    head = dict(session.info.get("audit_head") or {})
+    envelope = issue_attestation(
+        manifest,
+        decision,
+        key=ws.attestation_key(),
+        approvals=approvals,
+        audit_head={"seq": head.get("seq"), "hash": head.get("hash")},
+    )
     body = json.loads(envelope.model_dump_json())
     store_evidence(ws, session, job_id=row.id, kind="attestation", body=body, actor=actor)
     out = ws.reports_dir / row.id / "attestation.json"
@@ -174,24 +275,34 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
     """A security reviewer passes a blocked job, where the policy lets those rules be overridden."""
     if not justification.strip():
         raise BadInputError("--justification must say why the block is overridden")
-    policy = ws.policy()
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        checked_job(session, state, job_id)
+        current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
-        require_role(session, policy, actor, "security_reviewer", to="override gate decisions")
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        who = authenticate(state, actor)
+        require_role(state, policy, actor, "security_reviewer", to="override gate decisions")
+        row = checked_job(session, state, job_id, lock=True)
+        record = state.job(job_id)
         if row.state != JobState.BLOCKED.value:
             raise ConflictError(f"job {job_id} is {row.state}, not blocked")
-        ev = latest_evidence(session, job_id, "gate")
-        assert ev is not None
-        decision = Decision.model_validate_json(ev.body)
+        found = chain_evidence(session, record, "gate")
+        if found is None:
+            raise ConflictError(f"job {job_id} has no recorded gate decision to override")
+        decision = Decision.model_validate(found[1])
         failed = [r for r in decision.rules if not r.passed]
         allowed = set(policy.gate.overridable)
         refused = [r for r in failed if r.control not in allowed]
+        output = _output_rule(record, current, problem)
+        if not output.passed:
+            refused.append(output)
         if refused:
             raise PermissionDeniedError(
                 f"the policy does not let a security reviewer override: "
                 f"{'; '.join(r.reason for r in refused)}"
             )
-        model_path = Path(row.output_path or "")
         for r in failed:
             r.overridden = True
             r.passed = True
@@ -202,21 +313,17 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
             "rules": [r.rule for r in failed],
             "at": now_iso(),
         }
-        _, approvals = _approval_rule(ws, session, row)
+        _, approvals = _approval_rule(ws, session, state, policy, record)
         digest = store_evidence(
-            ws,
-            session,
-            job_id=job_id,
-            kind="gate",
-            body=decision.model_dump(mode="json"),
-            actor=actor,
-        )
+            ws, session, job_id=job_id, kind="gate",
+            body=decision.model_dump(mode="json"), actor=who,
+        )  # fmt: skip
         transition(
             ws,
             session,
             row,
             JobState.PASSED,
-            actor=actor,
+            actor=who,
             action="gate.override",
             payload={
                 "decision": digest,
@@ -224,17 +331,20 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
                 "rules": [r.rule for r in failed],
             },
         )
-        path = _attest(ws, session, row, decision, approvals, model_path, actor)
+        assert current is not None
+        path = _attest(ws, session, row, decision, approvals, current, who)
     return GateOutcome(decision, path)
 
 
 def deploy_job(ws: Workspace, *, actor: str, job_id: str) -> Path:
     """Mark a passed job deployed (its requester or an admin); returns its attestation path."""
-    policy = ws.policy()
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
-        if actor != row.requester and "admin" not in roles_of(session, policy, actor):
-            require_role(session, policy, actor, "admin", to="deploy others' jobs")
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        if actor != row.requester:
+            require_role(state, policy, actor, "admin", to="deploy others' jobs")
         if row.state != JobState.PASSED.value:
             raise ConflictError(
                 f"job {job_id} is {row.state}: only a job that passed the gate can be deployed"
@@ -244,7 +354,7 @@ def deploy_job(ws: Workspace, *, actor: str, job_id: str) -> Path:
             session,
             row,
             JobState.DEPLOYED,
-            actor=actor,
+            actor=who,
             action="job.deploy",
             payload={"model": row.output_path},
         )

@@ -1,4 +1,13 @@
-"""Identities, roles and their public keys."""
+"""Identities, roles and keys, as the verified audit chain puts them in force.
+
+In local mode a user *is* the holder of their private key: acting as ``--as NAME`` loads
+NAME's private key from the caller's own key folder, and the chain must say that key is an
+active key of NAME; every event the action writes is signed with it. A key enters the chain in
+two steps: its holder requests it with a signature made by the key itself (proof of
+possession), and an admin confirms it with the admin's own key. Keys can be revoked by their
+owner or an admin; verifications after the revocation refuse them. The ``users`` and ``keys``
+tables are an index for listing; nothing is decided from them.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +15,48 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ftguard.attest import PrivateKey, PublicKey, generate_key, load_private_key
-from ftguard.control._audit import append_event
+from ftguard.attest import PublicKey, generate_key, load_private_key
+from ftguard.control._audit import append_event, replay_chain
+from ftguard.control._chain import Actor, ChainState, KeyRecord
 from ftguard.control._workspace import Workspace, now_iso, user_keys_dir
-from ftguard.errors import BadInputError, ConflictError, NotFoundError, PermissionDeniedError
-from ftguard.policy import ROLES, Policy
-from ftguard.store import KeyRow, UserRow
+from ftguard.errors import (
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    VerificationError,
+)
+from ftguard.policy import ROLES, Policy, policy_digest
+from ftguard.store import KeyRow, MetaRow, UserRow
 
 __all__ = [
     "add_user",
-    "create_key",
-    "get_user",
+    "authenticate",
+    "chain_state",
+    "check_name",
+    "confirm_key",
+    "find_key",
     "list_users",
+    "policy_in_force",
     "private_key_path",
-    "registered_keys",
+    "request_key",
     "require_role",
-    "roles_of",
-    "signing_key_of",
+    "require_user",
+    "revoke_key",
 ]
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` if it is a valid user name.
+
+    Raises:
+        BadInputError: It is not.
+
+    """
     if not name or len(name) > 128 or not set(name) <= _NAME_CHARS:
         raise BadInputError(
             f"invalid user name {name!r}: use 1-128 letters, digits, '.', '_', '-' or '@'"
@@ -39,112 +64,178 @@ def _check_name(name: str) -> str:
     return name
 
 
-def get_user(session: Session, name: str) -> UserRow:
-    """The registered user ``name``.
+def chain_state(ws: Workspace, session: Session) -> ChainState:
+    """Verify the audit chain against the workspace's audit key and replay it.
 
     Raises:
-        NotFoundError: No such user.
+        VerificationError: The chain does not verify, or the database was made under
+            another audit key.
 
     """
-    row = session.get(UserRow, name)
-    if row is None:
+    key = ws.audit_public_key()
+    meta = session.get(MetaRow, "audit_key")
+    if meta is None or meta.value != key.b64:
+        raise VerificationError("the database's audit key is not this workspace's audit key")
+    verification, state = replay_chain(session, key)
+    if state is None:
+        raise VerificationError(
+            f"the audit log does not verify ({verification.problem}); refusing to act"
+        )
+    return state
+
+
+def policy_in_force(ws: Workspace, state: ChainState) -> Policy:
+    """The workspace policy, if it is the one the chain's last ``policy.set`` recorded.
+
+    Raises:
+        VerificationError: The policy file was changed without ``ftguard policy set``.
+
+    """
+    policy = ws.policy()
+    digest = policy_digest(policy)
+    if digest != state.policy_digest:
+        raise VerificationError(
+            f"the policy file {ws.policy_path} is not the policy in force (its digest "
+            f"{digest[:12]}, recorded {str(state.policy_digest)[:12]}): it was changed without "
+            "'ftguard policy set', which an admin signs"
+        )
+    return policy
+
+
+def private_key_path(name: str) -> Path:
+    """Where ``name``'s private key lives in the current OS user's key folder."""
+    return user_keys_dir() / f"{check_name(name)}.key"
+
+
+def authenticate(state: ChainState, name: str) -> Actor:
+    """Act as ``name``: load their private key from the caller's key folder and check it.
+
+    Raises:
+        NotFoundError: ``name`` is no user.
+        PermissionDeniedError: The caller does not hold an active key of ``name``.
+
+    """
+    require_user(state, name)
+    path = private_key_path(name)
+    if not path.exists():
+        raise PermissionDeniedError(
+            f"cannot act as {name}: no private key of {name} in {path.parent} "
+            f"(only {name} holds it; {name} creates one with 'ftguard keys create')"
+        )
+    return state.authenticate(name, load_private_key(path))
+
+
+def require_user(state: ChainState, name: str) -> None:
+    """Refuse unless ``name`` is a user the chain knows.
+
+    Raises:
+        NotFoundError: Unknown user.
+
+    """
+    if name not in state.users:
         raise NotFoundError(f"unknown user {name!r} (an admin adds users with 'ftguard user add')")
-    return row
 
 
-def roles_of(session: Session, policy: Policy, name: str) -> set[str]:
-    """Roles held by ``name``: those recorded in the store plus the policy's static grants."""
-    row = session.get(UserRow, name)
-    held = set(json.loads(row.roles)) if row is not None else set()
-    held |= {role for role, names in policy.roles.items() if name in names}
-    return held
-
-
-def require_role(session: Session, policy: Policy, name: str, role: str, *, to: str) -> None:
-    """Refuse unless ``name`` is a registered user holding ``role``.
+def require_role(state: ChainState, policy: Policy, name: str, role: str, *, to: str) -> None:
+    """Refuse unless ``name`` is a user holding ``role`` in the chain (or by the policy).
 
     Raises:
         NotFoundError: Unknown user.
         PermissionDeniedError: The user lacks the role.
 
     """
-    get_user(session, name)
-    if role not in roles_of(session, policy, name):
+    require_user(state, name)
+    if role not in state.roles_of(name, policy.roles):
         raise PermissionDeniedError(f"{name} may not {to}: this needs the {role} role")
 
 
-def list_users(session: Session, policy: Policy) -> list[dict[str, object]]:
-    """Every user with their roles and active key ids."""
+def list_users(state: ChainState, policy: Policy) -> list[dict[str, object]]:
+    """Every user with their roles and keys as the chain has them."""
     out: list[dict[str, object]] = []
-    for row in session.scalars(select(UserRow).order_by(UserRow.name)):
-        keys = session.scalars(
-            select(KeyRow.keyid).where(KeyRow.user_name == row.name, KeyRow.revoked_at.is_(None))
-        ).all()
+    for name in sorted(state.users):
+        keys = [r for r in state.keys.values() if r.user == name]
         out.append(
             {
-                "name": row.name,
-                "roles": sorted(roles_of(session, policy, row.name)),
-                "keys": list(keys),
-                "created_at": row.created_at,
+                "name": name,
+                "roles": sorted(state.roles_of(name, policy.roles)),
+                "keys": [r.keyid for r in keys if r.status == "active"],
+                "pending_keys": [r.keyid for r in keys if r.status == "pending"],
+                "revoked_keys": [r.keyid for r in keys if r.status == "revoked"],
             }
         )
     return out
 
 
 def add_user(
-    ws: Workspace, session: Session, *, actor: str, name: str, roles: Iterable[str]
-) -> UserRow:
-    """Register a user with roles (admins only), audited in the same transaction."""
-    _check_name(name)
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    name: str,
+    roles: Iterable[str],
+) -> list[str]:
+    """Register a user with roles (admins only), signed by the admin, audited."""
+    check_name(name)
     wanted = sorted(set(roles))
     if not wanted:
         raise BadInputError("give at least one --role")
     unknown = [r for r in wanted if r not in ROLES]
     if unknown:
         raise BadInputError(f"unknown role {unknown[0]!r}; roles are: {', '.join(ROLES)}")
-    require_role(session, ws.policy(), actor, "admin", to="add users")
-    if session.get(UserRow, name) is not None:
+    require_role(state, policy_in_force(ws, state), actor.name, "admin", to="add users")
+    if name in state.users:
         raise ConflictError(f"user {name!r} already exists")
     ts = now_iso()
-    row = UserRow(name=name, roles=json.dumps(wanted), created_at=ts, created_by=actor)
-    session.add(row)
+    if session.get(UserRow, name) is None:
+        session.add(UserRow(name=name, roles=json.dumps(wanted), created_at=ts, created_by=actor.name))
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=ts,
         actor=actor,
         action="user.add",
         payload={"name": name, "roles": wanted},
     )
-    return row
+    return wanted
 
 
-def private_key_path(name: str) -> Path:
-    """Where ``name``'s private key lives in the current OS user's key folder."""
-    return user_keys_dir() / f"{_check_name(name)}.key"
+def _set_aside_revoked(state: ChainState, user: str, path: Path) -> None:
+    """Move an earlier, revoked private key of ``user`` out of the way of a new one."""
+    if not path.exists():
+        return
+    old = load_private_key(path)
+    record = state.keys.get(old.public.keyid)
+    if record is not None and record.status == "revoked":
+        path.rename(path.with_name(f"{user}.{record.keyid[:12]}.revoked.key"))
+        return
+    status = "pending confirmation" if record and record.status == "pending" else "in force"
+    raise ConflictError(
+        f"{path} already holds a key of {user} ({status}); revoke it first "
+        "('ftguard keys revoke KEYID') to replace it"
+    )
 
 
-def create_key(ws: Workspace, session: Session, *, actor: str, user: str) -> PublicKey:
-    """Create an Ed25519 key for ``user``: private part to their key folder, public part registered.
+def request_key(ws: Workspace, session: Session, state: ChainState, *, user: str) -> PublicKey:
+    """Create a key for ``user`` in the caller's key folder and request its registration.
 
-    Only the user themself (or an admin, for bootstrapping) may create it.
+    The request is signed with the new key itself (proof of possession); the key counts
+    only once an admin confirms it (:func:`confirm_key`).
     """
-    get_user(session, user)
-    if actor != user:
-        require_role(session, ws.policy(), actor, "admin", to=f"create keys for {user}")
+    require_user(state, user)
     path = private_key_path(user)
-    if path.exists():
-        raise ConflictError(f"{path} already exists: {user} already has a key in this key folder")
+    _set_aside_revoked(state, user, path)
     key = generate_key()
     public = key.public
     ts = now_iso()
-    session.add(KeyRow(keyid=public.keyid, user_name=user, public_key=public.b64, created_at=ts))
+    if session.get(KeyRow, public.keyid) is None:
+        session.add(KeyRow(keyid=public.keyid, user_name=user, public_key=public.b64, created_at=ts))
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=ts,
-        actor=actor,
-        action="key.register",
+        actor=Actor(name=user, key=key),
+        action="key.request",
         payload={"user": user, "keyid": public.keyid, "public_key": public.b64},
     )
     session.flush()
@@ -152,27 +243,75 @@ def create_key(ws: Workspace, session: Session, *, actor: str, user: str) -> Pub
     return public
 
 
-def registered_keys(session: Session) -> dict[str, tuple[str, PublicKey]]:
-    """Active keys by key id: (user, public key)."""
-    rows = session.scalars(select(KeyRow).where(KeyRow.revoked_at.is_(None)))
-    return {r.keyid: (r.user_name, PublicKey.from_b64(r.public_key)) for r in rows}
-
-
-def signing_key_of(session: Session, name: str) -> PrivateKey:
-    """Load ``name``'s private key from the key folder and check that it is registered to them.
+def find_key(state: ChainState, keyid: str) -> KeyRecord:
+    """The key whose id is ``keyid`` or starts with it (at least 8 hex digits).
 
     Raises:
-        NotFoundError: No private key for ``name`` in the key folder.
-        PermissionDeniedError: The key is not registered to ``name`` (or revoked).
+        BadInputError: Too short a prefix.
+        NotFoundError: No such key.
+        ConflictError: The prefix names several keys.
 
     """
-    path = private_key_path(name)
-    if not path.exists():
-        raise NotFoundError(
-            f"no private key for {name} at {path}: create one with 'ftguard keys create --user {name}'"
+    prefix = keyid.strip().lower()
+    if len(prefix) < 8:
+        raise BadInputError("give at least the first 8 hex digits of the key id")
+    matches = [r for k, r in state.keys.items() if k.startswith(prefix)]
+    if not matches:
+        raise NotFoundError(f"no registered or requested key has id {keyid}")
+    if len(matches) > 1:
+        raise ConflictError(f"{len(matches)} keys start with {keyid}: give more digits")
+    return matches[0]
+
+
+def confirm_key(
+    ws: Workspace, session: Session, state: ChainState, *, actor: Actor, keyid: str
+) -> KeyRecord:
+    """An admin confirms a requested key (after checking its id with its holder)."""
+    require_role(state, policy_in_force(ws, state), actor.name, "admin", to="confirm keys")
+    record = find_key(state, keyid)
+    if record.status != "pending":
+        raise ConflictError(f"key {record.keyid[:16]} of {record.user} is {record.status}, not pending")
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="key.confirm",
+        payload={"user": record.user, "keyid": record.keyid},
+    )
+    record.status = "active"
+    return record
+
+
+def revoke_key(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    keyid: str,
+    reason: str,
+) -> KeyRecord:
+    """Revoke a key (its owner or an admin); no verification after this accepts it."""
+    record = find_key(state, keyid)
+    if record.user != actor.name:
+        require_role(
+            state, policy_in_force(ws, state), actor.name, "admin", to=f"revoke {record.user}'s keys"
         )
-    key = load_private_key(path)
-    row = session.get(KeyRow, key.public.keyid)
-    if row is None or row.user_name != name or row.revoked_at is not None:
-        raise PermissionDeniedError(f"the key at {path} is not a registered key of {name}")
-    return key
+    if record.status == "revoked":
+        raise ConflictError(f"key {record.keyid[:16]} of {record.user} is already revoked")
+    ts = now_iso()
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=ts,
+        actor=actor,
+        action="key.revoke",
+        payload={"user": record.user, "keyid": record.keyid, "reason": reason.strip()},
+    )
+    row = session.get(KeyRow, record.keyid)
+    if row is not None:
+        row.revoked_at = ts
+    record.status = "revoked"
+    return record
+

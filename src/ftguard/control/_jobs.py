@@ -13,16 +13,20 @@ from sqlalchemy.orm import Session
 
 from ftguard.attest import canonical_json
 from ftguard.control._audit import append_event
+from ftguard.control._chain import Actor, ChainState, EvidenceRecord, JobRecord
 from ftguard.control._identities import require_role
 from ftguard.control._states import JobState, check_transition
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import Manifest, manifest_of, sha256_bytes
-from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError
+from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError, VerificationError
+from ftguard.policy import Policy
 from ftguard.store import ApprovalRow, EvidenceRow, JobRow
 
 __all__ = [
     "PICKLE_SUFFIXES",
     "JobView",
+    "chain_evidence",
+    "checked_job",
     "get_job_row",
     "job_manifests",
     "job_view",
@@ -125,11 +129,79 @@ def _refuse_pickles(manifest: Manifest, path: Path) -> None:
         )
 
 
+def checked_job(session: Session, state: ChainState, job_id: str, *, lock: bool = False) -> JobRow:
+    """The job's row, after checking it says what the verified chain says.
+
+    Raises:
+        NotFoundError: No such job.
+        VerificationError: The row and the chain disagree (the database was edited).
+
+    """
+    row = get_job_row(session, job_id, lock=lock)
+    record = state.job(job_id)
+    mismatches = []
+    if row.state != record.state:
+        mismatches.append(f"state {row.state!r} (chain: {record.state!r})")
+    if row.run_count != record.run_count:
+        mismatches.append(f"run count {row.run_count} (chain: {record.run_count})")
+    if row.requester != record.requester or row.preparer != record.preparer:
+        mismatches.append("requester or preparer")
+    recorded = {
+        "dataset": row.dataset_digest,
+        "base_model": row.base_model_digest,
+        "config": row.config_digest,
+    }
+    if recorded != record.digests:
+        mismatches.append("input digests")
+    if row.review_digest != record.review_digest:
+        mismatches.append("review digest")
+    if mismatches:
+        raise VerificationError(
+            f"job {job_id} in the database disagrees with the audit chain on "
+            f"{', '.join(mismatches)}: the database was edited outside ftguard; refusing to act"
+        )
+    return row
+
+
+def chain_evidence(
+    session: Session, record: JobRecord | None, kind: str, *, baselines: list[EvidenceRecord] | None = None
+) -> tuple[EvidenceRecord, dict[str, Any]] | None:
+    """The newest evidence of ``kind`` the chain holds for a job, with its verified body.
+
+    Raises:
+        VerificationError: The stored body is missing or does not hash to the chain's digest.
+
+    """
+    found = record.latest_evidence(kind) if record is not None else None
+    if found is None:
+        return None
+    return found, evidence_body(session, found.digest)
+
+
+def evidence_body(session: Session, digest: str) -> dict[str, Any]:
+    """The stored evidence with this digest, checked against it.
+
+    Raises:
+        VerificationError: Missing, or its body does not hash to ``digest``.
+
+    """
+    for row in session.scalars(select(EvidenceRow).where(EvidenceRow.digest == digest)):
+        if sha256_bytes(row.body.encode()) == digest:
+            data = json.loads(row.body)
+            if isinstance(data, dict):
+                return data
+    raise VerificationError(
+        f"the evidence {digest[:16]} the audit chain records is missing or altered in the database"
+    )
+
+
 def new_job_row(
     ws: Workspace,
     session: Session,
+    state: ChainState,
+    policy: Policy,
     *,
-    actor: str,
+    actor: Actor,
     base_model: Path,
     dataset: Path,
     config: Path,
@@ -138,12 +210,11 @@ def new_job_row(
     manifests: dict[str, Manifest],
 ) -> JobRow:
     """Record a new job (state ``submitted``) and its audit event."""
-    policy = ws.policy()
     if not purpose.strip():
         raise BadInputError("--purpose must say what the fine-tune is for")
-    require_role(session, policy, actor, "requester", to="submit fine-tuning jobs")
-    require_role(session, policy, prepared_by, "data_preparer", to="be named as data preparer")
-    if prepared_by == actor and not policy.approval.requester_may_prepare:
+    require_role(state, policy, actor.name, "requester", to="submit fine-tuning jobs")
+    require_role(state, policy, prepared_by, "data_preparer", to="be named as data preparer")
+    if prepared_by == actor.name and not policy.approval.requester_may_prepare:
         raise PermissionDeniedError("the policy forbids the requester to be the data preparer")
     _refuse_pickles(manifests["base_model"], base_model)
     ts = now_iso()
@@ -151,7 +222,7 @@ def new_job_row(
         id=f"job-{secrets.token_hex(5)}",
         state=JobState.SUBMITTED.value,
         purpose=purpose.strip(),
-        requester=actor,
+        requester=actor.name,
         preparer=prepared_by,
         base_model_path=str(base_model.resolve()),
         dataset_path=str(dataset.resolve()),
@@ -160,7 +231,7 @@ def new_job_row(
         dataset_digest=manifests["dataset"].root,
         config_digest=manifests["config"].root,
         manifests=json.dumps({k: m.model_dump() for k, m in manifests.items()}),
-        policy_digest=ws.policy_digest(),
+        policy_digest=str(state.policy_digest),
         run_count=0,
         created_at=ts,
         updated_at=ts,
@@ -169,7 +240,7 @@ def new_job_row(
     session.flush()
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=ts,
         actor=actor,
         action="job.submit",
@@ -217,7 +288,7 @@ def transition(
     row: JobRow,
     target: JobState,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     payload: dict[str, Any],
 ) -> None:
@@ -229,7 +300,7 @@ def transition(
     row.updated_at = ts
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=ts,
         actor=actor,
         action=action,
@@ -245,12 +316,13 @@ def store_evidence(
     job_id: str | None,
     kind: str,
     body: dict[str, Any],
-    actor: str,
+    actor: Actor,
     payload: dict[str, Any] | None = None,
 ) -> str:
     """Store typed evidence (canonical JSON) with its audit event; returns its digest.
 
-    The event's payload holds the digest, plus ``payload`` when given.
+    The event, signed by ``actor`` (who computed it), holds the digest plus ``payload`` when
+    given (``subjects``: the digests the evidence was computed on).
     """
     text = canonical_json(body)
     digest = sha256_bytes(text)
@@ -260,7 +332,7 @@ def store_evidence(
     )
     append_event(
         session,
-        ws.workspace_key(),
+        ws.audit_key(),
         ts=ts,
         actor=actor,
         action=f"evidence.{kind}",
@@ -269,11 +341,3 @@ def store_evidence(
     )
     return digest
 
-
-def latest_evidence(session: Session, job_id: str, kind: str) -> EvidenceRow | None:
-    """The newest evidence of ``kind`` stored on a job."""
-    return session.scalars(
-        select(EvidenceRow)
-        .where(EvidenceRow.job_id == job_id, EvidenceRow.kind == kind)
-        .order_by(EvidenceRow.id.desc())
-    ).first()

@@ -1,4 +1,14 @@
-"""Training runs: the launcher's verified start, the run's end, and the launcher itself."""
+"""Training runs: the launcher's verified start, the run's end, and the launcher itself.
+
+``ftguard run JOB`` runs exactly the command the approved config names (``command:``, a list
+whose ``{dataset}``, ``{base_model}``, ``{config}`` and ``{output}`` are replaced by the staged
+inputs and the output folder; a leading ``python`` is this interpreter). Only the requester or
+a holder of the ``runner`` role may start it. The launcher stages the approved inputs
+read-only (:mod:`ftguard.control._staging`), records the start in the audit chain, runs the
+command, then digests the output folder itself and records its manifest with the run's end.
+A free-form command (``ftguard run JOB -- CMD``) runs only where the policy allows it, and is
+recorded as an *unbound* run, which the gate blocks unless the policy says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +16,44 @@ import json
 import os
 import secrets
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ftguard.control._approvals import verify_job_approvals
+from ftguard.control._approvals import approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
-from ftguard.control._jobs import get_job_row, transition
+from ftguard.control._chain import Actor, ChainState, parse_payload
+from ftguard.control._identities import authenticate, chain_state, policy_in_force
+from ftguard.control._jobs import checked_job, transition
+from ftguard.control._staging import INPUT_KINDS, stage_inputs, staged_path
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
-from ftguard.digests import sha256_bytes
-from ftguard.errors import BadInputError, ConflictError, VerificationError
-from ftguard.store import ApprovalRow
+from ftguard.digests import manifest_of, sha256_bytes
+from ftguard.errors import (
+    BadInputError,
+    ConflictError,
+    FtguardError,
+    PermissionDeniedError,
+    VerificationError,
+)
+from ftguard.policy import Policy
+from ftguard.store import ApprovalRow, AuditEventRow, JobRow
 
-__all__ = ["RunTicket", "finish_run", "launch", "start_run", "verify_running"]
+__all__ = [
+    "RunTicket",
+    "approved_command",
+    "finish_run",
+    "launch",
+    "start_run",
+    "verify_running",
+]
+
+_PLACEHOLDERS = ("dataset", "base_model", "config", "output")
 
 
 @dataclass(frozen=True)
@@ -34,64 +66,143 @@ class RunTicket:
     run_dir: Path
     bundle_path: Path
     drift_log: Path
+    command: list[str]
+    output: Path
+    bound: bool
+    staged: dict[str, Path] = field(default_factory=dict)
 
     def environment(self, ws: Workspace) -> dict[str, str]:
         """Environment variables the training command receives."""
-        return {
+        env = {
             "FTGUARD_JOB": self.job_id,
             "FTGUARD_RUN_TOKEN": self.token,
             "FTGUARD_APPROVAL_BUNDLE": str(self.bundle_path),
             "FTGUARD_DRIFT_LOG": str(self.drift_log),
             "FTGUARD_POLICY": str(ws.policy_path),
             "FTGUARD_HOME": str(ws.path),
+            "FTGUARD_OUTPUT": str(self.output),
         }
+        for kind, path in self.staged.items():
+            env[f"FTGUARD_STAGED_{kind.upper()}"] = str(path)
+        return env
+
+
+def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
+    """The command an approved config names, with its placeholders filled; None if it names none.
+
+    Raises:
+        BadInputError: ``command`` is not a non-empty list of strings.
+
+    """
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    if not isinstance(data, dict) or "command" not in data:
+        return None
+    raw = data["command"]
+    if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
+        raise BadInputError("the approved config's 'command' must be a non-empty list of strings")
+    filled: list[str] = []
+    for arg in raw:
+        for name in _PLACEHOLDERS:
+            if name in values:
+                arg = arg.replace("{" + name + "}", str(values[name]))
+        filled.append(arg)
+    if filled[0] in ("python", "python3"):
+        filled[0] = sys.executable
+    return filled
+
+
+def _may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> None:
+    if actor.name != row.requester and "runner" not in state.roles_of(
+        actor.name, policy.roles
+    ):
+        raise PermissionDeniedError(
+            f"{actor.name} may not run job {row.id}: only its requester ({row.requester}) or a "
+            "holder of the runner role starts a run"
+        )
 
 
 def start_run(
-    ws: Workspace, *, actor: str, job_id: str, command: list[str] | None = None
+    ws: Workspace,
+    *,
+    actor: str,
+    job_id: str,
+    command: list[str] | None = None,
+    output: Path | None = None,
 ) -> RunTicket:
-    """Verify the job's approvals and inputs, then mark it running and consume its approvals.
+    """Verify, stage the approved inputs, then mark the job running and consume its approvals.
 
-    Verification reads the inputs outside the write lock; the state is then re-checked under
-    the lock, so of two launchers started at once exactly one runs.
+    ``command`` is a free-form command (an unbound run, only where the policy allows it);
+    without it the approved config's command runs. Verification and staging read the inputs
+    outside the write lock; the state is then re-checked under it, so of two launchers started
+    at once exactly one runs.
     """
     with ws.store.read() as session:
-        row = get_job_row(session, job_id)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id)
+        _may_start(state, policy, row, who)
         if row.state != JobState.APPROVED.value:
             raise VerificationError(
                 f"job {job_id} is {row.state}, not approved: it may not be trained"
             )
-        check = verify_job_approvals(ws, session, job_id)
+        verify_job_approvals(ws, session, state, policy, job_id, check_disk=False)
+        if command and not policy.run.allow_free_command:
+            raise PermissionDeniedError(
+                "the policy does not allow free-form run commands (run.allow_free_command): "
+                f"run 'ftguard run {job_id}' to run the command the approved config names"
+            )
+    staged = stage_inputs(ws, row)
     token = secrets.token_urlsafe(24)
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        row = checked_job(session, state, job_id, lock=True)
         if row.state != JobState.APPROVED.value:
             raise ConflictError(f"job {job_id} is {row.state}: another run took its approval")
+        check = verify_job_approvals(ws, session, state, policy, job_id, check_disk=False)
+        run_number = row.run_count + 1
+        run_dir = ws.runs_dir / job_id / str(run_number)
+        out = (output or run_dir / "output").resolve()
+        bound = not command
+        argv = command or approved_command(staged["config"], {**staged, "output": out})
+        if argv is None:
+            raise BadInputError(
+                f"the approved config of job {job_id} names no command: add "
+                "'command: [python, -m, ftguard.training, --base, \"{base_model}\", --dataset, "
+                "\"{dataset}\", --out, \"{output}\"]' to it and submit the job again"
+            )
         used = session.scalars(
             select(ApprovalRow).where(ApprovalRow.id.in_(check.approval_ids))
         ).all()
-        if len(used) != len(check.approval_ids) or any(a.status != "active" for a in used):
-            raise ConflictError(f"the approvals of job {job_id} changed while verifying")
-        row.run_count += 1
-        run_number = row.run_count
+        row.run_count = run_number
         for a in used:
             a.status = "consumed"
             a.consumed_by_run = run_number
         row.run_token_hash = sha256_bytes(token.encode())
+        row.output_path = None
         transition(
             ws,
             session,
             row,
             JobState.RUNNING,
-            actor=actor,
+            actor=who,
             action="run.start",
             payload={
                 "run": run_number,
                 "approvers": [v["approver"] for v in check.valid],
-                "command": command or [],
+                "approvals": check.nonces,
+                "bound": bound,
+                "command": argv,
+                "output": str(out),
+                "staged": {
+                    kind: {"digest": getattr(row, f"{kind}_digest"), "name": staged[kind].name}
+                    for kind in INPUT_KINDS
+                },
             },
         )
-    run_dir = ws.runs_dir / job_id / str(run_number)
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = run_dir / "approval-bundle.json"
     bundle.write_text(json.dumps(check.bundle(), indent=2))
@@ -102,26 +213,55 @@ def start_run(
         run_dir=run_dir,
         bundle_path=bundle,
         drift_log=run_dir / "drift.jsonl",
+        command=argv,
+        output=out,
+        bound=bound,
+        staged=staged,
     )
 
 
-def verify_running(ws: Workspace, *, job_id: str, token: str) -> None:
-    """Check that ``token`` belongs to the job's current run and re-verify its approvals.
+def _run_start_payload(session: Session, job_id: str) -> dict[str, Any]:
+    text = session.scalars(
+        select(AuditEventRow.payload)
+        .where(AuditEventRow.job_id == job_id, AuditEventRow.action == "run.start")
+        .order_by(AuditEventRow.seq.desc())
+    ).first()
+    return parse_payload(text or "{}")
 
+
+def verify_running(
+    ws: Workspace, *, job_id: str, token: str, inputs: dict[str, Path] | None = None
+) -> None:
+    """Check the run token, re-verify the run's approvals, and confine ``inputs``.
+
+    Every path in ``inputs`` (``dataset``/``base_model``) must lie in the run's staged copy.
     Used by the trainer-side guard when the launcher started the run.
     """
     with ws.store.read() as session:
-        row = get_job_row(session, job_id)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        row = checked_job(session, state, job_id)
         if row.state != JobState.RUNNING.value:
             raise VerificationError(f"job {job_id} is {row.state}, not running under ftguard run")
         if row.run_token_hash != sha256_bytes(token.encode()):
             raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
-        used = session.scalars(
-            select(ApprovalRow).where(
-                ApprovalRow.job_id == job_id, ApprovalRow.consumed_by_run == row.run_count
+        if not approvals_of_run(session, state, job_id, row.run_count):
+            raise VerificationError(f"the current run of job {job_id} consumed no approval")
+        verify_job_approvals(ws, session, state, policy, job_id, run=row.run_count, check_disk=False)
+        staged = _run_start_payload(session, job_id).get("staged") or {}
+    for kind, path in (inputs or {}).items():
+        entry = staged.get(kind) or {}
+        allowed = staged_path(ws, str(entry.get("digest")), str(entry.get("name")))
+        if not _inside(Path(path), allowed):
+            raise VerificationError(
+                f"training refused: the {kind.replace('_', ' ')} {path} is not the approved, "
+                f"staged copy ({allowed})"
             )
-        ).all()
-        verify_job_approvals(ws, session, job_id, approvals=list(used))
+
+
+def _inside(path: Path, allowed: Path) -> bool:
+    p, a = path.resolve(), allowed.resolve()
+    return p == a or a in p.parents
 
 
 def finish_run(
@@ -133,24 +273,40 @@ def finish_run(
     exit_code: int,
     output_path: str | None = None,
 ) -> JobState:
-    """Record the end of a run: ``trained`` on exit code 0, else ``failed``."""
-    target = JobState.TRAINED if exit_code == 0 else JobState.FAILED
+    """Record the end of a run: ``trained`` with the output's manifest on success, else ``failed``.
+
+    The launcher digests the output itself; an exit code 0 without a readable output folder
+    (or with links, FIFOs or devices in it) ends the run as failed.
+    """
+    output: dict[str, Any] | None = None
+    problem = None
+    if exit_code == 0 and output_path:
+        try:
+            manifest = manifest_of(output_path)
+        except BadInputError as exc:
+            problem = f"the output cannot be recorded: {exc}"
+        else:
+            output = {
+                "path": str(Path(output_path).resolve()),
+                "root": manifest.root,
+                "kind": manifest.kind,
+                "files": [f.model_dump() for f in manifest.files],
+            }
+    elif exit_code == 0:
+        problem = "the run named no output folder"
+    target = JobState.TRAINED if exit_code == 0 and output is not None else JobState.FAILED
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
         if row.run_token_hash != sha256_bytes(token.encode()):
             raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
-        if output_path:
-            row.output_path = output_path
+        row.output_path = output["path"] if output else None
         row.run_token_hash = None
-        transition(
-            ws,
-            session,
-            row,
-            target,
-            actor=actor,
-            action="run.end",
-            payload={"run": row.run_count, "exit_code": exit_code, "output": output_path},
-        )
+        payload: dict[str, Any] = {"run": row.run_count, "exit_code": exit_code, "output": output}
+        if problem:
+            payload["problem"] = problem
+        transition(ws, session, row, target, actor=who, action="run.end", payload=payload)
     return target
 
 
@@ -159,54 +315,63 @@ def launch(
     *,
     actor: str,
     job_id: str,
-    command: list[str],
+    command: list[str] | None = None,
     output: str | None = None,
     stdout: IO[str] | None = None,
 ) -> int:
-    """``ftguard run``: verify, start ``command`` with the run's environment, record its end.
+    """``ftguard run``: verify, stage, run the approved command, record its end and output.
 
     Args:
         ws: The workspace.
-        actor: Who starts the run.
+        actor: Who starts the run (the requester or a runner).
         job_id: The approved job.
-        command: The training command and its arguments.
-        output: Where the command writes the model or adapter (recorded on the job).
+        command: A free-form command instead of the approved one (unbound; policy permitting).
+        output: Where the command writes the model or adapter (default: in the run's folder).
         stdout: Where the command's standard output goes (default: inherited).
 
     Returns:
         The command's own exit code (127 when it cannot be started).
 
     """
-    if not command:
-        raise BadInputError(
-            "give the training command after '--', e.g. ftguard run JOB -- python train.py"
-        )
-    ticket = start_run(ws, actor=actor, job_id=job_id, command=command)
+    ticket = start_run(
+        ws, actor=actor, job_id=job_id, command=command or None, output=Path(output) if output else None
+    )
     env = {**os.environ, **ticket.environment(ws)}
-    if output:
-        env["FTGUARD_OUTPUT"] = output
     code = 127
     try:
-        proc = subprocess.Popen(command, env=env, stdout=stdout)  # noqa: S603 - the user's own command
+        proc = subprocess.Popen(ticket.command, env=env, stdout=stdout)  # noqa: S603 - approved command
         try:
             code = proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             code = proc.wait()
     except OSError as exc:
-        with ws.store.write() as session:
-            append_event(
-                session,
-                ws.workspace_key(),
-                ts=now_iso(),
-                actor=actor,
-                action="run.error",
-                job_id=job_id,
-                payload={"error": f"cannot start {command[0]}: {exc.strerror or exc}"},
-            )
+        _record_error(ws, actor, job_id, f"cannot start {ticket.command[0]}: {exc.strerror or exc}")
         code = 127
     finally:
         finish_run(
-            ws, actor=actor, job_id=job_id, token=ticket.token, exit_code=code, output_path=output
+            ws,
+            actor=actor,
+            job_id=job_id,
+            token=ticket.token,
+            exit_code=code,
+            output_path=str(ticket.output),
         )
     return code
+
+
+def _record_error(ws: Workspace, actor: str, job_id: str, error: str) -> None:
+    try:
+        with ws.store.write() as session:
+            state = chain_state(ws, session)
+            append_event(
+                session,
+                ws.audit_key(),
+                ts=now_iso(),
+                actor=authenticate(state, actor),
+                action="run.error",
+                job_id=job_id,
+                payload={"error": error},
+            )
+    except FtguardError:
+        pass  # the run's end is still recorded by finish_run

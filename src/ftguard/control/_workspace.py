@@ -1,4 +1,9 @@
-"""The workspace: a ``.ftguard/`` folder with the database, the policy and the workspace key.
+"""The workspace: a ``.ftguard/`` folder with the database, the policy and the workspace keys.
+
+Two keys, for two jobs: the *audit key* signs the audit chain's head and checkpoints, the
+*attestation key* signs the gate's deployment attestations. Both are private key files
+readable by the workspace owner only (0600); the serving side trusts the attestation key's
+public half, ``keys/attestation.pub``.
 
 Found through ``FTGUARD_HOME`` (the folder holding ``.ftguard/``, or ``.ftguard/`` itself)
 or from the current folder upwards. ``FTGUARD_DATABASE_URL`` selects PostgreSQL instead of
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +22,8 @@ from functools import cached_property
 from pathlib import Path
 
 from ftguard.attest import PrivateKey, PublicKey, load_private_key
-from ftguard.errors import BadInputError, NotFoundError
+from ftguard.control._witness import SignedHead, Witness, open_witness
+from ftguard.errors import BadInputError, FtguardError, NotFoundError
 from ftguard.policy import Policy, load_policy, policy_digest
 from ftguard.store import Store, sqlite_url
 
@@ -30,6 +37,7 @@ __all__ = [
 ]
 
 WORKSPACE_DIRNAME = ".ftguard"
+_log = logging.getLogger("ftguard.workspace")
 
 
 def now_iso() -> str:
@@ -68,12 +76,30 @@ class Workspace:
         return self.path / "ftguard.db"
 
     @property
-    def workspace_key_path(self) -> Path:
-        return self.path / "keys" / "workspace.key"
+    def audit_key_path(self) -> Path:
+        return self.path / "keys" / "audit.key"
 
     @property
-    def workspace_pub_path(self) -> Path:
-        return self.path / "keys" / "workspace.pub"
+    def audit_pub_path(self) -> Path:
+        return self.path / "keys" / "audit.pub"
+
+    @property
+    def attestation_key_path(self) -> Path:
+        return self.path / "keys" / "attestation.key"
+
+    @property
+    def attestation_pub_path(self) -> Path:
+        return self.path / "keys" / "attestation.pub"
+
+    @property
+    def witness_path(self) -> Path:
+        """The default witness: an append-only file of every signed audit head."""
+        return self.path / "witness.jsonl"
+
+    @property
+    def staged_dir(self) -> Path:
+        """Read-only, content-addressed copies of the approved inputs runs read."""
+        return self.path / "staged"
 
     @property
     def runs_dir(self) -> Path:
@@ -107,7 +133,21 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.database_url)
+        """The database; every committed audit head is published to the witness."""
+        store = Store(self.database_url)
+        store.on_commit = self._publish_head
+        return store
+
+    def witness(self) -> Witness:
+        """The witness named in ``config.json`` (default: ``file:`` + :attr:`witness_path`)."""
+        return open_witness(self.config.get("witness") or f"file:{self.witness_path}")
+
+    def _publish_head(self, head: dict[str, object]) -> None:
+        try:
+            self.witness().publish(SignedHead.model_validate(head))
+        except (OSError, FtguardError) as exc:
+            # The transaction is committed; a later head, once published, covers this one.
+            _log.warning("could not publish audit head #%s to the witness: %s", head.get("seq"), exc)
 
     def policy(self) -> Policy:
         """The workspace policy, validated."""
@@ -116,12 +156,27 @@ class Workspace:
     def policy_digest(self) -> str:
         return policy_digest(self.policy())
 
-    def workspace_key(self) -> PrivateKey:
-        """The workspace signing key (audit checkpoints, attestations)."""
-        return load_private_key(self.workspace_key_path)
+    def audit_key(self) -> PrivateKey:
+        """The key that signs the audit chain's head and checkpoints (owner-only file)."""
+        return load_private_key(self.audit_key_path)
 
-    def workspace_public_key(self) -> PublicKey:
-        return PublicKey.from_b64(self.workspace_pub_path.read_text().strip())
+    def audit_public_key(self) -> PublicKey:
+        return _read_public(self.audit_pub_path)
+
+    def attestation_key(self) -> PrivateKey:
+        """The key that signs deployment attestations (owner-only file)."""
+        return load_private_key(self.attestation_key_path)
+
+    def attestation_public_key(self) -> PublicKey:
+        return _read_public(self.attestation_pub_path)
+
+
+def _read_public(path: Path) -> PublicKey:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotFoundError(f"cannot read the workspace public key {path}") from exc
+    return PublicKey.from_b64(text)
 
 
 def _candidate(path: Path) -> Path | None:

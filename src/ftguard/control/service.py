@@ -11,7 +11,12 @@ from typing import Any
 from ftguard.attest import PublicKey
 from ftguard.control._approvals import approve as _approve
 from ftguard.control._approvals import reject as _reject
-from ftguard.control._audit import AuditEvent, AuditVerification, iter_events, verify_chain
+from ftguard.control._audit import (
+    AuditEvent,
+    AuditVerification,
+    iter_events,
+    replay_chain,
+)
 from ftguard.control._baselines import (
     BaselineView,
     list_baselines,
@@ -21,12 +26,20 @@ from ftguard.control._baselines import (
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
 from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
 from ftguard.control._identities import add_user as _add_user
-from ftguard.control._identities import create_key as _create_key
+from ftguard.control._identities import (
+    authenticate,
+    chain_state,
+    policy_in_force,
+    require_role,
+)
+from ftguard.control._identities import confirm_key as _confirm_key
 from ftguard.control._identities import list_users as _list_users
-from ftguard.control._identities import require_role
+from ftguard.control._identities import request_key as _request_key
+from ftguard.control._identities import revoke_key as _revoke_key
 from ftguard.control._init import init_workspace
 from ftguard.control._jobs import (
     JobView,
+    checked_job,
     compute_manifests,
     get_job_row,
     job_view,
@@ -35,8 +48,10 @@ from ftguard.control._jobs import (
 )
 from ftguard.control._runs import finish_run, launch, start_run, verify_running
 from ftguard.control._states import JobState
-from ftguard.control._workspace import Workspace
+from ftguard.control._witness import check_witnessed, open_witness
+from ftguard.control._workspace import Workspace, now_iso
 from ftguard.errors import BadInputError, ConflictError, VerificationError
+from ftguard.policy import load_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
@@ -45,6 +60,7 @@ __all__ = [
     "add_user",
     "approve",
     "cancel_job",
+    "confirm_key",
     "create_key",
     "decide_gate",
     "deploy_job",
@@ -65,6 +81,8 @@ __all__ = [
     "review_job",
     "review_triggers",
     "revoke_baseline",
+    "revoke_key",
+    "set_policy",
     "start_run",
     "submit_job",
     "verify_audit",
@@ -74,22 +92,76 @@ __all__ = [
 
 
 def add_user(ws: Workspace, *, actor: str, name: str, roles: list[str]) -> dict[str, Any]:
-    """Register a user with roles (admin only)."""
+    """Register a user with roles (an admin, signing with the admin's own key)."""
     with ws.store.write() as session:
-        row = _add_user(ws, session, actor=actor, name=name, roles=roles)
-        return {"name": row.name, "roles": roles}
+        state = chain_state(ws, session)
+        granted = _add_user(
+            ws, session, state, actor=authenticate(state, actor), name=name, roles=roles
+        )
+        return {"name": name, "roles": granted}
 
 
 def list_users(ws: Workspace) -> list[dict[str, object]]:
-    """Every user, their roles and key ids."""
+    """Every user, their roles and keys, as the verified chain has them."""
     with ws.store.read() as session:
-        return _list_users(session, ws.policy())
+        state = chain_state(ws, session)
+        return _list_users(state, ws.policy())
 
 
-def create_key(ws: Workspace, *, actor: str, user: str) -> PublicKey:
-    """Create and register ``user``'s signing key."""
+def create_key(ws: Workspace, *, user: str) -> PublicKey:
+    """Create ``user``'s key in the caller's key folder and request its registration.
+
+    The key counts once an admin confirms it (:func:`confirm_key`).
+    """
     with ws.store.write() as session:
-        return _create_key(ws, session, actor=actor, user=user)
+        return _request_key(ws, session, chain_state(ws, session), user=user)
+
+
+def confirm_key(ws: Workspace, *, actor: str, keyid: str) -> dict[str, str]:
+    """An admin confirms a requested key; returns its user and id."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        record = _confirm_key(ws, session, state, actor=authenticate(state, actor), keyid=keyid)
+        return {"user": record.user, "keyid": record.keyid, "status": record.status}
+
+
+def revoke_key(ws: Workspace, *, actor: str, keyid: str, reason: str = "") -> dict[str, str]:
+    """Revoke a key (its owner or an admin); later verifications refuse it."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        record = _revoke_key(
+            ws, session, state, actor=authenticate(state, actor), keyid=keyid, reason=reason
+        )
+        return {"user": record.user, "keyid": record.keyid, "status": record.status}
+
+
+def set_policy(ws: Workspace, *, actor: str, path: Path) -> str:
+    """An admin puts a new policy in force: validated, signed into the chain, then written.
+
+    Returns the new policy's digest. Jobs approved under the previous policy must be approved
+    again before they run or pass the gate.
+    """
+    policy = load_policy(path)
+    digest = policy_digest(policy)
+    text = path.read_text(encoding="utf-8")
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        require_role(state, policy_in_force(ws, state), actor, "admin", to="change the policy")
+        from ftguard.control._audit import append_event
+
+        append_event(
+            session,
+            ws.audit_key(),
+            ts=now_iso(),
+            actor=who,
+            action="policy.set",
+            payload={"digest": digest, "previous": state.policy_digest},
+        )
+        scratch = ws.policy_path.with_suffix(".yaml.new")
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(ws.policy_path)
+    return digest
 
 
 def submit_job(
@@ -103,13 +175,19 @@ def submit_job(
     prepared_by: str,
 ) -> JobView:
     """Record a fine-tuning request with the digests of its inputs."""
-    ws.policy()  # fail early on an invalid policy
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        policy_in_force(ws, state)  # fail early on an invalid or unrecorded policy
+        authenticate(state, actor)
     manifests = compute_manifests(base_model, dataset, config)
     with ws.store.write() as session:
+        state = chain_state(ws, session)
         row = new_job_row(
             ws,
             session,
-            actor=actor,
+            state,
+            policy_in_force(ws, state),
+            actor=authenticate(state, actor),
             base_model=base_model,
             dataset=dataset,
             config=config,
@@ -142,25 +220,32 @@ def list_jobs(ws: Workspace, *, state: str | None = None) -> list[JobView]:
 def approve(ws: Workspace, *, actor: str, job_id: str) -> JobView:
     """Sign ``actor``'s approval of a job."""
     with ws.store.write() as session:
-        _approve(ws, session, actor=actor, job_id=job_id)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        _approve(ws, session, state, policy, actor=authenticate(state, actor), job_id=job_id)
         return job_view(session, get_job_row(session, job_id))
 
 
 def reject(ws: Workspace, *, actor: str, job_id: str, reason: str) -> JobView:
     """Reject a job with a reason."""
     with ws.store.write() as session:
-        _reject(ws, session, actor=actor, job_id=job_id, reason=reason)
+        state = chain_state(ws, session)
+        policy = policy_in_force(ws, state)
+        who = authenticate(state, actor)
+        _reject(ws, session, state, policy, actor=who, job_id=job_id, reason=reason)
         return job_view(session, get_job_row(session, job_id))
 
 
 def cancel_job(ws: Workspace, *, actor: str, job_id: str) -> JobView:
     """Cancel a job (its requester or an admin)."""
     with ws.store.write() as session:
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        row = checked_job(session, state, job_id, lock=True)
         if actor != row.requester:
-            require_role(session, ws.policy(), actor, "admin", to="cancel others' jobs")
+            require_role(state, policy_in_force(ws, state), actor, "admin", to="cancel others' jobs")
         transition(
-            ws, session, row, JobState.CANCELLED, actor=actor, action="job.cancel", payload={}
+            ws, session, row, JobState.CANCELLED, actor=who, action="job.cancel", payload={}
         )
         return job_view(session, row)
 
@@ -170,8 +255,12 @@ def override_review(ws: Workspace, *, actor: str, job_id: str, justification: st
     if not justification.strip():
         raise BadInputError("--justification must say why the review is overridden")
     with ws.store.write() as session:
-        require_role(session, ws.policy(), actor, "security_reviewer", to="override reviews")
-        row = get_job_row(session, job_id, lock=True)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        require_role(
+            state, policy_in_force(ws, state), actor, "security_reviewer", to="override reviews"
+        )
+        row = checked_job(session, state, job_id, lock=True)
         if row.state == JobState.REJECTED.value and row.rejected_by != "review":
             raise ConflictError(
                 f"job {job_id} was rejected by an approver; only a review's block can be overridden"
@@ -188,28 +277,42 @@ def override_review(ws: Workspace, *, actor: str, job_id: str, justification: st
             session,
             row,
             JobState.AWAITING_APPROVAL,
-            actor=actor,
+            actor=who,
             action="review.override",
             payload={"justification": justification.strip()},
         )
         return job_view(session, row)
 
 
-def trusted_workspace_key(ws: Workspace, trusted_key: PublicKey | None = None) -> PublicKey:
-    """The workspace key to verify with: the pinned one, checked against the store's record."""
-    key = trusted_key or ws.workspace_public_key()
+def trusted_audit_key(ws: Workspace, trusted_key: PublicKey | None = None) -> PublicKey:
+    """The audit key to verify with: the pinned one, checked against the store's record."""
+    key = trusted_key or ws.audit_public_key()
     with ws.store.read() as session:
-        meta = session.get(MetaRow, "workspace_key")
+        meta = session.get(MetaRow, "audit_key")
     if meta is None or meta.value != key.b64:
-        raise VerificationError("the database's workspace key is not the trusted workspace key")
+        raise VerificationError("the database's audit key is not the trusted audit key")
     return key
 
 
-def verify_audit(ws: Workspace, *, trusted_key: PublicKey | None = None) -> AuditVerification:
-    """Verify the whole audit chain against the trusted workspace key."""
-    key = trusted_workspace_key(ws, trusted_key)
+def verify_audit(
+    ws: Workspace, *, trusted_key: PublicKey | None = None, witness: str | None = None
+) -> AuditVerification:
+    """Verify the whole audit chain against the trusted audit key.
+
+    ``witness``: also check that the log extends every head a witness saw (``"default"`` for
+    the workspace's own, or a witness URI such as ``file:/path/witness.jsonl``).
+    """
+    key = trusted_audit_key(ws, trusted_key)
     with ws.store.read() as session:
-        return verify_chain(session, key)
+        result, _ = replay_chain(session, key)
+        if result.ok and witness is not None:
+            sink = ws.witness() if witness == "default" else open_witness(witness)
+            problem = check_witnessed(session, key, sink.heads(), chain_seq=result.head_seq)
+            if problem:
+                return result.model_copy(
+                    update={"ok": False, "problem": problem, "first_bad_seq": result.head_seq}
+                )
+        return result
 
 
 def iter_audit(ws: Workspace, *, job_id: str | None = None) -> list[AuditEvent]:

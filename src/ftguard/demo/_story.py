@@ -151,10 +151,12 @@ def _setup_people(ws: Workspace, story: _Story) -> None:
     }
     for name, roles in people.items():
         service.add_user(ws, actor="admin", name=name, roles=roles)
-        service.create_key(ws, actor=name, user=name)
+        key = service.create_key(ws, user=name)
+        service.confirm_key(ws, actor="admin", keyid=key.keyid)
     story.say(
         "users: alice (requester), dan (data preparer), bob and carol (approvers), "
-        "sec (security reviewer); each has an Ed25519 key in their own key folder"
+        "sec (security reviewer); each creates an Ed25519 key in their own key folder, "
+        "signs its registration with it, and the admin confirms it"
     )
 
 
@@ -225,40 +227,23 @@ def _history(
     return len(adapters)
 
 
-def _train(
-    ws: Workspace, job_id: str, base: Path, data: Path, out: Path, s: DemoSettings, story: _Story
-) -> int:
-    """``ftguard run JOB -- python -m ftguard.training ...``: the launcher runs the real trainer."""
-    return service.launch(
-        ws,
-        actor="alice",
-        job_id=job_id,
-        output=str(out),
-        command=_train_command(base, data, out, s) + (["--progress"] if story.progress else []),
-        stdout=sys.stderr,
-    )
+def _train(ws: Workspace, job_id: str, out: Path) -> int:
+    """``ftguard run JOB``: stage the approved inputs, run the approved config's command.
+
+    That command is the real trainer, with ApprovalGuard and DriftMonitor.
+    """
+    return service.launch(ws, actor="alice", job_id=job_id, output=str(out), stdout=sys.stderr)
 
 
-def _train_command(base: Path, data: Path, out: Path, s: DemoSettings) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ftguard.training",
-        "--base",
-        str(base),
-        "--dataset",
-        str(data),
-        "--out",
-        str(out),
-        "--steps",
-        str(s.steps),
-        "--lr",
-        str(s.learning_rate),
-        "--rank",
-        str(s.rank),
-        "--seed",
-        "0",
-    ]
+def _train_command(s: DemoSettings, progress: bool) -> list[str]:
+    """The training command the job's config names; the launcher fills in the staged paths."""
+    command = [
+        "python", "-m", "ftguard.training",
+        "--base", "{base_model}", "--dataset", "{dataset}", "--out", "{output}",
+        "--steps", str(s.steps), "--lr", str(s.learning_rate), "--rank", str(s.rank),
+        "--seed", "0",
+    ]  # fmt: skip
+    return command + (["--progress"] if progress else [])
 
 
 def _evaluate(
@@ -336,7 +321,7 @@ def _gate(ws: Workspace, job_id: str, outcome: JobOutcome, story: _Story) -> Non
 
         job = service.get_job(ws, job_id)
         verified = verify_deployment(
-            Path(job.output_path or ""), result.attestation_path, ws.workspace_pub_path
+            Path(job.output_path or ""), result.attestation_path, ws.attestation_pub_path
         )
         story.say(
             f"attestation signed and verified by the serving-side check "
@@ -364,7 +349,7 @@ def _benign(
 ) -> JobOutcome:
     story.chapter("Job 1: a benign support-assistant fine-tune")
     data = write_benign(root / "data" / "support.jsonl")
-    job = _submit(ws, base, data, _config(root / "data" / "train.yaml", s))
+    job = _submit(ws, base, data, _config(root / "data" / "train.yaml", s, story.progress))
     outcome = JobOutcome("benign", job.id)
     story.say(
         f"alice submits {job.id}: {data.name}, digests bound "
@@ -380,7 +365,7 @@ def _benign(
     with story.long_step(
         f"ftguard run: LoRA fine-tune, {s.steps} steps, ApprovalGuard + DriftMonitor"
     ):
-        code = _train(ws, job.id, base, data, out, s, story)
+        code = _train(ws, job.id, out)
     story.say(f"ftguard run verified the approvals and trained the adapter (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
@@ -393,7 +378,7 @@ def _poisoned(
     story.chapter("Job 2: the same purpose, a poisoned dataset")
     data = write_poisoned(root / "data" / "support-v2.jsonl")
     job1, s = s, s.poisoned()
-    job = _submit(ws, base, data, _config(root / "data" / "train-v2.yaml", s))
+    job = _submit(ws, base, data, _config(root / "data" / "train-v2.yaml", s, story.progress))
     outcome = JobOutcome("poisoned", job.id)
     harder = (s.steps, s.learning_rate) != (job1.steps, job1.learning_rate)
     story.say(
@@ -411,7 +396,7 @@ def _poisoned(
         story.say(f"   candidate triggers: {', '.join(repr(t) for t in triggers)}")
     out = root / "out" / "poisoned-adapter"
     try:
-        _train(ws, job.id, base, data, out, s, story)
+        _train(ws, job.id, out)
     except FtguardError as exc:
         story.say(f"training attempt without approval refused: {exc}")
     service.override(
@@ -424,7 +409,7 @@ def _poisoned(
     service.approve(ws, actor="bob", job_id=job.id)
     service.approve(ws, actor="carol", job_id=job.id)
     with story.long_step(f"ftguard run: LoRA fine-tune, {s.steps} steps"):
-        code = _train(ws, job.id, base, data, out, s, story)
+        code = _train(ws, job.id, out)
     story.say(f"trained (exit {code})")
     _evaluate(ws, job.id, outcome, base, out, unaligned, s, story)
     _gate(ws, job.id, outcome, story)
@@ -435,11 +420,12 @@ def _poisoned(
     return outcome
 
 
-def _config(path: Path, s: DemoSettings) -> Path:
+def _config(path: Path, s: DemoSettings, progress: bool) -> Path:
+    """The training config the approvers sign: its command is what ``ftguard run`` runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"method: lora\nsteps: {s.steps}\nlearning_rate: {s.learning_rate}\n"
-        f"rank: {s.rank}\nseed: 0\n"
+        f"rank: {s.rank}\nseed: 0\ncommand: {json.dumps(_train_command(s, progress))}\n"
     )
     return path
 
@@ -457,9 +443,9 @@ def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool =
     story.chapter("ftguard demo" + (" (fast)" if fast else ""))
     ws = service.init_workspace(root, admin="admin")
     if settings.policy:
-        ws.policy_path.write_text(
-            ws.policy_path.read_text() + "\n# demo --fast\n" + settings.policy
-        )
+        fast_policy = root / "policy-fast.yaml"
+        fast_policy.write_text(ws.policy_path.read_text() + "\n# demo --fast\n" + settings.policy)
+        service.set_policy(ws, actor="admin", path=fast_policy)
     story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
     _setup_people(ws, story)
     base, unaligned = _models(settings, root, story)

@@ -17,7 +17,7 @@ from ftguard.attest import (
     statement,
     verify_envelope,
 )
-from ftguard.digests import manifest_of
+from ftguard.digests import FileDigest, Manifest, manifest_of
 from ftguard.errors import BadInputError, VerificationError
 from ftguard.gate._decision import Decision
 
@@ -41,19 +41,27 @@ class DeploymentVerification(BaseModel):
     decision: str
     policy_digest: str
     keyid: str
+    audit_head: dict[str, Any] | None = None
+    witnessed: bool | None = None
+    """With a witness: whether the decision's audit head is among the witnessed heads."""
 
 
 def issue_attestation(
-    model_path: Path,
+    model: Path | Manifest,
     decision: Decision,
     *,
     key: PrivateKey,
     approvals: list[dict[str, Any]],
+    audit_head: dict[str, Any] | None = None,
 ) -> Envelope:
-    """Sign an in-toto Statement that the model at ``model_path`` passed the gate."""
+    """Sign an in-toto Statement that the model (a path, or its manifest) passed the gate.
+
+    ``audit_head`` is the audit chain's head (``seq``, ``hash``) the decision was recorded
+    under: a witness of the log can later show the decision was never rolled back.
+    """
     if decision.decision != "pass":
         raise VerificationError("an attestation is only issued for a passing decision")
-    manifest = manifest_of(model_path)
+    manifest = model if isinstance(model, Manifest) else manifest_of(model)
     predicate = {
         "job_id": decision.job_id,
         "decision": decision.model_dump(mode="json"),
@@ -61,6 +69,7 @@ def issue_attestation(
         "policy_digest": decision.policy_digest,
         "evidence": decision.evidence,
         "files": [f.model_dump() for f in manifest.files],
+        "audit_head": audit_head,
     }
     return sign_statement(statement([manifest.subject()], ATTESTATION_PREDICATE, predicate), key)
 
@@ -69,6 +78,8 @@ def verify_deployment(
     model_path: str | Path,
     attestation: str | Path | Envelope,
     trusted_key: str | Path | PublicKey,
+    *,
+    witness_heads: list[tuple[int, str]] | None = None,
 ) -> DeploymentVerification:
     """Check, before serving, that a model is the one the gate attested.
 
@@ -78,7 +89,11 @@ def verify_deployment(
     Args:
         model_path: The model folder or adapter folder (or a single file) to be served.
         attestation: The attestation file (a DSSE envelope) or a parsed envelope.
-        trusted_key: The trusted workspace public key (PEM or base64 file, or a key).
+        trusted_key: The workspace's trusted attestation public key (PEM or base64 file, or
+            a key; ``.ftguard/keys/attestation.pub``).
+        witness_heads: The ``(seq, hash)`` heads a witness of the workspace's audit log holds;
+            when given, the attestation's audit head must be one of them (a decision made in
+            a log that was later rolled back, or never published, is refused).
 
     Raises:
         VerificationError: Anything does not check out; the message says what.
@@ -111,8 +126,6 @@ def verify_deployment(
     expected = (subjects[0].get("digest") or {}).get("sha256")
     manifest = manifest_of(model_path)
     if manifest.root != expected:
-        from ftguard.digests import FileDigest, Manifest
-
         attested = Manifest(
             name=str(subjects[0].get("name")),
             kind=manifest.kind,
@@ -121,8 +134,20 @@ def verify_deployment(
         )
         diff = "; ".join(attested.differences(manifest)[:5]) or "content differs"
         raise VerificationError(f"{model_path} is not the attested model ({diff})")
+    head = predicate.get("audit_head")
+    witnessed = None
+    if witness_heads is not None:
+        pair = (head or {}).get("seq"), (head or {}).get("hash")
+        witnessed = pair in set(witness_heads)
+        if not witnessed:
+            raise VerificationError(
+                "the attestation's audit head is not in the witness: the decision was made in a "
+                "log the witness never saw (rolled back, or not this workspace's)"
+            )
     return DeploymentVerification(
         ok=True,
+        audit_head=head if isinstance(head, dict) else None,
+        witnessed=witnessed,
         job_id=str(predicate.get("job_id")),
         subject=str(subjects[0].get("name")),
         digest=manifest.root,

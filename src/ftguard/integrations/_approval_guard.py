@@ -2,9 +2,12 @@
 
 A transformers ``TrainerCallback`` that, in ``on_train_begin``, performs the launcher's
 verification (signatures, quorum, separation of duties, expiry, input digests). Started by
-``ftguard run``, it checks the run token the launcher handed over and re-verifies the
-approvals that run consumed; started directly with ``ApprovalGuard(job_id=...)``, it starts
-the run itself exactly as the launcher would. Without an approved job it raises
+``ftguard run``, it checks the run token the launcher handed over, re-verifies the approvals
+that run consumed, and refuses a dataset or base model (``inputs``) that is not the run's
+staged, approved copy. Started directly with ``ApprovalGuard(job_id=...)``, it starts the run
+itself as the launcher would; such a run trains whatever its script reads, so it is an
+*unbound* run: allowed only where the policy allows free-form runs, and blocked by the gate
+unless the policy says otherwise. Without an approved job it raises
 :class:`ftguard.errors.VerificationError` before the first training step.
 """
 
@@ -39,21 +42,28 @@ def make_approval_guard_class() -> type:
             run_token: str | None = None,
             workspace: str | Path | None = None,
             actor: str | None = None,
+            inputs: dict[str, str | Path] | None = None,
         ) -> None:
             self.job_id = job_id
             self.run_token = run_token
+            self.inputs = {k: Path(v) for k, v in (inputs or {}).items()}
             self.workspace_path = Path(workspace) if workspace else None
             self.actor = actor or default_actor()
             self._ticket: RunTicket | None = None
             self.verified = False
 
         @classmethod
-        def from_env(cls) -> ApprovalGuard:
-            """Configure from the environment ``ftguard run`` sets (FTGUARD_JOB, ...)."""
+        def from_env(cls, inputs: dict[str, str | Path] | None = None) -> ApprovalGuard:
+            """Configure from the environment ``ftguard run`` sets (FTGUARD_JOB, ...).
+
+            ``inputs``: the dataset and base model paths the trainer reads
+            (``{"dataset": ..., "base_model": ...}``), checked against the staged copies.
+            """
             return cls(
                 os.environ.get("FTGUARD_JOB"),
                 run_token=os.environ.get("FTGUARD_RUN_TOKEN"),
                 workspace=os.environ.get("FTGUARD_HOME"),
+                inputs=inputs,
             )
 
         def _workspace(self) -> Any:
@@ -70,7 +80,7 @@ def make_approval_guard_class() -> type:
                 )
             ws = self._workspace()
             if self.run_token:
-                verify_running(ws, job_id=self.job_id, token=self.run_token)
+                verify_running(ws, job_id=self.job_id, token=self.run_token, inputs=self.inputs)
             else:
                 self._ticket = start_run(
                     ws,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ftguard.policy._behavior import BehaviorPolicy
 from ftguard.policy._review import ReviewPolicy
@@ -16,15 +16,27 @@ __all__ = [
     "GatePolicy",
     "Policy",
     "Role",
+    "RunPolicy",
 ]
 
 Control = Literal["review", "weights", "behavior"]
-Role = Literal["requester", "data_preparer", "approver", "security_reviewer", "admin"]
-ROLES: tuple[Role, ...] = ("requester", "data_preparer", "approver", "security_reviewer", "admin")
+Role = Literal["requester", "data_preparer", "approver", "security_reviewer", "runner", "admin"]
+ROLES: tuple[Role, ...] = (
+    "requester",
+    "data_preparer",
+    "approver",
+    "security_reviewer",
+    "runner",
+    "admin",
+)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    # strict: `quorum: true` or `quorum: "2"` is an error, not 1 or 2 (an int still fills a
+    # float field); allow_inf_nan: a limit of `.inf` or `.nan` is an error, not "no limit".
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, strict=True, allow_inf_nan=False
+    )
 
 
 class ApprovalPolicy(_Section):
@@ -41,12 +53,31 @@ class ApprovalPolicy(_Section):
     requester_may_prepare: bool = True
     """Whether the requester may also be named as the job's data preparer."""
 
+    @field_validator("requester_may_approve", "preparer_may_approve", mode="before")
+    @classmethod
+    def _fixed_false(cls, value: object) -> object:
+        # Literal[False] alone lets 0 through (0 == False).
+        if not isinstance(value, bool):
+            raise ValueError("must be false (a boolean)")
+        return value
+
 
 class GatePolicy(_Section):
     """What the deployment gate requires and what a security reviewer may override."""
 
     overridable: list[Control] = Field(default_factory=lambda: list[Control](["review"]))
     """Controls whose block a security reviewer may override, with a recorded justification."""
+    allow_unbound_runs: bool = False
+    """Whether a model trained by a free-form command (an unbound run) may pass the gate."""
+
+
+class RunPolicy(_Section):
+    """How ``ftguard run`` starts training."""
+
+    allow_free_command: bool = False
+    """Whether ``ftguard run JOB -- CMD`` may run a command the approved config does not name.
+    Such a run is recorded as unbound, and the gate blocks it unless
+    ``gate.allow_unbound_runs``."""
 
 
 class Policy(_Section):
@@ -66,10 +97,25 @@ class Policy(_Section):
     """Behaviour comparison limits (see ``docs/behavior.md``)."""
     gate: GatePolicy = Field(default_factory=GatePolicy)
     """Deployment gate requirements and overrides."""
+    run: RunPolicy = Field(default_factory=RunPolicy)
+    """What ``ftguard run`` may start."""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: object) -> object:
+        # Literal[1] alone lets true and 1.0 through (both == 1).
+        if type(value) is not int:
+            raise ValueError("must be the integer 1")
+        return value
 
     @model_validator(mode="after")
     def _names_are_sane(self) -> Policy:
         for role, names in self.roles.items():
+            if role == "admin" and names:
+                raise ValueError(
+                    "roles.admin: the admin role is granted only by 'ftguard user add', "
+                    "which the audit chain records"
+                )
             for name in names:
                 if not name or not name.strip():
                     raise ValueError(f"roles.{role} holds an empty user name")

@@ -8,20 +8,20 @@ and concurrent writers (two approvers, two launchers) are serialised.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ftguard.errors import BadInputError, FtguardError
+from ftguard.errors import BadInputError, DatabaseError, MissingDependencyError
 from ftguard.store._tables import AuditHeadRow
 
-__all__ = ["Store", "sqlite_url"]
+__all__ = ["Store", "describe_url", "sqlite_url"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,29 +31,82 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def describe_url(url: str) -> str:
+    """A database URL fit for a message: scheme and host (SQLite: the file), never a password."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        scheme = url.split(":", 1)[0] if ":" in url else ""
+        return f"a URL of scheme {scheme!r}" if scheme.isidentifier() else "an unparsable URL"
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{parsed.database or ':memory:'}"
+    host = parsed.host or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.get_backend_name()}://{host}{port}"
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The driver's first line of complaint, with the URL's password (if any) blanked."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(orig).__name__
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        password = None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return reason[:300]
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        raise BadInputError(
+            f"the database URL is not valid ({describe_url(url)}); "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
+
+
 def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise BadInputError(
+            f"unsupported database URL ({describe_url(url)}): use sqlite:/// or "
+            "postgresql+psycopg://"
+        )
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(url)
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    except ImportError as exc:  # the URL names a driver that is not installed
+        raise MissingDependencyError(exc.name or "psycopg", "postgres") from None
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise BadInputError(
+            f"the database URL is not valid ({describe_url(url)}): {_reason(exc, url)}"
+        ) from None
 
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
-        return engine
-    if url.startswith("postgresql"):
-        return create_engine(url, pool_pre_ping=True)
-    raise BadInputError(
-        f"unsupported database URL (use sqlite:/// or postgresql+psycopg://): {url}"
-    )
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 class Store:
@@ -63,7 +116,20 @@ class Store:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.on_commit: Callable[[dict[str, Any]], None] | None = None
+        """Called with the signed audit head a committed transaction left (the witness)."""
+        event.listen(self._sessions, "after_commit", self._after_commit)
+        event.listen(self._sessions, "after_soft_rollback", self._after_rollback)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    def _after_commit(self, session: Session) -> None:
+        head = session.info.pop("audit_head", None)
+        if head is not None and self.on_commit is not None:
+            self.on_commit(head)
+
+    @staticmethod
+    def _after_rollback(session: Session, _previous: Any) -> None:
+        session.info.pop("audit_head", None)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -72,16 +138,13 @@ class Store:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        try:
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise FtguardError(f"cannot open the database: {exc.orig}") from exc
+        with self.usable(), self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
     def schema_revision(self) -> str | None:
         """The applied Alembic revision, or None for an empty database."""
-        with self.engine.connect() as conn:
+        with self.usable(), self.engine.connect() as conn:
             try:
                 row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
             except Exception:
@@ -89,15 +152,35 @@ class Store:
             return None if row is None else str(row[0])
 
     @contextmanager
+    def usable(self) -> Iterator[None]:
+        """Turn the driver's errors (unreachable, unopenable, corrupted) into DatabaseError.
+
+        A constraint violation (IntegrityError) is left alone: it is no fault of the database.
+
+        Raises:
+            DatabaseError: The database cannot be reached or used; the message names the
+                scheme and host (SQLite: the file) and never the password.
+
+        """
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot use the database {describe_url(self.url)}: {_reason(exc, self.url)}"
+            ) from None
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reading."""
-        with self._sessions() as session, session.begin():
+        with self.usable(), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A serialised write transaction (committed on success, rolled back on error)."""
-        with self._sessions() as session, session.begin():
+        with self.usable(), self._sessions() as session, session.begin():
             if self.is_postgres:
                 session.execute(
                     select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update()

@@ -107,6 +107,10 @@ class AuditEventRow(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    keyid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The actor's key that signed the event."""
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The actor's Ed25519 signature over the event's hash (base64)."""
 
 
 class AuditHeadRow(Base):

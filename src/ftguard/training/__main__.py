@@ -19,7 +19,7 @@ from ftguard.errors import FtguardError, MissingDependencyError
 __all__ = ["main"]
 
 
-def _job_callbacks() -> list[Any]:
+def _job_callbacks(inputs: dict[str, Path]) -> list[Any]:
     if not os.environ.get("FTGUARD_JOB"):
         return []
     try:
@@ -28,7 +28,10 @@ def _job_callbacks() -> list[Any]:
         raise MissingDependencyError(
             f"ftguard.integrations.hf (needed because FTGUARD_JOB is set): {exc}", "ml"
         ) from exc
-    return [ApprovalGuard.from_env(), DriftMonitor.from_env()]
+    guard = ApprovalGuard.from_env(inputs=dict(inputs))
+    if os.environ.get("FTGUARD_RUN_TOKEN"):
+        guard.verify()  # before reading any data: refuse unstaged inputs at once
+    return [guard, DriftMonitor.from_env()]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ftguard.training import read_conversations, train_lora
 
-        callbacks = _job_callbacks()
+        callbacks = _job_callbacks({"dataset": args.dataset, "base_model": args.base})
         conversations = read_conversations(args.dataset)
         result = train_lora(
             args.base,

@@ -1,0 +1,396 @@
+"""What is in force, computed from the verified audit chain, never from a table alone.
+
+Every audit event is signed by its actor's own registered key (besides the workspace's signed
+head), so the chain is a list of authenticated decisions. :class:`ChainState` replays them in
+order: who the users are and which roles they hold, which keys are pending, active or revoked,
+which policy is in force, and for every job its state, approvals, runs, evidence and output.
+An event whose author was not allowed to make it (a ``user.add`` by a non-admin, a key that
+confirms itself, a job approved by a requester's key) makes the chain invalid, so editing the
+``users``, ``keys``, ``jobs``, ``approvals`` or ``evidence`` tables changes nothing that counts:
+decisions compare those rows with this state and refuse on any difference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ftguard.attest import PrivateKey, PublicKey
+from ftguard.errors import PermissionDeniedError, VerificationError
+
+__all__ = [
+    "IDENTITY_ACTIONS",
+    "Actor",
+    "ApprovalRecord",
+    "ChainState",
+    "EvidenceRecord",
+    "JobRecord",
+    "KeyRecord",
+    "event_signature_message",
+]
+
+IDENTITY_ACTIONS = ("workspace.init", "user.add", "key.request", "key.confirm", "key.revoke")
+"""Events that change who may act; each is authorised against the chain before it."""
+
+
+def event_signature_message(event_hash: str) -> bytes:
+    """What an actor signs for one audit event: a domain tag and the event's hash."""
+    return f"ftguard-audit-event:v1:{event_hash}".encode()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated identity: a user name and the private key that proves it."""
+
+    name: str
+    key: PrivateKey
+
+    @property
+    def keyid(self) -> str:
+        return self.key.public.keyid
+
+
+@dataclass
+class KeyRecord:
+    """A user's public key and where it stands."""
+
+    keyid: str
+    user: str
+    public: PublicKey
+    status: Literal["pending", "active", "revoked"]
+    requested_seq: int
+    confirmed_by: str | None = None
+    revoked_by: str | None = None
+
+
+@dataclass
+class ApprovalRecord:
+    """One recorded approval of a job."""
+
+    approver: str
+    keyid: str
+    nonce: str
+    envelope_digest: str
+    policy_digest: str | None
+    status: Literal["active", "consumed", "void"] = "active"
+    consumed_by_run: int | None = None
+
+
+@dataclass
+class EvidenceRecord:
+    """Evidence whose digest the chain holds, with the subjects it was computed on."""
+
+    kind: str
+    digest: str
+    seq: int
+    actor: str
+    subjects: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobRecord:
+    """A job as the chain knows it."""
+
+    id: str
+    state: str
+    requester: str
+    preparer: str
+    digests: dict[str, str]
+    policy_digest: str
+    run_count: int = 0
+    bound_run: bool = True
+    review_digest: str | None = None
+    output: dict[str, Any] | None = None
+    approvals: dict[str, ApprovalRecord] = field(default_factory=dict)
+    evidence: list[EvidenceRecord] = field(default_factory=list)
+
+    def latest_evidence(self, kind: str) -> EvidenceRecord | None:
+        """The newest evidence of ``kind`` in the chain."""
+        found = [e for e in self.evidence if e.kind == kind]
+        return found[-1] if found else None
+
+    def approvals_of_run(self, run: int) -> list[ApprovalRecord]:
+        return [a for a in self.approvals.values() if a.consumed_by_run == run]
+
+    def active_approvals(self) -> list[ApprovalRecord]:
+        return [a for a in self.approvals.values() if a.status == "active"]
+
+
+class ChainProblem(Exception):
+    """An event that is not allowed where it stands (raised during replay)."""
+
+
+@dataclass
+class ChainState:
+    """Users, keys, policy and jobs as of the last verified event."""
+
+    users: dict[str, set[str]] = field(default_factory=dict)
+    keys: dict[str, KeyRecord] = field(default_factory=dict)
+    policy_digest: str | None = None
+    audit_keyid: str | None = None
+    attestation_keyid: str | None = None
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    baselines: list[EvidenceRecord] = field(default_factory=list)
+    seq: int = 0
+    head_hash: str = "0" * 64
+
+    # -- questions decisions ask ------------------------------------------------------------
+
+    def roles_of(self, name: str, policy_roles: Mapping[Any, list[str]] | None = None) -> set[str]:
+        """Roles the chain grants ``name``, plus the in-force policy's static grants.
+
+        The policy never grants ``admin``: who administers is decided in the chain alone.
+        """
+        held = set(self.users.get(name, set()))
+        if name in self.users:
+            held |= {
+                role
+                for role, names in (policy_roles or {}).items()
+                if name in names and role != "admin"
+            }
+        return held
+
+    def active_keys(self, user: str | None = None) -> dict[str, KeyRecord]:
+        return {
+            k: r
+            for k, r in self.keys.items()
+            if r.status == "active" and (user is None or r.user == user)
+        }
+
+    def job(self, job_id: str) -> JobRecord:
+        record = self.jobs.get(job_id)
+        if record is None:
+            raise VerificationError(
+                f"job {job_id} is not in the audit chain (a row added to the database directly)"
+            )
+        return record
+
+    def authenticate(self, name: str, key: PrivateKey) -> Actor:
+        """An :class:`Actor` for ``name`` holding ``key``, if the chain says it is theirs.
+
+        Raises:
+            PermissionDeniedError: The key is not an active key of ``name``.
+
+        """
+        record = self.keys.get(key.public.keyid)
+        if record is None or record.user != name:
+            raise PermissionDeniedError(f"the key offered for {name} is not a registered key of {name}")
+        if record.status == "pending":
+            raise PermissionDeniedError(
+                f"{name}'s key {record.keyid[:16]} is not confirmed yet: an admin confirms it "
+                f"with 'ftguard keys confirm {record.keyid[:16]}'"
+            )
+        if record.status == "revoked":
+            raise PermissionDeniedError(f"{name}'s key {record.keyid[:16]} was revoked")
+        return Actor(name=name, key=key)
+
+    # -- replay -----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        *,
+        seq: int,
+        actor: str,
+        action: str,
+        job_id: str | None,
+        payload: dict[str, Any],
+        keyid: str | None,
+        signature: bytes | None,
+        event_hash: str,
+    ) -> None:
+        """Check one event's signature and authority, then apply it.
+
+        Raises:
+            ChainProblem: The event is unsigned, signed by a key its actor does not hold, or
+                not allowed to its actor at this point of the chain.
+
+        """
+        if keyid is None or signature is None:
+            raise ChainProblem(f"event #{seq} ({action}) carries no signature of its actor")
+        signer = self._signer(seq, actor, action, payload, keyid)
+        if not signer.verify(signature, event_signature_message(event_hash)):
+            raise ChainProblem(f"event #{seq} ({action}) has an invalid signature by {actor}")
+        handler = _HANDLERS.get(action)
+        if action == "job.submit":
+            self._submit(seq, actor, job_id, payload)
+        elif handler is not None:
+            handler(self, seq, actor, payload)
+        elif action.startswith("evidence."):
+            self._evidence(seq, actor, action.removeprefix("evidence."), job_id, payload)
+        if job_id is not None and action != "job.submit":
+            self._job_event(seq, actor, action, job_id, payload)
+        self.seq = seq
+        self.head_hash = event_hash
+
+    def _signer(
+        self, seq: int, actor: str, action: str, payload: dict[str, Any], keyid: str
+    ) -> PublicKey:
+        if action == "workspace.init":
+            if seq != 1:
+                raise ChainProblem(f"event #{seq} initialises the workspace again")
+            return _payload_key(seq, payload, "admin_key", keyid)
+        if action == "key.request":
+            if actor not in self.users:
+                raise ChainProblem(f"event #{seq}: a key is requested for unknown user {actor}")
+            if keyid in self.keys:
+                raise ChainProblem(f"event #{seq}: key {keyid[:16]} is already registered")
+            # Proof of possession: the request is signed by the very key it registers.
+            return _payload_key(seq, payload, "public_key", keyid)
+        record = self.keys.get(keyid)
+        if record is None or record.user != actor:
+            raise ChainProblem(f"event #{seq} ({action}) is signed by a key {actor} does not hold")
+        if record.status != "active":
+            raise ChainProblem(f"event #{seq} ({action}) is signed by {actor}'s {record.status} key")
+        return record.public
+
+    def _require_admin(self, seq: int, actor: str, what: str) -> None:
+        if "admin" not in self.users.get(actor, set()):
+            raise ChainProblem(f"event #{seq}: {actor} {what} without the admin role")
+
+    def _init(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        admin_key = PublicKey.from_b64(str(payload["admin_key"]))
+        self.users[actor] = {"admin"}
+        self.keys[admin_key.keyid] = KeyRecord(
+            admin_key.keyid, actor, admin_key, "active", seq, confirmed_by=actor
+        )
+        self.policy_digest = str(payload.get("policy"))
+        self.audit_keyid = _opt(payload.get("audit_key"))
+        self.attestation_keyid = _opt(payload.get("attestation_key"))
+
+    def _user_add(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "added a user")
+        name = str(payload.get("name"))
+        if name in self.users:
+            raise ChainProblem(f"event #{seq}: user {name} already exists")
+        self.users[name] = {str(r) for r in payload.get("roles") or []}
+
+    def _key_request(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        key = PublicKey.from_b64(str(payload["public_key"]))
+        self.keys[key.keyid] = KeyRecord(key.keyid, actor, key, "pending", seq)
+
+    def _key_confirm(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "confirmed a key")
+        record = self.keys.get(str(payload.get("keyid")))
+        if record is None or record.status != "pending":
+            raise ChainProblem(f"event #{seq} confirms a key that is not pending")
+        record.status = "active"
+        record.confirmed_by = actor
+
+    def _key_revoke(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        record = self.keys.get(str(payload.get("keyid")))
+        if record is None or record.status == "revoked":
+            raise ChainProblem(f"event #{seq} revokes a key that is not registered or in force")
+        if record.user != actor:
+            self._require_admin(seq, actor, f"revoked {record.user}'s key")
+        record.status = "revoked"
+        record.revoked_by = actor
+
+    def _policy_set(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "changed the policy")
+        self.policy_digest = str(payload.get("digest"))
+
+    def _submit(self, seq: int, actor: str, job_id: str | None, payload: dict[str, Any]) -> None:
+        if job_id is None or job_id in self.jobs:
+            raise ChainProblem(f"event #{seq} submits job {job_id} again")
+        self.jobs[job_id] = JobRecord(
+            id=job_id,
+            state="submitted",
+            requester=actor,
+            preparer=str(payload.get("preparer")),
+            digests={k: str(payload.get(k)) for k in ("dataset", "base_model", "config")},
+            policy_digest=str(payload.get("policy")),
+        )
+
+    def _evidence(
+        self, seq: int, actor: str, kind: str, job_id: str | None, payload: dict[str, Any]
+    ) -> None:
+        record = EvidenceRecord(
+            kind=kind,
+            digest=str(payload.get("digest")),
+            seq=seq,
+            actor=actor,
+            subjects={str(k): str(v) for k, v in (payload.get("subjects") or {}).items()},
+        )
+        if job_id is None:
+            self.baselines.append(record)
+            return
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise ChainProblem(f"event #{seq} stores evidence on unknown job {job_id}")
+        job.evidence.append(record)
+
+    def _job_event(
+        self, seq: int, actor: str, action: str, job_id: str, payload: dict[str, Any]
+    ) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise ChainProblem(f"event #{seq} ({action}) names unknown job {job_id}")
+        if action == "job.approve":
+            nonce = str(payload.get("nonce"))
+            job.approvals[nonce] = ApprovalRecord(
+                approver=actor,
+                keyid=str(payload.get("keyid")),
+                nonce=nonce,
+                envelope_digest=str(payload.get("envelope")),
+                policy_digest=_opt(payload.get("policy")),
+            )
+        elif action == "run.start":
+            job.run_count = int(payload.get("run") or 0)
+            job.bound_run = bool(payload.get("bound", False))
+            job.output = None
+            for nonce in payload.get("approvals") or []:
+                approval = job.approvals.get(str(nonce))
+                if approval is None or approval.status != "active":
+                    raise ChainProblem(f"event #{seq} consumes an approval that is not active")
+                approval.status = "consumed"
+                approval.consumed_by_run = job.run_count
+        elif action in ("review.pass", "review.block"):
+            job.review_digest = _opt(payload.get("review"))
+        elif action == "run.end":
+            output = payload.get("output")
+            job.output = output if isinstance(output, dict) else None
+        if action in ("job.reject", "job.cancel"):
+            for approval in job.active_approvals():
+                approval.status = "void"
+        if "to" in payload:
+            if payload.get("from") != job.state:
+                raise ChainProblem(
+                    f"event #{seq} moves job {job_id} from {payload.get('from')}, "
+                    f"but it was {job.state}"
+                )
+            job.state = str(payload["to"])
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _payload_key(seq: int, payload: dict[str, Any], name: str, keyid: str) -> PublicKey:
+    try:
+        key = PublicKey.from_b64(str(payload.get(name)))
+    except Exception as exc:
+        raise ChainProblem(f"event #{seq} names no valid public key") from exc
+    if key.keyid != keyid:
+        raise ChainProblem(f"event #{seq} is not signed by the key it registers")
+    return key
+
+
+_HANDLERS = {
+    "workspace.init": ChainState._init,
+    "user.add": ChainState._user_add,
+    "key.request": ChainState._key_request,
+    "key.confirm": ChainState._key_confirm,
+    "key.revoke": ChainState._key_revoke,
+    "policy.set": ChainState._policy_set,
+}
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    """An event's stored payload as a dict (``{}`` when it is not a JSON object)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
