@@ -141,8 +141,8 @@ def append_event(
 ) -> AuditEventRow:
     """Append one event signed by ``actor`` in the caller's (write-locked) transaction.
 
-    ``key`` is the workspace's audit key: it re-signs the head. The signed head is left in
-    ``session.info["audit_head"]`` for the witness, published once the transaction commits.
+    ``key`` is the workspace's audit key: it re-signs the head. Every signed head is kept in
+    ``session.info["audit_heads"]`` for the witness, published once the transaction commits.
     """
     head = session.get(AuditHeadRow, 1)
     if head is None:
@@ -175,7 +175,9 @@ def append_event(
     head.seq = seq
     head.hash = digest
     head.signature = _sign(key, "head", seq, digest)
-    session.info["audit_head"] = {"seq": seq, "hash": digest, "signature": head.signature}
+    session.info.setdefault("audit_heads", []).append(
+        {"seq": seq, "hash": digest, "signature": head.signature}
+    )
     if seq % CHECKPOINT_EVERY == 0:
         session.add(
             AuditCheckpointRow(

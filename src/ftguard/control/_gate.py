@@ -255,7 +255,7 @@ def _attest(
     manifest: Manifest,
     actor: Actor,
 ) -> Path:
-    head = dict(session.info.get("audit_head") or {})
+    head = dict((session.info.get("audit_heads") or [{}])[-1])
     envelope = issue_attestation(
         manifest,
         decision,

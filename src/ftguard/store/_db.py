@@ -117,19 +117,20 @@ class Store:
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.on_commit: Callable[[dict[str, Any]], None] | None = None
-        """Called with the signed audit head a committed transaction left (the witness)."""
+        """Called with each signed audit head a committed transaction made (the witness)."""
         event.listen(self._sessions, "after_commit", self._after_commit)
         event.listen(self._sessions, "after_soft_rollback", self._after_rollback)
         self.is_postgres = self.engine.dialect.name == "postgresql"
 
     def _after_commit(self, session: Session) -> None:
-        head = session.info.pop("audit_head", None)
-        if head is not None and self.on_commit is not None:
-            self.on_commit(head)
+        heads = session.info.pop("audit_heads", None) or []
+        if self.on_commit is not None:
+            for head in heads:
+                self.on_commit(head)
 
     @staticmethod
     def _after_rollback(session: Session, _previous: Any) -> None:
-        session.info.pop("audit_head", None)
+        session.info.pop("audit_heads", None)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
