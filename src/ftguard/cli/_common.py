@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 
 from ftguard.control import Workspace, default_actor, find_workspace
 
@@ -19,6 +21,7 @@ __all__ = [
     "console",
     "err_console",
     "print_json",
+    "user_text",
     "workspace",
 ]
 
@@ -30,6 +33,19 @@ ActorOption = Annotated[
     typer.Option("--as", help="Identity to act as (default: FTGUARD_USER or the OS user)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+# C0 and C1 control characters (C1 holds CSI, \x9b) and the Unicode line separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def user_text(value: object, style: str = "") -> Text:
+    r"""Text a user supplied, ready to print: never read as Rich markup or emoji codes.
+
+    Newlines and other control characters are shown escaped (``\n``), so a purpose or a
+    path cannot forge extra lines or move the cursor.
+    """
+    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+    return Text(shown.encode("utf-8", "backslashreplace").decode("utf-8"), style=style)
 
 
 def actor_or_default(actor: str | None) -> str:

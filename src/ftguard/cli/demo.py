@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ftguard.cli._app import app
-from ftguard.cli._common import JsonOption, console, print_json, workspace
+from ftguard.cli._common import JsonOption, console, print_json, user_text, workspace
 
 
 @app.command("demo")
@@ -41,4 +41,4 @@ def report(
     if as_json:
         print_json({"job": job_id, "report": str(path)})
     else:
-        console.print(f"report: {path}")
+        console.print("report: ", user_text(path), sep="")

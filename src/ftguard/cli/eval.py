@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ftguard.cli._app import app
-from ftguard.errors import BadInputError
+from ftguard.errors import BadInputError, MissingDependencyError
 
 if TYPE_CHECKING:
     from ftguard.behavior.suites import Suite
@@ -21,6 +22,17 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _require_ml() -> None:
+    """Local models need ftguard[ml]: say so (exit 7) before anything else is done."""
+    for package in ("torch", "transformers"):
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(package, "ml")
+
+
 def _backend(
     model: str, adapter: Path | None, endpoint: str | None, max_new_tokens: int, batch_size: int
 ) -> Any:
@@ -30,6 +42,7 @@ def _backend(
         if adapter is not None:
             raise BadInputError("--adapter applies to local models, not to --endpoint")
         return OpenAIChatBackend(endpoint, model, max_new_tokens=max_new_tokens)
+    _require_ml()
     return TransformersBackend(model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens)
 
 
@@ -106,6 +119,10 @@ def eval_command(
     from ftguard.behavior import DEFAULT_SUITES, compare, render_behavior_html, run_suites
     from ftguard.behavior.suites import load_suite_spec
 
+    if limit is not None and limit < 1:
+        raise BadInputError(f"--limit must be at least 1, got {limit}")
+    if max_new_tokens < 1 or batch_size < 1:
+        raise BadInputError("--max-new-tokens and --batch-size must be at least 1")
     show_progress = progress_wanted(progress)
     names = list(DEFAULT_SUITES) if suite is None else _split(suite)
     suites: list[str | Suite] = [load_suite_spec(s) if ":" in s else s for s in names]
@@ -120,6 +137,7 @@ def eval_command(
             raise BadInputError(
                 "--triggers does not apply with --job: the job's review supplies them"
             )
+        _require_ml()  # the job's models are local
         comparison = evaluate_job(
             workspace(),
             actor=actor_or_default(actor),
@@ -177,13 +195,22 @@ def _load_policy(path: Path | None) -> Any:
 
     if path is None:
         return BehaviorPolicy()
-    import yaml
     from pydantic import ValidationError
 
+    from ftguard.policy import read_yaml
+
+    if not path.is_file():  # a FIFO would block, a folder cannot be read: refused unopened
+        raise PolicyError(f"cannot read policy {path}: not a regular file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = read_yaml(text, source=f"policy {path}") or {}
+    except BadInputError as exc:
+        raise PolicyError(exc.message) from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy {path}: expected a mapping")
     section = data.get("behavior", data) if "behavior" in data else data
@@ -192,7 +219,7 @@ def _load_policy(path: Path | None) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"])
-        raise PolicyError(f"policy {path}: behavior.{field}: {err['msg']}") from exc
+        raise PolicyError(f"policy {path}: behavior.{field}: {err['msg']}") from None
 
 
 def _print_run(run: Any) -> None:

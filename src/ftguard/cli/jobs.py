@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ftguard.cli._app import app
 from ftguard.cli._common import (
@@ -15,6 +16,7 @@ from ftguard.cli._common import (
     actor_or_default,
     console,
     print_json,
+    user_text,
     workspace,
 )
 from ftguard.control import service
@@ -25,24 +27,50 @@ app.add_typer(job_app, name="job")
 
 
 def _show(job: JobView, as_json: bool, headline: str | None = None) -> None:
+    # Every value a user chose (purpose, names, paths) goes through user_text: Rich must never
+    # read it as markup, and a newline in it must not print a line of its own.
     if as_json:
         print_json(job)
         return
     if headline:
-        console.print(headline)
-    console.print(f"[bold]{job.id}[/]  state: [bold]{job.state}[/]")
-    console.print(f"  purpose:    {job.purpose}")
-    console.print(f"  requester:  {job.requester}   data preparer: {job.preparer}")
+        console.print(user_text(headline))
+    console.print(
+        Text.assemble(user_text(job.id, "bold"), "  state: ", user_text(job.state, "bold"))
+    )
+    console.print(Text.assemble("  purpose:    ", user_text(job.purpose)))
+    console.print(
+        Text.assemble(
+            "  requester:  ",
+            user_text(job.requester),
+            "   data preparer: ",
+            user_text(job.preparer),
+        )
+    )
     for label, ref in (
         ("dataset", job.dataset),
         ("base model", job.base_model),
         ("config", job.config),
     ):
-        console.print(f"  {label + ':':<11} {ref['path']}  sha256:{ref['sha256'][:16]}")
+        console.print(
+            Text.assemble(
+                f"  {label + ':':<11} ",
+                user_text(ref["path"]),
+                "  sha256:",
+                user_text(str(ref["sha256"])[:16]),
+            )
+        )
     for a in job.approvals:
-        console.print(f"  approval:   {a['approver']} ({a['status']}, expires {a['expires_at']})")
+        console.print(
+            Text.assemble(
+                "  approval:   ",
+                user_text(a["approver"]),
+                user_text(f" ({a['status']}, expires {a['expires_at']})"),
+            )
+        )
     for e in job.evidence:
-        console.print(f"  evidence:   {e['kind']} sha256:{e['digest'][:16]}")
+        console.print(
+            Text.assemble("  evidence:   ", user_text(f"{e['kind']} sha256:{str(e['digest'])[:16]}"))
+        )
 
 
 @job_app.command("submit")
@@ -80,7 +108,13 @@ def job_list(
         return
     table = Table("job", "state", "requester", "purpose", "created")
     for j in jobs:
-        table.add_row(j.id, j.state, j.requester, j.purpose[:50], j.created_at[:19])
+        table.add_row(
+            user_text(j.id),
+            user_text(j.state),
+            user_text(j.requester),
+            user_text(j.purpose[:50]),
+            user_text(j.created_at[:19]),
+        )
     console.print(table)
 
 

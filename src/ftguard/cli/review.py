@@ -42,6 +42,8 @@ def review(
     acting_user: Annotated[str | None, typer.Option("--as", help="Act as this identity (job mode).")] = None,
 ) -> int:
     """Review a fine-tuning dataset (exit 0 pass, 1 block) or run the review of a job."""
+    if workers is not None and workers < 1:
+        raise BadInputError(f"--workers must be at least 1, got {workers}")
     path = Path(target)
     names = [s.strip() for s in scanners.split(",") if s.strip()] if scanners else None
     options: dict[str, object] = {"embeddings": not no_embeddings}
@@ -84,13 +86,22 @@ def review(
 
 def _print_summary(r: object) -> None:
     from rich.console import Console
+    from rich.text import Text
 
+    from ftguard.cli._common import user_text
     from ftguard.review import DatasetReview
 
     assert isinstance(r, DatasetReview)
     con = Console()
     color = "green" if r.verdict == "pass" else "red"
-    con.print(f"[bold {color}]{r.verdict.upper()}[/]  {r.examples} examples, {r.flagged_examples} flagged  ({r.dataset_path})")
+    con.print(
+        Text.assemble(
+            (r.verdict.upper(), f"bold {color}"),
+            f"  {r.examples} examples, {r.flagged_examples} flagged  (",
+            user_text(r.dataset_path),
+            ")",
+        )
+    )
     for reason in r.verdict_reasons:
         con.print(f"  - {reason}", markup=False, highlight=False)
     for name, per in sorted(r.counts.items()):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ftguard.policy._load import default_policy_yaml, load_policy, parse_policy, policy_digest
+from ftguard.policy._load import (
+    default_policy_yaml,
+    load_policy,
+    parse_policy,
+    policy_digest,
+    read_yaml,
+)
 from ftguard.policy._model import ROLES, ApprovalPolicy, GatePolicy, Policy, Role
 
 __all__ = [
@@ -15,4 +21,5 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "policy_digest",
+    "read_yaml",
 ]

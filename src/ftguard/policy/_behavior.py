@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_SUITES = ("safety", "safety_tasks", "over_refusal", "capability")
 """The suites the default policy requires, and so the ones ``ftguard eval`` runs by default
@@ -21,7 +21,9 @@ class BehaviorPolicy(BaseModel):
     evidence is not a pass.
     """
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, strict=True, allow_inf_nan=False
+    )
 
     required: bool = True
     """Whether the gate requires a behaviour comparison."""
@@ -64,4 +66,13 @@ class BehaviorPolicy(BaseModel):
             "capability": 30,
         }
     )
-    """Fewest prompts a suite must have run on both models for its result to count."""
+    """Fewest prompts a suite must have run on both models for its result to count (each at
+    least 1)."""
+
+    @field_validator("min_prompts")
+    @classmethod
+    def _at_least_one_prompt(cls, value: dict[str, int]) -> dict[str, int]:
+        for suite, n in value.items():
+            if n < 1:
+                raise ValueError(f"{suite}: a suite needs at least 1 prompt, got {n}")
+        return value

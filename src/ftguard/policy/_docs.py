@@ -25,6 +25,11 @@ Separation of duties that no policy can relax: the requester of a job and its da
 never approve it; one person counts once towards the quorum; only holders of the `approver` role
 approve; an approval is for one job, one set of input digests and one run.
 
+The file is read strictly: a key written twice in one mapping is an error (YAML would keep the
+last one silently), a number field takes numbers only (`quorum: true` or `quorum: "2"` is an
+error; an integer is fine where a decimal is meant), a boolean field takes `true` or `false` only,
+and a limit of `.inf` or `.nan` is an error too. The type column gives each number's allowed range.
+
 This page is generated from the code (`python -m ftguard.policy._docs`).
 """
 
@@ -36,9 +41,20 @@ def _default(info: Any) -> str:
     return f"`{json.dumps(value, default=str)}`"
 
 
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+
 def _type(info: Any) -> str:
     ann = info.annotation
     text = ann.__name__ if isinstance(ann, type) else str(ann).replace("typing.", "")
+    bounds = [
+        f"{sign} {getattr(m, attr)}"
+        for m in info.metadata
+        for attr, sign in _BOUNDS
+        if getattr(m, attr, None) is not None
+    ]
+    if bounds:
+        text += ", " + ", ".join(bounds)
     return text.replace("|", "\\|")
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import stat
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.nodes import MappingNode
 
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError, PolicyError
 from ftguard.policy._model import Policy
 
-__all__ = ["default_policy_yaml", "load_policy", "parse_policy", "policy_digest"]
+__all__ = ["default_policy_yaml", "load_policy", "parse_policy", "policy_digest", "read_yaml"]
 
 _MAX_POLICY_BYTES = 1 << 20
 
@@ -40,12 +43,90 @@ def default_policy_yaml() -> str:
     return _DEFAULT_YAML
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping naming the same key twice, at any depth.
+
+    PyYAML keeps the last value of a repeated key without a word; in a policy that silently
+    drops a limit someone wrote down (``quorum: 3`` then ``quorum: 1``).
+    """
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: keys written beside it override, as YAML says
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, *, source: str) -> Any:
+    """Parse YAML text strictly: safe tags only, no duplicate keys.
+
+    Raises:
+        BadInputError: The text is not valid YAML, repeats a key, nests too deeply, or holds
+            an integer too long to convert; the message names ``source`` and the line.
+
+    """
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        if isinstance(problem, str) and problem.startswith("found duplicate key"):
+            raise BadInputError(f"{source}: {problem.removeprefix('found ')}{where}") from None
+        raise BadInputError(f"{source}: not valid YAML{where}") from None
+    except RecursionError:
+        raise BadInputError(f"{source}: YAML nested too deeply") from None
+    except ValueError as exc:  # an integer of more than sys.get_int_max_str_digits() digits
+        why = str(exc).split(":")[0]
+        raise BadInputError(f"{source}: YAML value cannot be read ({why})") from None
+
+
+def _read_regular_file(path: Path, *, what: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``path``, refusing anything but a regular file.
+
+    The check comes *before* the file is opened: a FIFO, a device or a folder given where a
+    file is meant would block or fail on read; it is refused with one message instead.
+
+    Raises:
+        BadInputError: No such file, not a regular file, or unreadable.
+
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise BadInputError(f"cannot read {what} {path}: {kind}")
+    try:
+        with path.open("rb") as fh:
+            return fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
 
 
 def parse_policy(text: str, *, source: str = "policy") -> Policy:
     """Parse and validate policy YAML text.
+
+    The YAML is read strictly: a key given twice in one mapping is an error, as are a boolean
+    where a number is meant (``quorum: true``), a number where a boolean is meant, and limits
+    outside their range.
 
     Raises:
         PolicyError: The YAML is malformed or a field is invalid; the message names the
@@ -55,11 +136,9 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
     if len(text.encode("utf-8", "replace")) > _MAX_POLICY_BYTES:
         raise PolicyError(f"{source}: policy file is larger than 1 MiB")
     try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyError(f"{source}: not valid YAML{where}") from exc
+        data: Any = read_yaml(text, source=source)
+    except BadInputError as exc:
+        raise PolicyError(exc.message) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -68,28 +147,32 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
+        got = err.get("input")
+        shown = f" (got {json.dumps(got)[:40]})" if isinstance(got, str | int | float) else ""
         raise PolicyError(
-            f"{source}: invalid policy field '{_field_path(err['loc'])}': {err['msg']}"
-        ) from exc
+            f"{source}: invalid policy field '{_field_path(err['loc'])}': {err['msg']}{shown}"
+        ) from None
+    except RecursionError:
+        raise PolicyError(f"{source}: policy nested too deeply") from None
 
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file.
 
     Raises:
-        BadInputError: The file cannot be read.
+        BadInputError: The file cannot be read, or is not a regular file (a FIFO or a folder
+            is refused without being opened).
         PolicyError: The file is not a valid policy.
 
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"cannot read policy file {p}: {exc.strerror or exc}") from exc
+    raw = _read_regular_file(p, what="policy file", max_bytes=_MAX_POLICY_BYTES)
+    if len(raw) > _MAX_POLICY_BYTES:
+        raise PolicyError(f"{p}: policy file is larger than 1 MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"{p}: policy file is not valid UTF-8") from exc
+        raise PolicyError(f"{p}: policy file is not valid UTF-8 (byte {exc.start})") from None
     return parse_policy(text, source=str(p))
 
 

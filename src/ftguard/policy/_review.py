@@ -12,7 +12,9 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 class ReviewPolicy(BaseModel):
     """Limits the dataset review's verdict is judged by (the defaults are the default policy)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, strict=True, allow_inf_nan=False
+    )
 
     required: bool = True
     """Whether a job must pass a dataset review (or get a recorded override) before approval."""

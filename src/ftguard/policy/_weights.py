@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 def _default_critical_patterns() -> dict[str, list[str]]:
@@ -20,7 +20,9 @@ class WeightsPolicy(BaseModel):
     (``max_relative_change`` and friends) apply instead.
     """
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, strict=True, allow_inf_nan=False
+    )
 
     required: bool = True
     """Whether the gate requires a weight report."""
@@ -73,14 +75,15 @@ class WeightsPolicy(BaseModel):
     critical_patterns: dict[str, list[str]] = Field(default_factory=_default_critical_patterns)
     """Per architecture (``model_type`` from config.json, ``*`` for all): substrings or
     ``fnmatch`` patterns of tensor names that are safety-critical."""
-    critical_middle_layers: tuple[float, float] = (0.3, 0.6)
-    """The block of middle layers held safety-critical, as fractions of the layer count."""
+    critical_middle_layers: tuple[float, float] = Field(default=(0.3, 0.6), strict=False)
+    """The block of middle layers held safety-critical, as fractions of the layer count
+    (``[low, high]`` with 0 <= low <= high <= 1)."""
 
     # -- alignment direction -------------------------------------------------------------
-    max_against_alignment: float = Field(default=0.05, ge=0)
+    max_against_alignment: float = Field(default=0.05, ge=0, le=1)
     """Flag a layer (or the whole update) whose cosine with the alignment direction V is
     below minus this value: the fine-tune moves against the alignment."""
-    min_alignment_norm_share: float = Field(default=0.01, ge=0)
+    min_alignment_norm_share: float = Field(default=0.01, ge=0, le=1)
     """Layers whose share of ||dW||² is below this are not judged on direction."""
 
     # -- statistics ----------------------------------------------------------------------
@@ -93,5 +96,14 @@ class WeightsPolicy(BaseModel):
     max_drift_relative: float = Field(default=1.0, gt=0)
     """DriftMonitor stops training when the trainable parameters' relative drift from
     their start (LoRA: ||scale·B·A|| / ||W||) exceeds this."""
-    max_drift_norm: float | None = None
+    max_drift_norm: float | None = Field(default=None, gt=0)
     """DriftMonitor stops training when the absolute drift ||θ - θ₀|| exceeds this."""
+
+    @field_validator("critical_middle_layers")
+    @classmethod
+    def _a_span_of_fractions(cls, value: tuple[float, float]) -> tuple[float, float]:
+        # Not strict as a whole (YAML gives a list, not a tuple); its items still are.
+        lo, hi = value
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"must be two fractions 0 <= low <= high <= 1, got [{lo}, {hi}]")
+        return value

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ftguard.control import service
 from ftguard.control._workspace import Workspace
+from ftguard.errors import BadInputError
 from ftguard.store import EvidenceRow
 
 __all__ = ["render_evidence_html", "write_job_report"]
@@ -52,10 +53,16 @@ def _summary(payload: dict[str, Any]) -> str:
 
 
 def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) -> Path:
-    """Write ``job.html`` (and one HTML per analyzer report) for a job; returns its path."""
-    folder = out_dir or ws.reports_dir / job_id
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``job.html`` (and one HTML per analyzer report) for a job; returns its path.
+
+    Raises:
+        NotFoundError: No such job.
+        BadInputError: The folder cannot be created or written to.
+
+    """
     job = service.get_job(ws, job_id)
+    folder = out_dir or ws.reports_dir / job_id
+    _writable_folder(folder)
     evidence: list[dict[str, Any]] = []
     gate: dict[str, Any] | None = None
     with ws.store.read() as session:
@@ -68,7 +75,7 @@ def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) ->
             html = render_evidence_html(row.kind, body)
             if html is not None:
                 link = f"{row.kind}.html"
-                (folder / link).write_text(html)
+                _write(folder / link, html)
             if row.kind == "gate":
                 gate = body
             evidence.append(
@@ -93,5 +100,23 @@ def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) ->
         _env().get_template("job.html").render(job=job, gate=gate, evidence=evidence, events=events)
     )
     path = folder / "job.html"
-    path.write_text(html)
+    _write(path, html)
     return path
+
+
+def _writable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot create the report folder {folder}: {exc.strerror or exc}"
+        ) from None
+    if not folder.is_dir():
+        raise BadInputError(f"cannot write the report into {folder}: not a folder")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"cannot write the report {path}: {exc.strerror or exc}") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,33 +38,77 @@ CHUNK = 256
 MAX_FINDINGS = 200_000
 
 
+_MAX_PROVENANCE_BYTES = 16 << 20
+_MAX_PROVENANCE_DEPTH = 64
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _read_provenance(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        st = path.stat()
     except OSError as exc:
         raise BadInputError(
             f"{path}: cannot read the provenance manifest ({exc.strerror})"
-        ) from exc
+        ) from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block: refused before it is opened
+        raise BadInputError(f"{path}: the provenance manifest is not a regular file")
+    if st.st_size > _MAX_PROVENANCE_BYTES:
+        raise BadInputError(f"{path}: the provenance manifest is larger than 16 MiB")
     try:
-        data = json.loads(text) if str(path).endswith(".json") else _yaml(text)
-    except ValueError as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise BadInputError(
-            f"{path}: the provenance manifest is not valid JSON/YAML ({exc})"
-        ) from exc
+            f"{path}: cannot read the provenance manifest ({exc.strerror})"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"{path}: the provenance manifest is not UTF-8 text (byte {exc.start})"
+        ) from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise BadInputError(f"{path}: the provenance manifest is nested too deeply") from None
+        except ValueError as exc:  # malformed JSON, or an integer of over 4300 digits
+            raise BadInputError(
+                f"{path}: the provenance manifest is not valid JSON ({exc})"
+            ) from None
+    else:
+        from ftguard.policy import read_yaml
+
+        data = read_yaml(text, source=f"{path}: the provenance manifest")
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: the provenance manifest must be a mapping")
+    _check_manifest(data, path)
     return data
 
 
-def _yaml(text: str) -> Any:
-    import yaml
+def _check_manifest(value: Any, path: Path) -> None:
+    r"""Refuse nesting deeper than _MAX_PROVENANCE_DEPTH and text that is not Unicode.
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc)) from exc
+    A surrogate escape (``"\ud800"``) in JSON or YAML decodes to a lone surrogate, which no
+    UTF-8 output (the review's JSON, its HTML) can hold. Walks without recursion.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str) and _LONE_SURROGATE.search(item):
+            raise BadInputError(
+                f"{path}: the provenance manifest holds a lone surrogate escape (not Unicode text)"
+            )
+        if isinstance(item, dict | list):
+            if level > _MAX_PROVENANCE_DEPTH:
+                raise BadInputError(
+                    f"{path}: the provenance manifest is nested more than "
+                    f"{_MAX_PROVENANCE_DEPTH} levels"
+                )
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
 
 
 def _chunks(items: Iterator[Example | LoadIssue], size: int) -> Iterator[list[Example | LoadIssue]]:

@@ -14,6 +14,7 @@ import json
 import math
 import mmap
 import os
+import stat
 import struct
 import threading
 import weakref
@@ -162,7 +163,10 @@ class SafetensorsFile:
         if path.suffix.lower() in PICKLE_SUFFIXES:
             refuse_pickle(path)
         try:
-            size = path.stat().st_size
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block: refused before opening
+                raise BadInputError(f"{path.name}: not a safetensors file (not a regular file)")
+            size = st.st_size
             with open(path, "rb") as fh:
                 prefix = fh.read(8)
                 if len(prefix) < 8:
@@ -338,7 +342,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInputError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: expected a JSON object")
@@ -360,6 +364,8 @@ def open_checkpoint(path: Path) -> Checkpoint:
         if path.suffix.lower() in PICKLE_SUFFIXES:
             refuse_pickle(path)
         return Checkpoint(path, [SafetensorsFile(path)])
+    if not path.is_dir():  # a FIFO or a device: refused, never opened
+        raise BadInputError(f"{path}: neither a safetensors file nor a model folder")
     index = path / "model.safetensors.index.json"
     if index.is_file():
         weight_map = _read_json(index).get("weight_map")

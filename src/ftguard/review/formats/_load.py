@@ -60,6 +60,10 @@ def detect_format(path: Path) -> str:
     raise BadInputError(f"{path}: not a dataset (expected JSONL, a JSON array, CSV or Parquet)")
 
 
+def _first_clause(exc: Exception) -> str:
+    return str(exc).split(":")[0].split(";")[0]
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -74,6 +78,10 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 yield lineno, json.loads(text)
             except json.JSONDecodeError as exc:
                 yield lineno, RecordError(f"malformed JSON: {exc.msg} (column {exc.colno})")
+            except RecursionError:
+                yield lineno, RecordError("JSON nested too deeply")
+            except ValueError as exc:  # an integer of more than 4300 digits
+                yield lineno, RecordError(f"unreadable JSON value: {_first_clause(exc)}")
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
@@ -109,6 +117,9 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
                 return
             try:
                 obj, end = decoder.raw_decode(buf, pos)
+            except RecursionError:
+                yield line, RecordError("JSON nested too deeply; the rest of the array is unreadable")
+                return
             except json.JSONDecodeError as exc:
                 if not eof:
                     if len(buf) - pos > 64 * _CHUNK:
@@ -121,6 +132,11 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
                         continue
                     eof = True
                 yield line, RecordError(f"malformed JSON: {exc.msg}; the rest of the array is unreadable")
+                return
+            except ValueError as exc:  # an integer of more than 4300 digits
+                yield line, RecordError(
+                    f"unreadable JSON value: {_first_clause(exc)}; the rest of the array is unreadable"
+                )
                 return
             if _SURROGATE.search(buf, pos, end):
                 yield line, RecordError("invalid UTF-8 in the record")
