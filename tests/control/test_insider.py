@@ -231,6 +231,8 @@ def test_rolled_back_log_is_caught_by_the_witness(cp: Env, capsys: pytest.Captur
         saved = conn.execute(text("SELECT seq, hash, signature FROM audit_head")).one()
     service.approve(cp.ws, actor="bob", job_id=job)
     service.approve(cp.ws, actor="carol", job_id=job)
+    assert main(["audit", "verify", "--witness"]) == 0
+    assert service.verify_audit(cp.ws, witness="default").ok
     # Roll back: delete the newer events and restore the saved, validly signed head.
     with cp.ws.store.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": saved.seq})
@@ -242,3 +244,15 @@ def test_rolled_back_log_is_caught_by_the_witness(cp: Env, capsys: pytest.Captur
     assert service.verify_audit(cp.ws).ok  # the chain alone cannot tell
     assert main(["audit", "verify", "--witness"]) == 6
     assert "rolled back" in capsys.readouterr().err
+
+
+def test_rewritten_log_that_keeps_its_length_is_caught_by_the_witness(cp: Env) -> None:
+    cp.submit()
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET hash=:h WHERE seq=2"), {"h": "f" * 64})
+    from ftguard.control._witness import check_witnessed
+
+    with cp.ws.store.read() as session:
+        heads = cp.ws.witness().heads()
+        problem = check_witnessed(session, cp.ws.audit_public_key(), heads, chain_seq=heads[-1].seq)
+    assert problem is not None and "#2" in problem

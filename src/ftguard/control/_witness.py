@@ -138,11 +138,10 @@ def check_witnessed(
             f"at #{chain_seq}"
         )
     wanted = {h.seq: h.hash for h in heads if h.seq > 0}
-    stored = dict(
-        session.execute(
-            select(AuditEventRow.seq, AuditEventRow.hash).where(AuditEventRow.seq.in_(wanted))
-        ).tuples()
-    )
+    rows = session.execute(
+        select(AuditEventRow.seq, AuditEventRow.hash).where(AuditEventRow.seq.in_(list(wanted)))
+    ).all()
+    stored = {int(seq): str(digest) for seq, digest in rows}
     for seq in sorted(wanted):
         if stored.get(seq) != wanted[seq]:
             return f"the log no longer extends the witnessed head #{seq} (it was rewritten)"
