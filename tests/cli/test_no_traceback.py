@@ -245,6 +245,27 @@ def test_fifo_provenance_and_weights_are_refused_unopened(
     assert_one_error(r, EXIT_BAD_INPUT)
 
 
+@pytest.mark.timeout(30)
+def test_fifo_attestation_and_trusted_key_are_refused_unopened(
+    isolated: Path,
+    capsys: pytest.CaptureFixture[str],
+    fifo: Path,
+    trusted_key: Path,
+    model_dir: Path,
+) -> None:
+    att = _write(isolated, "attestation.json", "{}")
+    r = cli(
+        capsys, "verify-deployment", str(model_dir), "--attestation", str(fifo),
+        "--trusted-key", str(trusted_key),
+    )  # fmt: skip
+    assert_one_error(r, EXIT_BAD_INPUT, "not a regular file")
+    r = cli(
+        capsys, "verify-deployment", str(model_dir), "--attestation", str(att),
+        "--trusted-key", str(fifo),
+    )  # fmt: skip
+    assert_one_error(r, EXIT_BAD_INPUT, "not a regular file")
+
+
 @pytest.mark.parametrize("path", ["folder", "/dev/null"])
 def test_policy_check_folder_or_device(
     isolated: Path, capsys: pytest.CaptureFixture[str], path: str

@@ -250,3 +250,17 @@ def test_conflicting_second_start(cp: Env) -> None:
         service.finish_run(cp.ws, actor="alice", job_id=job, token="forged", exit_code=0)
     service.finish_run(cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=0)
     assert service.get_job(cp.ws, job).state == "failed"  # exit 0 but no output folder
+
+
+def test_approved_config_with_duplicate_keys_is_refused(cp: Env) -> None:
+    job = cp.approved()
+    # A config that repeats a key is refused when it is first read, not silently resolved.
+    with cp.ws.store.read() as session:
+        from ftguard.control._jobs import get_job_row
+
+        config = Path(get_job_row(session, job).config_path)
+    from ftguard.control._runs import approved_command
+
+    config.write_text("command: [python, -c, pass]\ncommand: [python, -c, evil]\n")
+    with pytest.raises(BadInputError, match="duplicate key"):
+        approved_command(config, {})

@@ -140,6 +140,7 @@ def test_behaviour_block_cannot_be_overridden_by_default(
     assert main(["gate", job, "--as", "sec"]) == 1
     text = " ".join(capsys.readouterr().out.split())
     assert "refusal of harmful requests fell from 92% to 31%" in text
+    assert "layer 14 mlp.down_proj" in text
     with pytest.raises(PermissionDeniedError, match="does not let a security reviewer override"):
         service.override(cp.ws, actor="sec", job_id=job, justification="looks fine")
     with pytest.raises(ConflictError):
@@ -218,3 +219,25 @@ def test_training_override_of_a_blocking_review_still_blocks_at_the_gate(cp: Env
         service.override(cp.ws, actor="sec", job_id=job, justification="reviewed by hand").state
         == "passed"
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_gate_prints_reasons_as_text_never_as_markup(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job, _ = _trained(cp)
+    from ftguard.control._identities import authenticate, chain_state
+
+    with cp.ws.store.write() as session:
+        state = chain_state(cp.ws, session)
+        record = state.job(job)
+        both = {"base_model": record.digests["base_model"], "output": (record.output or {})["root"]}
+        store_evidence(
+            cp.ws, session, job_id=job, kind="behavior",
+            body={"verdict": "block", "reasons": ["prompt 'x [/bold] [red]y' now answered"]},
+            actor=authenticate(state, "alice"), payload={"subjects": both},
+        )  # fmt: skip
+    assert main(["gate", job, "--as", "sec"]) == 1
+    captured = capsys.readouterr()
+    assert "prompt 'x [/bold] [red]y' now answered" in " ".join(captured.out.split())
+    assert "Traceback" not in captured.err

@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ftguard._files import read_regular_file
 from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError
 
 __all__ = ["PrivateKey", "PublicKey", "generate_key", "load_private_key", "load_public_key_file"]
@@ -93,11 +94,13 @@ class PrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError as exc:
             raise BadInputError(f"key file already exists: {path}") from exc
+        except OSError as exc:
+            raise BadInputError(f"cannot write the key {path}: {exc.strerror or exc}") from exc
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
         os.chmod(path, 0o600)
@@ -142,12 +145,9 @@ def load_public_key_file(path: Path) -> PublicKey:
         BadInputError: Not an Ed25519 public key.
 
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"no public key file at {path}") from exc
-    except OSError as exc:
-        raise BadInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not path.exists():
+        raise NotFoundError(f"no public key file at {path}")
+    data = read_regular_file(path, what="public key file", max_bytes=1 << 16)
     if b"BEGIN PUBLIC KEY" in data:
         try:
             key = serialization.load_pem_public_key(data)

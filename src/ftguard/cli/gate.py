@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ftguard.cli._app import app
 from ftguard.cli._common import (
@@ -33,12 +34,12 @@ def gate(
         print_json(outcome.to_json_dict())
     else:
         colour = "green" if decision.decision == "pass" else "red"
-        console.print(f"gate: [bold {colour}]{decision.decision.upper()}[/] for {job_id}")
+        console.print(f"gate: [bold {colour}]{decision.decision.upper()}[/] for {escape(job_id)}")
         for rule in decision.rules:
             mark = "[green]ok[/]" if rule.passed else "[red]FAIL[/]"
-            console.print(f"  {mark:>14}  {rule.rule:<18} {rule.reason}")
+            console.print(f"  {mark:>14}  {escape(rule.rule):<18} {escape(rule.reason)}")
         if outcome.attestation_path:
-            console.print(f"attestation: {outcome.attestation_path}")
+            console.print(f"attestation: {escape(str(outcome.attestation_path))}")
     if decision.decision != "pass":
         raise typer.Exit(EXIT_VERDICT)
 
@@ -54,7 +55,7 @@ def deploy(
     if as_json:
         print_json({"job": job_id, "state": "deployed", "attestation": str(path)})
     else:
-        console.print(f"{job_id} deployed; serve it with its attestation {path}")
+        console.print(f"{escape(job_id)} deployed; serve it with its attestation {escape(str(path))}")
 
 
 @app.command("verify-deployment")
@@ -89,6 +90,7 @@ def verify_deployment_cmd(
         print_json(result)
     else:
         console.print(
-            f"verified: {model_path} is the model job {result.job_id} passed the gate with "
+            f"verified: {escape(str(model_path))} is the model job {escape(result.job_id)} "
+            "passed the gate with "
             f"(sha256:{result.digest[:16]}, key {result.keyid[:12]})"
         )

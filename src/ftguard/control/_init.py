@@ -53,14 +53,17 @@ def init_workspace(folder: Path, *, admin: str) -> Workspace:
     postgres = bool(os.environ.get("FTGUARD_DATABASE_URL"))
     audit_key = _new_key(ws.audit_key_path)
     attestation_key = _new_key(ws.attestation_key_path)
-    ws.audit_pub_path.write_text(audit_key.public.b64 + "\n")
-    ws.attestation_pub_path.write_text(attestation_key.public.b64 + "\n")
     admin_actor = Actor(name=admin, key=_admin_key(admin))
     text = default_policy_yaml()
     parse_policy(text)  # the default must always be valid
-    ws.policy_path.write_text(text)
     config = {"database": "postgresql" if postgres else "sqlite", "created_at": now_iso()}
-    (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    try:
+        ws.audit_pub_path.write_text(audit_key.public.b64 + "\n")
+        ws.attestation_pub_path.write_text(attestation_key.public.b64 + "\n")
+        ws.policy_path.write_text(text)
+        (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    except OSError as exc:
+        raise BadInputError(f"cannot write the workspace in {path}: {exc.strerror}") from exc
     store = ws.store
     store.migrate()
     with store.write() as session:

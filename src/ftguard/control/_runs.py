@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ftguard._files import read_text_file
 from ftguard.control._approvals import approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, parse_payload
@@ -41,7 +41,7 @@ from ftguard.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from ftguard.policy import Policy
+from ftguard.policy import Policy, read_yaml
 from ftguard.store import ApprovalRow, AuditEventRow, JobRow
 
 __all__ = [
@@ -91,13 +91,11 @@ def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
     """The command an approved config names, with its placeholders filled; None if it names none.
 
     Raises:
-        BadInputError: ``command`` is not a non-empty list of strings.
+        BadInputError: The config is not readable YAML (duplicate keys included), or
+            ``command`` is not a non-empty list of strings.
 
     """
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return None
+    data = read_yaml(read_text_file(config, what="approved config"), source=str(config))
     if not isinstance(data, dict) or "command" not in data:
         return None
     raw = data["command"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ftguard._files import read_text_file
 from ftguard.attest import (
     Envelope,
     PrivateKey,
@@ -108,13 +109,7 @@ def verify_deployment(
     if isinstance(attestation, Envelope):
         envelope = attestation
     else:
-        try:
-            raw = Path(attestation).read_text()
-        except OSError as exc:
-            raise BadInputError(
-                f"cannot read attestation {attestation}: {exc.strerror or exc}"
-            ) from exc
-        envelope = Envelope.parse(raw)
+        envelope = Envelope.parse(read_text_file(Path(attestation), what="attestation"))
     stmt, signer = verify_envelope(envelope, {key.keyid: key}, predicate_type=ATTESTATION_PREDICATE)
     predicate = stmt.get("predicate") or {}
     decision = (predicate.get("decision") or {}).get("decision")
@@ -159,5 +154,11 @@ def verify_deployment(
 
 def read_attestation(path: Path) -> dict[str, Any]:
     """The statement inside an attestation file, unverified (for display)."""
-    env = Envelope.parse(path.read_text())
-    return dict(json.loads(env.payload_bytes()))
+    env = Envelope.parse(read_text_file(path, what="attestation"))
+    try:
+        statement = json.loads(env.payload_bytes())
+    except (ValueError, RecursionError):
+        raise BadInputError(f"attestation {path} does not hold a JSON statement") from None
+    if not isinstance(statement, dict):
+        raise BadInputError(f"attestation {path} does not hold a JSON statement")
+    return statement

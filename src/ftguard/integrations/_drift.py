@@ -33,15 +33,9 @@ def policy_from_file(path: str | Path | None) -> WeightsPolicy:
     """The ``weights:`` section of a workspace policy YAML (defaults when no path)."""
     if not path:
         return WeightsPolicy()
-    try:
-        from ftguard.policy import load_policy
+    from ftguard.policy import load_policy
 
-        return load_policy(path).weights  # type: ignore[no-any-return]
-    except ImportError:  # pragma: no cover - the policy package is always present
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        return WeightsPolicy.model_validate(data.get("weights") or {})
+    return load_policy(path).weights
 
 
 def _np(t: Any) -> np.ndarray:

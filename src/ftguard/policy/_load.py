@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import stat
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode
 
+from ftguard._files import read_regular_file
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError, PolicyError
 from ftguard.policy._model import Policy
@@ -93,30 +93,6 @@ def read_yaml(text: str, *, source: str) -> Any:
         raise BadInputError(f"{source}: YAML value cannot be read ({why})") from None
 
 
-def _read_regular_file(path: Path, *, what: str, max_bytes: int) -> bytes:
-    """At most ``max_bytes + 1`` bytes of ``path``, refusing anything but a regular file.
-
-    The check comes *before* the file is opened: a FIFO, a device or a folder given where a
-    file is meant would block or fail on read; it is refused with one message instead.
-
-    Raises:
-        BadInputError: No such file, not a regular file, or unreadable.
-
-    """
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise BadInputError(f"cannot read {what} {path}: {kind}")
-    try:
-        with path.open("rb") as fh:
-            return fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
 
@@ -166,7 +142,7 @@ def load_policy(path: str | Path) -> Policy:
 
     """
     p = Path(path)
-    raw = _read_regular_file(p, what="policy file", max_bytes=_MAX_POLICY_BYTES)
+    raw = read_regular_file(p, what="policy file", max_bytes=_MAX_POLICY_BYTES)
     if len(raw) > _MAX_POLICY_BYTES:
         raise PolicyError(f"{p}: policy file is larger than 1 MiB")
     try:

@@ -126,7 +126,7 @@ def open_adapter(path: Path) -> Adapter:
     folder = path if path.is_dir() else path.parent
     try:
         config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInputError(f"{folder}/adapter_config.json: cannot read: {exc}") from None
     if not isinstance(config, dict):
         raise BadInputError(f"{folder}/adapter_config.json: expected a JSON object")
