@@ -164,7 +164,7 @@ def checked_job(session: Session, state: ChainState, job_id: str, *, lock: bool 
 
 
 def chain_evidence(
-    session: Session, record: JobRecord | None, kind: str, *, baselines: list[EvidenceRecord] | None = None
+    session: Session, record: JobRecord | None, kind: str
 ) -> tuple[EvidenceRecord, dict[str, Any]] | None:
     """The newest evidence of ``kind`` the chain holds for a job, with its verified body.
 
