@@ -256,3 +256,20 @@ def test_rewritten_log_that_keeps_its_length_is_caught_by_the_witness(cp: Env) -
         heads = cp.ws.witness().heads()
         problem = check_witnessed(session, cp.ws.audit_public_key(), heads, chain_seq=heads[-1].seq)
     assert problem is not None and "#2" in problem
+
+
+def test_a_policy_edited_in_place_stops_decisions_until_an_admin_sets_one(cp: Env) -> None:
+    job = cp.submit()
+    original = cp.ws.policy_path.read_text()
+    cp.ws.policy_path.write_text(original.replace("quorum: 2", "quorum: 1"))
+    with pytest.raises(VerificationError, match="without 'ftguard policy set'"):
+        service.approve(cp.ws, actor="bob", job_id=job)
+    repaired = cp.root / "repaired.yaml"
+    repaired.write_text(original)
+    with pytest.raises(PermissionDeniedError, match="admin"):
+        service.set_policy(cp.ws, actor="bob", path=repaired)
+    service.set_policy(cp.ws, actor="root", path=repaired)
+    assert cp.ws.policy_path.read_text() == original
+    assert service.approve(cp.ws, actor="bob", job_id=job).state == "awaiting_approval"
+    event = [e for e in service.iter_audit(cp.ws) if e.action == "policy.set"][-1]
+    assert event.actor == "root" and service.verify_audit(cp.ws).ok

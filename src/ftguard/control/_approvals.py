@@ -4,9 +4,10 @@ An approval is a DSSE envelope signed with the approver's own Ed25519 key. Its s
 the dataset, base-model and config digests; its predicate names the job, the approver, the
 requester and preparer, the policy digest, the review evidence digest and the expiry.
 :func:`verify_job_approvals` re-checks everything from the signed envelopes, the registered
-keys (cross-checked with the verified audit chain) and the files on disk: an approval copied
-from another job, signed by an unregistered key, edited, expired, or made by someone separation
-of duties excludes does not count, and one changed byte in the inputs blocks the run.
+keys and records of the verified audit chain: an approval copied from another job, signed by
+an unconfirmed or revoked key, edited, expired, given under another policy, or made by someone
+separation of duties excludes does not count. One changed byte in the inputs blocks the run
+when the launcher stages them.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from ftguard.attest import Envelope, PublicKey, sign_statement, statement, verif
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ApprovalRecord, ChainState
 from ftguard.control._identities import require_role
-from ftguard.control._jobs import checked_job, compute_manifests, job_manifests, transition
+from ftguard.control._jobs import checked_job, job_manifests, transition
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
 from ftguard.digests import sha256_bytes
 from ftguard.errors import (
     BadInputError,
     ConflictError,
-    FtguardError,
     PermissionDeniedError,
     VerificationError,
 )
@@ -226,9 +226,10 @@ def verify_job_approvals(
     job_id: str,
     *,
     run: int | None = None,
-    check_disk: bool = True,
 ) -> ApprovalCheck:
-    """Verify a job's approvals offline and that its inputs on disk are the approved ones.
+    """Verify a job's approvals offline, against the chain's keys, roles and records.
+
+    The inputs on disk are checked when a run stages them (:mod:`ftguard.control._staging`).
 
     Args:
         ws: The workspace.
@@ -237,11 +238,10 @@ def verify_job_approvals(
         policy: The policy in force.
         job_id: The job.
         run: Verify the approvals that run consumed (default: the job's active ones).
-        check_disk: Recompute the digests of dataset, base model and config.
 
     Raises:
-        VerificationError: Fewer valid approvals than the quorum, or an input changed since
-            approval; the message says which and why.
+        VerificationError: Fewer valid approvals than the quorum; the message says why
+            each approval that does not count fails.
 
     """
     row = checked_job(session, state, job_id)
@@ -324,23 +324,5 @@ def verify_job_approvals(
         raise VerificationError(
             f"job {job_id} has {len(check.valid)} of {quorum} required valid approvals ({detail})"
         )
-    if check_disk:
-        _check_inputs_unchanged(row)
     return check
 
-
-def _check_inputs_unchanged(row: JobRow) -> None:
-    from pathlib import Path
-
-    approved = job_manifests(row)
-    try:
-        current = compute_manifests(
-            Path(row.base_model_path), Path(row.dataset_path), Path(row.config_path)
-        )
-    except FtguardError as exc:
-        raise VerificationError(f"the approved inputs are no longer readable: {exc}") from exc
-    for kind in ("dataset", "base_model", "config"):
-        if current[kind].root != approved[kind].root:
-            diff = "; ".join(approved[kind].differences(current[kind])[:5]) or "content differs"
-            label = kind.replace("_", " ")
-            raise VerificationError(f"the {label} changed after approval ({diff})")

@@ -21,7 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftguard.control._chain import ChainState
-from ftguard.control._identities import authenticate, chain_state, policy_in_force, require_role
+from ftguard.control._identities import (
+    acting,
+    authenticate,
+    chain_state,
+    policy_in_force,
+    require_role,
+)
 from ftguard.control._jobs import chain_evidence, store_evidence
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
@@ -220,9 +226,7 @@ def register_baseline(
     """
     text = _justified(justification, "trusted")
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        authenticate(state, actor)
+        state, policy, _ = acting(ws, session, actor)
         require_role(state, policy, actor, "security_reviewer", to="register weight baselines")
     base_digest = base_digest or manifest_of(Path(base)).root
     with ws.store.read() as session:

@@ -21,7 +21,6 @@ from ftguard.attest import PrivateKey, PublicKey
 from ftguard.errors import PermissionDeniedError, VerificationError
 
 __all__ = [
-    "IDENTITY_ACTIONS",
     "Actor",
     "ApprovalRecord",
     "ChainState",
@@ -30,10 +29,6 @@ __all__ = [
     "KeyRecord",
     "event_signature_message",
 ]
-
-IDENTITY_ACTIONS = ("workspace.init", "user.add", "key.request", "key.confirm", "key.revoke")
-"""Events that change who may act; each is authorised against the chain before it."""
-
 
 def event_signature_message(event_hash: str) -> bytes:
     """What an actor signs for one audit event: a domain tag and the event's hash."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftguard.control._baselines import baseline_sources, workspace_weight_report
 from ftguard.control._chain import ChainState
-from ftguard.control._identities import authenticate, chain_state, policy_in_force
+from ftguard.control._identities import acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import (
     JobView,
     chain_evidence,
@@ -63,9 +63,7 @@ def review_job(
         )
     options = {k: v for k, v in options.items() if k == "workers"}
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        authenticate(state, actor)
+        state, policy, _ = acting(ws, session, actor)
         row = checked_job(session, state, job_id)
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} is {row.state}: only submitted jobs are reviewed")

@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 
 from ftguard.control._approvals import verify_job_approvals
 from ftguard.control._chain import Actor, ChainState, JobRecord
-from ftguard.control._identities import authenticate, chain_state, policy_in_force, require_role
+from ftguard.control._identities import (
+    acting,
+    authenticate,
+    chain_state,
+    require_role,
+)
 from ftguard.control._jobs import chain_evidence, checked_job, store_evidence, transition
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
@@ -77,9 +82,7 @@ def _approval_rule(
             )
         )
     try:
-        check = verify_job_approvals(
-            ws, session, state, policy, record.id, run=record.run_count, check_disk=False
-        )
+        check = verify_job_approvals(ws, session, state, policy, record.id, run=record.run_count)
     except FtguardError as exc:
         rules.insert(
             0,
@@ -192,9 +195,7 @@ def decide_gate(ws: Workspace, *, actor: str, job_id: str) -> GateOutcome:
         checked_job(session, state, job_id)
         current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
         record = state.job(job_id)
         if row.state not in (JobState.TRAINED.value, JobState.EVALUATING.value):
@@ -280,9 +281,7 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
         checked_job(session, state, job_id)
         current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         require_role(state, policy, actor, "security_reviewer", to="override gate decisions")
         row = checked_job(session, state, job_id, lock=True)
         record = state.job(job_id)
@@ -339,9 +338,7 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
 def deploy_job(ws: Workspace, *, actor: str, job_id: str) -> Path:
     """Mark a passed job deployed (its requester or an admin); returns its attestation path."""
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
         if actor != row.requester:
             require_role(state, policy, actor, "admin", to="deploy others' jobs")

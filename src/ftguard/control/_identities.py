@@ -32,6 +32,7 @@ from ftguard.policy import ROLES, Policy, policy_digest
 from ftguard.store import KeyRow, MetaRow, UserRow
 
 __all__ = [
+    "acting",
     "add_user",
     "authenticate",
     "chain_state",
@@ -102,6 +103,19 @@ def policy_in_force(ws: Workspace, state: ChainState) -> Policy:
     return policy
 
 
+def acting(ws: Workspace, session: Session, actor: str) -> tuple[ChainState, Policy, Actor]:
+    """What every decision starts from: the verified chain, the policy in force, the actor.
+
+    Raises:
+        VerificationError: The chain does not verify, or the policy file is not the one in force.
+        NotFoundError: ``actor`` is no user.
+        PermissionDeniedError: The caller does not hold an active key of ``actor``.
+
+    """
+    state = chain_state(ws, session)
+    return state, policy_in_force(ws, state), authenticate(state, actor)
+
+
 def private_key_path(name: str) -> Path:
     """Where ``name``'s private key lives in the current OS user's key folder."""
     return user_keys_dir() / f"{check_name(name)}.key"
@@ -136,8 +150,13 @@ def require_user(state: ChainState, name: str) -> None:
         raise NotFoundError(f"unknown user {name!r} (an admin adds users with 'ftguard user add')")
 
 
-def require_role(state: ChainState, policy: Policy, name: str, role: str, *, to: str) -> None:
+def require_role(
+    state: ChainState, policy: Policy | None, name: str, role: str, *, to: str
+) -> None:
     """Refuse unless ``name`` is a user holding ``role`` in the chain (or by the policy).
+
+    ``policy`` is None where only the chain's grants count (``admin`` is never granted by a
+    policy, so an admin can repair a policy file that is not the one in force).
 
     Raises:
         NotFoundError: Unknown user.
@@ -145,7 +164,7 @@ def require_role(state: ChainState, policy: Policy, name: str, role: str, *, to:
 
     """
     require_user(state, name)
-    if role not in state.roles_of(name, policy.roles):
+    if role not in state.roles_of(name, policy.roles if policy is not None else None):
         raise PermissionDeniedError(f"{name} may not {to}: this needs the {role} role")
 
 

@@ -28,7 +28,7 @@ from ftguard._files import read_text_file
 from ftguard.control._approvals import approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, parse_payload
-from ftguard.control._identities import authenticate, chain_state, policy_in_force
+from ftguard.control._identities import acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import checked_job, transition
 from ftguard.control._staging import INPUT_KINDS, stage_inputs, staged_path
 from ftguard.control._states import JobState
@@ -138,16 +138,14 @@ def start_run(
     at once exactly one runs.
     """
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id)
         _may_start(state, policy, row, who)
         if row.state != JobState.APPROVED.value:
             raise VerificationError(
                 f"job {job_id} is {row.state}, not approved: it may not be trained"
             )
-        verify_job_approvals(ws, session, state, policy, job_id, check_disk=False)
+        verify_job_approvals(ws, session, state, policy, job_id)
         if command and not policy.run.allow_free_command:
             raise PermissionDeniedError(
                 "the policy does not allow free-form run commands (run.allow_free_command): "
@@ -160,7 +158,7 @@ def start_run(
         row = checked_job(session, state, job_id, lock=True)
         if row.state != JobState.APPROVED.value:
             raise ConflictError(f"job {job_id} is {row.state}: another run took its approval")
-        check = verify_job_approvals(ws, session, state, policy, job_id, check_disk=False)
+        check = verify_job_approvals(ws, session, state, policy, job_id)
         run_number = row.run_count + 1
         run_dir = ws.runs_dir / job_id / str(run_number)
         out = (output or run_dir / "output").resolve()
@@ -245,7 +243,7 @@ def verify_running(
             raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
         if not approvals_of_run(session, state, job_id, row.run_count):
             raise VerificationError(f"the current run of job {job_id} consumed no approval")
-        verify_job_approvals(ws, session, state, policy, job_id, run=row.run_count, check_disk=False)
+        verify_job_approvals(ws, session, state, policy, job_id, run=row.run_count)
         staged = _run_start_payload(session, job_id).get("staged") or {}
     for kind, path in (inputs or {}).items():
         entry = staged.get(kind) or {}

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftguard._files import read_text_file
 from ftguard.attest import PublicKey
 from ftguard.control._approvals import approve as _approve
 from ftguard.control._approvals import reject as _reject
 from ftguard.control._audit import (
     AuditEvent,
     AuditVerification,
+    append_event,
     iter_events,
     replay_chain,
 )
@@ -25,13 +27,14 @@ from ftguard.control._baselines import (
 )
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
 from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
-from ftguard.control._identities import add_user as _add_user
 from ftguard.control._identities import (
+    acting,
     authenticate,
     chain_state,
     policy_in_force,
     require_role,
 )
+from ftguard.control._identities import add_user as _add_user
 from ftguard.control._identities import confirm_key as _confirm_key
 from ftguard.control._identities import list_users as _list_users
 from ftguard.control._identities import request_key as _request_key
@@ -51,7 +54,7 @@ from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.errors import BadInputError, ConflictError, VerificationError
-from ftguard.policy import load_policy, policy_digest
+from ftguard.policy import parse_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
@@ -138,18 +141,16 @@ def revoke_key(ws: Workspace, *, actor: str, keyid: str, reason: str = "") -> di
 def set_policy(ws: Workspace, *, actor: str, path: Path) -> str:
     """An admin puts a new policy in force: validated, signed into the chain, then written.
 
-    Returns the new policy's digest. Jobs approved under the previous policy must be approved
-    again before they run or pass the gate.
+    Works also when the policy file was edited in place (every other decision refuses then):
+    setting a policy is how an admin repairs it. Returns the new policy's digest. Jobs approved
+    under the previous policy must be approved again before they run or pass the gate.
     """
-    policy = load_policy(path)
-    digest = policy_digest(policy)
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, what="policy file")
+    digest = policy_digest(parse_policy(text, source=str(path)))
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
-        require_role(state, policy_in_force(ws, state), actor, "admin", to="change the policy")
-        from ftguard.control._audit import append_event
-
+        require_role(state, None, actor, "admin", to="change the policy")
         append_event(
             session,
             ws.audit_key(),
@@ -176,18 +177,16 @@ def submit_job(
 ) -> JobView:
     """Record a fine-tuning request with the digests of its inputs."""
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        policy_in_force(ws, state)  # fail early on an invalid or unrecorded policy
-        authenticate(state, actor)
+        acting(ws, session, actor)  # fail early: before the inputs are hashed
     manifests = compute_manifests(base_model, dataset, config)
     with ws.store.write() as session:
-        state = chain_state(ws, session)
+        state, policy, who = acting(ws, session, actor)
         row = new_job_row(
             ws,
             session,
             state,
-            policy_in_force(ws, state),
-            actor=authenticate(state, actor),
+            policy,
+            actor=who,
             base_model=base_model,
             dataset=dataset,
             config=config,
@@ -220,18 +219,15 @@ def list_jobs(ws: Workspace, *, state: str | None = None) -> list[JobView]:
 def approve(ws: Workspace, *, actor: str, job_id: str) -> JobView:
     """Sign ``actor``'s approval of a job."""
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        _approve(ws, session, state, policy, actor=authenticate(state, actor), job_id=job_id)
+        state, policy, who = acting(ws, session, actor)
+        _approve(ws, session, state, policy, actor=who, job_id=job_id)
         return job_view(session, get_job_row(session, job_id))
 
 
 def reject(ws: Workspace, *, actor: str, job_id: str, reason: str) -> JobView:
     """Reject a job with a reason."""
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        policy = policy_in_force(ws, state)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         _reject(ws, session, state, policy, actor=who, job_id=job_id, reason=reason)
         return job_view(session, get_job_row(session, job_id))
 
