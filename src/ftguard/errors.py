@@ -11,7 +11,8 @@ code  meaning
 1     the verdict is *block* (review, gate) or *flag* (weights)
 2     bad input: usage, unreadable or malformed file, invalid policy
 3     not found: workspace, job, user, key
-4     permission denied: missing role, separation of duties
+4     permission denied: missing role, separation of duties, or
+      (team server) no valid credential
 5     conflict: transition not allowed from the job's current state
 6     verification failed: signature, digest mismatch, audit chain,
       expired or insufficient approvals, attestation
@@ -33,6 +34,7 @@ __all__ = [
     "EXIT_PERMISSION",
     "EXIT_VERDICT",
     "EXIT_VERIFICATION",
+    "AuthenticationError",
     "BadInputError",
     "ConflictError",
     "DatabaseError",
@@ -88,6 +90,13 @@ class PermissionDeniedError(FtguardError):
     """The acting identity lacks the role, or separation of duties forbids the act."""
 
     exit_code = EXIT_PERMISSION
+
+
+class AuthenticationError(PermissionDeniedError):
+    """The caller could not be authenticated: no, a wrong, an expired or a revoked credential.
+
+    The team server answers it with HTTP 401 (other permission errors are 403).
+    """
 
 
 class ConflictError(FtguardError):

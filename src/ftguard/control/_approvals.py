@@ -42,7 +42,10 @@ from ftguard.store import ApprovalRow, JobRow
 __all__ = [
     "APPROVAL_PREDICATE",
     "ApprovalCheck",
+    "STATEMENT_VALID_FOR",
+    "approval_statement",
     "approve",
+    "record_approval",
     "reject",
     "verify_job_approvals",
 ]
@@ -58,71 +61,149 @@ def _subjects(row: JobRow) -> list[dict[str, Any]]:
     ]
 
 
-def approve(
-    ws: Workspace, session: Session, state: ChainState, policy: Policy, *, actor: Actor, job_id: str
-) -> ApprovalRow:
-    """Sign and record ``actor``'s approval of a job; reaching quorum approves the job."""
+def _check_may_approve(
+    session: Session, state: ChainState, policy: Policy, approver: str, job_id: str
+) -> JobRow:
     row = checked_job(session, state, job_id, lock=True)
-    require_role(state, policy, actor.name, "approver", to="approve jobs")
-    if actor.name == row.requester:
-        raise PermissionDeniedError(f"{actor.name} requested job {job_id} and cannot approve it")
-    if actor.name == row.preparer:
+    require_role(state, policy, approver, "approver", to="approve jobs")
+    if approver == row.requester:
+        raise PermissionDeniedError(f"{approver} requested job {job_id} and cannot approve it")
+    if approver == row.preparer:
         raise PermissionDeniedError(
-            f"{actor.name} prepared the dataset of job {job_id} and cannot approve it"
+            f"{approver} prepared the dataset of job {job_id} and cannot approve it"
         )
     if row.state == JobState.APPROVED.value:
         raise ConflictError(f"job {job_id} is already approved")
     if row.state != JobState.AWAITING_APPROVAL.value:
         raise ConflictError(f"job {job_id} is {row.state}, not awaiting approval")
+    active = _active_approvals(session, state, job_id, datetime.now(UTC))
+    if any(a.approver == approver for a in active):
+        raise ConflictError(f"{approver} has already approved job {job_id}; one person counts once")
+    return row
+
+
+def approval_statement(
+    session: Session, state: ChainState, policy: Policy, *, approver: str, job_id: str
+) -> dict[str, Any]:
+    """The in-toto Statement ``approver`` signs to approve a job (checked: they may).
+
+    Its subjects are the job's dataset, base-model and config digests; its predicate binds
+    the job, the people, the policy and review digests, a fresh nonce and the expiry.
+    """
+    row = _check_may_approve(session, state, policy, approver, job_id)
     now = datetime.now(UTC)
-    active = _active_approvals(session, state, job_id, now)
-    if any(a.approver == actor.name for a in active):
-        raise ConflictError(
-            f"{actor.name} has already approved job {job_id}; one person counts once"
-        )
-    issued = now.isoformat(timespec="microseconds")
-    expires = (now + timedelta(hours=policy.approval.lifetime_hours)).isoformat(
-        timespec="microseconds"
-    )
     predicate = {
         "job_id": job_id,
-        "approver": actor.name,
+        "approver": approver,
         "requester": row.requester,
         "preparer": row.preparer,
         "purpose": row.purpose,
         "policy_digest": state.policy_digest,
         "review_digest": row.review_digest,
-        "issued_at": issued,
-        "expires_at": expires,
+        "issued_at": now.isoformat(timespec="microseconds"),
+        "expires_at": (now + timedelta(hours=policy.approval.lifetime_hours)).isoformat(
+            timespec="microseconds"
+        ),
         "nonce": secrets.token_hex(8),
     }
-    envelope = sign_statement(statement(_subjects(row), APPROVAL_PREDICATE, predicate), actor.key)
+    return statement(_subjects(row), APPROVAL_PREDICATE, predicate)
+
+
+STATEMENT_VALID_FOR = timedelta(minutes=15)
+"""How long after it was issued a statement fetched from the server may be signed and sent."""
+
+
+def approve(
+    ws: Workspace, session: Session, state: ChainState, policy: Policy, *, actor: Actor, job_id: str
+) -> ApprovalRow:
+    """Sign (with ``actor``'s own key) and record an approval; quorum approves the job."""
+    stmt = approval_statement(session, state, policy, approver=actor.name, job_id=job_id)
+    return record_approval(
+        ws, session, state, policy, actor=actor, job_id=job_id,
+        envelope=sign_statement(stmt, actor.key),
+    )
+
+
+def record_approval(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    policy: Policy,
+    *,
+    actor: Actor,
+    job_id: str,
+    envelope: Envelope,
+) -> ApprovalRow:
+    """Record an approval envelope ``actor.name`` signed with one of their own active keys.
+
+    The envelope is checked as strictly as the offline verification will: signed by an active
+    key of the approver, for this job's digests, people, policy and review, issued within
+    :data:`STATEMENT_VALID_FOR`, expiring no later than the policy allows, with a fresh nonce.
+
+    Raises:
+        VerificationError: The envelope does not verify or does not bind what it must.
+        PermissionDeniedError: The approver may not approve this job.
+        ConflictError: The job is not awaiting approval, or they already approved it.
+
+    """
+    row = _check_may_approve(session, state, policy, actor.name, job_id)
+    stmt, key = verify_envelope(
+        envelope,
+        {k: r.public for k, r in state.active_keys(actor.name).items()},
+        predicate_type=APPROVAL_PREDICATE,
+    )
+    pred = stmt.get("predicate") or {}
+    expected = approval_statement(session, state, policy, approver=actor.name, job_id=job_id)
+    fixed = ("job_id", "approver", "requester", "preparer", "purpose", "policy_digest", "review_digest")
+    for name in fixed:
+        if pred.get(name) != expected["predicate"][name]:
+            raise VerificationError(f"the signed approval's {name} is not this job's")
+    if stmt.get("subject") != expected["subject"]:
+        raise VerificationError(
+            "the signed approval's subjects are not this job's dataset, base model and config"
+        )
+    now = datetime.now(UTC)
+    try:
+        issued = datetime.fromisoformat(str(pred.get("issued_at")))
+        expires = datetime.fromisoformat(str(pred.get("expires_at")))
+    except ValueError as exc:
+        raise VerificationError("the signed approval's times are unreadable") from exc
+    if issued.tzinfo is None or expires.tzinfo is None:
+        raise VerificationError("the signed approval's times carry no time zone")
+    if not now - STATEMENT_VALID_FOR <= issued <= now + timedelta(seconds=5):
+        raise VerificationError("the signed approval was issued too long ago: fetch a new statement")
+    if not issued < expires <= issued + timedelta(hours=policy.approval.lifetime_hours):
+        raise VerificationError("the signed approval's expiry is outside the policy's lifetime")
+    nonce = str(pred.get("nonce") or "")
+    if len(nonce) < 16 or nonce in state.job(job_id).approvals:
+        raise VerificationError("the signed approval's nonce is missing or was used before")
     text = envelope.model_dump_json()
     approval = ApprovalRow(
         job_id=job_id,
         approver=actor.name,
-        keyid=actor.keyid,
+        keyid=key.keyid,
         envelope=text,
-        issued_at=issued,
-        expires_at=expires,
+        issued_at=str(pred["issued_at"]),
+        expires_at=str(pred["expires_at"]),
         status="active",
     )
     session.add(approval)
     append_event(
         session,
         ws.audit_key(),
-        ts=issued,
+        ts=now.isoformat(timespec="microseconds"),
         actor=actor,
         action="job.approve",
         job_id=job_id,
         payload={
-            "keyid": actor.keyid,
-            "expires_at": expires,
-            "nonce": predicate["nonce"],
+            "keyid": key.keyid,
+            "expires_at": str(pred["expires_at"]),
+            "nonce": nonce,
             "envelope": sha256_bytes(text.encode()),
             "policy": state.policy_digest,
         },
     )
+    active = _active_approvals(session, state, job_id, now)
     if len(active) + 1 >= policy.approval.quorum:
         transition(
             ws,

@@ -63,6 +63,9 @@ class AuditEvent(BaseModel):
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    via: dict[str, Any] | None = None
+    """How the team server authenticated the actor (API token id, or OIDC issuer and
+    subject); None for an event the actor signed with their own key."""
 
 
 class AuditVerification(BaseModel):
@@ -86,9 +89,14 @@ def event_hash(
     payload: str,
     prev_hash: str,
     keyid: str | None,
+    via: str | None = None,
 ) -> str:
-    """Hash of one event over its canonical JSON (the payload enters as its stored text)."""
-    body = {
+    """Hash of one event over its canonical JSON (the payload enters as its stored text).
+
+    ``via`` (how the team server authenticated the caller of an event it signed) enters the
+    hash only where it is set, so events written before the server existed keep their hashes.
+    """
+    body: dict[str, Any] = {
         "seq": seq,
         "ts": ts,
         "actor": actor,
@@ -98,6 +106,8 @@ def event_hash(
         "payload": payload,
         "prev_hash": prev_hash,
     }
+    if via is not None:
+        body["via"] = via
     return sha256_bytes(canonical_json(body))
 
 
@@ -149,6 +159,7 @@ def append_event(
         raise VerificationError("the audit chain has no head: the database is not initialised")
     seq = head.seq + 1
     text = canonical_json(payload or {}).decode()
+    via = canonical_json(actor.via).decode() if actor.via is not None else None
     digest = event_hash(
         seq=seq,
         ts=ts,
@@ -158,6 +169,7 @@ def append_event(
         payload=text,
         prev_hash=head.hash,
         keyid=actor.keyid,
+        via=via,
     )
     row = AuditEventRow(
         seq=seq,
@@ -170,6 +182,7 @@ def append_event(
         hash=digest,
         keyid=actor.keyid,
         signature=base64.b64encode(actor.key.sign(event_signature_message(digest))).decode(),
+        via=via,
     )
     session.add(row)
     head.seq = seq
@@ -210,6 +223,7 @@ def iter_events(session: Session, *, job_id: str | None = None) -> Iterator[Audi
             payload=payload if isinstance(payload, dict) else {"value": payload},
             prev_hash=row.prev_hash,
             hash=row.hash,
+            via=parse_payload(row.via) if row.via is not None else None,
         )
 
 
@@ -266,6 +280,7 @@ def replay_chain(
             payload=row.payload,
             prev_hash=row.prev_hash,
             keyid=row.keyid,
+            via=row.via,
         )
         if digest != row.hash:
             return _bad(
@@ -283,6 +298,7 @@ def replay_chain(
                 keyid=row.keyid,
                 signature=_b64(row.signature),
                 event_hash=digest,
+                via=parse_payload(row.via) if row.via is not None else None,
             )
         except (ChainProblem, KeyError, ValueError, TypeError, FtguardError) as exc:
             return _bad(count, row.seq, str(exc) or f"event #{row.seq} cannot be applied")

@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 
 from ftguard.control._chain import ChainState
 from ftguard.control._identities import (
+    Caller,
     acting,
     authenticate,
     chain_state,
+    name_of,
     policy_in_force,
     require_role,
 )
@@ -201,7 +203,7 @@ def list_baselines(
 def register_baseline(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     base: Path,
     tuned: Path,
     justification: str,
@@ -227,7 +229,7 @@ def register_baseline(
     text = _justified(justification, "trusted")
     with ws.store.read() as session:
         state, policy, _ = acting(ws, session, actor)
-        require_role(state, policy, actor, "security_reviewer", to="register weight baselines")
+        require_role(state, policy, name_of(actor), "security_reviewer", to="register weight baselines")
     base_digest = base_digest or manifest_of(Path(base)).root
     with ws.store.read() as session:
         jobs, registered = baseline_sources(session, base_digest, state=chain_state(ws, session))
@@ -242,7 +244,7 @@ def register_baseline(
         "tuned_digest": report.tuned_digest,
         "tuned_kind": report.tuned_kind,
         "tuned_path": str(Path(tuned).resolve()),
-        "registered_by": actor,
+        "registered_by": name_of(actor),
         "registered_at": now_iso(),
         "justification": text,
         "verdict": report.verdict,
@@ -253,7 +255,7 @@ def register_baseline(
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
-        require_role(state, policy, actor, "security_reviewer", to="register weight baselines")
+        require_role(state, policy, name_of(actor), "security_reviewer", to="register weight baselines")
         for view, _ in _views(session, state):
             if (
                 not view.revoked
@@ -275,7 +277,7 @@ def register_baseline(
     raise NotFoundError(f"baseline {digest} was not stored")  # pragma: no cover
 
 
-def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: str) -> BaselineView:
+def revoke_baseline(ws: Workspace, *, actor: Caller, digest: str, justification: str) -> BaselineView:
     """A security reviewer withdraws a registered baseline (by its digest or a unique prefix).
 
     Raises:
@@ -291,7 +293,7 @@ def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: st
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         require_role(
-            state, policy_in_force(ws, state), actor, "security_reviewer",
+            state, policy_in_force(ws, state), name_of(actor), "security_reviewer",
             to="revoke weight baselines",
         )  # fmt: skip
         matches = [v for v, _ in _views(session, state) if v.digest.startswith(prefix)]
@@ -306,7 +308,7 @@ def revoke_baseline(ws: Workspace, *, actor: str, digest: str, justification: st
             )
         store_evidence(
             ws, session, job_id=None, kind=REVOKE_KIND,
-            body={"version": 1, "baseline": view.digest, "revoked_by": actor,
+            body={"version": 1, "baseline": view.digest, "revoked_by": name_of(actor),
                   "justification": text},
             actor=who, payload={"baseline": view.digest, "justification": text},
         )  # fmt: skip

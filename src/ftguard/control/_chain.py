@@ -12,6 +12,8 @@ decisions compare those rows with this state and refuse on any difference.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +29,10 @@ __all__ = [
     "EvidenceRecord",
     "JobRecord",
     "KeyRecord",
+    "ServerRecord",
+    "TokenRecord",
     "event_signature_message",
+    "key_request_message",
 ]
 
 def event_signature_message(event_hash: str) -> bytes:
@@ -37,10 +42,16 @@ def event_signature_message(event_hash: str) -> bytes:
 
 @dataclass(frozen=True)
 class Actor:
-    """An authenticated identity: a user name and the private key that proves it."""
+    """An authenticated identity: a user name and the private key that signs for it.
+
+    In local mode ``key`` is the user's own key. On the team server it is the server's
+    registered key and ``via`` says how the server authenticated the user (``{"method":
+    "token", "token_id": ...}`` or ``{"method": "oidc", "issuer": ..., "subject": ...}``).
+    """
 
     name: str
     key: PrivateKey
+    via: dict[str, str] | None = None
 
     @property
     def keyid(self) -> str:
@@ -58,6 +69,28 @@ class KeyRecord:
     requested_seq: int
     confirmed_by: str | None = None
     revoked_by: str | None = None
+
+
+@dataclass
+class ServerRecord:
+    """A team server's key, registered by an admin; it signs for the users it authenticates."""
+
+    keyid: str
+    public: PublicKey
+    status: Literal["active", "revoked"]
+    registered_by: str
+
+
+@dataclass
+class TokenRecord:
+    """An API token the chain issued: its owner, the SHA-256 of its secret, its expiry."""
+
+    token_id: str
+    user: str
+    secret_hash: str
+    expires_at: str | None
+    issued_by: str
+    revoked: bool = False
 
 
 @dataclass
@@ -122,7 +155,10 @@ class ChainState:
     """Users, keys, policy and jobs as of the last verified event."""
 
     users: dict[str, set[str]] = field(default_factory=dict)
+    sso_roles: dict[str, set[str]] = field(default_factory=dict)
     keys: dict[str, KeyRecord] = field(default_factory=dict)
+    servers: dict[str, ServerRecord] = field(default_factory=dict)
+    tokens: dict[str, TokenRecord] = field(default_factory=dict)
     policy_digest: str | None = None
     audit_keyid: str | None = None
     attestation_keyid: str | None = None
@@ -136,9 +172,11 @@ class ChainState:
     def roles_of(self, name: str, policy_roles: Mapping[Any, list[str]] | None = None) -> set[str]:
         """Roles the chain grants ``name``, plus the in-force policy's static grants.
 
-        The policy never grants ``admin``: who administers is decided in the chain alone.
+        The chain's grants are an admin's ``user.add`` and the team server's ``user.sync``
+        (roles its OIDC issuer's groups map to). Neither the policy nor a sync ever grants
+        ``admin``: who administers is decided by admins in the chain alone.
         """
-        held = set(self.users.get(name, set()))
+        held = set(self.users.get(name, set())) | self.sso_roles.get(name, set())
         if name in self.users:
             held |= {
                 role
@@ -194,6 +232,7 @@ class ChainState:
         keyid: str | None,
         signature: bytes | None,
         event_hash: str,
+        via: dict[str, Any] | None = None,
     ) -> None:
         """Check one event's signature and authority, then apply it.
 
@@ -204,7 +243,10 @@ class ChainState:
         """
         if keyid is None or signature is None:
             raise ChainProblem(f"event #{seq} ({action}) carries no signature of its actor")
-        signer = self._signer(seq, actor, action, payload, keyid)
+        if via is not None:
+            signer = self._server_signer(seq, actor, action, payload, keyid, via)
+        else:
+            signer = self._signer(seq, actor, action, payload, keyid)
         if not signer.verify(signature, event_signature_message(event_hash)):
             raise ChainProblem(f"event #{seq} ({action}) has an invalid signature by {actor}")
         handler = _HANDLERS.get(action)
@@ -239,6 +281,45 @@ class ChainState:
         if record.status != "active":
             raise ChainProblem(f"event #{seq} ({action}) is signed by {actor}'s {record.status} key")
         return record.public
+
+    def _server_signer(
+        self,
+        seq: int,
+        actor: str,
+        action: str,
+        payload: dict[str, Any],
+        keyid: str,
+        via: dict[str, Any],
+    ) -> PublicKey:
+        """The registered server key that signed an event for the user it authenticated."""
+        server = self.servers.get(keyid)
+        if server is None or server.status != "active":
+            raise ChainProblem(
+                f"event #{seq} ({action}) says a team server authenticated {actor}, but it is not "
+                "signed by a registered server key"
+            )
+        method = via.get("method")
+        if method == "token":
+            token = self.tokens.get(str(via.get("token_id")))
+            if token is None or token.user != actor or token.revoked:
+                raise ChainProblem(f"event #{seq} ({action}) names an API token {actor} does not hold")
+        elif method != "oidc":
+            raise ChainProblem(f"event #{seq} ({action}) names an unknown authentication method")
+        if action in ("workspace.init", "server.register"):
+            raise ChainProblem(f"event #{seq}: {action} must be signed with an admin's own key")
+        if action == "user.sync":
+            if method != "oidc":
+                raise ChainProblem(f"event #{seq}: only an OIDC sign-in syncs a user's roles")
+        elif actor not in self.users:
+            raise ChainProblem(f"event #{seq} ({action}) is made by unknown user {actor}")
+        if action == "key.request":
+            # Proof of possession, carried in the payload: the new key signs its own request.
+            key = _payload_key(seq, payload, "public_key", str(payload.get("keyid")))
+            if str(payload.get("keyid")) in self.keys:
+                raise ChainProblem(f"event #{seq}: key {str(payload.get('keyid'))[:16]} is already registered")
+            if not key.verify(_b64(payload.get("proof")), key_request_message(actor, key.keyid)):
+                raise ChainProblem(f"event #{seq}: the key request carries no valid proof of possession")
+        return server.public
 
     def _require_admin(self, seq: int, actor: str, what: str) -> None:
         if "admin" not in self.users.get(actor, set()):
@@ -281,6 +362,45 @@ class ChainState:
             self._require_admin(seq, actor, f"revoked {record.user}'s key")
         record.status = "revoked"
         record.revoked_by = actor
+
+    def _server_register(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "registered a team server")
+        key = PublicKey.from_b64(str(payload["public_key"]))
+        if key.keyid in self.servers or key.keyid in self.keys:
+            raise ChainProblem(f"event #{seq} registers key {key.keyid[:16]} again")
+        self.servers[key.keyid] = ServerRecord(key.keyid, key, "active", actor)
+
+    def _server_revoke(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "revoked a team server's key")
+        record = self.servers.get(str(payload.get("keyid")))
+        if record is None or record.status != "active":
+            raise ChainProblem(f"event #{seq} revokes a server key that is not in force")
+        record.status = "revoked"
+
+    def _token_create(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "issued an API token")
+        token_id = str(payload.get("token_id"))
+        user = str(payload.get("user"))
+        if token_id in self.tokens or user not in self.users:
+            raise ChainProblem(f"event #{seq} issues token {token_id} again or to an unknown user")
+        self.tokens[token_id] = TokenRecord(
+            token_id, user, str(payload.get("secret_hash")), _opt(payload.get("expires_at")), actor
+        )
+
+    def _token_revoke(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        record = self.tokens.get(str(payload.get("token_id")))
+        if record is None or record.revoked:
+            raise ChainProblem(f"event #{seq} revokes a token that is not in force")
+        if record.user != actor:
+            self._require_admin(seq, actor, f"revoked {record.user}'s token")
+        record.revoked = True
+
+    def _user_sync(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        roles = {str(r) for r in payload.get("roles") or []}
+        if "admin" in roles:
+            raise ChainProblem(f"event #{seq}: a sign-in cannot grant the admin role")
+        self.users.setdefault(actor, set())
+        self.sso_roles[actor] = roles
 
     def _policy_set(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
         self._require_admin(seq, actor, "changed the policy")
@@ -379,7 +499,24 @@ _HANDLERS = {
     "key.confirm": ChainState._key_confirm,
     "key.revoke": ChainState._key_revoke,
     "policy.set": ChainState._policy_set,
+    "server.register": ChainState._server_register,
+    "server.revoke": ChainState._server_revoke,
+    "token.create": ChainState._token_create,
+    "token.revoke": ChainState._token_revoke,
+    "user.sync": ChainState._user_sync,
 }
+
+
+def key_request_message(user: str, keyid: str) -> bytes:
+    """What a new key signs to prove its holder asked for it to be registered to ``user``."""
+    return f"ftguard-key-request:v1:{user}:{keyid}".encode()
+
+
+def _b64(value: object) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def parse_payload(text: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftguard.control._baselines import baseline_sources, workspace_weight_report
 from ftguard.control._chain import ChainState
-from ftguard.control._identities import acting, authenticate, chain_state, policy_in_force
+from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import (
     JobView,
     chain_evidence,
@@ -39,7 +39,7 @@ _EVALUABLE = (JobState.TRAINED.value, JobState.EVALUATING.value)
 def review_job(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     purpose: str | None = None,
     progress: bool = False,
@@ -149,7 +149,7 @@ def _check_digest(path: Path, expected: str, what: str) -> None:
 
 
 def _subjects_for(
-    ws: Workspace, actor: str, job_id: str, overrides: dict[str, Path | None]
+    ws: Workspace, actor: Caller, job_id: str, overrides: dict[str, Path | None]
 ) -> tuple[dict[str, tuple[Path, str]], JobRow]:
     """The job's recorded base model and output (path, digest), checked on disk.
 
@@ -174,7 +174,7 @@ def _subjects_for(
 def weights_for_job(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     base: Path | None = None,
     tuned: Path | None = None,
@@ -210,7 +210,7 @@ def weights_for_job(
 def _store_analysis(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     kind: str,
     body: dict[str, Any],
@@ -261,7 +261,7 @@ def review_triggers(ws: Workspace, job_id: str) -> list[dict[str, Any]]:
 def evaluate_job(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     model: Path | None = None,
     adapter: Path | None = None,

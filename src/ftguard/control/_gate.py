@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from ftguard.control._approvals import verify_job_approvals
 from ftguard.control._chain import Actor, ChainState, JobRecord
 from ftguard.control._identities import (
+    Caller,
     acting,
     authenticate,
     chain_state,
+    name_of,
     require_role,
 )
 from ftguard.control._jobs import chain_evidence, checked_job, store_evidence, transition
@@ -187,7 +189,7 @@ def _hash_output(record: JobRecord) -> tuple[Manifest | None, str | None]:
         return None, str(exc)
 
 
-def decide_gate(ws: Workspace, *, actor: str, job_id: str) -> GateOutcome:
+def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
     """Evaluate the policy over the job's evidence; record pass or block; attest a pass."""
     with ws.store.read() as session:
         state = chain_state(ws, session)
@@ -272,7 +274,7 @@ def _attest(
     return out
 
 
-def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str) -> GateOutcome:
+def override_gate(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> GateOutcome:
     """A security reviewer passes a blocked job, where the policy lets those rules be overridden."""
     if not justification.strip():
         raise BadInputError("--justification must say why the block is overridden")
@@ -282,7 +284,7 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
         current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
-        require_role(state, policy, actor, "security_reviewer", to="override gate decisions")
+        require_role(state, policy, name_of(actor), "security_reviewer", to="override gate decisions")
         row = checked_job(session, state, job_id, lock=True)
         record = state.job(job_id)
         if row.state != JobState.BLOCKED.value:
@@ -307,7 +309,7 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
             r.passed = True
         decision.decision = "pass"
         decision.override = {
-            "by": actor,
+            "by": name_of(actor),
             "justification": justification.strip(),
             "rules": [r.rule for r in failed],
             "at": now_iso(),
@@ -335,13 +337,13 @@ def override_gate(ws: Workspace, *, actor: str, job_id: str, justification: str)
     return GateOutcome(decision, path)
 
 
-def deploy_job(ws: Workspace, *, actor: str, job_id: str) -> Path:
+def deploy_job(ws: Workspace, *, actor: Caller, job_id: str) -> Path:
     """Mark a passed job deployed (its requester or an admin); returns its attestation path."""
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
-        if actor != row.requester:
-            require_role(state, policy, actor, "admin", to="deploy others' jobs")
+        if name_of(actor) != row.requester:
+            require_role(state, policy, name_of(actor), "admin", to="deploy others' jobs")
         if row.state != JobState.PASSED.value:
             raise ConflictError(
                 f"job {job_id} is {row.state}: only a job that passed the gate can be deployed"

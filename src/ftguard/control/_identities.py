@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from ftguard.attest import PublicKey, generate_key, load_private_key
+from ftguard.attest import PrivateKey, PublicKey, generate_key, load_private_key
 from ftguard.control._audit import append_event, replay_chain
-from ftguard.control._chain import Actor, ChainState, KeyRecord
+from ftguard.control._chain import Actor, ChainState, KeyRecord, key_request_message
 from ftguard.control._workspace import Workspace, now_iso, user_keys_dir
 from ftguard.errors import (
     BadInputError,
@@ -32,6 +33,8 @@ from ftguard.policy import ROLES, Policy, policy_digest
 from ftguard.store import KeyRow, MetaRow, UserRow
 
 __all__ = [
+    "Caller",
+    "ServerCaller",
     "acting",
     "add_user",
     "authenticate",
@@ -40,13 +43,37 @@ __all__ = [
     "confirm_key",
     "find_key",
     "list_users",
+    "name_of",
     "policy_in_force",
     "private_key_path",
+    "register_key",
     "request_key",
     "require_role",
     "require_user",
     "revoke_key",
 ]
+
+@dataclass(frozen=True)
+class ServerCaller:
+    """A user the team server authenticated: the server signs their events with its own key.
+
+    ``via`` is how: ``{"method": "token", "token_id": ...}`` or ``{"method": "oidc",
+    "issuer": ..., "subject": ...}``; it is recorded in each event.
+    """
+
+    name: str
+    server_key: PrivateKey
+    via: dict[str, str]
+
+
+Caller = str | ServerCaller
+"""Who acts: a user name (local mode: the caller holds that user's key) or a server caller."""
+
+
+def name_of(caller: Caller) -> str:
+    """The user name of a caller."""
+    return caller.name if isinstance(caller, ServerCaller) else caller
+
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
@@ -103,7 +130,7 @@ def policy_in_force(ws: Workspace, state: ChainState) -> Policy:
     return policy
 
 
-def acting(ws: Workspace, session: Session, actor: str) -> tuple[ChainState, Policy, Actor]:
+def acting(ws: Workspace, session: Session, actor: Caller) -> tuple[ChainState, Policy, Actor]:
     """What every decision starts from: the verified chain, the policy in force, the actor.
 
     Raises:
@@ -121,14 +148,21 @@ def private_key_path(name: str) -> Path:
     return user_keys_dir() / f"{check_name(name)}.key"
 
 
-def authenticate(state: ChainState, name: str) -> Actor:
-    """Act as ``name``: load their private key from the caller's key folder and check it.
+def authenticate(state: ChainState, caller: Caller) -> Actor:
+    """Act as ``caller``: in local mode, load their private key from the caller's key folder.
+
+    A :class:`ServerCaller` signs with the team server's key, which must be registered and in
+    force, as must the API token it was authenticated with.
 
     Raises:
-        NotFoundError: ``name`` is no user.
-        PermissionDeniedError: The caller does not hold an active key of ``name``.
+        NotFoundError: The caller is no user.
+        PermissionDeniedError: The caller does not hold an active key of the user (local
+            mode), or the server's key or the caller's token is not in force.
 
     """
+    if isinstance(caller, ServerCaller):
+        return _server_actor(state, caller)
+    name = caller
     require_user(state, name)
     path = private_key_path(name)
     if not path.exists():
@@ -137,6 +171,22 @@ def authenticate(state: ChainState, name: str) -> Actor:
             f"(only {name} holds it; {name} creates one with 'ftguard keys create')"
         )
     return state.authenticate(name, load_private_key(path))
+
+
+def _server_actor(state: ChainState, caller: ServerCaller) -> Actor:
+    if caller.via.get("method") != "oidc" or caller.name in state.users:
+        require_user(state, caller.name)
+    server = state.servers.get(caller.server_key.public.keyid)
+    if server is None or server.status != "active":
+        raise PermissionDeniedError(
+            "this server's key is not registered in the audit chain (an admin registers it "
+            "with 'ftguard server init')"
+        )
+    if caller.via.get("method") == "token":
+        token = state.tokens.get(caller.via.get("token_id", ""))
+        if token is None or token.revoked or token.user != caller.name:
+            raise PermissionDeniedError("the API token is not in force")
+    return Actor(name=caller.name, key=caller.server_key, via=dict(caller.via))
 
 
 def require_user(state: ChainState, name: str) -> None:
@@ -259,6 +309,62 @@ def request_key(ws: Workspace, session: Session, state: ChainState, *, user: str
     )
     session.flush()
     key.save(path)  # last: if the transaction fails before, nothing is left behind
+    return public
+
+
+def register_key(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    public_key: str,
+    proof: str,
+) -> PublicKey:
+    """Request registration of ``actor``'s key made elsewhere (a browser, a remote CLI).
+
+    ``proof`` is the new key's signature of :func:`key_request_message` (base64); it is
+    recorded, so the chain's replay checks the proof of possession again. The key counts
+    once an admin confirms it.
+
+    Raises:
+        BadInputError: Not an Ed25519 public key.
+        VerificationError: The proof does not verify.
+        ConflictError: The key is registered already.
+
+    """
+    import base64
+    import binascii
+
+    if actor.via is None:
+        raise BadInputError("in local mode a key is made and requested with 'ftguard keys create'")
+    try:
+        public = PublicKey.from_b64(public_key.strip())
+        signature = base64.b64decode(proof.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadInputError("not a base64 Ed25519 public key and signature") from exc
+    if not public.verify(signature, key_request_message(actor.name, public.keyid)):
+        raise VerificationError("the key's proof of possession does not verify")
+    if public.keyid in state.keys or public.keyid in state.servers:
+        raise ConflictError(f"key {public.keyid[:16]} is registered already")
+    ts = now_iso()
+    if session.get(KeyRow, public.keyid) is None:
+        session.add(
+            KeyRow(keyid=public.keyid, user_name=actor.name, public_key=public.b64, created_at=ts)
+        )
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=ts,
+        actor=actor,
+        action="key.request",
+        payload={
+            "user": actor.name,
+            "keyid": public.keyid,
+            "public_key": public.b64,
+            "proof": base64.b64encode(signature).decode(),
+        },
+    )
     return public
 
 

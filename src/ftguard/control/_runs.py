@@ -28,7 +28,7 @@ from ftguard._files import read_text_file
 from ftguard.control._approvals import approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, parse_payload
-from ftguard.control._identities import acting, authenticate, chain_state, policy_in_force
+from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import checked_job, transition
 from ftguard.control._staging import INPUT_KINDS, stage_inputs, staged_path
 from ftguard.control._states import JobState
@@ -125,7 +125,7 @@ def _may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> 
 def start_run(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     command: list[str] | None = None,
     output: Path | None = None,
@@ -263,7 +263,7 @@ def _inside(path: Path, allowed: Path) -> bool:
 def finish_run(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     token: str,
     exit_code: int,
@@ -309,7 +309,7 @@ def finish_run(
 def launch(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     job_id: str,
     command: list[str] | None = None,
     output: str | None = None,
@@ -356,7 +356,7 @@ def launch(
     return code
 
 
-def _record_error(ws: Workspace, actor: str, job_id: str, error: str) -> None:
+def _record_error(ws: Workspace, actor: Caller, job_id: str, error: str) -> None:
     try:
         with ws.store.write() as session:
             state = chain_state(ws, session)

@@ -92,6 +92,11 @@ class Workspace:
         return self.path / "keys" / "attestation.pub"
 
     @property
+    def server_key_path(self) -> Path:
+        """The team server's key: it signs events for the users the server authenticated."""
+        return self.path / "keys" / "server.key"
+
+    @property
     def witness_path(self) -> Path:
         """The default witness: an append-only file of every signed audit head."""
         return self.path / "witness.jsonl"
@@ -166,6 +171,14 @@ class Workspace:
     def attestation_key(self) -> PrivateKey:
         """The key that signs deployment attestations (owner-only file)."""
         return load_private_key(self.attestation_key_path)
+
+    def server_key(self) -> PrivateKey:
+        """The team server's key (owner-only file; see :attr:`server_key_path`)."""
+        if not self.server_key_path.exists():
+            raise NotFoundError(
+                f"no team server key at {self.server_key_path}: an admin runs 'ftguard server init'"
+            )
+        return load_private_key(self.server_key_path)
 
     def attestation_public_key(self) -> PublicKey:
         return _read_public(self.attestation_pub_path)

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ftguard._files import read_text_file
-from ftguard.attest import PublicKey
+from ftguard.attest import Envelope, PublicKey
+from ftguard.control._approvals import approval_statement as _approval_statement
 from ftguard.control._approvals import approve as _approve
+from ftguard.control._approvals import record_approval
 from ftguard.control._approvals import reject as _reject
 from ftguard.control._audit import (
     AuditEvent,
@@ -25,18 +27,27 @@ from ftguard.control._baselines import (
     register_baseline,
     revoke_baseline,
 )
+from ftguard.control._delegation import authenticate_token, parse_lifetime, sync_oidc_user
+from ftguard.control._delegation import create_token as _create_token
+from ftguard.control._delegation import list_tokens as _list_tokens
+from ftguard.control._delegation import register_server as _register_server
+from ftguard.control._delegation import revoke_token as _revoke_token
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
 from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
 from ftguard.control._identities import (
+    Caller,
+    ServerCaller,
     acting,
     authenticate,
     chain_state,
+    name_of,
     policy_in_force,
     require_role,
 )
 from ftguard.control._identities import add_user as _add_user
 from ftguard.control._identities import confirm_key as _confirm_key
 from ftguard.control._identities import list_users as _list_users
+from ftguard.control._identities import register_key as _register_key
 from ftguard.control._identities import request_key as _request_key
 from ftguard.control._identities import revoke_key as _revoke_key
 from ftguard.control._init import init_workspace
@@ -59,6 +70,17 @@ from ftguard.store import JobRow, MetaRow
 
 __all__ = [
     "BaselineView",
+    "Caller",
+    "ServerCaller",
+    "approval_statement",
+    "approve_signed",
+    "authenticate_token",
+    "create_token",
+    "list_tokens",
+    "register_key",
+    "register_server",
+    "revoke_token",
+    "sync_oidc_user",
     "GateOutcome",
     "add_user",
     "approve",
@@ -94,7 +116,7 @@ __all__ = [
 ]
 
 
-def add_user(ws: Workspace, *, actor: str, name: str, roles: list[str]) -> dict[str, Any]:
+def add_user(ws: Workspace, *, actor: Caller, name: str, roles: list[str]) -> dict[str, Any]:
     """Register a user with roles (an admin, signing with the admin's own key)."""
     with ws.store.write() as session:
         state = chain_state(ws, session)
@@ -120,7 +142,7 @@ def create_key(ws: Workspace, *, user: str) -> PublicKey:
         return _request_key(ws, session, chain_state(ws, session), user=user)
 
 
-def confirm_key(ws: Workspace, *, actor: str, keyid: str) -> dict[str, str]:
+def confirm_key(ws: Workspace, *, actor: Caller, keyid: str) -> dict[str, str]:
     """An admin confirms a requested key; returns its user and id."""
     with ws.store.write() as session:
         state = chain_state(ws, session)
@@ -128,7 +150,7 @@ def confirm_key(ws: Workspace, *, actor: str, keyid: str) -> dict[str, str]:
         return {"user": record.user, "keyid": record.keyid, "status": record.status}
 
 
-def revoke_key(ws: Workspace, *, actor: str, keyid: str, reason: str = "") -> dict[str, str]:
+def revoke_key(ws: Workspace, *, actor: Caller, keyid: str, reason: str = "") -> dict[str, str]:
     """Revoke a key (its owner or an admin); later verifications refuse it."""
     with ws.store.write() as session:
         state = chain_state(ws, session)
@@ -138,7 +160,7 @@ def revoke_key(ws: Workspace, *, actor: str, keyid: str, reason: str = "") -> di
         return {"user": record.user, "keyid": record.keyid, "status": record.status}
 
 
-def set_policy(ws: Workspace, *, actor: str, path: Path) -> str:
+def set_policy(ws: Workspace, *, actor: Caller, path: Path) -> str:
     """An admin puts a new policy in force: validated, signed into the chain, then written.
 
     Works also when the policy file was edited in place (every other decision refuses then):
@@ -150,7 +172,7 @@ def set_policy(ws: Workspace, *, actor: str, path: Path) -> str:
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
-        require_role(state, None, actor, "admin", to="change the policy")
+        require_role(state, None, name_of(actor), "admin", to="change the policy")
         append_event(
             session,
             ws.audit_key(),
@@ -168,7 +190,7 @@ def set_policy(ws: Workspace, *, actor: str, path: Path) -> str:
 def submit_job(
     ws: Workspace,
     *,
-    actor: str,
+    actor: Caller,
     base_model: Path,
     dataset: Path,
     config: Path,
@@ -216,7 +238,7 @@ def list_jobs(ws: Workspace, *, state: str | None = None) -> list[JobView]:
         return [job_view(session, r) for r in session.scalars(query)]
 
 
-def approve(ws: Workspace, *, actor: str, job_id: str) -> JobView:
+def approve(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:
     """Sign ``actor``'s approval of a job."""
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
@@ -224,7 +246,7 @@ def approve(ws: Workspace, *, actor: str, job_id: str) -> JobView:
         return job_view(session, get_job_row(session, job_id))
 
 
-def reject(ws: Workspace, *, actor: str, job_id: str, reason: str) -> JobView:
+def reject(ws: Workspace, *, actor: Caller, job_id: str, reason: str) -> JobView:
     """Reject a job with a reason."""
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
@@ -232,21 +254,21 @@ def reject(ws: Workspace, *, actor: str, job_id: str, reason: str) -> JobView:
         return job_view(session, get_job_row(session, job_id))
 
 
-def cancel_job(ws: Workspace, *, actor: str, job_id: str) -> JobView:
+def cancel_job(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:
     """Cancel a job (its requester or an admin)."""
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        if actor != row.requester:
-            require_role(state, policy_in_force(ws, state), actor, "admin", to="cancel others' jobs")
+        if name_of(actor) != row.requester:
+            require_role(state, policy_in_force(ws, state), name_of(actor), "admin", to="cancel others' jobs")
         transition(
             ws, session, row, JobState.CANCELLED, actor=who, action="job.cancel", payload={}
         )
         return job_view(session, row)
 
 
-def override_review(ws: Workspace, *, actor: str, job_id: str, justification: str) -> JobView:
+def override_review(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> JobView:
     """A security reviewer's recorded override: the job goes to approval without a passed review."""
     if not justification.strip():
         raise BadInputError("--justification must say why the review is overridden")
@@ -254,7 +276,7 @@ def override_review(ws: Workspace, *, actor: str, job_id: str, justification: st
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         require_role(
-            state, policy_in_force(ws, state), actor, "security_reviewer", to="override reviews"
+            state, policy_in_force(ws, state), name_of(actor), "security_reviewer", to="override reviews"
         )
         row = checked_job(session, state, job_id, lock=True)
         if row.state == JobState.REJECTED.value and row.rejected_by != "review":
@@ -317,9 +339,75 @@ def iter_audit(ws: Workspace, *, job_id: str | None = None) -> list[AuditEvent]:
         return list(iter_events(session, job_id=job_id))
 
 
-def override(ws: Workspace, *, actor: str, job_id: str, justification: str) -> JobView:
+def override(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> JobView:
     """A security reviewer's override: of the gate's block, or of the dataset review."""
     if get_job(ws, job_id).state == JobState.BLOCKED.value:
         override_gate(ws, actor=actor, job_id=job_id, justification=justification)
         return get_job(ws, job_id)
     return override_review(ws, actor=actor, job_id=job_id, justification=justification)
+
+
+def register_server(ws: Workspace, *, actor: Caller) -> str:
+    """An admin registers the team server's key (made if missing); returns its key id."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        return _register_server(ws, session, state, actor=authenticate(state, actor))
+
+
+def create_token(ws: Workspace, *, actor: Caller, user: str, expires: str = "90d") -> dict[str, str]:
+    """An admin issues an API token for ``user``; the token is in the result, shown once."""
+    lifetime = parse_lifetime(expires)
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        token, row = _create_token(
+            ws, session, state, actor=authenticate(state, actor), user=user, lifetime=lifetime
+        )
+        return {
+            "token": token,
+            "token_id": row.token_id,
+            "user": row.user_name,
+            "expires_at": str(row.expires_at),
+        }
+
+
+def revoke_token(ws: Workspace, *, actor: Caller, token_id: str) -> dict[str, str]:
+    """Revoke an API token (its owner or an admin)."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        row = _revoke_token(ws, session, state, actor=authenticate(state, actor), token_id=token_id)
+        return {"token_id": row.token_id, "user": row.user_name, "status": "revoked"}
+
+
+def list_tokens(ws: Workspace, *, user: str | None = None) -> list[dict[str, object]]:
+    """The API tokens the chain issued, with status and last use (never their secrets)."""
+    with ws.store.read() as session:
+        return _list_tokens(session, chain_state(ws, session), user=user)
+
+
+def register_key(ws: Workspace, *, actor: Caller, public_key: str, proof: str) -> dict[str, str]:
+    """Request registration of a public key whose private half stays with its holder.
+
+    ``proof`` is the key's signature of :func:`~ftguard.control._chain.key_request_message`
+    (base64): how a browser's or a remote CLI's key proves possession. An admin confirms it.
+    """
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        public = _register_key(
+            ws, session, state, actor=authenticate(state, actor), public_key=public_key, proof=proof
+        )
+        return {"user": name_of(actor), "keyid": public.keyid, "status": "pending"}
+
+
+def approval_statement(ws: Workspace, *, actor: Caller, job_id: str) -> dict[str, Any]:
+    """The statement ``actor`` would sign to approve a job (checked: they may approve it)."""
+    with ws.store.read() as session:
+        state, policy, who = acting(ws, session, actor)
+        return _approval_statement(session, state, policy, approver=who.name, job_id=job_id)
+
+
+def approve_signed(ws: Workspace, *, actor: Caller, job_id: str, envelope: Envelope) -> JobView:
+    """Record an approval that ``actor`` signed elsewhere with their own key."""
+    with ws.store.write() as session:
+        state, policy, who = acting(ws, session, actor)
+        record_approval(ws, session, state, policy, actor=who, job_id=job_id, envelope=envelope)
+        return job_view(session, get_job_row(session, job_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ftguard.store._db import Store, sqlite_url
 from ftguard.store._tables import (
+    ApiTokenRow,
     ApprovalRow,
     AuditCheckpointRow,
     AuditEventRow,
@@ -17,6 +18,7 @@ from ftguard.store._tables import (
 )
 
 __all__ = [
+    "ApiTokenRow",
     "ApprovalRow",
     "AuditCheckpointRow",
     "AuditEventRow",

@@ -111,6 +111,22 @@ class AuditEventRow(Base):
     """The actor's key that signed the event."""
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The actor's Ed25519 signature over the event's hash (base64)."""
+    via: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """For an event the team server signed on its caller's behalf: how the caller was
+    authenticated (canonical JSON: the API token's id, or the OIDC issuer and subject)."""
+
+
+class ApiTokenRow(Base):
+    """An API token's index row; the token counts only if the audit chain issued it."""
+
+    __tablename__ = "api_tokens"
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(128), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    revoked_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    last_used_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class AuditHeadRow(Base):

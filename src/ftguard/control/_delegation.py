@@ -1,0 +1,284 @@
+"""What the team server signs for: its registered key, API tokens and OIDC role syncs.
+
+The server authenticates callers (an API token or an OIDC bearer token) and signs their
+events with its own key, which an admin registered in the chain (``server.register``). Every
+such event records how its caller was authenticated (``via``). API tokens are issued in the
+chain (``token.create``, by an admin): the chain holds the SHA-256 of each token's secret, so
+a token row inserted in the database authenticates nobody. The ``api_tokens`` table is an
+index and the place of each token's last-use time. An OIDC sign-in whose groups map to roles
+other than the chain has for that user is recorded as a ``user.sync`` event first (never
+``admin``): the team's identity provider decides who approves, and the chain says so.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ftguard.attest import PrivateKey, generate_key, load_private_key
+from ftguard.control._audit import append_event
+from ftguard.control._chain import Actor, ChainState
+from ftguard.control._identities import (
+    Caller,
+    ServerCaller,
+    authenticate,
+    check_name,
+    name_of,
+    policy_in_force,
+    require_role,
+    require_user,
+)
+from ftguard.control._workspace import Workspace, now_iso
+from ftguard.digests import sha256_bytes
+from ftguard.errors import (
+    AuthenticationError,
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+)
+from ftguard.policy import ROLES
+from ftguard.store import ApiTokenRow
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "authenticate_token",
+    "create_token",
+    "list_tokens",
+    "parse_lifetime",
+    "register_server",
+    "revoke_token",
+    "sync_oidc_user",
+]
+
+TOKEN_PREFIX = "ftg_"
+_TOKEN_RE = re.compile(r"^ftg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_LIFETIME_RE = re.compile(r"^(\d{1,4})([mhd])$")
+MAX_TOKEN_LIFETIME = timedelta(days=366)
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """``30d``, ``12h`` or ``90m`` as a duration (at most a year).
+
+    Raises:
+        BadInputError: Not such a duration.
+
+    """
+    match = _LIFETIME_RE.match(text.strip())
+    if not match:
+        raise BadInputError(f"--expires must look like 30d, 12h or 90m, not {text!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    lifetime = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
+        unit, timedelta(days=amount)
+    )
+    if not timedelta(minutes=1) <= lifetime <= MAX_TOKEN_LIFETIME:
+        raise BadInputError("--expires must be between 1 minute and 366 days")
+    return lifetime
+
+
+def register_server(ws: Workspace, session: Session, state: ChainState, *, actor: Actor) -> str:
+    """Create the workspace's server key (if missing) and register it, signed by an admin.
+
+    Returns the key id. Registering twice is a no-op for a key already in force.
+    """
+    require_role(state, None, actor.name, "admin", to="register the team server")
+    path = ws.server_key_path
+    key = load_private_key(path) if path.exists() else generate_key()
+    record = state.servers.get(key.public.keyid)
+    if record is not None and record.status == "active":
+        return key.public.keyid
+    if record is not None:
+        raise ConflictError(
+            f"the server key {key.public.keyid[:16]} was revoked; move {path} away to make a new one"
+        )
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="server.register",
+        payload={"keyid": key.public.keyid, "public_key": key.public.b64},
+    )
+    session.flush()
+    if not path.exists():
+        key.save(path)
+    return key.public.keyid
+
+
+def create_token(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    user: str,
+    lifetime: timedelta,
+) -> tuple[str, ApiTokenRow]:
+    """Issue an API token for ``user`` (admins only). Returns the token, shown only this once."""
+    require_role(state, policy_in_force(ws, state), actor.name, "admin", to="issue API tokens")
+    require_user(state, check_name(user))
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    ts = now_iso()
+    expires = (datetime.now(UTC) + lifetime).isoformat(timespec="microseconds")
+    secret_hash = sha256_bytes(secret.encode())
+    row = ApiTokenRow(
+        token_id=token_id, user_name=user, secret_hash=secret_hash, created_at=ts, expires_at=expires
+    )
+    session.add(row)
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=ts,
+        actor=actor,
+        action="token.create",
+        payload={"token_id": token_id, "user": user, "secret_hash": secret_hash, "expires_at": expires},
+    )
+    return f"{TOKEN_PREFIX}{token_id}_{secret}", row
+
+
+def revoke_token(
+    ws: Workspace, session: Session, state: ChainState, *, actor: Actor, token_id: str
+) -> ApiTokenRow:
+    """Revoke an API token (its owner or an admin)."""
+    record = state.tokens.get(token_id.strip())
+    if record is None:
+        raise NotFoundError(f"no API token has id {token_id}")
+    if record.user != actor.name:
+        require_role(
+            state, policy_in_force(ws, state), actor.name, "admin", to=f"revoke {record.user}'s tokens"
+        )
+    if record.revoked:
+        raise ConflictError(f"API token {record.token_id} is already revoked")
+    ts = now_iso()
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=ts,
+        actor=actor,
+        action="token.revoke",
+        payload={"token_id": record.token_id, "user": record.user},
+    )
+    record.revoked = True
+    row = session.get(ApiTokenRow, record.token_id)
+    if row is None:  # the index lost it; the chain is what counts
+        row = ApiTokenRow(
+            token_id=record.token_id,
+            user_name=record.user,
+            secret_hash=record.secret_hash,
+            created_at=ts,
+            expires_at=record.expires_at,
+        )
+        session.add(row)
+    row.revoked_at = ts
+    return row
+
+
+def list_tokens(session: Session, state: ChainState, *, user: str | None = None) -> list[dict[str, object]]:
+    """Every token the chain issued (optionally one user's), with its last use; no secrets."""
+    rows = {r.token_id: r for r in session.scalars(select(ApiTokenRow))}
+    out: list[dict[str, object]] = []
+    now = datetime.now(UTC)
+    for record in state.tokens.values():
+        if user is not None and record.user != user:
+            continue
+        row = rows.get(record.token_id)
+        expired = record.expires_at is not None and datetime.fromisoformat(record.expires_at) <= now
+        out.append(
+            {
+                "token_id": record.token_id,
+                "user": record.user,
+                "issued_by": record.issued_by,
+                "expires_at": record.expires_at,
+                "status": "revoked" if record.revoked else "expired" if expired else "active",
+                "last_used_at": row.last_used_at if row is not None else None,
+            }
+        )
+    return out
+
+
+def authenticate_token(
+    session: Session, state: ChainState, server_key: PrivateKey, presented: str
+) -> ServerCaller:
+    """The caller a presented API token authenticates, checked against the chain.
+
+    The secret's hash is compared in constant time; the token must be in force (issued in
+    the chain, not revoked, not expired) and its user known. The last-use time is recorded
+    in the ``api_tokens`` index (by the caller's transaction).
+
+    Raises:
+        AuthenticationError: The token is malformed, unknown, wrong, revoked or expired (one
+            message for all, never naming the token).
+
+    """
+    refused = AuthenticationError("invalid, expired or revoked API token")
+    match = _TOKEN_RE.match(presented.strip())
+    if not match:
+        raise refused
+    token_id, secret = match.groups()
+    record = state.tokens.get(token_id)
+    digest = sha256_bytes(secret.encode())
+    expected = record.secret_hash if record is not None else "0" * 64
+    if not hmac.compare_digest(digest, expected) or record is None or record.revoked:
+        raise refused
+    if record.expires_at is not None and datetime.fromisoformat(record.expires_at) <= datetime.now(UTC):
+        raise refused
+    if record.user not in state.users:
+        raise refused
+    row = session.get(ApiTokenRow, token_id)
+    if row is not None:
+        row.last_used_at = now_iso()
+    return ServerCaller(
+        name=record.user, server_key=server_key, via={"method": "token", "token_id": token_id}
+    )
+
+
+def sync_oidc_user(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    server_key: PrivateKey,
+    user: str,
+    issuer: str,
+    subject: str,
+    roles: list[str],
+) -> ServerCaller:
+    """The caller an OIDC identity authenticates; its roles are synced into the chain first.
+
+    Roles come from the policy's mapping of the issuer's groups; ``admin`` is never among
+    them. A ``user.sync`` event is written only when they differ from the chain's record.
+    """
+    check_name(user)
+    wanted = sorted(set(roles))
+    bad = [r for r in wanted if r not in ROLES or r == "admin"]
+    if bad:
+        raise BadInputError(f"an OIDC sign-in cannot grant the role {bad[0]!r}")
+    caller = ServerCaller(
+        name=user, server_key=server_key, via={"method": "oidc", "issuer": issuer, "subject": subject}
+    )
+    if user in state.users and sorted(state.sso_roles.get(user, set())) == wanted:
+        return caller
+    actor = authenticate(state, caller)
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="user.sync",
+        payload={"name": user, "roles": wanted, "issuer": issuer, "subject": subject},
+    )
+    state.users.setdefault(user, set())
+    state.sso_roles[user] = set(wanted)
+    return caller
+
+
+def caller_label(caller: Caller) -> str:
+    """How a caller is shown in logs: the user and the authentication method, no secrets."""
+    if isinstance(caller, ServerCaller):
+        return f"{caller.name} ({caller.via.get('method')})"
+    return name_of(caller)
