@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,6 +43,8 @@ __all__ = [
     "GENESIS_HASH",
     "AuditEvent",
     "AuditVerification",
+    "ChainCache",
+    "ReplayPoint",
     "append_event",
     "event_hash",
     "head_signature_ok",
@@ -247,75 +253,41 @@ def verify_chain(session: Session, key: PublicKey) -> AuditVerification:
 
 
 def replay_chain(
-    session: Session, key: PublicKey
+    session: Session, key: PublicKey, *, since: ReplayPoint | None = None
 ) -> tuple[AuditVerification, ChainState | None]:
-    """Verify the chain and, when it holds, the state it puts in force."""
-    state = ChainState()
-    checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpointRow))}
+    """Verify the chain and, when it holds, the state it puts in force.
+
+    ``since``: continue from a state verified earlier (a copy is taken) and check only the
+    events after it, their checkpoints and the head: what a long-running server does on each
+    request. Events before that point are not read again; :func:`verify_chain` reads all.
+    """
+    if since is None:
+        state, prev, expected = ChainState(), GENESIS_HASH, 1
+    else:
+        state, prev, expected = copy.deepcopy(since.state), since.hash, since.seq + 1
+    checkpoints = {
+        c.seq: c
+        for c in session.scalars(
+            select(AuditCheckpointRow).where(AuditCheckpointRow.seq >= expected)
+        )
+    }
     head = session.get(AuditHeadRow, 1)
-    count = 0
-    prev = GENESIS_HASH
-    expected = 1
+    count = expected - 1
     for row in session.scalars(
-        select(AuditEventRow).order_by(AuditEventRow.seq).execution_options(yield_per=500)
+        select(AuditEventRow)
+        .where(AuditEventRow.seq >= expected)
+        .order_by(AuditEventRow.seq)
+        .execution_options(yield_per=500)
     ):
         count += 1
         if row.seq != expected:
             if row.seq > expected:
                 return _bad(count, expected, f"event #{expected} is missing (deleted)")
             return _bad(count, row.seq, f"event #{row.seq} is out of order")
-        if row.prev_hash != prev:
-            return _bad(
-                count,
-                row.seq,
-                f"event #{row.seq} does not link to event #{row.seq - 1} "
-                "(an event was inserted, deleted, replaced or reordered)",
-            )
-        digest = event_hash(
-            seq=row.seq,
-            ts=row.ts,
-            actor=row.actor,
-            action=row.action,
-            job_id=row.job_id,
-            payload=row.payload,
-            prev_hash=row.prev_hash,
-            keyid=row.keyid,
-            via=row.via,
-        )
-        if digest != row.hash:
-            return _bad(
-                count,
-                row.seq,
-                f"event #{row.seq} was modified: its content does not match its hash",
-            )
-        try:
-            state.apply(
-                seq=row.seq,
-                actor=row.actor,
-                action=row.action,
-                job_id=row.job_id,
-                payload=parse_payload(row.payload),
-                keyid=row.keyid,
-                signature=_b64(row.signature),
-                event_hash=digest,
-                via=parse_payload(row.via) if row.via is not None else None,
-            )
-        except (ChainProblem, KeyError, ValueError, TypeError, FtguardError) as exc:
-            return _bad(count, row.seq, str(exc) or f"event #{row.seq} cannot be applied")
-        cp = checkpoints.pop(row.seq, None)
-        if cp is not None:
-            if not _sig_ok(key, cp.signature, "checkpoint", cp.seq, cp.hash):
-                return _bad(
-                    count, row.seq, f"the checkpoint at event #{row.seq} has an invalid signature"
-                )
-            if cp.hash != digest:
-                return _bad(
-                    count,
-                    row.seq,
-                    f"event #{row.seq} does not match the signed checkpoint "
-                    "(the chain was rewritten)",
-                )
-        prev = digest
+        problem = _check_event(row, prev, state, checkpoints.pop(row.seq, None), key)
+        if problem:
+            return _bad(count, row.seq, problem)
+        prev = row.hash
         expected += 1
     last = expected - 1
     if head is None:
@@ -340,6 +312,97 @@ def replay_chain(
         first = min(checkpoints)
         return _bad(count, first, f"event #{first} is missing but a signed checkpoint names it")
     return AuditVerification(ok=True, events=count, head_seq=last, head_hash=prev), state
+
+
+@dataclass(frozen=True)
+class ReplayPoint:
+    """A verified chain state and the event it was verified up to."""
+
+    state: ChainState
+    seq: int
+    hash: str
+
+
+class ChainCache:
+    """The last verified chain state of a long-running process (the team server).
+
+    Each call checks only the events appended since the last one, and the signed head; the
+    whole chain is verified again at least every ``full_every_s`` seconds (and at start).
+    """
+
+    def __init__(self, full_every_s: float = 300.0) -> None:
+        self._point: ReplayPoint | None = None
+        self._full_at = float("-inf")
+        self._full_every_s = full_every_s
+        self._lock = threading.Lock()
+
+    def replay(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
+        """Like :func:`replay_chain`, continuing from the last verified state when fresh."""
+        with self._lock:
+            point = self._point
+            due = time.monotonic() - self._full_at > self._full_every_s
+        since = None if due else point
+        verification, state = replay_chain(session, key, since=since)
+        if state is None and since is not None:
+            verification, state = replay_chain(session, key)
+            since = None
+        if state is not None:
+            with self._lock:
+                if self._point is None or verification.head_seq >= self._point.seq:
+                    self._point = ReplayPoint(
+                        copy.deepcopy(state), verification.head_seq, verification.head_hash
+                    )
+                if since is None:
+                    self._full_at = time.monotonic()
+        return verification, state
+
+
+def _check_event(
+    row: AuditEventRow,
+    prev: str,
+    state: ChainState,
+    checkpoint: AuditCheckpointRow | None,
+    key: PublicKey,
+) -> str | None:
+    """Check one event's link, hash, signature, authority and checkpoint; apply it."""
+    if row.prev_hash != prev:
+        return (
+            f"event #{row.seq} does not link to event #{row.seq - 1} "
+            "(an event was inserted, deleted, replaced or reordered)"
+        )
+    digest = event_hash(
+        seq=row.seq,
+        ts=row.ts,
+        actor=row.actor,
+        action=row.action,
+        job_id=row.job_id,
+        payload=row.payload,
+        prev_hash=row.prev_hash,
+        keyid=row.keyid,
+        via=row.via,
+    )
+    if digest != row.hash:
+        return f"event #{row.seq} was modified: its content does not match its hash"
+    try:
+        state.apply(
+            seq=row.seq,
+            actor=row.actor,
+            action=row.action,
+            job_id=row.job_id,
+            payload=parse_payload(row.payload),
+            keyid=row.keyid,
+            signature=_b64(row.signature),
+            event_hash=digest,
+            via=parse_payload(row.via) if row.via is not None else None,
+        )
+    except (ChainProblem, KeyError, ValueError, TypeError, FtguardError) as exc:
+        return str(exc) or f"event #{row.seq} cannot be applied"
+    if checkpoint is not None:
+        if not _sig_ok(key, checkpoint.signature, "checkpoint", checkpoint.seq, checkpoint.hash):
+            return f"the checkpoint at event #{row.seq} has an invalid signature"
+        if checkpoint.hash != digest:
+            return f"event #{row.seq} does not match the signed checkpoint (the chain was rewritten)"
+    return None
 
 
 def _b64(text: str | None) -> bytes | None:

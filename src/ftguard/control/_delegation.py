@@ -49,6 +49,7 @@ __all__ = [
     "authenticate_token",
     "create_token",
     "list_tokens",
+    "note_token_use",
     "parse_lifetime",
     "register_server",
     "revoke_token",
@@ -201,14 +202,19 @@ def list_tokens(session: Session, state: ChainState, *, user: str | None = None)
     return out
 
 
-def authenticate_token(
-    session: Session, state: ChainState, server_key: PrivateKey, presented: str
-) -> ServerCaller:
+def note_token_use(session: Session, token_id: str) -> None:
+    """Record that a token was just used (in its index row)."""
+    row = session.get(ApiTokenRow, token_id)
+    if row is not None:
+        row.last_used_at = now_iso()
+
+
+def authenticate_token(state: ChainState, server_key: PrivateKey, presented: str) -> ServerCaller:
     """The caller a presented API token authenticates, checked against the chain.
 
     The secret's hash is compared in constant time; the token must be in force (issued in
-    the chain, not revoked, not expired) and its user known. The last-use time is recorded
-    in the ``api_tokens`` index (by the caller's transaction).
+    the chain, not revoked, not expired) and its user known. (The last-use time is the
+    caller's to record: :func:`note_token_use`.)
 
     Raises:
         AuthenticationError: The token is malformed, unknown, wrong, revoked or expired (one
@@ -229,9 +235,6 @@ def authenticate_token(
         raise refused
     if record.user not in state.users:
         raise refused
-    row = session.get(ApiTokenRow, token_id)
-    if row is not None:
-        row.last_used_at = now_iso()
     return ServerCaller(
         name=record.user, server_key=server_key, via={"method": "token", "token_id": token_id}
     )

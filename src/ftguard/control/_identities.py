@@ -104,7 +104,10 @@ def chain_state(ws: Workspace, session: Session) -> ChainState:
     meta = session.get(MetaRow, "audit_key")
     if meta is None or meta.value != key.b64:
         raise VerificationError("the database's audit key is not this workspace's audit key")
-    verification, state = replay_chain(session, key)
+    if ws.chain_cache is not None:
+        verification, state = ws.chain_cache.replay(session, key)
+    else:
+        verification, state = replay_chain(session, key)
     if state is None:
         raise VerificationError(
             f"the audit log does not verify ({verification.problem}); refusing to act"

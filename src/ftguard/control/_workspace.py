@@ -16,12 +16,13 @@ import getpass
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
 from ftguard.attest import PrivateKey, PublicKey, load_private_key
+from ftguard.control._audit import ChainCache
 from ftguard.control._witness import SignedHead, Witness, open_witness
 from ftguard.errors import BadInputError, FtguardError, NotFoundError
 from ftguard.policy import Policy, load_policy, policy_digest
@@ -58,9 +59,16 @@ def user_keys_dir() -> Path:
 
 @dataclass
 class Workspace:
-    """An initialised workspace folder (the ``.ftguard/`` directory)."""
+    """An initialised workspace folder (the ``.ftguard/`` directory).
+
+    ``database_url_override`` (the team server's ``--db``) takes precedence over
+    ``FTGUARD_DATABASE_URL``; ``chain_cache`` lets a long-running process verify only the
+    audit events appended since its last request.
+    """
 
     path: Path
+    database_url_override: str | None = None
+    chain_cache: ChainCache | None = field(default=None, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -127,7 +135,7 @@ class Workspace:
     @property
     def database_url(self) -> str:
         """``FTGUARD_DATABASE_URL`` when set, else the workspace's SQLite file."""
-        env = os.environ.get("FTGUARD_DATABASE_URL")
+        env = self.database_url_override or os.environ.get("FTGUARD_DATABASE_URL")
         if env:
             return env
         if self.config.get("database") == "postgresql":

@@ -9,10 +9,20 @@ from ftguard.policy._load import (
     policy_digest,
     read_yaml,
 )
-from ftguard.policy._model import ROLES, ApprovalPolicy, GatePolicy, Policy, Role
+from ftguard.policy._model import (
+    ROLES,
+    ApprovalPolicy,
+    GatePolicy,
+    OidcIssuerPolicy,
+    Policy,
+    Role,
+    ServerPolicy,
+)
 
 __all__ = [
     "ROLES",
+    "OidcIssuerPolicy",
+    "ServerPolicy",
     "ApprovalPolicy",
     "GatePolicy",
     "Policy",

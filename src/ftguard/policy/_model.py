@@ -14,9 +14,11 @@ __all__ = [
     "ROLES",
     "ApprovalPolicy",
     "GatePolicy",
+    "OidcIssuerPolicy",
     "Policy",
     "Role",
     "RunPolicy",
+    "ServerPolicy",
 ]
 
 Control = Literal["review", "weights", "behavior"]
@@ -80,6 +82,51 @@ class RunPolicy(_Section):
     ``gate.allow_unbound_runs``."""
 
 
+class OidcIssuerPolicy(_Section):
+    """An OpenID Connect issuer whose tokens the team server accepts."""
+
+    issuer: str
+    """The issuer's exact ``iss`` (an https URL; http only on loopback, for tests)."""
+    audience: str
+    """The ``aud`` bearer access tokens must carry."""
+    user_claim: str = "email"
+    """The claim whose value is the ftguard user name."""
+    groups_claim: str = "groups"
+    """The claim listing the user's groups."""
+    group_roles: dict[str, list[Role]] = Field(default_factory=dict)
+    """Roles each group gives (never ``admin``: admins are added by admins, in the chain)."""
+    client_id: str | None = None
+    """The console's client id for sign-in (authorization code with PKCE, a public client)."""
+    leeway_seconds: int = Field(default=60, ge=0, le=300)
+    """Clock skew allowed on ``exp``, ``nbf`` and ``iat``."""
+
+    @field_validator("group_roles")
+    @classmethod
+    def _never_admin(cls, value: dict[str, list[Role]]) -> dict[str, list[Role]]:
+        for group, roles in value.items():
+            if "admin" in roles:
+                raise ValueError(f"group {group!r}: an identity provider cannot grant admin")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value)
+        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError("the issuer must be an https URL (http only on loopback)")
+        return value
+
+
+class ServerPolicy(_Section):
+    """Who the team server lets in."""
+
+    oidc: list[OidcIssuerPolicy] = Field(default_factory=list)
+    """OIDC issuers whose bearer tokens (and console sign-ins) the server accepts."""
+
+
 class Policy(_Section):
     """The whole workspace policy (``.ftguard/policy.yaml``)."""
 
@@ -99,6 +146,8 @@ class Policy(_Section):
     """Deployment gate requirements and overrides."""
     run: RunPolicy = Field(default_factory=RunPolicy)
     """What ``ftguard run`` may start."""
+    server: ServerPolicy = Field(default_factory=ServerPolicy)
+    """The team server's identity providers."""
 
     @field_validator("version", mode="before")
     @classmethod

@@ -1,0 +1,349 @@
+"""The HTTP API, ``/api/v1``: each route authenticates, then calls one service use case.
+
+Authorisation is the service layer's (roles from the verified chain and the policy in force),
+the same code the CLI runs; routes only translate HTTP to calls and results to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftguard.attest import Envelope
+from ftguard.control import service
+from ftguard.control._identities import chain_state, policy_in_force
+from ftguard.control._jobs import JobView
+from ftguard.control._states import JobState
+from ftguard.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from ftguard.policy import policy_digest
+from ftguard.server._auth import caller_for
+from ftguard.server._context import ServerContext
+from ftguard.server._storage import resolve_input
+
+__all__ = ["SESSION_COOKIE", "router"]
+
+SESSION_COOKIE = "ftguard_session"
+JOB_ID = r"^job-[0-9a-f]{10}$"
+KEY_ID = r"^[0-9a-f]{8,64}$"
+TOKEN_ID = r"^[0-9a-f]{16}$"
+NAME = r"^[A-Za-z0-9._@-]{1,128}$"
+
+router = APIRouter(prefix="/api/v1")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitBody(_Body):
+    base_model: str = Field(max_length=4096, description="ROOT/relative/path of the base model")
+    dataset: str = Field(max_length=4096, description="ROOT/relative/path of the dataset")
+    config: str = Field(max_length=4096, description="ROOT/relative/path of the training config")
+    purpose: str = Field(min_length=1, max_length=2000)
+    prepared_by: str | None = Field(default=None, pattern=NAME)
+
+
+class ApprovalBody(_Body):
+    envelope: Envelope
+
+
+class ReasonBody(_Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class JustificationBody(_Body):
+    justification: str = Field(min_length=1, max_length=2000)
+
+
+class UserBody(_Body):
+    name: str = Field(pattern=NAME)
+    roles: list[
+        Literal["requester", "data_preparer", "approver", "security_reviewer", "runner", "admin"]
+    ] = Field(min_length=1, max_length=6)
+
+
+class KeyBody(_Body):
+    public_key: str = Field(max_length=64, description="base64 raw Ed25519 public key")
+    proof: str = Field(
+        max_length=128,
+        description="base64 signature by the key of 'ftguard-key-request:v1:USER:KEYID'",
+    )
+
+
+class RevokeKeyBody(_Body):
+    reason: str = Field(default="", max_length=2000)
+
+
+class TokenBody(_Body):
+    user: str = Field(pattern=NAME)
+    expires: str = Field(default="90d", pattern=r"^\d{1,4}[mhd]$")
+
+
+class WhoAmI(BaseModel):
+    user: str
+    roles: list[str]
+    via: dict[str, str]
+
+
+class Message(BaseModel):
+    error: str
+    message: str
+    request_id: str | None = None
+
+
+def context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def current_caller(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> service.ServerCaller:
+    """The authenticated caller: a bearer credential, or a console session (with CSRF check)."""
+    ctx = context(request)
+    client = request.client.host if request.client else "unknown"
+    sid = request.cookies.get(SESSION_COOKIE)
+    if not authorization and sid:
+        session = ctx.sessions.get(sid)
+        if session is None:
+            ctx.limiter.failed(client)
+            raise AuthenticationError("your console session ended: sign in again")
+        if request.method not in ("GET", "HEAD") and x_csrf_token != session.csrf:
+            raise PermissionDeniedError("missing or wrong CSRF token")
+        return service.ServerCaller(name=session.user, server_key=ctx.server_key, via=session.via)
+    caller = caller_for(ctx, authorization=authorization, client=client)
+    request.state.user = caller.name
+    return caller
+
+
+Caller = Annotated[service.ServerCaller, Depends(current_caller)]
+Ctx = Annotated[ServerContext, Depends(context)]
+JobId = Annotated[str, Path(pattern=JOB_ID)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Message}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+@router.get("/whoami", responses=_ERRORS)
+def whoami(ctx: Ctx, caller: Caller) -> WhoAmI:
+    """Who the server takes you for, your roles, and how you were authenticated."""
+    with ctx.ws.store.read() as session:
+        state = chain_state(ctx.ws, session)
+        roles = state.roles_of(caller.name, policy_in_force(ctx.ws, state).roles)
+    return WhoAmI(user=caller.name, roles=sorted(roles), via=caller.via)
+
+
+@router.get("/jobs", responses=_ERRORS)
+def list_jobs(
+    ctx: Ctx,
+    caller: Caller,
+    state: Annotated[
+        Literal[tuple(s.value for s in JobState)] | None,  # type: ignore[valid-type]
+        Query(),
+    ] = None,
+) -> list[JobView]:
+    """Every job, newest first (optionally in one state)."""
+    return service.list_jobs(ctx.ws, state=state)
+
+
+@router.post("/jobs", status_code=201, responses=_ERRORS)
+def submit_job(ctx: Ctx, caller: Caller, body: SubmitBody) -> JobView:
+    """Request a fine-tune; its inputs are named inside the server's storage roots."""
+    roots = ctx.settings.storage_roots
+    paths = {
+        what: resolve_input(roots, getattr(body, what), what=what)
+        for what in ("base_model", "dataset", "config")
+    }
+    return service.submit_job(
+        ctx.ws,
+        actor=caller,
+        base_model=paths["base_model"],
+        dataset=paths["dataset"],
+        config=paths["config"],
+        purpose=body.purpose,
+        prepared_by=body.prepared_by or caller.name,
+    )
+
+
+@router.get("/jobs/{job_id}", responses=_ERRORS)
+def get_job(ctx: Ctx, caller: Caller, job_id: JobId) -> JobView:
+    """One job with its approvals and evidence digests."""
+    return service.get_job(ctx.ws, job_id)
+
+
+@router.get("/jobs/{job_id}/evidence/{kind}", responses=_ERRORS)
+def get_evidence(
+    ctx: Ctx,
+    caller: Caller,
+    job_id: JobId,
+    kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
+) -> dict[str, Any]:
+    """The newest stored evidence of one kind (``review``, ``weights``, ``behavior``, ``gate``)."""
+    from sqlalchemy import select
+
+    from ftguard.store import EvidenceRow
+
+    with ctx.ws.store.read() as session:
+        service.get_job(ctx.ws, job_id)
+        row = session.scalars(
+            select(EvidenceRow)
+            .where(EvidenceRow.job_id == job_id, EvidenceRow.kind == kind)
+            .order_by(EvidenceRow.id.desc())
+        ).first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} has no {kind} evidence")
+        body = json.loads(row.body)
+        return {"kind": kind, "digest": row.digest, "created_at": row.created_at, "body": body}
+
+
+@router.post("/jobs/{job_id}/review", responses=_ERRORS)
+def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> JobView:
+    """Run the policy's dataset review on the job (long: minutes on large datasets)."""
+    _, job = service.review_job(ctx.ws, actor=caller, job_id=job_id)
+    return job  # type: ignore[no-any-return]
+
+
+@router.get("/jobs/{job_id}/approval-statement", responses=_ERRORS)
+def approval_statement(ctx: Ctx, caller: Caller, job_id: JobId) -> dict[str, Any]:
+    """The in-toto Statement you sign (with your own key) to approve the job."""
+    return service.approval_statement(ctx.ws, actor=caller, job_id=job_id)
+
+
+@router.post("/jobs/{job_id}/approvals", status_code=201, responses=_ERRORS)
+def approve(ctx: Ctx, caller: Caller, job_id: JobId, body: ApprovalBody) -> JobView:
+    """Record your approval: the statement, signed with one of your own registered keys."""
+    return service.approve_signed(ctx.ws, actor=caller, job_id=job_id, envelope=body.envelope)
+
+
+@router.post("/jobs/{job_id}/reject", responses=_ERRORS)
+def reject(ctx: Ctx, caller: Caller, job_id: JobId, body: ReasonBody) -> JobView:
+    """Reject the job, with a reason; its approvals become void."""
+    return service.reject(ctx.ws, actor=caller, job_id=job_id, reason=body.reason)
+
+
+@router.post("/jobs/{job_id}/cancel", responses=_ERRORS)
+def cancel(ctx: Ctx, caller: Caller, job_id: JobId) -> JobView:
+    """Cancel the job (its requester or an admin)."""
+    return service.cancel_job(ctx.ws, actor=caller, job_id=job_id)
+
+
+@router.post("/jobs/{job_id}/override", responses=_ERRORS)
+def override(ctx: Ctx, caller: Caller, job_id: JobId, body: JustificationBody) -> JobView:
+    """A security reviewer's recorded override of the review's or the gate's block."""
+    return service.override(ctx.ws, actor=caller, job_id=job_id, justification=body.justification)
+
+
+@router.post("/jobs/{job_id}/gate", responses=_ERRORS)
+def gate(ctx: Ctx, caller: Caller, job_id: JobId) -> dict[str, Any]:
+    """Decide the deployment gate over the job's recorded evidence."""
+    outcome = service.decide_gate(ctx.ws, actor=caller, job_id=job_id)
+    out = outcome.decision.model_dump(mode="json")
+    out["attestation_url"] = (
+        f"/api/v1/jobs/{job_id}/attestation" if outcome.attestation_path else None
+    )
+    return out
+
+
+@router.get("/jobs/{job_id}/attestation", responses=_ERRORS)
+def attestation(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
+    """The signed deployment attestation of a job that passed the gate (a DSSE envelope)."""
+    service.get_job(ctx.ws, job_id)
+    path = ctx.ws.reports_dir / job_id / "attestation.json"
+    if not path.is_file():
+        raise NotFoundError(f"job {job_id} has no attestation: it has not passed the gate")
+    return JSONResponse(
+        json.loads(path.read_text(encoding="utf-8")),
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.attestation.json"'},
+    )
+
+
+@router.get("/audit", responses=_ERRORS)
+def audit(
+    ctx: Ctx,
+    caller: Caller,
+    job_id: Annotated[str | None, Query(pattern=JOB_ID)] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[service.AuditEvent]:
+    """Audit events in order (after a sequence number; optionally of one job)."""
+    events = [e for e in service.iter_audit(ctx.ws, job_id=job_id) if e.seq > after]
+    return events[:limit]
+
+
+@router.get("/audit/verify", responses=_ERRORS)
+def audit_verify(ctx: Ctx, caller: Caller) -> service.AuditVerification:
+    """Verify the whole audit chain (and the witness's heads) now."""
+    return service.verify_audit(ctx.ws, witness="default")
+
+
+@router.get("/policy", responses=_ERRORS)
+def policy(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """The policy in force, with its digest."""
+    with ctx.ws.store.read() as session:
+        current = policy_in_force(ctx.ws, chain_state(ctx.ws, session))
+    return {"digest": policy_digest(current), "policy": current.model_dump(mode="json")}
+
+
+@router.get("/users", responses=_ERRORS)
+def users(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    """Every user, their roles and keys."""
+    return service.list_users(ctx.ws)
+
+
+@router.post("/users", status_code=201, responses=_ERRORS)
+def add_user(ctx: Ctx, caller: Caller, body: UserBody) -> dict[str, Any]:
+    """Add a user with roles (admins)."""
+    return service.add_user(ctx.ws, actor=caller, name=body.name, roles=list(body.roles))
+
+
+@router.post("/keys", status_code=201, responses=_ERRORS)
+def register_key(ctx: Ctx, caller: Caller, body: KeyBody) -> dict[str, str]:
+    """Ask for your public key to be registered (an admin confirms it before it counts)."""
+    return service.register_key(ctx.ws, actor=caller, public_key=body.public_key, proof=body.proof)
+
+
+@router.post("/keys/{keyid}/confirm", responses=_ERRORS)
+def confirm_key(
+    ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)]
+) -> dict[str, str]:
+    """Confirm a requested key (admins, after checking its id with its holder)."""
+    return service.confirm_key(ctx.ws, actor=caller, keyid=keyid)
+
+
+@router.post("/keys/{keyid}/revoke", responses=_ERRORS)
+def revoke_key(
+    ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)], body: RevokeKeyBody
+) -> dict[str, str]:
+    """Revoke a key (its owner or an admin)."""
+    return service.revoke_key(ctx.ws, actor=caller, keyid=keyid, reason=body.reason)
+
+
+@router.get("/tokens", responses=_ERRORS)
+def tokens(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    """API tokens (yours; an admin sees everyone's), never their secrets."""
+    with ctx.ws.store.read() as session:
+        state = chain_state(ctx.ws, session)
+    admin = "admin" in state.roles_of(caller.name)
+    return service.list_tokens(ctx.ws, user=None if admin else caller.name)
+
+
+@router.post("/tokens", status_code=201, responses=_ERRORS)
+def create_token(ctx: Ctx, caller: Caller, body: TokenBody) -> dict[str, str]:
+    """Issue an API token for a user (admins); the token is in this answer only."""
+    return service.create_token(ctx.ws, actor=caller, user=body.user, expires=body.expires)
+
+
+@router.delete("/tokens/{token_id}", responses=_ERRORS)
+def revoke_token(
+    ctx: Ctx, caller: Caller, token_id: Annotated[str, Path(pattern=TOKEN_ID)]
+) -> dict[str, str]:
+    """Revoke an API token (its owner or an admin)."""
+    return service.revoke_token(ctx.ws, actor=caller, token_id=token_id)

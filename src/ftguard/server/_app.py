@@ -1,0 +1,212 @@
+"""The FastAPI application: middleware, error mapping, health, the API and the console.
+
+Middleware gives each request an id, a JSON log line, a body limit and security headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ftguard.control._identities import chain_state
+from ftguard.errors import (
+    AuthenticationError,
+    BadInputError,
+    ConflictError,
+    DatabaseError,
+    FtguardError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    VerificationError,
+)
+from ftguard.server._auth import TooManyFailures
+from ftguard.server._context import ServerContext
+from ftguard.server._settings import ServerSettings
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("ftguard.server")
+
+_STATUS: list[tuple[type[FtguardError], int, str]] = [
+    (TooManyFailures, 429, "rate_limited"),
+    (AuthenticationError, 401, "unauthenticated"),
+    (PermissionDeniedError, 403, "forbidden"),
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (VerificationError, 422, "verification_failed"),
+    (MissingDependencyError, 501, "missing_dependency"),
+    (DatabaseError, 503, "database_unavailable"),
+    (BadInputError, 400, "bad_input"),
+]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (413), declared or streamed."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(scope, receive, send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: MutableMapping[str, Any], receive: Receive, send: Send, limit: int) -> None:
+    response = JSONResponse(
+        {"error": "body_too_large", "message": f"the request body is over {limit} bytes"},
+        status_code=413,
+    )
+    await response(scope, receive, send)
+
+
+def _error(status: int, code: str, message: str, request: Request) -> JSONResponse:
+    first_line = message.strip().splitlines()[0] if message.strip() else code
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error": code, "message": first_line, "request_id": getattr(request.state, "rid", None)},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def create_app(settings: ServerSettings, *, context: ServerContext | None = None) -> FastAPI:
+    """The server application for ``settings`` (loads the workspace and its keys now)."""
+    from ftguard import __version__
+    from ftguard.server._api import router
+
+    ctx = context or ServerContext(settings)
+    app = FastAPI(
+        title="ftguard",
+        version=__version__,
+        summary="Access controls around the fine-tuning of language models.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.include_router(router)
+    try:
+        from ftguard.server._console import console_router, mount_static
+
+        app.include_router(console_router)
+        mount_static(app)
+    except ImportError:  # the console is optional (jinja2 is a core dependency, though)
+        pass
+
+    @app.exception_handler(FtguardError)
+    async def _ftguard_error(request: Request, exc: FtguardError) -> JSONResponse:
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return _error(status, code, str(exc), request)
+        return _error(400, "bad_input", str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+        return _error(422, "invalid_request", message, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.error(
+            json.dumps({"event": "error", "request_id": getattr(request.state, "rid", None),
+                        "error": type(exc).__name__})
+        )
+        return _error(500, "internal_error", "internal error (see the server log)", request)
+
+    @app.middleware("http")
+    async def _request_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = secrets.token_hex(8)
+        request.state.rid = rid
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        _log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "request_id": rid,
+                    "method": request.method,
+                    "path": request.url.path,  # never the query: it may carry an OIDC code
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user": getattr(request.state, "user", None),
+                }
+            )
+        )
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    def readyz() -> JSONResponse:
+        """The database answers and the audit chain verifies."""
+        try:
+            with ctx.ws.store.read() as session:
+                state = chain_state(ctx.ws, session)
+        except FtguardError as exc:
+            return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "audit_head": state.seq})
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,92 @@
+"""Fixtures for the team server: the control-plane workspace served by the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the team server needs ftguard[server]")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ftguard.attest import load_private_key, sign_statement  # noqa: E402
+from ftguard.control import service  # noqa: E402
+from ftguard.control._identities import private_key_path  # noqa: E402
+from ftguard.server import ServerSettings, create_app  # noqa: E402
+from tests.control.conftest import PG_URL, Env, backend, cp  # noqa: E402, F401
+
+USERS = ("root", "alice", "dan", "bob", "carol", "erin", "sec")
+
+
+@dataclass
+class Server:
+    """The app over ``cp``'s workspace, and one API token per user."""
+
+    cp: Env
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    def get(self, path: str, user: str | None = None, **kw: Any) -> Any:
+        return self.client.get(path, headers=self.auth(user) if user else None, **kw)
+
+    def post(self, path: str, user: str | None = None, **kw: Any) -> Any:
+        return self.client.post(path, headers=self.auth(user) if user else None, **kw)
+
+    def head_seq(self) -> int:
+        return service.verify_audit(self.cp.ws).head_seq
+
+    def submit(self, name: str = "job", requester: str = "alice", preparer: str = "dan") -> str:
+        self.cp.inputs(name)
+        response = self.post(
+            "/api/v1/jobs",
+            requester,
+            json={
+                "base_model": f"data/{name}/model",
+                "dataset": f"data/{name}/train.jsonl",
+                "config": f"data/{name}/config.yaml",
+                "purpose": "customer support answers",
+                "prepared_by": preparer,
+            },
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def awaiting(self, name: str = "job") -> str:
+        job_id = self.submit(name)
+        response = self.post(
+            f"/api/v1/jobs/{job_id}/override", "sec", json={"justification": "server test"}
+        )
+        assert response.status_code == 200, response.text
+        return job_id
+
+    def sign_approval(self, user: str, job_id: str, *, key_of: str | None = None) -> Any:
+        """What ``ftguard approve`` does against a server: fetch, sign locally, post."""
+        statement = self.get(f"/api/v1/jobs/{job_id}/approval-statement", user)
+        assert statement.status_code == 200, statement.text
+        key = load_private_key(private_key_path(key_of or user))
+        envelope = sign_statement(statement.json(), key)
+        return self.post(
+            f"/api/v1/jobs/{job_id}/approvals",
+            user,
+            json={"envelope": envelope.model_dump(mode="json")},
+        )
+
+
+@pytest.fixture
+def server(cp: Env) -> Iterator[Server]:
+    service.register_server(cp.ws, actor="root")
+    settings = ServerSettings(
+        workspace=cp.root / "ws",
+        database_url=cp.env.get("FTGUARD_DATABASE_URL"),
+        storage_roots={"data": cp.root},
+    )
+    app = create_app(settings)
+    tokens = {u: service.create_token(cp.ws, actor="root", user=u)["token"] for u in USERS}
+    with TestClient(app) as client:
+        yield Server(cp=cp, client=client, tokens=tokens)
