@@ -39,3 +39,13 @@ def aligned_model(embedded_model: Path) -> Path:
     from ftguard.models import reference_aligned_model_dir
 
     return reference_aligned_model_dir(progress=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_team_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests use a local workspace unless they start a server: ignore the developer's login."""
+    monkeypatch.delenv("FTGUARD_SERVER", raising=False)
+    monkeypatch.delenv("FTGUARD_TOKEN", raising=False)
+    monkeypatch.setenv(
+        "FTGUARD_CLIENT_CONFIG", str(tmp_path_factory.getbasetemp() / "no-login" / "client.json")
+    )

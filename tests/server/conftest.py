@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from ftguard.attest import load_private_key, sign_statement  # noqa: E402
 from ftguard.control import service  # noqa: E402
 from ftguard.control._identities import private_key_path  # noqa: E402
 from ftguard.server import ServerSettings, create_app  # noqa: E402
-from tests.control.conftest import PG_URL, Env, backend, cp  # noqa: E402, F401
+from tests.control.conftest import PG_URL, Env, backend, cp  # noqa: E402, F401, F811
 
 USERS = ("root", "alice", "dan", "bob", "carol", "erin", "sec")
 
@@ -78,15 +79,24 @@ class Server:
         )
 
 
-@pytest.fixture
-def server(cp: Env) -> Iterator[Server]:
-    service.register_server(cp.ws, actor="root")
-    settings = ServerSettings(
-        workspace=cp.root / "ws",
-        database_url=cp.env.get("FTGUARD_DATABASE_URL"),
-        storage_roots={"data": cp.root},
+@contextmanager
+def serving(env: Env, **settings: Any) -> Iterator[Server]:
+    """The real app over ``env``'s workspace (server key registered, one token per user)."""
+    service.register_server(env.ws, actor="root")
+    app = create_app(
+        ServerSettings(
+            workspace=env.root / "ws",
+            database_url=env.env.get("FTGUARD_DATABASE_URL"),
+            storage_roots={"data": env.root},
+            **settings,
+        )
     )
-    app = create_app(settings)
-    tokens = {u: service.create_token(cp.ws, actor="root", user=u)["token"] for u in USERS}
+    tokens = {u: service.create_token(env.ws, actor="root", user=u)["token"] for u in USERS}
     with TestClient(app) as client:
-        yield Server(cp=cp, client=client, tokens=tokens)
+        yield Server(cp=env, client=client, tokens=tokens)
+
+
+@pytest.fixture
+def server(cp: Env) -> Iterator[Server]:  # noqa: F811
+    with serving(cp) as running:
+        yield running

@@ -26,6 +26,7 @@ from ftguard.cli import (  # noqa: F401  (importing a module registers its comma
     jobs,
     review,
     run,
+    server,
     users,
     weights,
     workspace,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -13,6 +13,10 @@ from rich.console import Console
 from rich.text import Text
 
 from ftguard.control import Workspace, default_actor, find_workspace
+from ftguard.errors import BadInputError
+
+if TYPE_CHECKING:
+    from ftguard.cli._remote import RemoteClient
 
 __all__ = [
     "ActorOption",
@@ -21,6 +25,7 @@ __all__ = [
     "console",
     "err_console",
     "print_json",
+    "remote_client",
     "user_text",
     "workspace",
 ]
@@ -53,8 +58,36 @@ def actor_or_default(actor: str | None) -> str:
     return actor or default_actor()
 
 
+def remote_client(actor: str | None = None) -> RemoteClient | None:
+    """The team server this CLI is a client of (``ftguard login``), or None for local mode.
+
+    Raises:
+        BadInputError: ``--as`` was given against a server.
+
+    """
+    from ftguard.cli._remote import remote
+
+    client = remote()
+    if client is not None and actor is not None:
+        raise BadInputError(
+            "--as is for the local workspace: against a server you act as your token's user"
+        )
+    return client
+
+
 def workspace() -> Workspace:
-    """The current workspace (raises NotFoundError when there is none)."""
+    """The current workspace (raises NotFoundError when there is none).
+
+    Raises:
+        BadInputError: The CLI is a client of a team server, and this command (or this form
+            of it) works only on the workspace's own machine.
+
+    """
+    if remote_client() is not None:
+        raise BadInputError(
+            "this command works on the workspace's own machine, not against a team server: "
+            "run it there (or 'ftguard logout' to use a local workspace)"
+        )
     return find_workspace()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +12,8 @@ import typer
 
 from ftguard.attest import load_public_key_file
 from ftguard.cli._app import app
-from ftguard.cli._common import JsonOption, console, print_json, workspace
-from ftguard.control import service
+from ftguard.cli._common import JsonOption, console, print_json, remote_client, workspace
+from ftguard.control import AuditEvent, AuditVerification, service
 from ftguard.errors import BadInputError, VerificationError
 
 audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
@@ -41,9 +42,18 @@ def audit_verify(
     Exit 6 names the first bad event. With --witness, a log rolled back to an earlier head is
     caught too.
     """
-    key = load_public_key_file(trusted_key) if trusted_key else None
-    chosen = witness_uri or ("default" if witness else None)
-    result = service.verify_audit(workspace(), trusted_key=key, witness=chosen)
+    client = remote_client()
+    if client is not None:
+        if trusted_key or witness_uri:
+            raise BadInputError(
+                "--trusted-key and --witness-uri check a database you can read: run them on "
+                "the server's machine (against a server, its own verification is asked for)"
+            )
+        result = AuditVerification.model_validate(client.call("GET", "/audit/verify"))
+    else:
+        key = load_public_key_file(trusted_key) if trusted_key else None
+        chosen = witness_uri or ("default" if witness else None)
+        result = service.verify_audit(workspace(), trusted_key=key, witness=chosen)
     if as_json:
         print_json(result)
         if not result.ok:
@@ -63,6 +73,21 @@ def audit_export(
     """Write every audit event as JSON lines on stdout."""
     if fmt != "jsonl":
         raise BadInputError(f"unknown export format {fmt!r} (supported: jsonl)")
-    for event in service.iter_audit(workspace(), job_id=job):
+    for event in _events(job):
         sys.stdout.write(json.dumps(event.model_dump(mode="json"), sort_keys=True) + "\n")
     _ = as_json, print_json
+
+
+def _events(job: str | None) -> Iterator[AuditEvent]:
+    client = remote_client()
+    if client is None:
+        yield from service.iter_audit(workspace(), job_id=job)
+        return
+    after = 0
+    while True:
+        page = client.call("GET", "/audit", job_id=job, after=after, limit=1000)
+        if not page:
+            return
+        for item in page:
+            yield AuditEvent.model_validate(item)
+        after = int(page[-1]["seq"])

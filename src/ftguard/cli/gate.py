@@ -15,10 +15,12 @@ from ftguard.cli._common import (
     actor_or_default,
     console,
     print_json,
+    remote_client,
     workspace,
 )
 from ftguard.control import service
 from ftguard.errors import EXIT_VERDICT
+from ftguard.gate import Decision
 
 
 @app.command("gate")
@@ -28,18 +30,31 @@ def gate(
     as_json: JsonOption = False,
 ) -> None:
     """Decide pass or block over the job's evidence; a pass is attested (exit 0 pass, 1 block)."""
-    outcome = service.decide_gate(workspace(), actor=actor_or_default(actor), job_id=job_id)
-    decision = outcome.decision
+    client = remote_client(actor)
+    if client is not None:
+        answer = client.call("POST", f"/jobs/{job_id}/gate")
+        decision = Decision.model_validate(
+            {k: v for k, v in answer.items() if k != "attestation_url"}
+        )
+        where = (
+            f"{client.server}{answer['attestation_url']}" if answer.get("attestation_url") else None
+        )
+        as_dict = dict(answer, attestation=where)
+    else:
+        outcome = service.decide_gate(workspace(), actor=actor_or_default(actor), job_id=job_id)
+        decision = outcome.decision
+        where = str(outcome.attestation_path) if outcome.attestation_path else None
+        as_dict = outcome.to_json_dict()
     if as_json:
-        print_json(outcome.to_json_dict())
+        print_json(as_dict)
     else:
         colour = "green" if decision.decision == "pass" else "red"
         console.print(f"gate: [bold {colour}]{decision.decision.upper()}[/] for {escape(job_id)}")
         for rule in decision.rules:
             mark = "[green]ok[/]" if rule.passed else "[red]FAIL[/]"
             console.print(f"  {mark:>14}  {escape(rule.rule):<18} {escape(rule.reason)}")
-        if outcome.attestation_path:
-            console.print(f"attestation: {escape(str(outcome.attestation_path))}")
+        if where:
+            console.print(f"attestation: {escape(where)}")
     if decision.decision != "pass":
         raise typer.Exit(EXIT_VERDICT)
 
@@ -55,7 +70,9 @@ def deploy(
     if as_json:
         print_json({"job": job_id, "state": "deployed", "attestation": str(path)})
     else:
-        console.print(f"{escape(job_id)} deployed; serve it with its attestation {escape(str(path))}")
+        console.print(
+            f"{escape(job_id)} deployed; serve it with its attestation {escape(str(path))}"
+        )
 
 
 @app.command("verify-deployment")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,11 +16,15 @@ from ftguard.cli._common import (
     actor_or_default,
     console,
     print_json,
+    remote_client,
     user_text,
     workspace,
 )
 from ftguard.control import service
 from ftguard.control._jobs import JobView
+
+if TYPE_CHECKING:
+    from ftguard.cli._remote import RemoteClient
 
 job_app = typer.Typer(help="Submit and inspect fine-tuning jobs.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
@@ -69,27 +73,40 @@ def _show(job: JobView, as_json: bool, headline: str | None = None) -> None:
         )
     for e in job.evidence:
         console.print(
-            Text.assemble("  evidence:   ", user_text(f"{e['kind']} sha256:{str(e['digest'])[:16]}"))
+            Text.assemble(
+                "  evidence:   ", user_text(f"{e['kind']} sha256:{str(e['digest'])[:16]}")
+            )
         )
 
 
 @job_app.command("submit")
 def job_submit(
-    base_model: Annotated[Path, typer.Option("--base-model", help="Base model folder or file.")],
-    dataset: Annotated[Path, typer.Option("--dataset", help="Training dataset file or folder.")],
-    config: Annotated[Path, typer.Option("--config", help="Training config file.")],
+    base_model: Annotated[
+        str,
+        typer.Option(
+            "--base-model", help="Base model folder or file (on a server: ROOT/relative/path)."
+        ),
+    ],
+    dataset: Annotated[str, typer.Option("--dataset", help="Training dataset file or folder.")],
+    config: Annotated[str, typer.Option("--config", help="Training config file.")],
     purpose: Annotated[str, typer.Option("--purpose", help="What the fine-tune is for.")],
     prepared_by: Annotated[str, typer.Option("--prepared-by", help="Who prepared the dataset.")],
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Request a fine-tuning job; records content digests of its inputs."""
+    client = remote_client(actor)
+    if client is not None:
+        body = {"base_model": base_model, "dataset": dataset, "config": config}
+        body |= {"purpose": purpose, "prepared_by": prepared_by}
+        _show(client.job("POST", "/jobs", body), as_json, headline="submitted")
+        return
     job = service.submit_job(
         workspace(),
         actor=actor_or_default(actor),
-        base_model=base_model,
-        dataset=dataset,
-        config=config,
+        base_model=Path(base_model),
+        dataset=Path(dataset),
+        config=Path(config),
         purpose=purpose,
         prepared_by=prepared_by,
     )
@@ -102,7 +119,11 @@ def job_list(
     as_json: JsonOption = False,
 ) -> None:
     """List jobs, newest first."""
-    jobs = service.list_jobs(workspace(), state=state)
+    client = remote_client()
+    if client is not None:
+        jobs = [JobView.model_validate(j) for j in client.call("GET", "/jobs", state=state)]
+    else:
+        jobs = service.list_jobs(workspace(), state=state)
     if as_json:
         print_json(jobs)
         return
@@ -123,6 +144,10 @@ def job_show(
     job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOption = False
 ) -> None:
     """Show one job with its approvals and evidence."""
+    client = remote_client()
+    if client is not None:
+        _show(client.job("GET", f"/jobs/{job_id}"), as_json)
+        return
     _show(service.get_job(workspace(), job_id), as_json)
 
 
@@ -133,6 +158,10 @@ def job_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a job (its requester or an admin)."""
+    client = remote_client(actor)
+    if client is not None:
+        _show(client.job("POST", f"/jobs/{job_id}/cancel"), as_json)
+        return
     _show(service.cancel_job(workspace(), actor=actor_or_default(actor), job_id=job_id), as_json)
 
 
@@ -143,6 +172,11 @@ def approve(
     as_json: JsonOption = False,
 ) -> None:
     """Sign your approval of a job with your own key."""
+    client = remote_client(actor)
+    if client is not None:
+        job = _approve_remote(client, job_id, quiet=as_json)
+        _show(job, as_json, headline=f"approved by {job.approvals[-1]['approver']}")
+        return
     job = service.approve(workspace(), actor=actor_or_default(actor), job_id=job_id)
     _show(job, as_json, headline=f"approved by {actor_or_default(actor)}")
 
@@ -155,6 +189,11 @@ def reject(
     as_json: JsonOption = False,
 ) -> None:
     """Reject a job."""
+    client = remote_client(actor)
+    if client is not None:
+        job = client.job("POST", f"/jobs/{job_id}/reject", {"reason": reason})
+        _show(job, as_json, headline="rejected")
+        return
     job = service.reject(workspace(), actor=actor_or_default(actor), job_id=job_id, reason=reason)
     _show(job, as_json, headline="rejected")
 
@@ -167,7 +206,35 @@ def override(
     as_json: JsonOption = False,
 ) -> None:
     """Security reviewer: override a dataset review's or the gate's block (audited, justified)."""
+    client = remote_client(actor)
+    if client is not None:
+        body = {"justification": justification}
+        _show(client.job("POST", f"/jobs/{job_id}/override", body), as_json, headline="overridden")
+        return
     job = service.override(
         workspace(), actor=actor_or_default(actor), job_id=job_id, justification=justification
     )
     _show(job, as_json, headline="overridden")
+
+
+def _approve_remote(client: RemoteClient, job_id: str, *, quiet: bool) -> JobView:
+    """Fetch the statement, show what it binds, sign it here with your own key, post it."""
+    from ftguard.attest import load_private_key, sign_statement
+    from ftguard.control._identities import private_key_path
+
+    me = client.call("GET", "/whoami")["user"]
+    statement = client.call("GET", f"/jobs/{job_id}/approval-statement")
+    if not quiet:
+        predicate = statement.get("predicate") or {}
+        console.print(user_text(f"{me} signs the approval of {job_id}, binding:"))
+        for subject in statement.get("subject") or []:
+            digest = str((subject.get("digest") or {}).get("sha256"))
+            console.print(user_text(f"  {subject.get('name')}  sha256:{digest}"))
+        console.print(user_text(f"  review sha256:{predicate.get('review_digest')}"))
+        console.print(user_text(f"  policy sha256:{predicate.get('policy_digest')}"))
+        console.print(user_text(f"  expires {predicate.get('expires_at')}"))
+    key = load_private_key(private_key_path(me))
+    envelope = sign_statement(statement, key)
+    return client.job(
+        "POST", f"/jobs/{job_id}/approvals", {"envelope": envelope.model_dump(mode="json")}
+    )

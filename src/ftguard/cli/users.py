@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,10 +15,15 @@ from ftguard.cli._common import (
     actor_or_default,
     console,
     print_json,
+    remote_client,
     workspace,
 )
 from ftguard.control import service
 from ftguard.control._identities import private_key_path
+
+if TYPE_CHECKING:
+    from ftguard.attest import PublicKey
+    from ftguard.cli._remote import RemoteClient
 
 user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage signing keys.", no_args_is_help=True)
@@ -34,7 +39,11 @@ def user_add(
     as_json: JsonOption = False,
 ) -> None:
     """Admin: add a user with roles; signed with your own key."""
-    result = service.add_user(workspace(), actor=actor_or_default(actor), name=name, roles=role)
+    client = remote_client(actor)
+    if client is not None:
+        result = client.call("POST", "/users", {"name": name, "roles": role})
+    else:
+        result = service.add_user(workspace(), actor=actor_or_default(actor), name=name, roles=role)
     if as_json:
         print_json(result)
     else:
@@ -47,7 +56,7 @@ def user_add(
 @user_app.command("list")
 def user_list(as_json: JsonOption = False) -> None:
     """List users, their roles and keys."""
-    users = service.list_users(workspace())
+    users = _users()
     if as_json:
         print_json(users)
         return
@@ -66,7 +75,8 @@ def user_list(as_json: JsonOption = False) -> None:
 @keys_app.command("create")
 def keys_create(
     user: Annotated[
-        str | None, typer.Option("--user", help="Whose key (default: --as, FTGUARD_USER or the OS user).")
+        str | None,
+        typer.Option("--user", help="Whose key (default: --as, FTGUARD_USER or the OS user)."),
     ] = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
@@ -76,8 +86,12 @@ def keys_create(
     The private key is written to your key folder (0600) and signs the request itself (proof
     that you hold it). Tell the admin the key id out of band: they run 'ftguard keys confirm'.
     """
-    name = user or actor_or_default(actor)
-    public = service.create_key(workspace(), user=name)
+    client = remote_client(actor)
+    if client is not None:
+        name, public = _create_key_remote(client, user)
+    else:
+        name = user or actor_or_default(actor)
+        public = service.create_key(workspace(), user=name)
     path = private_key_path(name)
     if as_json:
         print_json(
@@ -100,12 +114,18 @@ def keys_create(
 
 @keys_app.command("confirm")
 def keys_confirm(
-    keyid: Annotated[str, typer.Argument(help="The requested key's id (or its first 8+ hex digits).")],
+    keyid: Annotated[
+        str, typer.Argument(help="The requested key's id (or its first 8+ hex digits).")
+    ],
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Admin: confirm a requested key (check its id with its holder first); signed by you."""
-    result = service.confirm_key(workspace(), actor=actor_or_default(actor), keyid=keyid)
+    client = remote_client(actor)
+    if client is not None:
+        result = client.call("POST", f"/keys/{keyid.strip().lower()}/confirm")
+    else:
+        result = service.confirm_key(workspace(), actor=actor_or_default(actor), keyid=keyid)
     if as_json:
         print_json(result)
     else:
@@ -122,9 +142,13 @@ def keys_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key (its owner or an admin): no signature by it counts from now on."""
-    result = service.revoke_key(
-        workspace(), actor=actor_or_default(actor), keyid=keyid, reason=reason
-    )
+    client = remote_client(actor)
+    if client is not None:
+        result = client.call("POST", f"/keys/{keyid.strip().lower()}/revoke", {"reason": reason})
+    else:
+        result = service.revoke_key(
+            workspace(), actor=actor_or_default(actor), keyid=keyid, reason=reason
+        )
     if as_json:
         print_json(result)
     else:
@@ -136,11 +160,15 @@ def keys_revoke(
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """List every key with its user and status, as the verified audit chain has them."""
-    users = service.list_users(workspace())
+    users = _users()
     rows = [
         {"user": u["name"], "keyid": k, "status": status}
         for u in users
-        for status, field in (("active", "keys"), ("pending", "pending_keys"), ("revoked", "revoked_keys"))
+        for status, field in (
+            ("active", "keys"),
+            ("pending", "pending_keys"),
+            ("revoked", "revoked_keys"),
+        )
         for k in u[field]  # type: ignore[attr-defined]
     ]
     if as_json:
@@ -150,3 +178,31 @@ def keys_list(as_json: JsonOption = False) -> None:
     for r in rows:
         table.add_row(escape(str(r["user"])), str(r["keyid"]), str(r["status"]))
     console.print(table)
+
+
+def _users() -> list[dict[str, object]]:
+    client = remote_client()
+    if client is not None:
+        return list(client.call("GET", "/users"))
+    return service.list_users(workspace())
+
+
+def _create_key_remote(client: RemoteClient, user: str | None) -> tuple[str, PublicKey]:
+    """Make your key here and register its public half with the server (proof of possession)."""
+    import base64
+
+    from ftguard.attest import generate_key
+    from ftguard.control._chain import key_request_message
+    from ftguard.errors import BadInputError, ConflictError
+
+    me = str(client.call("GET", "/whoami")["user"])
+    if user is not None and user != me:
+        raise BadInputError(f"against a server you create your own key ({me}), not {user}'s")
+    path = private_key_path(me)
+    if path.exists():
+        raise ConflictError(f"{path} already holds a key of {me}; revoke it and move it away first")
+    key = generate_key()
+    proof = base64.b64encode(key.sign(key_request_message(me, key.public.keyid))).decode()
+    client.call("POST", "/keys", {"public_key": key.public.b64, "proof": proof})
+    key.save(path)
+    return me, key.public

@@ -62,6 +62,10 @@ _LIFETIME_RE = re.compile(r"^(\d{1,4})([mhd])$")
 MAX_TOKEN_LIFETIME = timedelta(days=366)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def parse_lifetime(text: str) -> timedelta:
     """``30d``, ``12h`` or ``90m`` as a duration (at most a year).
 
@@ -183,7 +187,7 @@ def list_tokens(session: Session, state: ChainState, *, user: str | None = None)
     """Every token the chain issued (optionally one user's), with its last use; no secrets."""
     rows = {r.token_id: r for r in session.scalars(select(ApiTokenRow))}
     out: list[dict[str, object]] = []
-    now = datetime.now(UTC)
+    now = _now()
     for record in state.tokens.values():
         if user is not None and record.user != user:
             continue
@@ -231,7 +235,7 @@ def authenticate_token(state: ChainState, server_key: PrivateKey, presented: str
     expected = record.secret_hash if record is not None else "0" * 64
     if not hmac.compare_digest(digest, expected) or record is None or record.revoked:
         raise refused
-    if record.expires_at is not None and datetime.fromisoformat(record.expires_at) <= datetime.now(UTC):
+    if record.expires_at is not None and datetime.fromisoformat(record.expires_at) <= _now():
         raise refused
     if record.user not in state.users:
         raise refused

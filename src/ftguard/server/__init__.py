@@ -8,14 +8,7 @@ Needs the ``server`` extra (``pip install 'ftguard[server]'``).
 
 from __future__ import annotations
 
+from ftguard.server._app import create_app
 from ftguard.server._settings import ServerSettings
 
 __all__ = ["ServerSettings", "create_app"]
-
-
-def __getattr__(name: str) -> object:
-    if name == "create_app":
-        from ftguard.server._app import create_app
-
-        return create_app
-    raise AttributeError(name)

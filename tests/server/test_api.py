@@ -1,0 +1,239 @@
+"""The HTTP API against the real app: identities, approvals, storage roots, bad input."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from ftguard.attest import generate_key, load_private_key, sign_statement
+from ftguard.control import service
+from ftguard.control._identities import private_key_path
+from ftguard.digests import sha256_bytes
+from ftguard.store import ApiTokenRow
+from tests.server.conftest import Server
+
+
+def test_whoami_names_the_user_roles_and_how_they_were_authenticated(server: Server) -> None:
+    answer = server.get("/api/v1/whoami", "bob")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["user"] == "bob" and body["roles"] == ["approver"]
+    assert body["via"]["method"] == "token" and len(body["via"]["token_id"]) == 16
+
+
+def test_a_quorum_of_remote_signatures_approves_and_the_chain_records_who_and_how(
+    server: Server,
+) -> None:
+    job_id = server.awaiting()
+    first = server.sign_approval("bob", job_id)
+    assert first.status_code == 201, first.text
+    assert first.json()["state"] == "awaiting_approval"
+    second = server.sign_approval("carol", job_id)
+    assert second.status_code == 201 and second.json()["state"] == "approved"
+    events = service.iter_audit(server.cp.ws, job_id=job_id)
+    approvals = [e for e in events if e.action == "job.approve"]
+    assert [e.actor for e in approvals] == ["bob", "carol"]
+    assert all(e.via and e.via["method"] == "token" for e in approvals)
+    # The envelope is the approver's own signature, checked again offline.
+    bob_key = load_private_key(private_key_path("bob")).public.keyid
+    assert approvals[0].payload["keyid"] == bob_key
+    assert service.verify_audit(server.cp.ws).ok
+
+
+def test_an_approval_signed_with_another_users_key_is_refused(server: Server) -> None:
+    job_id = server.awaiting()
+    before = server.head_seq()
+    answer = server.sign_approval("bob", job_id, key_of="carol")
+    assert answer.status_code == 422
+    assert "trusted key" in answer.json()["message"]
+    assert server.head_seq() == before
+
+
+def test_an_approval_statement_edited_after_fetching_is_refused(server: Server) -> None:
+    job_id = server.awaiting()
+    statement = server.get(f"/api/v1/jobs/{job_id}/approval-statement", "bob").json()
+    statement["predicate"]["expires_at"] = (datetime.now(UTC) + timedelta(days=900)).isoformat()
+    envelope = sign_statement(statement, load_private_key(private_key_path("bob")))
+    answer = server.post(
+        f"/api/v1/jobs/{job_id}/approvals", "bob", json={"envelope": envelope.model_dump()}
+    )
+    assert answer.status_code == 422 and "expiry" in answer.json()["message"]
+    statement = server.get(f"/api/v1/jobs/{job_id}/approval-statement", "bob").json()
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    envelope = sign_statement(statement, load_private_key(private_key_path("bob")))
+    answer = server.post(
+        f"/api/v1/jobs/{job_id}/approvals", "bob", json={"envelope": envelope.model_dump()}
+    )
+    assert answer.status_code == 422 and "subjects" in answer.json()["message"]
+
+
+def test_a_replayed_approval_counts_once(server: Server) -> None:
+    job_id = server.awaiting()
+    statement = server.get(f"/api/v1/jobs/{job_id}/approval-statement", "bob").json()
+    envelope = sign_statement(statement, load_private_key(private_key_path("bob")))
+    body = {"envelope": envelope.model_dump()}
+    assert server.post(f"/api/v1/jobs/{job_id}/approvals", "bob", json=body).status_code == 201
+    again = server.post(f"/api/v1/jobs/{job_id}/approvals", "bob", json=body)
+    assert again.status_code == 409
+    assert server.get(f"/api/v1/jobs/{job_id}", "bob").json()["state"] == "awaiting_approval"
+
+
+def test_separation_of_duties_holds_over_the_api(server: Server) -> None:
+    job_id = server.awaiting()
+    for user in ("alice", "dan"):
+        answer = server.get(f"/api/v1/jobs/{job_id}/approval-statement", user)
+        assert answer.status_code == 403
+
+
+def test_a_revoked_or_expired_token_authenticates_nobody(server: Server) -> None:
+    token_id = server.tokens["bob"].split("_")[1]
+    assert (
+        server.client.delete(f"/api/v1/tokens/{token_id}", headers=server.auth("root")).status_code
+        == 200
+    )
+    answer = server.get("/api/v1/whoami", "bob")
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+    short = service.create_token(server.cp.ws, actor="root", user="carol", expires="1m")
+    with server.cp.ws.store.write() as session:  # the index says it expired long ago...
+        session.execute(update(ApiTokenRow).values(expires_at="2000-01-01T00:00:00+00:00"))
+    # ...but the chain's record decides: the token is still valid for its minute.
+    ok = server.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {short['token']}"})
+    assert ok.status_code == 200
+
+
+def test_a_token_row_inserted_in_the_database_authenticates_nobody(server: Server) -> None:
+    secret = "A" * 43
+    with server.cp.ws.store.write() as session:
+        session.add(
+            ApiTokenRow(
+                token_id="00112233445566aa",
+                user_name="root",
+                secret_hash=sha256_bytes(secret.encode()),
+                created_at=datetime.now(UTC).isoformat(),
+            )
+        )
+    forged = {"Authorization": f"Bearer ftg_00112233445566aa_{secret}"}
+    assert server.client.get("/api/v1/users", headers=forged).status_code == 401
+    assert (
+        server.client.post(
+            "/api/v1/users", headers=forged, json={"name": "mallory", "roles": ["approver"]}
+        ).status_code
+        == 401
+    )
+
+
+def test_only_admins_issue_tokens_and_a_token_is_never_listed(server: Server) -> None:
+    assert server.post("/api/v1/tokens", "bob", json={"user": "bob"}).status_code == 403
+    made = server.post("/api/v1/tokens", "root", json={"user": "erin", "expires": "30d"})
+    assert made.status_code == 201 and made.json()["token"].startswith("ftg_")
+    listed = server.get("/api/v1/tokens", "root").text
+    assert made.json()["token"] not in listed and made.json()["token_id"] in listed
+    assert [t["user"] for t in server.get("/api/v1/tokens", "erin").json()] == ["erin", "erin"]
+
+
+def test_a_key_registered_over_the_api_needs_proof_and_an_admin(server: Server) -> None:
+    import base64
+
+    from ftguard.control._chain import key_request_message
+
+    key = generate_key()
+    good = base64.b64encode(key.sign(key_request_message("erin", key.public.keyid))).decode()
+    wrong = base64.b64encode(key.sign(key_request_message("bob", key.public.keyid))).decode()
+    refused = server.post(
+        "/api/v1/keys", "erin", json={"public_key": key.public.b64, "proof": wrong}
+    )
+    assert refused.status_code == 422
+    made = server.post("/api/v1/keys", "erin", json={"public_key": key.public.b64, "proof": good})
+    assert made.status_code == 201 and made.json()["status"] == "pending"
+    keyid = key.public.keyid
+    assert server.post(f"/api/v1/keys/{keyid}/confirm", "erin").status_code == 403
+    assert server.post(f"/api/v1/keys/{keyid}/confirm", "root").status_code == 200
+    keys = {k for u in server.get("/api/v1/users", "erin").json() for k in u["keys"]}
+    assert keyid in keys
+    assert service.verify_audit(server.cp.ws).ok
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["/etc/passwd", "data/../../etc", "elsewhere/x", "data", "data\\job\\model", "data/missing"],
+)
+def test_inputs_outside_the_storage_roots_are_refused(server: Server, reference: str) -> None:
+    server.cp.inputs("job")
+    body = {
+        "base_model": reference,
+        "dataset": "data/job/train.jsonl",
+        "config": "data/job/config.yaml",
+        "purpose": "x",
+        "prepared_by": "dan",
+    }
+    answer = server.post("/api/v1/jobs", "alice", json=body)
+    assert answer.status_code in (400, 403), answer.text
+    assert "\n" not in answer.json()["message"]
+    assert service.list_jobs(server.cp.ws) == []
+
+
+def test_a_symlink_out_of_the_root_and_a_fifo_are_refused(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server.cp.inputs("job")
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.jsonl").write_text("{}\n")
+    (server.cp.root / "job" / "link.jsonl").symlink_to(outside / "secret.jsonl")
+    os.mkfifo(server.cp.root / "job" / "pipe.jsonl")
+    for name in ("link.jsonl", "pipe.jsonl"):
+        body = {
+            "base_model": "data/job/model",
+            "dataset": f"data/job/{name}",
+            "config": "data/job/config.yaml",
+            "purpose": "x",
+            "prepared_by": "dan",
+        }
+        assert server.post("/api/v1/jobs", "alice", json=body).status_code == 403
+    assert service.list_jobs(server.cp.ws) == []
+
+
+def test_bad_bodies_get_one_line_4xx(server: Server) -> None:
+    headers = server.auth("alice") | {"Content-Type": "application/json"}
+    cases = [
+        b"{not json",
+        b'{"base_model": 1, "dataset": [], "config": null, "purpose": "x"}',
+        b'{"base_model": "a/b", "dataset": "a/b", "config": "a/b", "purpose": "x", "evil": 1}',
+    ]
+    for body in cases:
+        answer = server.client.post("/api/v1/jobs", content=body, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request" and "\n" not in answer.json()["message"]
+    big = b'{"purpose": "' + b"x" * (2 << 20) + b'"}'
+    assert server.client.post("/api/v1/jobs", content=big, headers=headers).status_code == 413
+    assert server.get("/api/v1/jobs/job-..%2F..%2Fetc", "alice").status_code in (404, 422)
+
+
+def test_repeated_authentication_failures_are_rate_limited(server: Server) -> None:
+    wrong = {"Authorization": "Bearer ftg_0011223344556677_" + "B" * 43}
+    codes = [server.client.get("/api/v1/whoami", headers=wrong).status_code for _ in range(25)]
+    assert codes[0] == 401 and codes[-1] == 429
+    # The limit is per address: even a valid token from it waits out the minute.
+    assert server.get("/api/v1/whoami", "bob").status_code == 429
+
+
+def test_security_headers_and_request_ids(server: Server) -> None:
+    answer = server.get("/api/v1/whoami", "bob")
+    csp = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert len(answer.headers["X-Request-ID"]) == 16
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_health_and_readiness(server: Server) -> None:
+    assert server.client.get("/healthz").json() == {"status": "ok"}
+    ready = server.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["audit_head"] == server.head_seq()
+
+
+def test_the_openapi_schema_is_served(server: Server) -> None:
+    schema = server.client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/jobs/{job_id}/approvals" in schema["paths"]

@@ -1,0 +1,218 @@
+"""The authorisation matrix: every endpoint, every role, every kind of bad credential.
+
+Refused requests answer 401 (no or a bad credential) or 403 (authenticated, not allowed),
+and change nothing: not the audit chain, not a job, not a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ftguard.control import _delegation, service
+from tests.control.conftest import Env
+from tests.server.conftest import USERS, Server, serving
+from tests.server.oidc_issuer import TestIssuer
+
+ROLES_OF = {
+    "root": "admin",
+    "alice": "requester",
+    "dan": "data_preparer",
+    "bob": "approver",
+    "sec": "security_reviewer",
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    allowed: frozenset[str] | None
+    """Users who may (None: every authenticated user; reads)."""
+
+
+def endpoints(job: str, pending_key: str) -> list[Endpoint]:
+    submit = {
+        "base_model": "data/job/model",
+        "dataset": "data/job/train.jsonl",
+        "config": "data/job/config.yaml",
+        "purpose": "matrix",
+        "prepared_by": "dan",
+    }
+    reads = [
+        "/api/v1/whoami",
+        "/api/v1/jobs",
+        f"/api/v1/jobs/{job}",
+        f"/api/v1/jobs/{job}/evidence/review",
+        f"/api/v1/jobs/{job}/attestation",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+        "/api/v1/policy",
+        "/api/v1/users",
+        "/api/v1/tokens",
+    ]
+    writes = [
+        Endpoint("POST", "/api/v1/jobs", submit, frozenset({"alice"})),
+        Endpoint("GET", f"/api/v1/jobs/{job}/approval-statement", None, frozenset({"bob"})),
+        Endpoint(
+            "POST",
+            f"/api/v1/jobs/{job}/approvals",
+            {"envelope": _junk_envelope()},
+            frozenset({"bob"}),
+        ),
+        Endpoint("POST", f"/api/v1/jobs/{job}/reject", {"reason": "no"}, frozenset({"bob", "sec"})),
+        Endpoint("POST", f"/api/v1/jobs/{job}/cancel", None, frozenset({"alice", "root"})),
+        Endpoint(
+            "POST", f"/api/v1/jobs/{job}/override", {"justification": "x"}, frozenset({"sec"})
+        ),
+        Endpoint(
+            "POST", "/api/v1/users", {"name": "mallory", "roles": ["approver"]}, frozenset({"root"})
+        ),
+        Endpoint("POST", f"/api/v1/keys/{pending_key}/confirm", None, frozenset({"root"})),
+        Endpoint(
+            "POST",
+            f"/api/v1/keys/{pending_key}/revoke",
+            {"reason": "x"},
+            frozenset({"root", "erin"}),
+        ),
+        Endpoint("POST", "/api/v1/tokens", {"user": "bob"}, frozenset({"root"})),
+    ]
+    return [Endpoint("GET", p, None, None) for p in reads] + writes
+
+
+def _junk_envelope() -> dict[str, Any]:
+    return {"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []}
+
+
+@dataclass
+class Matrix:
+    server: Server
+    issuer: TestIssuer
+    job: str
+    pending_key: str
+    credentials: dict[str, str]
+
+    def snapshot(self) -> tuple[int, list[tuple[str, str]], int]:
+        ws = self.server.cp.ws
+        jobs = sorted((j.id, j.state) for j in service.list_jobs(ws))
+        tokens = len(service.list_tokens(ws))
+        return service.verify_audit(ws).head_seq, jobs, tokens
+
+
+@pytest.fixture
+def matrix(cp: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Matrix]:
+    with TestIssuer() as issuer:
+        issuer.add_user("u-bob", "bob", ["approvers"])
+        cp.set_policy(
+            cp.ws.policy_path.read_text()
+            + "server:\n  oidc:\n"
+            + f"    - issuer: {issuer.url}\n      audience: {issuer.audience}\n"
+            + "      user_claim: email\n"
+        )
+        with serving(cp, auth_failures_per_minute=10_000) as server:
+            job = server.awaiting()
+            erin_key = _pending_key(server)
+            expiring = service.create_token(cp.ws, actor="root", user="bob", expires="1m")["token"]
+            revoked = service.create_token(cp.ws, actor="root", user="bob")
+            service.revoke_token(cp.ws, actor="root", token_id=revoked["token_id"])
+            tampered = server.tokens["root"][:-1] + (
+                "A" if server.tokens["root"][-1] != "A" else "B"
+            )
+            good_jwt = issuer.mint("bob")
+            head, payload, signature = good_jwt.split(".")
+            credentials = {
+                "none": "",
+                "garbage": "Bearer not-a-token",
+                "basic": "Basic cm9vdDpyb290",
+                "revoked token": f"Bearer {revoked['token']}",
+                "tampered token": f"Bearer {tampered}",
+                "expired token": f"Bearer {expiring}",
+                "tampered jwt": f"Bearer {head}.{payload[:-2]}AA.{signature}",
+                "jwt signed by another key": f"Bearer {issuer.mint('bob', sign_with=issuer.other_key())}",
+                "jwt of the wrong audience": f"Bearer {issuer.mint('bob', audience='someone-else')}",
+                "expired jwt": f"Bearer {issuer.mint('bob', expires_in=-3600)}",
+            }
+            # The one-minute token has expired by the time the matrix runs.
+            later = datetime.now(UTC) + timedelta(minutes=5)
+            monkeypatch.setattr(_delegation, "_now", lambda: later)
+            yield Matrix(server, issuer, job, erin_key, credentials)
+
+
+def _pending_key(server: Server) -> str:
+    import base64
+
+    from ftguard.attest import generate_key
+    from ftguard.control._chain import key_request_message
+
+    key = generate_key()
+    proof = base64.b64encode(key.sign(key_request_message("erin", key.public.keyid))).decode()
+    made = server.post("/api/v1/keys", "erin", json={"public_key": key.public.b64, "proof": proof})
+    assert made.status_code == 201
+    return key.public.keyid
+
+
+def test_bad_credentials_get_401_on_every_endpoint_and_change_nothing(matrix: Matrix) -> None:
+    before = matrix.snapshot()
+    client = matrix.server.client
+    for endpoint in endpoints(matrix.job, matrix.pending_key):
+        for label, header in matrix.credentials.items():
+            headers = {"Authorization": header} if header else {}
+            answer = client.request(
+                endpoint.method, endpoint.path, json=endpoint.body, headers=headers
+            )
+            assert answer.status_code == 401, (endpoint.path, label, answer.text)
+            assert "ftg_" not in answer.text
+    assert matrix.snapshot() == before
+
+
+def test_a_wrong_issuer_is_refused(matrix: Matrix) -> None:
+    with TestIssuer() as stranger:
+        token = stranger.mint("bob")
+    answer = matrix.server.client.get(
+        "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 401
+
+
+def test_a_valid_oidc_token_authenticates_and_is_recorded(matrix: Matrix) -> None:
+    token = matrix.issuer.mint("bob")
+    answer = matrix.server.client.get(
+        "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["via"] == {
+        "method": "oidc",
+        "issuer": matrix.issuer.url,
+        "subject": "u-bob",
+    }
+
+
+def test_every_role_is_refused_where_it_has_no_right_and_nothing_changes(matrix: Matrix) -> None:
+    server = matrix.server
+    for endpoint in endpoints(matrix.job, matrix.pending_key):
+        for user in (*ROLES_OF, "carol", "erin"):
+            if endpoint.allowed is None:
+                continue
+            approvers = {"carol", "erin"} if "bob" in endpoint.allowed else set()
+            if user in endpoint.allowed | approvers:
+                continue
+            before = matrix.snapshot()
+            answer = server.client.request(
+                endpoint.method, endpoint.path, json=endpoint.body, headers=server.auth(user)
+            )
+            assert answer.status_code == 403, (endpoint.method, endpoint.path, user, answer.text)
+            assert matrix.snapshot() == before
+
+
+def test_every_role_may_read(matrix: Matrix) -> None:
+    for endpoint in endpoints(matrix.job, matrix.pending_key):
+        if endpoint.allowed is not None:
+            continue
+        for user in USERS:
+            answer = matrix.server.client.get(endpoint.path, headers=matrix.server.auth(user))
+            assert answer.status_code in (200, 404), (endpoint.path, user, answer.text)
