@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the team server needs ftguard[server]")
 
+import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from ftguard.attest import load_private_key, sign_statement  # noqa: E402
@@ -100,3 +104,55 @@ def serving(env: Env, **settings: Any) -> Iterator[Server]:
 def server(cp: Env) -> Iterator[Server]:  # noqa: F811
     with serving(cp) as running:
         yield running
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(cp: Env) -> Iterator[tuple[str, dict[str, str]]]:  # noqa: F811
+    """The real app served by uvicorn on a free loopback port: (its URL, a token per user)."""
+    service.register_server(cp.ws, actor="root")
+    tokens = {u: service.create_token(cp.ws, actor="root", user=u)["token"] for u in USERS}
+    app_ = create_app(
+        ServerSettings(
+            workspace=cp.root / "ws",
+            database_url=cp.env.get("FTGUARD_DATABASE_URL"),
+            storage_roots={"data": cp.root},
+        )
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}", tokens
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+CliRun = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRun:
+    """``cli(url, token, *args)``: run ``ftguard ARGS`` as the token's user; (exit, output)."""
+    from ftguard.cli import main
+
+    def run(url: str, token: str, *args: str) -> tuple[int, str]:
+        monkeypatch.setenv("FTGUARD_SERVER", url)
+        monkeypatch.setenv("FTGUARD_TOKEN", token)
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run

@@ -3,74 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 
-import pytest
-import uvicorn
-
-from ftguard.cli import main
 from ftguard.control import service
-from ftguard.server import ServerSettings, create_app
 from tests.control.conftest import Env
-from tests.server.conftest import USERS
-
-_capsys: pytest.CaptureFixture[str]
-_monkeypatch: pytest.MonkeyPatch
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live(cp: Env) -> Iterator[tuple[str, dict[str, str]]]:
-    service.register_server(cp.ws, actor="root")
-    tokens = {u: service.create_token(cp.ws, actor="root", user=u)["token"] for u in USERS}
-    app_ = create_app(
-        ServerSettings(
-            workspace=cp.root / "ws",
-            database_url=cp.env.get("FTGUARD_DATABASE_URL"),
-            storage_roots={"data": cp.root},
-        )
-    )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", tokens
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture(autouse=True)
-def _capture(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    global _capsys, _monkeypatch
-    _capsys, _monkeypatch = capsys, monkeypatch
-
-
-def cli(url: str, token: str, *args: str) -> tuple[int, str]:
-    """Run ``ftguard ARGS`` against the server as the token's user; (exit code, output)."""
-    _monkeypatch.setenv("FTGUARD_SERVER", url)
-    _monkeypatch.setenv("FTGUARD_TOKEN", token)
-    _capsys.readouterr()
-    code = main(list(args))
-    captured = _capsys.readouterr()
-    return code, captured.out + captured.err
+from tests.server.conftest import CliRun
 
 
 def test_the_cli_drives_a_job_to_approval_through_the_server(
-    cp: Env, live: tuple[str, dict[str, str]]
+    cp: Env, live: tuple[str, dict[str, str]], cli: CliRun
 ) -> None:
     url, tokens = live
     cp.inputs("job")
@@ -114,7 +54,7 @@ def test_the_cli_drives_a_job_to_approval_through_the_server(
 
 
 def test_login_whoami_tokens_and_local_only_commands(
-    cp: Env, live: tuple[str, dict[str, str]], tmp_path: pytest.TempPathFactory
+    cp: Env, live: tuple[str, dict[str, str]], cli: CliRun
 ) -> None:
     url, tokens = live
     code, out = cli(url, tokens["root"], "whoami", "--json")

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ftguard.attest import PublicKey
 from ftguard.control._jobs import JobView
 from ftguard.errors import (
     AuthenticationError,
@@ -25,7 +26,7 @@ from ftguard.errors import (
     VerificationError,
 )
 
-__all__ = ["RemoteClient", "client_config_path", "remote", "save_login"]
+__all__ = ["RemoteClient", "client_config_path", "pinned_server_key", "remote", "save_login"]
 
 _ERRORS: dict[int, type[FtguardError]] = {
     400: BadInputError,
@@ -46,14 +47,14 @@ def client_config_path() -> Path:
     return Path(home) if home else Path.home() / ".ftguard" / "client.json"
 
 
-def save_login(server: str, token: str) -> Path:
-    """Remember a server and token for later commands (file mode 0600)."""
+def save_login(server: str, token: str, server_key: str) -> Path:
+    """Remember a server, token and the server's pinned public key (file mode 0600)."""
     path = client_config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     scratch = path.with_suffix(".new")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump({"server": server.rstrip("/"), "token": token}, out)
+        json.dump({"server": server.rstrip("/"), "token": token, "server_key": server_key}, out)
     scratch.replace(path)
     return path
 
@@ -98,6 +99,26 @@ class RemoteClient:
 
     def job(self, method: str, path: str, body: dict[str, Any] | None = None) -> JobView:
         return JobView.model_validate(self.call(method, path, body))
+
+
+def pinned_server_key() -> PublicKey:
+    """The server's public key pinned at login (``FTGUARD_SERVER_KEY``, a key or its file, wins).
+
+    Raises:
+        VerificationError: None is pinned.
+
+    """
+    value = os.environ.get("FTGUARD_SERVER_KEY")
+    if value:
+        text = Path(value).read_text(encoding="ascii").strip() if Path(value).is_file() else value
+        return PublicKey.from_b64(text.strip())
+    path = client_config_path()
+    try:
+        return PublicKey.from_b64(str(json.loads(path.read_text(encoding="utf-8"))["server_key"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerificationError(
+            "no pinned server key: run 'ftguard login' (it pins the key) or set FTGUARD_SERVER_KEY"
+        ) from exc
 
 
 def remote() -> RemoteClient | None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ftguard.cli._app import app
-from ftguard.cli._common import ActorOption, actor_or_default, err_console, workspace
+from ftguard.cli._common import (
+    ActorOption,
+    actor_or_default,
+    err_console,
+    remote_client,
+    workspace,
+)
 from ftguard.control import service
+from ftguard.errors import BadInputError
 
 
 @app.command(
@@ -20,6 +28,19 @@ def run(
     job_id: Annotated[str, typer.Argument(help="Approved job id.")],
     output: Annotated[
         str | None, typer.Option("--output", help="Where the command writes the model/adapter.")
+    ] = None,
+    storage_root: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage-root",
+            help="Against a server: NAME=FOLDER where this machine mounts the server's storage root NAME (repeat).",
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--work-dir", help="Against a server: where inputs are staged (default ~/.ftguard)."
+        ),
     ] = None,
     actor: ActorOption = None,
 ) -> int:
@@ -36,6 +57,27 @@ def run(
     command = list(ctx.args)
     if command and command[0] == "--":
         command = command[1:]
+    client = remote_client(actor)
+    if client is not None:
+        if command or output:
+            raise BadInputError(
+                "against a server a run runs the approved command into the output the server "
+                "names; -- CMD and --output are for a local workspace"
+            )
+        from ftguard.cli._remote_run import run_remote
+        from ftguard.cli.server import storage_roots
+
+        code = run_remote(
+            client,
+            job_id,
+            roots=storage_roots(storage_root or []),
+            work_dir=work_dir or Path.home() / ".ftguard",
+        )
+        if code != 0:
+            err_console.print(
+                f"ftguard: the training command exited with {code}; job marked failed"
+            )
+        raise typer.Exit(code)
     code = service.launch(
         workspace(), actor=actor_or_default(actor), job_id=job_id, command=command, output=output
     )

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ftguard.attest import load_public_key_file
 from ftguard.cli._app import app
 from ftguard.cli._common import (
     ActorOption,
@@ -22,7 +23,7 @@ from ftguard.cli._common import (
     workspace,
 )
 from ftguard.control import find_workspace, service
-from ftguard.errors import BadInputError, MissingDependencyError
+from ftguard.errors import BadInputError, MissingDependencyError, VerificationError
 
 server_app = typer.Typer(
     help="Run the team server (the control plane over HTTP, and the approvers' console).",
@@ -33,7 +34,8 @@ app.add_typer(server_app, name="server")
 app.add_typer(token_app, name="token")
 
 
-def _roots(values: list[str]) -> dict[str, Path]:
+def storage_roots(values: list[str]) -> dict[str, Path]:
+    """``NAME=FOLDER`` options as a mapping of storage roots."""
     roots: dict[str, Path] = {}
     for value in values:
         name, sep, folder = value.partition("=")
@@ -88,7 +90,7 @@ def server(
     if db:
         values["database_url"] = db
     if storage_root:
-        values["storage_roots"] = _roots(storage_root)
+        values["storage_roots"] = storage_roots(storage_root)
     if ssl_certfile is not None:
         values["secure_cookies"] = True
     try:
@@ -198,24 +200,43 @@ def login(
         str | None,
         typer.Option("--token", help="Your API token (default: FTGUARD_TOKEN, else asked)."),
     ] = None,
+    server_key: Annotated[
+        Path | None,
+        typer.Option("--server-key", help="The server's public key file, to pin (recommended)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make every command a client of a team server (checks the token first)."""
+    """Make every command a client of a team server (checks the token, pins the server key)."""
     import os
 
     from ftguard.cli._remote import RemoteClient, save_login
 
     secret = token or os.environ.get("FTGUARD_TOKEN") or typer.prompt("API token", hide_input=True)
-    me = RemoteClient(server_url, secret).call("GET", "/whoami")
-    path = save_login(server_url, secret)
+    client = RemoteClient(server_url, secret)
+    me = client.call("GET", "/whoami")
+    keys = client.call("GET", "/server-key")
+    if server_key is not None and load_public_key_file(server_key).b64 != keys["server_key"]:
+        raise VerificationError(
+            f"the server's key {keys['server_keyid'][:16]} is not the key in {server_key}"
+        )
+    path = save_login(server_url, secret, str(keys["server_key"]))
     if as_json:
         print_json(
-            {"server": server_url, "user": me["user"], "roles": me["roles"], "saved": str(path)}
+            {
+                "server": server_url,
+                "user": me["user"],
+                "roles": me["roles"],
+                "server_keyid": keys["server_keyid"],
+                "saved": str(path),
+            }
         )
         return
+    roles = ", ".join(me["roles"]) or "no roles"
+    console.print(user_text(f"signed in to {server_url} as {me['user']} ({roles})"))
     console.print(
         user_text(
-            f"signed in to {server_url} as {me['user']} ({', '.join(me['roles']) or 'no roles'})"
+            f"pinned the server key {keys['server_keyid']}: check it with your admin "
+            "(or pass --server-key FILE to pin a key you were given)"
         )
     )
 

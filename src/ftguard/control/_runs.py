@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftguard._files import read_text_file
-from ftguard.control._approvals import approvals_of_run, verify_job_approvals
+from ftguard.control._approvals import ApprovalCheck, approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, parse_payload
 from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
@@ -47,8 +47,13 @@ from ftguard.store import ApprovalRow, AuditEventRow, JobRow
 __all__ = [
     "RunTicket",
     "approved_command",
+    "command_template",
+    "fill_command",
+    "may_start",
     "finish_run",
     "launch",
+    "record_start",
+    "run_output_reference",
     "start_run",
     "verify_running",
 ]
@@ -87,8 +92,8 @@ class RunTicket:
         return env
 
 
-def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
-    """The command an approved config names, with its placeholders filled; None if it names none.
+def command_template(config: Path) -> list[str] | None:
+    """The ``command`` an approved config names, placeholders as written; None if none.
 
     Raises:
         BadInputError: The config is not readable YAML (duplicate keys included), or
@@ -101,6 +106,12 @@ def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
     raw = data["command"]
     if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
         raise BadInputError("the approved config's 'command' must be a non-empty list of strings")
+    return list(raw)
+
+
+def fill_command(template: list[str], values: dict[str, Path]) -> list[str]:
+    """A command template with its placeholders filled (a leading ``python`` is this one)."""
+    raw = template
     filled: list[str] = []
     for arg in raw:
         for name in _PLACEHOLDERS:
@@ -112,7 +123,18 @@ def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
     return filled
 
 
-def _may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> None:
+def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
+    """The command an approved config names, with its placeholders filled; None if it names none.
+
+    Raises:
+        BadInputError: As :func:`command_template`.
+
+    """
+    template = command_template(config)
+    return None if template is None else fill_command(template, values)
+
+
+def may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> None:
     if actor.name != row.requester and "runner" not in state.roles_of(
         actor.name, policy.roles
     ):
@@ -140,7 +162,7 @@ def start_run(
     with ws.store.read() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id)
-        _may_start(state, policy, row, who)
+        may_start(state, policy, row, who)
         if row.state != JobState.APPROVED.value:
             raise VerificationError(
                 f"job {job_id} is {row.state}, not approved: it may not be trained"
@@ -152,53 +174,30 @@ def start_run(
                 f"run 'ftguard run {job_id}' to run the command the approved config names"
             )
     staged = stage_inputs(ws, row)
-    token = secrets.token_urlsafe(24)
-    with ws.store.write() as session:
-        state = chain_state(ws, session)
-        row = checked_job(session, state, job_id, lock=True)
-        if row.state != JobState.APPROVED.value:
-            raise ConflictError(f"job {job_id} is {row.state}: another run took its approval")
-        check = verify_job_approvals(ws, session, state, policy, job_id)
-        run_number = row.run_count + 1
-        run_dir = ws.runs_dir / job_id / str(run_number)
-        out = (output or run_dir / "output").resolve()
-        bound = not command
-        argv = command or approved_command(staged["config"], {**staged, "output": out})
-        if argv is None:
-            raise BadInputError(
-                f"the approved config of job {job_id} names no command: add "
-                "'command: [python, -m, ftguard.training, --base, \"{base_model}\", --dataset, "
-                "\"{dataset}\", --out, \"{output}\"]' to it and submit the job again"
-            )
-        used = session.scalars(
-            select(ApprovalRow).where(ApprovalRow.id.in_(check.approval_ids))
-        ).all()
-        row.run_count = run_number
-        for a in used:
-            a.status = "consumed"
-            a.consumed_by_run = run_number
-        row.run_token_hash = sha256_bytes(token.encode())
-        row.output_path = None
-        transition(
-            ws,
-            session,
-            row,
-            JobState.RUNNING,
-            actor=who,
-            action="run.start",
-            payload={
-                "run": run_number,
-                "approvers": [v["approver"] for v in check.valid],
-                "approvals": check.nonces,
-                "bound": bound,
-                "command": argv,
-                "output": str(out),
-                "staged": {
-                    kind: {"digest": getattr(row, f"{kind}_digest"), "name": staged[kind].name}
-                    for kind in INPUT_KINDS
-                },
-            },
+    run_number = row.run_count + 1
+    run_dir = ws.runs_dir / job_id / str(run_number)
+    out = (output or run_dir / "output").resolve()
+    argv = command or approved_command(staged["config"], {**staged, "output": out})
+    if argv is None:
+        raise BadInputError(
+            f"the approved config of job {job_id} names no command: add "
+            "'command: [python, -m, ftguard.training, --base, \"{base_model}\", --dataset, "
+            "\"{dataset}\", --out, \"{output}\"]' to it and submit the job again"
         )
+    started = record_start(
+        ws,
+        job_id=job_id,
+        policy=policy,
+        actor=actor,
+        run_number=run_number,
+        details={
+            "bound": not command,
+            "command": argv,
+            "output": str(out),
+            "staged": {kind: staged[kind].name for kind in INPUT_KINDS},
+        },
+    )
+    check, token = started.check, started.token
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = run_dir / "approval-bundle.json"
     bundle.write_text(json.dumps(check.bundle(), indent=2))
@@ -211,9 +210,73 @@ def start_run(
         drift_log=run_dir / "drift.jsonl",
         command=argv,
         output=out,
-        bound=bound,
+        bound=not command,
         staged=staged,
     )
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run the chain recorded as started: its approvals and its (secret) token."""
+
+    check: ApprovalCheck
+    token: str
+
+
+def record_start(
+    ws: Workspace,
+    *,
+    job_id: str,
+    policy: Policy,
+    actor: Caller,
+    run_number: int,
+    details: dict[str, Any],
+) -> StartedRun:
+    """Under the write lock: re-check the job, consume its approvals, record ``run.start``.
+
+    ``details``: ``bound``, ``command``, ``output`` and ``staged`` (input kind -> file name;
+    the digests are the job's). Of two launchers started at once exactly one gets here.
+
+    Raises:
+        ConflictError: Another run took the job's approvals first.
+
+    """
+    token = secrets.token_urlsafe(24)
+    with ws.store.write() as session:
+        state, _, who = acting(ws, session, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        if row.state != JobState.APPROVED.value or row.run_count + 1 != run_number:
+            raise ConflictError(f"job {job_id} is {row.state}: another run took its approval")
+        check = verify_job_approvals(ws, session, state, policy, job_id)
+        used = session.scalars(
+            select(ApprovalRow).where(ApprovalRow.id.in_(check.approval_ids))
+        ).all()
+        row.run_count = run_number
+        for a in used:
+            a.status = "consumed"
+            a.consumed_by_run = run_number
+        row.run_token_hash = sha256_bytes(token.encode())
+        row.output_path = None
+        staged = {
+            kind: {"digest": getattr(row, f"{kind}_digest"), "name": name}
+            for kind, name in details["staged"].items()
+        }
+        transition(
+            ws,
+            session,
+            row,
+            JobState.RUNNING,
+            actor=who,
+            action="run.start",
+            payload={
+                "run": run_number,
+                "approvers": [v["approver"] for v in check.valid],
+                "approvals": check.nonces,
+                **details,
+                "staged": staged,
+            },
+        )
+    return StartedRun(check=check, token=token)
 
 
 def _run_start_payload(session: Session, job_id: str) -> dict[str, Any]:
@@ -223,6 +286,21 @@ def _run_start_payload(session: Session, job_id: str) -> dict[str, Any]:
         .order_by(AuditEventRow.seq.desc())
     ).first()
     return parse_payload(text or "{}")
+
+
+def run_output_reference(ws: Workspace, job_id: str, run: int) -> str:
+    """Where run ``run`` of a job writes its output, as its ``run.start`` recorded it.
+
+    Raises:
+        ConflictError: ``run`` is not the job's current run.
+
+    """
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        row = checked_job(session, state, job_id)
+        if row.run_count != run or row.state != JobState.RUNNING.value:
+            raise ConflictError(f"run {run} of job {job_id} is not running")
+        return str(_run_start_payload(session, job_id).get("output"))
 
 
 def verify_running(

@@ -20,7 +20,7 @@ from ftguard.digests import Manifest, copy_with_manifest, manifest_of
 from ftguard.errors import BadInputError, VerificationError
 from ftguard.store import JobRow
 
-__all__ = ["INPUT_KINDS", "stage_inputs", "staged_path"]
+__all__ = ["INPUT_KINDS", "stage_inputs", "stage_into", "staged_path"]
 
 INPUT_KINDS = ("dataset", "base_model", "config")
 
@@ -38,9 +38,13 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _stage_one(ws: Workspace, kind: str, source: Path, digest: str) -> Path:
+def stage_into(folder: Path, kind: str, source: Path, digest: str) -> Path:
+    """Copy ``source`` to ``folder/<digest>/<name>`` read-only, checked against ``digest``.
+
+    An existing copy is re-hashed instead. Raises VerificationError when the content differs.
+    """
     label = kind.replace("_", " ")
-    target = staged_path(ws, digest, source.name)
+    target = folder / digest / source.name
     if target.exists():
         try:
             again = manifest_of(target)
@@ -88,4 +92,4 @@ def stage_inputs(ws: Workspace, row: JobRow) -> dict[str, Path]:
         "base_model": (Path(row.base_model_path), row.base_model_digest),
         "config": (Path(row.config_path), row.config_digest),
     }
-    return {kind: _stage_one(ws, kind, *sources[kind]) for kind in INPUT_KINDS}
+    return {kind: stage_into(ws.staged_dir, kind, *sources[kind]) for kind in INPUT_KINDS}

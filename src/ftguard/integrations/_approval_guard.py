@@ -78,6 +78,11 @@ def make_approval_guard_class() -> type:
                     "training refused: no approved ftguard job; start it with "
                     "'ftguard run JOB -- CMD' or pass ApprovalGuard(job_id=...)"
                 )
+            ticket = os.environ.get("FTGUARD_RUN_TICKET")
+            if self.run_token and ticket:
+                self._verify_remote(Path(ticket))
+                self.verified = True
+                return
             ws = self._workspace()
             if self.run_token:
                 verify_running(ws, job_id=self.job_id, token=self.run_token, inputs=self.inputs)
@@ -89,6 +94,33 @@ def make_approval_guard_class() -> type:
                     command=["<trainer started with ApprovalGuard>"],
                 )
             self.verified = True
+
+        def _verify_remote(self, ticket: Path) -> None:
+            """A run started against a team server: check its ticket offline."""
+            from ftguard.attest import load_public_key_file
+            from ftguard.control._remote_runs import verify_ticket_run
+
+            key_file = os.environ.get("FTGUARD_SERVER_KEY")
+            if not key_file:
+                raise VerificationError(
+                    "training refused: FTGUARD_SERVER_KEY (the pinned key) is unset"
+                )
+            staged = {
+                kind: Path(os.environ[f"FTGUARD_STAGED_{kind.upper()}"])
+                for kind in ("dataset", "base_model", "config")
+                if os.environ.get(f"FTGUARD_STAGED_{kind.upper()}")
+            }
+            check = verify_ticket_run(
+                ticket,
+                load_public_key_file(Path(key_file)),
+                token=str(self.run_token),
+                staged=staged,
+                inputs=self.inputs,
+            )
+            if check.job_id != self.job_id:
+                raise VerificationError(
+                    f"training refused: the run ticket is for job {check.job_id}"
+                )
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             self.verify()

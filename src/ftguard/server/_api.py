@@ -18,11 +18,16 @@ from ftguard.control import service
 from ftguard.control._identities import chain_state, policy_in_force
 from ftguard.control._jobs import JobView
 from ftguard.control._states import JobState
-from ftguard.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from ftguard.errors import (
+    AuthenticationError,
+    FtguardError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from ftguard.policy import policy_digest
 from ftguard.server._auth import caller_for
 from ftguard.server._context import ServerContext
-from ftguard.server._storage import resolve_input
+from ftguard.server._storage import reference_of, resolve_input, resolve_output
 
 __all__ = ["SESSION_COOKIE", "router"]
 
@@ -81,6 +86,32 @@ class RevokeKeyBody(_Body):
 class TokenBody(_Body):
     user: str = Field(pattern=NAME)
     expires: str = Field(default="90d", pattern=r"^\d{1,4}[mhd]$")
+
+
+class RunBody(_Body):
+    output: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="ROOT/relative/path for the output (default: ftguard-runs/JOB/RUN in the dataset's root)",
+    )
+
+
+class RunEndBody(_Body):
+    token: str = Field(min_length=16, max_length=128)
+    exit_code: int = Field(ge=-255, le=255)
+
+
+class RunStarted(BaseModel):
+    run: int
+    token: str
+    ticket: Envelope
+
+
+class ServerKeys(BaseModel):
+    server_keyid: str
+    server_key: str
+    audit_key: str
+    attestation_key: str
 
 
 class WhoAmI(BaseModel):
@@ -347,3 +378,57 @@ def revoke_token(
 ) -> dict[str, str]:
     """Revoke an API token (its owner or an admin)."""
     return service.revoke_token(ctx.ws, actor=caller, token_id=token_id)
+
+
+@router.get("/server-key", responses=_ERRORS)
+def server_key(ctx: Ctx, caller: Caller) -> ServerKeys:
+    """The public keys a training machine or the serving side pins."""
+    public = ctx.server_key.public
+    return ServerKeys(
+        server_keyid=public.keyid,
+        server_key=public.b64,
+        audit_key=ctx.ws.audit_public_key().b64,
+        attestation_key=ctx.ws.attestation_public_key().b64,
+    )
+
+
+@router.post("/jobs/{job_id}/runs", status_code=201, responses=_ERRORS)
+def start_run(ctx: Ctx, caller: Caller, job_id: JobId, body: RunBody) -> RunStarted:
+    """Start a run of an approved job on a training machine: a signed run ticket and token."""
+    from ftguard.control._remote_runs import start_remote_run
+
+    roots = ctx.settings.storage_roots
+    job = service.get_job(ctx.ws, job_id)
+    references = {
+        kind: reference_of(roots, getattr(job, kind)["path"])
+        for kind in ("dataset", "base_model", "config")
+    }
+    output = body.output or (
+        f"{references['dataset'].split('/')[0]}/ftguard-runs/{job_id}/{job.run_count + 1}"
+    )
+    resolve_output(roots, output)
+    started = start_remote_run(
+        ctx.ws, actor=caller, job_id=job_id, references=references, output_reference=output
+    )
+    return RunStarted(run=started.run, token=started.token, ticket=started.ticket)
+
+
+@router.post("/jobs/{job_id}/runs/{run}/end", responses=_ERRORS)
+def end_run(
+    ctx: Ctx, caller: Caller, job_id: JobId, run: Annotated[int, Path(ge=1)], body: RunEndBody
+) -> JobView:
+    """Report a run's end; the server hashes the output on its own storage and records it."""
+    from ftguard.control._runs import finish_run, run_output_reference
+
+    reference = run_output_reference(ctx.ws, job_id, run)
+    output = None
+    if body.exit_code == 0:
+        try:
+            output = str(resolve_input(ctx.settings.storage_roots, reference, what="output"))
+        except FtguardError:
+            output = None  # recorded as a failed run: the output is not where it must be
+    finish_run(
+        ctx.ws, actor=caller, job_id=job_id, token=body.token, exit_code=body.exit_code,
+        output_path=output,
+    )
+    return service.get_job(ctx.ws, job_id)

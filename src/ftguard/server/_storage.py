@@ -50,3 +50,49 @@ def resolve_input(roots: dict[str, Path], reference: str, *, what: str) -> Path:
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise PermissionDeniedError(f"{what}: {text} is not a regular file or folder")
     return resolved
+
+
+def reference_of(roots: dict[str, Path], path: str | Path) -> str:
+    """``ROOT/relative/path`` of a local path inside one of the storage roots.
+
+    Raises:
+        PermissionDeniedError: The path is under no storage root.
+
+    """
+    resolved = Path(path).resolve()
+    for name, root in sorted(roots.items()):
+        base = root.resolve()
+        if resolved == base or base in resolved.parents:
+            relative = resolved.relative_to(base).as_posix()
+            return f"{name}/{relative}" if relative != "." else name
+    raise PermissionDeniedError(f"{path} is under none of this server's storage roots")
+
+
+def resolve_output(roots: dict[str, Path], reference: str) -> Path:
+    """The local path a run's output goes to: inside a storage root, not there yet.
+
+    Raises:
+        BadInputError: Malformed, or something is already there.
+        PermissionDeniedError: Outside every storage root.
+
+    """
+    parts = PurePosixPath(reference.strip()).parts
+    if len(parts) < 2 or reference.startswith("/") or ".." in parts or "\\" in reference:
+        raise PermissionDeniedError(
+            "output: name a new path inside a storage root, as ROOT/relative/path"
+        )
+    root = roots.get(parts[0])
+    if root is None:
+        raise PermissionDeniedError(f"output: {parts[0]!r} is not a storage root of this server")
+    base = root.resolve()
+    target = base.joinpath(*parts[1:])
+    # The nearest existing ancestor must resolve inside the root (no symlink out of it).
+    existing = target
+    while not existing.exists() and existing != base:
+        existing = existing.parent
+    resolved = existing.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise PermissionDeniedError(f"output: {reference} leads outside its storage root")
+    if target.exists() or target.is_symlink():
+        raise BadInputError(f"output: {reference} already exists")
+    return target
