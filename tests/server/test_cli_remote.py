@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ftguard.control import service
 from tests.control.conftest import Env
 from tests.server.conftest import CliRun
@@ -72,3 +74,25 @@ def test_login_whoami_tokens_and_local_only_commands(
     code, out = cli(url, tokens["root"], "policy", "show")
     assert code == 2 and "workspace's own machine" in out
     assert cli("http://127.0.0.1:9", tokens["root"], "whoami")[0] == 8
+
+
+def test_a_jobs_review_runs_on_the_server(
+    cp: Env, live: tuple[str, dict[str, str]], cli: CliRun
+) -> None:
+    pytest.importorskip("sentence_transformers", reason="the policy's review needs ftguard[ml]")
+    url, tokens = live
+    cp.inputs("job")
+    code, out = cli(
+        url, tokens["alice"], "job", "submit", "--base-model", "data/job/model",
+        "--dataset", "data/job/train.jsonl", "--config", "data/job/config.yaml",
+        "--purpose", "customer support answers", "--prepared-by", "dan", "--json",
+    )  # fmt: skip
+    job_id = json.loads(out)["id"]
+    assert cli(url, tokens["alice"], "review", job_id, "--scanners", "duplicates")[0] == 2
+    code, out = cli(url, tokens["alice"], "review", job_id, "--json")
+    review = json.loads(out.splitlines()[0])  # stdout first; then any warnings on stderr
+    assert code in (0, 1) and review["examples"] == 1
+    assert code == (0 if review["verdict"] == "pass" else 1)
+    events = [e for e in service.iter_audit(cp.ws, job_id=job_id) if e.action.startswith("evidence.")]
+    assert events and events[-1].via and events[-1].via["method"] == "token"
+    assert events[-1].actor == "alice"

@@ -129,6 +129,20 @@ def eval_command(
     if not suites:
         raise BadInputError("--suite names no suite")
     trig = _split(triggers)
+    from ftguard.cli._common import remote_client
+
+    client = remote_client(actor) if job is not None else None
+    if client is not None:
+        if trig or suite is not None or model or adapter or baseline or baseline_adapter or html:
+            raise BadInputError(
+                "against a server, eval --job runs the policy's suites on the job's recorded "
+                "models on the server: give only --job (and --limit)"
+            )
+        from ftguard.behavior import BehaviorComparison
+
+        answer = client.call("POST", f"/jobs/{job}/eval", {"limit": limit})
+        comparison = BehaviorComparison.model_validate(answer)
+        return _emit(comparison, None, None, as_json=as_json, html=None, render=None)
     if job is not None:
         from ftguard.cli._common import actor_or_default, workspace
         from ftguard.control.service import evaluate_job  # the control plane, lazily

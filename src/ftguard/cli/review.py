@@ -55,14 +55,25 @@ def review(
         if fmt or column_map or provenance:
             raise BadInputError("--format, --column-map and --provenance apply to a dataset file, not to a job")
         try:
-            from ftguard.cli._common import actor_or_default, workspace
+            from ftguard.cli._common import actor_or_default, remote_client, workspace
             from ftguard.control.service import review_job
         except ImportError as exc:
             raise NotFoundError(f"no such dataset file or job: {target}") from exc
-        result_review, _job = review_job(
-            workspace(), actor=actor_or_default(acting_user), job_id=target, purpose=purpose,
-            progress=not as_json, **options,
-        )
+        client = remote_client(acting_user)
+        if client is not None:
+            if purpose is not None or names or no_embeddings:
+                raise BadInputError(
+                    "a job's review runs the policy's full review on the job's stated purpose"
+                )
+            from ftguard.review import DatasetReview
+
+            answer = client.call("POST", f"/jobs/{target}/review")
+            result_review = DatasetReview.model_validate(answer["review"])
+        else:
+            result_review, _job = review_job(
+                workspace(), actor=actor_or_default(acting_user), job_id=target, purpose=purpose,
+                progress=not as_json, **options,
+            )
     else:
         from ftguard.review import review_dataset
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ftguard.cli._app import app
+from ftguard.cli._common import remote_client
 from ftguard.errors import EXIT_VERDICT, BadInputError
 
 weights_app = typer.Typer(help="Parameter monitoring: what a fine-tune changed.", no_args_is_help=True)
@@ -83,14 +84,23 @@ def weights_diff(
 ) -> int:
     """Diff a tuned model or adapter against its base; exit 0 pass, 1 flag, 2+ error."""
     pair = _alignment(alignment)
-    if job is not None:
+    client = remote_client(actor) if job is not None else None
+    if client is not None:
+        if pair is not None:
+            raise BadInputError("--alignment is not offered against a server yet")
+        from ftguard.weights import WeightReport
+
+        report: Any = WeightReport.model_validate(
+            client.call("POST", f"/jobs/{job}/weights", {"deep": deep})
+        )
+    elif job is not None:
         from ftguard.cli._common import actor_or_default, workspace
         from ftguard.control.service import weights_for_job
 
         options: dict[str, Any] = {"deep": deep}
         if pair is not None:
             options["alignment"] = pair
-        report: Any = weights_for_job(
+        report = weights_for_job(
             workspace(), actor=actor_or_default(actor), job_id=job, base=base, tuned=tuned,
             progress=progress, **options,
         )  # fmt: skip

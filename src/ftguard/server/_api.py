@@ -235,11 +235,38 @@ def get_evidence(
         return {"kind": kind, "digest": row.digest, "created_at": row.created_at, "body": body}
 
 
+class ReviewAnswer(BaseModel):
+    review: dict[str, Any]
+    job: JobView
+
+
+class WeightsBody(_Body):
+    deep: bool = False
+
+
+class EvalBody(_Body):
+    limit: int | None = Field(default=None, ge=1, le=10_000)
+
+
 @router.post("/jobs/{job_id}/review", responses=_ERRORS)
-def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> JobView:
-    """Run the policy's dataset review on the job (long: minutes on large datasets)."""
-    _, job = service.review_job(ctx.ws, actor=caller, job_id=job_id)
-    return job  # type: ignore[no-any-return]
+def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> ReviewAnswer:
+    """Run the policy's dataset review on the job, on the server (minutes on large datasets)."""
+    review, job = service.review_job(ctx.ws, actor=caller, job_id=job_id)
+    return ReviewAnswer(review=review.model_dump(mode="json"), job=job)
+
+
+@router.post("/jobs/{job_id}/weights", responses=_ERRORS)
+def weights_job(ctx: Ctx, caller: Caller, job_id: JobId, body: WeightsBody) -> dict[str, Any]:
+    """The weight report of the job's recorded output against its base, computed here."""
+    report = service.weights_for_job(ctx.ws, actor=caller, job_id=job_id, deep=body.deep)
+    return dict(report.model_dump(mode="json"))
+
+
+@router.post("/jobs/{job_id}/eval", responses=_ERRORS)
+def eval_job(ctx: Ctx, caller: Caller, job_id: JobId, body: EvalBody) -> dict[str, Any]:
+    """The behaviour comparison of the job's output with its base, run here (long)."""
+    comparison = service.evaluate_job(ctx.ws, actor=caller, job_id=job_id, limit=body.limit)
+    return dict(comparison.model_dump(mode="json"))
 
 
 @router.get("/jobs/{job_id}/approval-statement", responses=_ERRORS)
