@@ -11,10 +11,10 @@ so that they too end in one line.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 
-import click
 import typer
 
 from ftguard._progress import quiet_third_party
@@ -43,16 +43,32 @@ __all__ = ["app", "main"]
 
 EXIT_INTERRUPTED = 130
 
-# typer >= 0.16 vendors its own click (typer._click); older typers use click itself.
-_CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException,)
-_EXITS: tuple[type[Exception], ...] = (click.exceptions.Exit, typer.Exit)
-_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
-try:
-    from typer._click.exceptions import ClickException as _VendoredClickException
-except ImportError:  # pragma: no cover - a typer that uses click itself
-    pass
-else:
-    _CLICK_ERRORS += (_VendoredClickException,)
+
+
+def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click's exceptions and from typer's own copy of click, where present.
+
+    Current typer vendors click (``typer._click``) and does not install click; older typers
+    use click itself. ftguard depends on neither being the one there.
+    """
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            kind = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(kind, type) and issubclass(kind, BaseException):
+            found.append(kind)
+    return tuple(found)
+
+
+_CLICK_ERRORS: tuple[type[BaseException], ...] = _click_exceptions("ClickException")
+_EXITS: tuple[type[BaseException], ...] = (typer.Exit, *_click_exceptions("Exit"))
+_ABORTS: tuple[type[BaseException], ...] = (
+    typer.Abort,
+    KeyboardInterrupt,
+    *_click_exceptions("Abort"),
+)
 
 # Optional packages, by the extra that installs them (for a ModuleNotFoundError that escaped).
 _EXTRAS = {
@@ -85,7 +101,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _usage_error(exc: Exception) -> int:
+def _usage_error(exc: BaseException) -> int:
     show = getattr(exc, "show", None)
     if callable(show):
         show()

@@ -1,0 +1,19 @@
+"""The CLI runs where click itself is not installed (current typer vendors its own copy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_the_cli_starts_and_reports_usage_errors_without_click() -> None:
+    script = (
+        "import sys; sys.modules['click'] = None\n"  # as if click were not installed
+        "from ftguard.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "assert main(['no-such-command']) == 2\n"
+        "assert 'click' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
