@@ -17,3 +17,12 @@ def test_the_cli_starts_and_reports_usage_errors_without_click() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_version() -> None:
+    from ftguard import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ftguard", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"ftguard {__version__}"
