@@ -121,7 +121,12 @@ def job_list(
     """List jobs, newest first."""
     client = remote_client()
     if client is not None:
-        jobs = [JobView.model_validate(j) for j in client.call("GET", "/jobs", state=state)]
+        jobs = []
+        while True:
+            page = client.call("GET", "/jobs", state=state, limit=1000, offset=len(jobs))
+            jobs += [JobView.model_validate(j) for j in page]
+            if len(page) < 1000:
+                break
     else:
         jobs = service.list_jobs(workspace(), state=state)
     if as_json:

@@ -210,11 +210,15 @@ def append_event(
     return row
 
 
-def iter_events(session: Session, *, job_id: str | None = None) -> Iterator[AuditEvent]:
-    """Events in sequence order (optionally those of one job)."""
-    query = select(AuditEventRow).order_by(AuditEventRow.seq)
+def iter_events(
+    session: Session, *, job_id: str | None = None, after: int = 0, limit: int | None = None
+) -> Iterator[AuditEvent]:
+    """Events in sequence order (optionally those of one job, after ``after``, at most ``limit``)."""
+    query = select(AuditEventRow).where(AuditEventRow.seq > after).order_by(AuditEventRow.seq)
     if job_id is not None:
         query = query.where(AuditEventRow.job_id == job_id)
+    if limit is not None:
+        query = query.limit(limit)
     for row in session.scalars(query.execution_options(yield_per=500)):
         try:
             payload = json.loads(row.payload)

@@ -225,16 +225,21 @@ def get_job(ws: Workspace, job_id: str) -> JobView:
         return job_view(session, get_job_row(session, job_id))
 
 
-def list_jobs(ws: Workspace, *, state: str | None = None) -> list[JobView]:
-    """Every job, newest first (optionally in one state)."""
+def list_jobs(
+    ws: Workspace, *, state: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[JobView]:
+    """Jobs, newest first (optionally in one state; a page of ``limit`` from ``offset``)."""
     from sqlalchemy import select
 
     if state is not None and state not in {s.value for s in JobState}:
         raise BadInputError(f"unknown state {state!r}")
     with ws.store.read() as session:
-        query = select(JobRow).order_by(JobRow.created_at.desc())
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
         if state:
             query = query.where(JobRow.state == state)
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         return [job_view(session, r) for r in session.scalars(query)]
 
 
@@ -333,10 +338,12 @@ def verify_audit(
         return result
 
 
-def iter_audit(ws: Workspace, *, job_id: str | None = None) -> list[AuditEvent]:
-    """Every audit event (optionally of one job), in order."""
+def iter_audit(
+    ws: Workspace, *, job_id: str | None = None, after: int = 0, limit: int | None = None
+) -> list[AuditEvent]:
+    """Audit events in order (optionally of one job; those after ``after``, at most ``limit``)."""
     with ws.store.read() as session:
-        return list(iter_events(session, job_id=job_id))
+        return list(iter_events(session, job_id=job_id, after=after, limit=limit))
 
 
 def override(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> JobView:

@@ -180,9 +180,11 @@ def list_jobs(
         Literal[tuple(s.value for s in JobState)] | None,  # type: ignore[valid-type]
         Query(),
     ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[JobView]:
-    """Every job, newest first (optionally in one state)."""
-    return service.list_jobs(ctx.ws, state=state)
+    """Jobs, newest first (optionally in one state), a page at a time."""
+    return service.list_jobs(ctx.ws, state=state, limit=limit, offset=offset)
 
 
 @router.post("/jobs", status_code=201, responses=_ERRORS)
@@ -328,12 +330,11 @@ def audit(
     ctx: Ctx,
     caller: Caller,
     job_id: Annotated[str | None, Query(pattern=JOB_ID)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[service.AuditEvent]:
     """Audit events in order (after a sequence number; optionally of one job)."""
-    events = [e for e in service.iter_audit(ctx.ws, job_id=job_id) if e.seq > after]
-    return events[:limit]
+    return service.iter_audit(ctx.ws, job_id=job_id, after=after, limit=limit)
 
 
 @router.get("/audit/verify", responses=_ERRORS)
