@@ -121,7 +121,7 @@ def job_list(
     """List jobs, newest first."""
     client = remote_client()
     if client is not None:
-        jobs = []
+        jobs: list[JobView] = []
         while True:
             page = client.call("GET", "/jobs", state=state, limit=1000, offset=len(jobs))
             jobs += [JobView.model_validate(j) for j in page]
