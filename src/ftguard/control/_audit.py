@@ -340,7 +340,31 @@ class ChainCache:
         self._full_every_s = full_every_s
         self._lock = threading.Lock()
 
-    def replay(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
+    def view(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
+        """The verified state, shared and not copied: for callers that only read it.
+
+        When the signed head is still the one last verified, no event is read at all.
+        """
+        head = session.get(AuditHeadRow, 1)
+        with self._lock:
+            point = self._point
+            due = time.monotonic() - self._full_at > self._full_every_s
+        if (
+            point is not None
+            and not due
+            and head is not None
+            and head.seq == point.seq
+            and head.hash == point.hash
+            and _sig_ok(key, head.signature, "head", head.seq, head.hash)
+        ):
+            return AuditVerification(
+                ok=True, events=point.seq, head_seq=point.seq, head_hash=point.hash
+            ), point.state
+        return self.replay(session, key)
+
+    def replay(
+        self, session: Session, key: PublicKey
+    ) -> tuple[AuditVerification, ChainState | None]:
         """Like :func:`replay_chain`, continuing from the last verified state when fresh."""
         with self._lock:
             point = self._point
@@ -405,7 +429,9 @@ def _check_event(
         if not _sig_ok(key, checkpoint.signature, "checkpoint", checkpoint.seq, checkpoint.hash):
             return f"the checkpoint at event #{row.seq} has an invalid signature"
         if checkpoint.hash != digest:
-            return f"event #{row.seq} does not match the signed checkpoint (the chain was rewritten)"
+            return (
+                f"event #{row.seq} does not match the signed checkpoint (the chain was rewritten)"
+            )
     return None
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "add_user",
     "authenticate",
     "chain_state",
+    "chain_view",
     "check_name",
     "confirm_key",
     "find_key",
@@ -108,6 +109,22 @@ def chain_state(ws: Workspace, session: Session) -> ChainState:
         verification, state = ws.chain_cache.replay(session, key)
     else:
         verification, state = replay_chain(session, key)
+    if state is None:
+        raise VerificationError(
+            f"the audit log does not verify ({verification.problem}); refusing to act"
+        )
+    return state
+
+
+def chain_view(ws: Workspace, session: Session) -> ChainState:
+    """Like :func:`chain_state`, for callers that only read the state (never mutate it).
+
+    A long-running server then shares its last verified state instead of copying it.
+    """
+    if ws.chain_cache is None:
+        return chain_state(ws, session)
+    key = ws.audit_public_key()
+    verification, state = ws.chain_cache.view(session, key)
     if state is None:
         raise VerificationError(
             f"the audit log does not verify ({verification.problem}); refusing to act"

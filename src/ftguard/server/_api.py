@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ftguard.attest import Envelope
 from ftguard.control import service
-from ftguard.control._identities import chain_state, policy_in_force
+from ftguard.control._identities import chain_view, policy_in_force
 from ftguard.control._jobs import JobView
 from ftguard.control._states import JobState
 from ftguard.errors import (
@@ -167,7 +167,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def whoami(ctx: Ctx, caller: Caller) -> WhoAmI:
     """Who the server takes you for, your roles, and how you were authenticated."""
     with ctx.ws.store.read() as session:
-        state = chain_state(ctx.ws, session)
+        state = chain_view(ctx.ws, session)
         roles = state.roles_of(caller.name, policy_in_force(ctx.ws, state).roles)
     return WhoAmI(user=caller.name, roles=sorted(roles), via=caller.via)
 
@@ -347,7 +347,7 @@ def audit_verify(ctx: Ctx, caller: Caller) -> service.AuditVerification:
 def policy(ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """The policy in force, with its digest."""
     with ctx.ws.store.read() as session:
-        current = policy_in_force(ctx.ws, chain_state(ctx.ws, session))
+        current = policy_in_force(ctx.ws, chain_view(ctx.ws, session))
     return {"digest": policy_digest(current), "policy": current.model_dump(mode="json")}
 
 
@@ -389,7 +389,7 @@ def revoke_key(
 def tokens(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
     """API tokens (yours; an admin sees everyone's), never their secrets."""
     with ctx.ws.store.read() as session:
-        state = chain_state(ctx.ws, session)
+        state = chain_view(ctx.ws, session)
     admin = "admin" in state.roles_of(caller.name)
     return service.list_tokens(ctx.ws, user=None if admin else caller.name)
 

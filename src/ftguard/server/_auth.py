@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftguard.control._identities import chain_state
+from ftguard.control._identities import chain_state, chain_view
 from ftguard.control.service import ServerCaller, authenticate_token, sync_oidc_user
 from ftguard.errors import AuthenticationError, FtguardError
 
@@ -129,8 +129,7 @@ def caller_for(ctx: ServerContext, *, authorization: str | None, client: str) ->
 
 def _token_caller(ctx: ServerContext, credential: str) -> ServerCaller:
     with ctx.ws.store.read() as session:
-        state = chain_state(ctx.ws, session)
-        caller = authenticate_token(state, ctx.server_key, credential)
+        caller = authenticate_token(chain_view(ctx.ws, session), ctx.server_key, credential)
     ctx.note_token_use(caller.via["token_id"])
     return caller
 
@@ -138,10 +137,10 @@ def _token_caller(ctx: ServerContext, credential: str) -> ServerCaller:
 def oidc_caller(ctx: ServerContext, credential: str) -> ServerCaller:
     """The caller an OIDC token authenticates (roles synced into the chain when changed)."""
     with ctx.ws.store.read() as session:
-        verifier = ctx.oidc(chain_state(ctx.ws, session))
+        verifier = ctx.oidc(chain_view(ctx.ws, session))
     identity = verifier.verify(credential)
     with ctx.ws.store.read() as session:
-        state = chain_state(ctx.ws, session)
+        state = chain_view(ctx.ws, session)
         known = identity.user in state.users
         synced = sorted(state.sso_roles.get(identity.user, set())) == sorted(identity.roles)
     if known and synced:
