@@ -3,13 +3,18 @@
 Every write runs in :meth:`Store.write`, a transaction that first takes the store-wide
 write lock: ``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` of the audit head row
 on PostgreSQL. A state change and its audit event therefore commit together or not at all,
-and concurrent writers (two approvers, two launchers) are serialised.
+and concurrent writers (two approvers, two launchers) are serialised. Within one process
+(the team server's threads) SQLite writers also queue on a lock, in order, instead of
+polling SQLite's busy handler; reads begin a plain snapshot (WAL lets them run beside the
+writer).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,9 @@ from ftguard.store._tables import AuditHeadRow
 __all__ = ["Store", "describe_url", "sqlite_url"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_READING: ContextVar[bool] = ContextVar("ftguard_store_reading", default=False)
+POOL_SIZE = 20
+"""Pooled connections (a server's worker threads each hold one per transaction)."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -81,7 +89,13 @@ def _make_engine(url: str) -> Engine:
         if backend == "sqlite":
             return _sqlite_engine(url)
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
+        )
     except ImportError as exc:  # the URL names a driver that is not installed
         raise MissingDependencyError(exc.name or "psycopg", "postgres") from None
     except (ArgumentError, ValueError, TypeError) as exc:
@@ -91,7 +105,12 @@ def _make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 60, "check_same_thread": False},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -104,7 +123,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _READING.get() else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -121,6 +140,7 @@ class Store:
         event.listen(self._sessions, "after_commit", self._after_commit)
         event.listen(self._sessions, "after_soft_rollback", self._after_rollback)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._writer = threading.Lock()
 
     def _after_commit(self, session: Session) -> None:
         heads = session.info.pop("audit_heads", None) or []
@@ -174,19 +194,30 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading."""
-        with self.usable(), self._sessions() as session, session.begin():
-            yield session
+        """A session for reading: a consistent snapshot that takes no write lock."""
+        token = _READING.set(True)
+        try:
+            with self.usable(), self._sessions() as session, session.begin():
+                yield session
+        finally:
+            _READING.reset(token)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A serialised write transaction (committed on success, rolled back on error)."""
-        with self.usable(), self._sessions() as session, session.begin():
+        token = _READING.set(False)
+        try:
             if self.is_postgres:
-                session.execute(
-                    select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update()
-                )
-            yield session
+                with self.usable(), self._sessions() as session, session.begin():
+                    session.execute(
+                        select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update()
+                    )
+                    yield session
+            else:
+                with self._writer, self.usable(), self._sessions() as session, session.begin():
+                    yield session
+        finally:
+            _READING.reset(token)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
