@@ -374,7 +374,8 @@ class ChainCache:
         if state is None and since is not None:
             verification, state = replay_chain(session, key)
             since = None
-        if state is not None:
+        unchanged = since is not None and verification.head_seq == since.seq
+        if state is not None and not unchanged:
             with self._lock:
                 if self._point is None or verification.head_seq >= self._point.seq:
                     self._point = ReplayPoint(

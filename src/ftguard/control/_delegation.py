@@ -42,7 +42,7 @@ from ftguard.errors import (
     NotFoundError,
 )
 from ftguard.policy import ROLES
-from ftguard.store import ApiTokenRow
+from ftguard.store import ApiTokenRow, UserRow
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -271,10 +271,13 @@ def sync_oidc_user(
     if user in state.users and sorted(state.sso_roles.get(user, set())) == wanted:
         return caller
     actor = authenticate(state, caller)
+    ts = now_iso()
+    if session.get(UserRow, user) is None:  # the index row keys and listings refer to
+        session.add(UserRow(name=user, roles="[]", created_at=ts, created_by=f"oidc:{issuer}"))
     append_event(
         session,
         ws.audit_key(),
-        ts=now_iso(),
+        ts=ts,
         actor=actor,
         action="user.sync",
         payload={"name": user, "roles": wanted, "issuer": issuer, "subject": subject},

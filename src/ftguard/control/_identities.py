@@ -29,7 +29,7 @@ from ftguard.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from ftguard.policy import ROLES, Policy, policy_digest
+from ftguard.policy import ROLES, Policy
 from ftguard.store import KeyRow, MetaRow, UserRow
 
 __all__ = [
@@ -139,8 +139,7 @@ def policy_in_force(ws: Workspace, state: ChainState) -> Policy:
         VerificationError: The policy file was changed without ``ftguard policy set``.
 
     """
-    policy = ws.policy()
-    digest = policy_digest(policy)
+    policy, digest = ws.policy_with_digest()
     if digest != state.policy_digest:
         raise VerificationError(
             f"the policy file {ws.policy_path} is not the policy in force (its digest "

@@ -30,6 +30,7 @@ __all__ = [
     "get_job_row",
     "job_manifests",
     "job_view",
+    "job_views",
     "new_job_row",
     "store_evidence",
     "transition",
@@ -82,42 +83,66 @@ def job_manifests(row: JobRow) -> dict[str, Manifest]:
 
 
 def job_view(session: Session, row: JobRow) -> JobView:
-    approvals = [
-        {
-            "approver": a.approver,
-            "keyid": a.keyid,
-            "issued_at": a.issued_at,
-            "expires_at": a.expires_at,
-            "status": a.status,
-        }
-        for a in session.scalars(
-            select(ApprovalRow).where(ApprovalRow.job_id == row.id).order_by(ApprovalRow.id)
+    """One job as shown by the CLI and the API."""
+    return job_views(session, [row])[0]
+
+
+def job_views(session: Session, rows: list[JobRow]) -> list[JobView]:
+    """Jobs as shown by the CLI and the API: two queries for a whole page of jobs."""
+    ids = [r.id for r in rows]
+    approvals: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    evidence: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        for a in session.execute(
+            select(
+                ApprovalRow.job_id,
+                ApprovalRow.approver,
+                ApprovalRow.keyid,
+                ApprovalRow.issued_at,
+                ApprovalRow.expires_at,
+                ApprovalRow.status,
+            )
+            .where(ApprovalRow.job_id.in_(ids))
+            .order_by(ApprovalRow.id)
+        ):
+            approvals[a.job_id].append(
+                {
+                    "approver": a.approver,
+                    "keyid": a.keyid,
+                    "issued_at": a.issued_at,
+                    "expires_at": a.expires_at,
+                    "status": a.status,
+                }
+            )
+        for e in session.execute(
+            select(EvidenceRow.job_id, EvidenceRow.kind, EvidenceRow.digest, EvidenceRow.created_at)
+            .where(EvidenceRow.job_id.in_(ids))
+            .order_by(EvidenceRow.id)
+        ):
+            evidence[str(e.job_id)].append(
+                {"kind": e.kind, "digest": e.digest, "created_at": e.created_at}
+            )
+    return [
+        JobView(
+            id=row.id,
+            state=row.state,
+            purpose=row.purpose,
+            requester=row.requester,
+            preparer=row.preparer,
+            base_model={"path": row.base_model_path, "sha256": row.base_model_digest},
+            dataset={"path": row.dataset_path, "sha256": row.dataset_digest},
+            config={"path": row.config_path, "sha256": row.config_digest},
+            policy_digest=row.policy_digest,
+            review_digest=row.review_digest,
+            run_count=row.run_count,
+            output_path=row.output_path,
+            approvals=approvals[row.id],
+            evidence=evidence[row.id],
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
+        for row in rows
     ]
-    evidence = [
-        {"kind": e.kind, "digest": e.digest, "created_at": e.created_at}
-        for e in session.scalars(
-            select(EvidenceRow).where(EvidenceRow.job_id == row.id).order_by(EvidenceRow.id)
-        )
-    ]
-    return JobView(
-        id=row.id,
-        state=row.state,
-        purpose=row.purpose,
-        requester=row.requester,
-        preparer=row.preparer,
-        base_model={"path": row.base_model_path, "sha256": row.base_model_digest},
-        dataset={"path": row.dataset_path, "sha256": row.dataset_digest},
-        config={"path": row.config_path, "sha256": row.config_digest},
-        policy_digest=row.policy_digest,
-        review_digest=row.review_digest,
-        run_count=row.run_count,
-        output_path=row.output_path,
-        approvals=approvals,
-        evidence=evidence,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 def _refuse_pickles(manifest: Manifest, path: Path) -> None:

@@ -25,7 +25,7 @@ from ftguard.attest import PrivateKey, PublicKey, load_private_key
 from ftguard.control._audit import ChainCache
 from ftguard.control._witness import SignedHead, Witness, open_witness
 from ftguard.errors import BadInputError, FtguardError, NotFoundError
-from ftguard.policy import Policy, load_policy, policy_digest
+from ftguard.policy import Policy, load_policy, parse_policy, policy_digest
 from ftguard.store import Store, sqlite_url
 
 __all__ = [
@@ -69,6 +69,9 @@ class Workspace:
     path: Path
     database_url_override: str | None = None
     chain_cache: ChainCache | None = field(default=None, compare=False, repr=False)
+    _policy_cache: tuple[str, Policy, str] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     @property
     def root(self) -> Path:
@@ -163,11 +166,38 @@ class Workspace:
             _log.warning("could not publish audit head #%s to the witness: %s", head.get("seq"), exc)
 
     def policy(self) -> Policy:
-        """The workspace policy, validated."""
-        return load_policy(self.policy_path)
+        """The workspace policy, validated (parsed again only when the file's bytes change)."""
+        return self.policy_with_digest()[0]
 
     def policy_digest(self) -> str:
-        return policy_digest(self.policy())
+        return self.policy_with_digest()[1]
+
+    def policy_with_digest(self) -> tuple[Policy, str]:
+        """The validated policy and its digest; cached by the SHA-256 of the file's bytes."""
+        from ftguard._files import read_regular_file
+        from ftguard.digests import sha256_bytes
+
+        try:
+            raw = read_regular_file(self.policy_path, what="policy file", max_bytes=1 << 20)
+        except FtguardError:
+            raw = None
+        if raw is not None:
+            key = sha256_bytes(raw)
+            cached = self._policy_cache
+            if cached is not None and cached[0] == key:
+                return cached[1], cached[2]
+        if raw is None or len(raw) > 1 << 20:
+            policy = load_policy(self.policy_path)  # raises, with the reason phrased
+            return policy, policy_digest(policy)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            policy = load_policy(self.policy_path)  # raises, with the reason phrased
+            return policy, policy_digest(policy)
+        policy = parse_policy(text, source=str(self.policy_path))  # the very bytes hashed
+        digest = policy_digest(policy)
+        self._policy_cache = (key, policy, digest)
+        return policy, digest
 
     def audit_key(self) -> PrivateKey:
         """The key that signs the audit chain's head and checkpoints (owner-only file)."""

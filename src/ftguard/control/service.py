@@ -57,6 +57,7 @@ from ftguard.control._jobs import (
     compute_manifests,
     get_job_row,
     job_view,
+    job_views,
     new_job_row,
     transition,
 )
@@ -240,7 +241,7 @@ def list_jobs(
         query = query.offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        return [job_view(session, r) for r in session.scalars(query)]
+        return job_views(session, list(session.scalars(query)))
 
 
 def approve(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:

@@ -159,7 +159,7 @@ JobId = Annotated[str, Path(pattern=JOB_ID)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Message}
-    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 501, 503)
 }
 
 
