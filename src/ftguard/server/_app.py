@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ftguard.control._identities import chain_state
@@ -90,11 +90,79 @@ class BodyLimit:
             await _too_large(scope, receive, send, self.limit)
 
 
+_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class RequestLog:
+    """Request ids, security headers and one JSON log line per request (plain ASGI)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state["rid"] = rid
+        started = time.perf_counter()
+        path = str(scope.get("path", ""))
+        status = 500
+        sent = False
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                sent = True
+                headers = list(message.get("headers") or [])
+                headers += [(b"x-request-id", rid.encode()), *_HEADERS]
+                if path.startswith("/api/"):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:  # the last line: one JSON error, never a traceback to clients
+            _log.error(
+                json.dumps({"event": "error", "request_id": rid, "error": type(exc).__name__})
+            )
+            if not sent:
+                body = {
+                    "error": "internal_error",
+                    "message": "internal error (see the server log)",
+                    "request_id": rid,
+                }
+                await JSONResponse(body, status_code=500)(scope, receive, send_with_headers)
+        _log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "request_id": rid,
+                    "method": scope.get("method"),
+                    "path": path,  # never the query: it may carry an OIDC code
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user": state.get("user"),
+                }
+            )
+        )
+
+
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(scope: MutableMapping[str, Any], receive: Receive, send: Send, limit: int) -> None:
+async def _too_large(
+    scope: MutableMapping[str, Any], receive: Receive, send: Send, limit: int
+) -> None:
     response = JSONResponse(
         {"error": "body_too_large", "message": f"the request body is over {limit} bytes"},
         status_code=413,
@@ -158,40 +226,15 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.error(
-            json.dumps({"event": "error", "request_id": getattr(request.state, "rid", None),
-                        "error": type(exc).__name__})
-        )
-        return _error(500, "internal_error", "internal error (see the server log)", request)
-
-    @app.middleware("http")
-    async def _request_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = secrets.token_hex(8)
-        request.state.rid = rid
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        _log.info(
             json.dumps(
                 {
-                    "event": "request",
-                    "request_id": rid,
-                    "method": request.method,
-                    "path": request.url.path,  # never the query: it may carry an OIDC code
-                    "status": response.status_code,
-                    "ms": round((time.perf_counter() - started) * 1000, 1),
-                    "user": getattr(request.state, "user", None),
+                    "event": "error",
+                    "request_id": getattr(request.state, "rid", None),
+                    "error": type(exc).__name__,
                 }
             )
         )
-        return response
+        return _error(500, "internal_error", "internal error (see the server log)", request)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -209,4 +252,5 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
         return JSONResponse({"status": "ready", "audit_head": state.seq})
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
     return app
