@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import json
 import threading
 import time
@@ -268,7 +267,7 @@ def replay_chain(
     if since is None:
         state, prev, expected = ChainState(), GENESIS_HASH, 1
     else:
-        state, prev, expected = copy.deepcopy(since.state), since.hash, since.seq + 1
+        state, prev, expected = since.state.copy(), since.hash, since.seq + 1
     checkpoints = {
         c.seq: c
         for c in session.scalars(
@@ -379,7 +378,7 @@ class ChainCache:
             with self._lock:
                 if self._point is None or verification.head_seq >= self._point.seq:
                     self._point = ReplayPoint(
-                        copy.deepcopy(state), verification.head_seq, verification.head_hash
+                        state.copy(), verification.head_seq, verification.head_hash
                     )
                 if since is None:
                     self._full_at = time.monotonic()

@@ -16,10 +16,12 @@ import getpass
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from ftguard.attest import PrivateKey, PublicKey, load_private_key
 from ftguard.control._audit import ChainCache
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 WORKSPACE_DIRNAME = ".ftguard"
+_K = TypeVar("_K")
 _log = logging.getLogger("ftguard.workspace")
 
 
@@ -72,6 +75,7 @@ class Workspace:
     _policy_cache: tuple[str, Policy, str] | None = field(
         default=None, init=False, compare=False, repr=False
     )
+    _keys: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -199,16 +203,24 @@ class Workspace:
         self._policy_cache = (key, policy, digest)
         return policy, digest
 
+    def _key(self, name: str, load: Callable[[], _K]) -> _K:
+        """A workspace key; a long-running process (with a chain cache) reads each once."""
+        if self.chain_cache is None:
+            return load()
+        if name not in self._keys:
+            self._keys[name] = load()
+        return self._keys[name]  # type: ignore[return-value]
+
     def audit_key(self) -> PrivateKey:
         """The key that signs the audit chain's head and checkpoints (owner-only file)."""
-        return load_private_key(self.audit_key_path)
+        return self._key("audit", lambda: load_private_key(self.audit_key_path))
 
     def audit_public_key(self) -> PublicKey:
-        return _read_public(self.audit_pub_path)
+        return self._key("audit.pub", lambda: _read_public(self.audit_pub_path))
 
     def attestation_key(self) -> PrivateKey:
         """The key that signs deployment attestations (owner-only file)."""
-        return load_private_key(self.attestation_key_path)
+        return self._key("attestation", lambda: load_private_key(self.attestation_key_path))
 
     def server_key(self) -> PrivateKey:
         """The team server's key (owner-only file; see :attr:`server_key_path`)."""
