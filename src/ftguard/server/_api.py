@@ -330,7 +330,7 @@ def audit(
     ctx: Ctx,
     caller: Caller,
     job_id: Annotated[str | None, Query(pattern=JOB_ID)] = None,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[service.AuditEvent]:
     """Audit events in order (after a sequence number; optionally of one job)."""
