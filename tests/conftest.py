@@ -46,6 +46,7 @@ def _no_team_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     """Tests use a local workspace unless they start a server: ignore the developer's login."""
     monkeypatch.delenv("FTGUARD_SERVER", raising=False)
     monkeypatch.delenv("FTGUARD_TOKEN", raising=False)
+    # One file per test: a test that runs 'ftguard login' must not log in the tests after it.
     monkeypatch.setenv(
-        "FTGUARD_CLIENT_CONFIG", str(tmp_path_factory.getbasetemp() / "no-login" / "client.json")
+        "FTGUARD_CLIENT_CONFIG", str(tmp_path_factory.mktemp("client") / "client.json")
     )

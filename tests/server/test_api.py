@@ -237,3 +237,18 @@ def test_health_and_readiness(server: Server) -> None:
 def test_the_openapi_schema_is_served(server: Server) -> None:
     schema = server.client.get("/api/v1/openapi.json").json()
     assert "/api/v1/jobs/{job_id}/approvals" in schema["paths"]
+
+
+def test_an_oidc_caller_unknown_to_the_chain_cannot_act_or_break_the_log(server: Server) -> None:
+    from ftguard.errors import NotFoundError
+
+    ghost = service.ServerCaller(
+        name="ghost",
+        server_key=server.cp.ws.server_key(),
+        via={"method": "oidc", "issuer": "http://127.0.0.1:1", "subject": "ghost"},
+    )
+    before = server.head_seq()
+    with pytest.raises(NotFoundError):
+        service.reject(server.cp.ws, actor=ghost, job_id=server.awaiting(), reason="x")
+    after = service.verify_audit(server.cp.ws)
+    assert after.ok and after.head_seq == before + 2  # the submit and override, nothing more

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,7 @@ import httpx
 
 from ftguard.control import service
 from tests.control.conftest import Env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.server.conftest import _free_port
 
 
 def test_the_server_process_serves_logs_json_and_stops_on_sigterm(cp: Env) -> None:

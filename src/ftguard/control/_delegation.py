@@ -24,14 +24,12 @@ from ftguard.attest import PrivateKey, generate_key, load_private_key
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState
 from ftguard.control._identities import (
-    Caller,
     ServerCaller,
-    authenticate,
     check_name,
-    name_of,
     policy_in_force,
     require_role,
     require_user,
+    server_actor,
 )
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import sha256_bytes
@@ -270,7 +268,7 @@ def sync_oidc_user(
     )
     if user in state.users and sorted(state.sso_roles.get(user, set())) == wanted:
         return caller
-    actor = authenticate(state, caller)
+    actor = server_actor(state, caller, syncing=True)
     ts = now_iso()
     if session.get(UserRow, user) is None:  # the index row keys and listings refer to
         session.add(UserRow(name=user, roles="[]", created_at=ts, created_by=f"oidc:{issuer}"))
@@ -285,10 +283,3 @@ def sync_oidc_user(
     state.users.setdefault(user, set())
     state.sso_roles[user] = set(wanted)
     return caller
-
-
-def caller_label(caller: Caller) -> str:
-    """How a caller is shown in logs: the user and the authentication method, no secrets."""
-    if isinstance(caller, ServerCaller):
-        return f"{caller.name} ({caller.via.get('method')})"
-    return name_of(caller)

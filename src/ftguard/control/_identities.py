@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -52,6 +53,7 @@ __all__ = [
     "require_role",
     "require_user",
     "revoke_key",
+    "server_actor",
 ]
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def authenticate(state: ChainState, caller: Caller) -> Actor:
 
     """
     if isinstance(caller, ServerCaller):
-        return _server_actor(state, caller)
+        return server_actor(state, caller)
     name = caller
     require_user(state, name)
     path = private_key_path(name)
@@ -192,8 +194,13 @@ def authenticate(state: ChainState, caller: Caller) -> Actor:
     return state.authenticate(name, load_private_key(path))
 
 
-def _server_actor(state: ChainState, caller: ServerCaller) -> Actor:
-    if caller.via.get("method") != "oidc" or caller.name in state.users:
+def server_actor(state: ChainState, caller: ServerCaller, *, syncing: bool = False) -> Actor:
+    """The :class:`Actor` the server signs as for ``caller`` (its key and token in force).
+
+    ``syncing``: the caller's own ``user.sync`` (an OIDC user not yet in the chain); any other
+    act by an unknown user is refused here, before an event the replay would reject is written.
+    """
+    if not syncing:
         require_user(state, caller.name)
     server = state.servers.get(caller.server_key.public.keyid)
     if server is None or server.status != "active":
@@ -205,6 +212,8 @@ def _server_actor(state: ChainState, caller: ServerCaller) -> Actor:
         token = state.tokens.get(caller.via.get("token_id", ""))
         if token is None or token.revoked or token.user != caller.name:
             raise PermissionDeniedError("the API token is not in force")
+        if token.expires_at and datetime.fromisoformat(token.expires_at) <= datetime.now(UTC):
+            raise PermissionDeniedError("the API token has expired")
     return Actor(name=caller.name, key=caller.server_key, via=dict(caller.via))
 
 

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.attest import Envelope, PublicKey, sign_statement, statement, verify_envelope
-from ftguard.control._approvals import APPROVAL_PREDICATE, verify_job_approvals
-from ftguard.control._identities import Caller, acting
-from ftguard.control._jobs import checked_job, job_manifests
-from ftguard.control._runs import command_template, may_start, record_start
+from ftguard.control._approvals import APPROVAL_PREDICATE
+from ftguard.control._identities import Caller
+from ftguard.control._jobs import job_manifests
+from ftguard.control._runs import command_template, record_start, startable_job
 from ftguard.control._staging import INPUT_KINDS
-from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import manifest_of, sha256_bytes
 from ftguard.errors import BadInputError, VerificationError
@@ -70,16 +69,8 @@ def start_remote_run(
         ConflictError: Another run took the approvals first.
 
     """
-    with ws.store.read() as session:
-        state, policy, who = acting(ws, session, actor)
-        row = checked_job(session, state, job_id)
-        may_start(state, policy, row, who)
-        if row.state != JobState.APPROVED.value:
-            raise VerificationError(
-                f"job {job_id} is {row.state}, not approved: it may not be trained"
-            )
-        verify_job_approvals(ws, session, state, policy, job_id)
-        manifests = job_manifests(row)
+    policy, row = startable_job(ws, actor=actor, job_id=job_id)
+    manifests = job_manifests(row)
     paths = {
         "dataset": row.dataset_path,
         "base_model": row.base_model_path,

@@ -55,6 +55,7 @@ __all__ = [
     "record_start",
     "run_output_reference",
     "start_run",
+    "startable_job",
     "verify_running",
 ]
 
@@ -135,13 +136,31 @@ def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
 
 
 def may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> None:
-    if actor.name != row.requester and "runner" not in state.roles_of(
-        actor.name, policy.roles
-    ):
+    if actor.name != row.requester and "runner" not in state.roles_of(actor.name, policy.roles):
         raise PermissionDeniedError(
             f"{actor.name} may not run job {row.id}: only its requester ({row.requester}) or a "
             "holder of the runner role starts a run"
         )
+
+
+def startable_job(ws: Workspace, *, actor: Caller, job_id: str) -> tuple[Policy, JobRow]:
+    """The policy in force and the job, once the caller may start it and its approvals hold.
+
+    Raises:
+        PermissionDeniedError: The caller is neither the requester nor a runner.
+        VerificationError: The job is not approved, or its approvals do not verify.
+
+    """
+    with ws.store.read() as session:
+        state, policy, who = acting(ws, session, actor)
+        row = checked_job(session, state, job_id)
+        may_start(state, policy, row, who)
+        if row.state != JobState.APPROVED.value:
+            raise VerificationError(
+                f"job {job_id} is {row.state}, not approved: it may not be trained"
+            )
+        verify_job_approvals(ws, session, state, policy, job_id)
+        return policy, row
 
 
 def start_run(
@@ -159,20 +178,12 @@ def start_run(
     outside the write lock; the state is then re-checked under it, so of two launchers started
     at once exactly one runs.
     """
-    with ws.store.read() as session:
-        state, policy, who = acting(ws, session, actor)
-        row = checked_job(session, state, job_id)
-        may_start(state, policy, row, who)
-        if row.state != JobState.APPROVED.value:
-            raise VerificationError(
-                f"job {job_id} is {row.state}, not approved: it may not be trained"
-            )
-        verify_job_approvals(ws, session, state, policy, job_id)
-        if command and not policy.run.allow_free_command:
-            raise PermissionDeniedError(
-                "the policy does not allow free-form run commands (run.allow_free_command): "
-                f"run 'ftguard run {job_id}' to run the command the approved config names"
-            )
+    policy, row = startable_job(ws, actor=actor, job_id=job_id)
+    if command and not policy.run.allow_free_command:
+        raise PermissionDeniedError(
+            "the policy does not allow free-form run commands (run.allow_free_command): "
+            f"run 'ftguard run {job_id}' to run the command the approved config names"
+        )
     staged = stage_inputs(ws, row)
     run_number = row.run_count + 1
     run_dir = ws.runs_dir / job_id / str(run_number)
@@ -181,8 +192,8 @@ def start_run(
     if argv is None:
         raise BadInputError(
             f"the approved config of job {job_id} names no command: add "
-            "'command: [python, -m, ftguard.training, --base, \"{base_model}\", --dataset, "
-            "\"{dataset}\", --out, \"{output}\"]' to it and submit the job again"
+            '\'command: [python, -m, ftguard.training, --base, "{base_model}", --dataset, '
+            '"{dataset}", --out, "{output}"]\' to it and submit the job again'
         )
     started = record_start(
         ws,
@@ -408,7 +419,11 @@ def launch(
 
     """
     ticket = start_run(
-        ws, actor=actor, job_id=job_id, command=command or None, output=Path(output) if output else None
+        ws,
+        actor=actor,
+        job_id=job_id,
+        command=command or None,
+        output=Path(output) if output else None,
     )
     env = {**os.environ, **ticket.environment(ws)}
     code = 127

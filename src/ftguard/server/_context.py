@@ -60,8 +60,6 @@ class ServerContext:
                 issuers = [
                     OidcIssuerConfig.model_validate(i.model_dump()) for i in policy.server.oidc
                 ]
-                if self._oidc is not None:
-                    self._oidc[1].close()
                 self._oidc = (digest, OidcVerifier(issuers))
             return self._oidc[1]
 
