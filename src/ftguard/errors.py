@@ -24,6 +24,8 @@ code  meaning
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_CONFLICT",
@@ -68,6 +70,17 @@ class FtguardError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, tuple[type[FtguardError], str]]:
+        # Pickled by message alone, whatever the subclass's constructor takes: an analysis
+        # run in a worker process (the team server) raises the same error in the server.
+        return _rebuild, (type(self), self.message)
+
+
+def _rebuild(kind: type[FtguardError], message: str) -> FtguardError:
+    error = kind.__new__(kind)
+    FtguardError.__init__(error, message)
+    return error
 
 
 class BadInputError(FtguardError):

@@ -163,6 +163,8 @@ def _serve(root: Path, backend: str) -> Iterator[Served]:
                 database_url=env.get("FTGUARD_DATABASE_URL"),
                 storage_roots={"data": root},
                 auth_failures_per_minute=10_000,
+                # analyses in the request's thread: one test hides an extra from this process
+                analysis_workers=0,
             )
         )
         tokens = {u: service.create_token(ws, actor="root", user=u)["token"] for u in USERS}

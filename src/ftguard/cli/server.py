@@ -66,6 +66,14 @@ def server(
     ssl_keyfile: Annotated[
         Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")
     ] = None,
+    analysis_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--analysis-workers",
+            min=0,
+            help="Processes for reviews, weight diffs and evaluations (default 1; 0: in-thread).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the workspace's control plane over HTTP (needs ftguard[server])."""
     if ctx.invoked_subcommand is not None:
@@ -93,6 +101,8 @@ def server(
         values["storage_roots"] = storage_roots(storage_root)
     if ssl_certfile is not None:
         values["secure_cookies"] = True
+    if analysis_workers is not None:
+        values["analysis_workers"] = analysis_workers
     try:
         settings = ServerSettings.model_validate(values)
     except ValueError as exc:

@@ -176,7 +176,8 @@ def workspace_weight_report(
     """A weight report under the workspace's policy, with its base-model fingerprint cache."""
     from ftguard.weights import diff
 
-    return diff(
+    return ws.offload(
+        diff,
         base,
         tuned,
         policy=ws.policy().weights,  # the callers checked it is the policy in force

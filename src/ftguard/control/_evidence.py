@@ -29,6 +29,7 @@ from ftguard.store import JobRow
 
 if TYPE_CHECKING:
     from ftguard.behavior.suites import Suite
+    from ftguard.policy import BehaviorPolicy
 
 __all__ = ["evaluate_job", "recorded_output", "review_job", "weights_for_job"]
 
@@ -70,8 +71,8 @@ def review_job(
         dataset = Path(row.dataset_path)
         stated = row.purpose
         approved_digest = row.dataset_digest
-    review = review_dataset(
-        dataset, purpose=stated, policy=policy.review, progress=progress, **options
+    review = ws.offload(
+        review_dataset, dataset, purpose=stated, policy=policy.review, progress=progress, **options
     )
     if review.dataset_digest != approved_digest:
         raise ConflictError(
@@ -277,7 +278,7 @@ def evaluate_job(
     ``suites`` are registered suite names or loaded :class:`~ftguard.behavior.suites.Suite`
     objects (default: safety, safety_tasks, over_refusal, capability and triggers).
     """
-    from ftguard.behavior import DEFAULT_SUITES, TransformersBackend, compare, run_suites
+    from ftguard.behavior import DEFAULT_SUITES
     from ftguard.weights._lora import is_adapter
 
     with ws.store.read() as session:
@@ -296,29 +297,59 @@ def evaluate_job(
         model, adapter = base_path, output
     else:
         model, adapter = output, None
-    before_model = base_path
-    chosen = suites or [*DEFAULT_SUITES, "triggers"]
-    triggers = review_triggers(ws, job_id)
-    cache = ws.path / "cache" / "behavior"
-    before = run_suites(
-        TransformersBackend(before_model, max_new_tokens=max_new_tokens),
-        chosen,
-        triggers=triggers,
-        limit_per_suite=limit,
-        cache_dir=cache,
+    comparison = ws.offload(
+        behaviour_comparison,
+        base_path,
+        model,
+        adapter,
+        suites=suites or [*DEFAULT_SUITES, "triggers"],
+        triggers=review_triggers(ws, job_id),
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        cache_dir=ws.path / "cache" / "behavior",
+        policy=policy.behavior,
         progress=progress,
     )
-    after = run_suites(
-        TransformersBackend(model, adapter_dir=adapter, max_new_tokens=max_new_tokens),
-        chosen,
-        triggers=triggers,
-        limit_per_suite=limit,
-        cache_dir=cache,
-        progress=progress,
-    )
-    comparison = compare(before, after, policy=policy.behavior)
     _store_analysis(
         ws, actor=actor, job_id=job_id, kind="behavior",
         body=comparison.model_dump(mode="json"), subjects=subjects,
     )  # fmt: skip
     return comparison
+
+
+def behaviour_comparison(
+    before_model: Path,
+    model: Path,
+    adapter: Path | None,
+    *,
+    suites: list[str | Suite],
+    triggers: list[dict[str, Any]],
+    limit: int | dict[str, int] | None,
+    max_new_tokens: int,
+    cache_dir: Path,
+    policy: BehaviorPolicy,
+    progress: bool,
+) -> Any:
+    """Run the suites on the model before and after, and compare them.
+
+    Plain arguments only, so that it can run in an analysis worker process.
+    """
+    from ftguard.behavior import TransformersBackend, compare, run_suites
+
+    before = run_suites(
+        TransformersBackend(before_model, max_new_tokens=max_new_tokens),
+        suites,
+        triggers=triggers,
+        limit_per_suite=limit,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    after = run_suites(
+        TransformersBackend(model, adapter_dir=adapter, max_new_tokens=max_new_tokens),
+        suites,
+        triggers=triggers,
+        limit_per_suite=limit,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    return compare(before, after, policy=policy)

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from ftguard.attest import PrivateKey, PublicKey, load_private_key
 from ftguard.control._audit import ChainCache
+from ftguard.control._offload import Offload, run_here
 from ftguard.control._witness import SignedHead, Witness, open_witness
 from ftguard.errors import BadInputError, FtguardError, NotFoundError
 from ftguard.policy import Policy, load_policy, parse_policy, policy_digest
@@ -66,12 +67,14 @@ class Workspace:
 
     ``database_url_override`` (the team server's ``--db``) takes precedence over
     ``FTGUARD_DATABASE_URL``; ``chain_cache`` lets a long-running process verify only the
-    audit events appended since its last request.
+    audit events appended since its last request; ``offload`` is where the analyzers run
+    (the team server's worker processes; by default the calling thread).
     """
 
     path: Path
     database_url_override: str | None = None
     chain_cache: ChainCache | None = field(default=None, compare=False, repr=False)
+    offload: Offload = field(default=run_here, compare=False, repr=False)
     _policy_cache: tuple[str, Policy, str] | None = field(
         default=None, init=False, compare=False, repr=False
     )

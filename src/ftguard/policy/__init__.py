@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ftguard.policy._behavior import BehaviorPolicy
 from ftguard.policy._load import (
     default_policy_yaml,
     load_policy,
@@ -21,6 +22,7 @@ from ftguard.policy._model import (
 
 __all__ = [
     "ROLES",
+    "BehaviorPolicy",
     "OidcIssuerPolicy",
     "ServerPolicy",
     "ApprovalPolicy",

@@ -9,7 +9,8 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ftguard.control._identities import chain_state
+from ftguard.control._offload import AnalysisFailedError
 from ftguard.errors import (
     AuthenticationError,
     BadInputError,
@@ -46,6 +48,7 @@ _STATUS: list[tuple[type[FtguardError], int, str]] = [
     (VerificationError, 422, "verification_failed"),
     (MissingDependencyError, 501, "missing_dependency"),
     (DatabaseError, 503, "database_unavailable"),
+    (AnalysisFailedError, 503, "analysis_failed"),
     (BadInputError, 400, "bad_input"),
 ]
 
@@ -185,8 +188,17 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
     from ftguard import __version__
     from ftguard.server._api import router
 
+    owned = context is None
     ctx = context or ServerContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:  # a context passed in belongs to the caller
+            ctx.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ftguard",
         version=__version__,
         summary="Access controls around the fine-tuning of language models.",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ftguard.control._audit import ChainCache
 from ftguard.control._chain import ChainState
+from ftguard.control._offload import AnalysisPool
 from ftguard.control._delegation import note_token_use
 from ftguard.control._identities import policy_in_force
 from ftguard.control._workspace import Workspace, find_workspace
@@ -34,6 +35,9 @@ class ServerContext:
             database_url_override=settings.database_url,
             chain_cache=ChainCache(full_every_s=settings.full_verify_seconds),
         )
+        self.analyses = AnalysisPool(settings.analysis_workers) if settings.analysis_workers else None
+        if self.analyses is not None:
+            self.ws.offload = self.analyses
         # Load every key now: a server that cannot sign fails at start, not on a request.
         self.server_key = self.ws.server_key()
         self.ws.audit_key()
@@ -43,6 +47,12 @@ class ServerContext:
         self._oidc: tuple[str, OidcVerifier] | None = None
         self._token_used: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the analysis workers and close the database's pooled connections."""
+        if self.analyses is not None:
+            self.analyses.shutdown()
+        self.ws.store.dispose()
 
     def oidc(self, state: ChainState) -> OidcVerifier:
         """The OIDC verifier for the issuers the policy in force names (rebuilt on change).

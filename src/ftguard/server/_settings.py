@@ -28,6 +28,9 @@ class ServerSettings(BaseModel):
     """Failed authentications one client address may make a minute before it gets 429."""
     full_verify_seconds: float = Field(default=300.0, gt=0)
     """How often the whole audit chain is verified again (between, only new events are)."""
+    analysis_workers: int = Field(default=1, ge=0, le=64)
+    """Worker processes that run reviews, weight diffs and evaluations, at a lower CPU
+    priority than the process answering requests; 0 runs them in the request's thread."""
     public_url: str | None = None
     """The URL people reach the console at (for OIDC redirects); default: the request's."""
 
