@@ -6,9 +6,12 @@ the same code the CLI runs; routes only translate HTTP to calls and results to J
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +41,18 @@ TOKEN_ID = r"^[0-9a-f]{16}$"
 NAME = r"^[A-Za-z0-9._@-]{1,128}$"
 
 router = APIRouter(prefix="/api/v1")
+_T = TypeVar("_T")
+
+
+async def _analysis(ctx: ServerContext, use_case: Callable[..., _T], /, **kwargs: Any) -> _T:
+    """Run a use case that waits on an analysis (seconds to hours) in a thread of its own.
+
+    Routes declared ``def`` share one pool of threads; a few dozen reviews waiting on the
+    analysis workers would take every thread of it, and a ``GET`` would wait behind them.
+    """
+    return await anyio.to_thread.run_sync(
+        functools.partial(use_case, **kwargs), limiter=ctx.analysis_threads()
+    )
 
 
 class _Body(BaseModel):
@@ -251,23 +266,29 @@ class EvalBody(_Body):
 
 
 @router.post("/jobs/{job_id}/review", responses=_ERRORS)
-def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> ReviewAnswer:
+async def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> ReviewAnswer:
     """Run the policy's dataset review on the job, on the server (minutes on large datasets)."""
-    review, job = service.review_job(ctx.ws, actor=caller, job_id=job_id)
+    review, job = await _analysis(ctx, service.review_job, ws=ctx.ws, actor=caller, job_id=job_id)
     return ReviewAnswer(review=review.model_dump(mode="json"), job=job)
 
 
 @router.post("/jobs/{job_id}/weights", responses=_ERRORS)
-def weights_job(ctx: Ctx, caller: Caller, job_id: JobId, body: WeightsBody) -> dict[str, Any]:
+async def weights_job(
+    ctx: Ctx, caller: Caller, job_id: JobId, body: WeightsBody
+) -> dict[str, Any]:
     """The weight report of the job's recorded output against its base, computed here."""
-    report = service.weights_for_job(ctx.ws, actor=caller, job_id=job_id, deep=body.deep)
+    report = await _analysis(
+        ctx, service.weights_for_job, ws=ctx.ws, actor=caller, job_id=job_id, deep=body.deep
+    )
     return dict(report.model_dump(mode="json"))
 
 
 @router.post("/jobs/{job_id}/eval", responses=_ERRORS)
-def eval_job(ctx: Ctx, caller: Caller, job_id: JobId, body: EvalBody) -> dict[str, Any]:
+async def eval_job(ctx: Ctx, caller: Caller, job_id: JobId, body: EvalBody) -> dict[str, Any]:
     """The behaviour comparison of the job's output with its base, run here (long)."""
-    comparison = service.evaluate_job(ctx.ws, actor=caller, job_id=job_id, limit=body.limit)
+    comparison = await _analysis(
+        ctx, service.evaluate_job, ws=ctx.ws, actor=caller, job_id=job_id, limit=body.limit
+    )
     return dict(comparison.model_dump(mode="json"))
 
 

@@ -6,11 +6,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ftguard.control._audit import ChainCache
 from ftguard.control._chain import ChainState
-from ftguard.control._offload import AnalysisPool
 from ftguard.control._delegation import note_token_use
 from ftguard.control._identities import policy_in_force
+from ftguard.control._offload import AnalysisPool
 from ftguard.control._workspace import Workspace, find_workspace
 from ftguard.policy import policy_digest
 from ftguard.server._auth import RateLimiter, SessionStore
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["ServerContext"]
 
 _TOKEN_USE_EVERY_S = 60.0
+_ANALYSIS_THREADS = 64
+"""Analyses in progress at once (more wait without holding a thread); the analysis workers
+run as many of them at a time as there are workers."""
 
 
 class ServerContext:
@@ -44,9 +49,19 @@ class ServerContext:
         self.ws.attestation_key()
         self.limiter = RateLimiter(settings.auth_failures_per_minute)
         self.sessions = SessionStore()
+        self._analysis_threads: anyio.CapacityLimiter | None = None
         self._oidc: tuple[str, OidcVerifier] | None = None
         self._token_used: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def analysis_threads(self) -> anyio.CapacityLimiter:
+        """The threads that wait on analyses, apart from those that answer other requests.
+
+        Created on first use, in the server's event loop.
+        """
+        if self._analysis_threads is None:
+            self._analysis_threads = anyio.CapacityLimiter(_ANALYSIS_THREADS)
+        return self._analysis_threads
 
     def close(self) -> None:
         """Stop the analysis workers and close the database's pooled connections."""
