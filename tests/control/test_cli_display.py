@@ -70,3 +70,26 @@ def test_report_into_an_unwritable_folder(
     assert err.count("ftguard: error:") == 1 and "a-file" in err and "Traceback" not in err
     code, out, err = _run(capsys, "report", job_id, "--out", str(tmp_path / "[red]r"))
     assert code == 0 and "[red]r" in out and (tmp_path / "[red]r" / "job.html").is_file()
+
+
+@pytest.mark.parametrize("bad", ["NUL\x00here", "colour \x1b[8mhidden\x1b[0m", "bell\x07"])
+def test_control_characters_in_a_purpose_are_refused_and_nothing_is_stored(
+    cp: Env, bad: str
+) -> None:
+    from ftguard.errors import BadInputError
+
+    model, data, cfg = cp.inputs("ctl")
+    before = len(service.list_jobs(cp.ws))
+    events = len(list(service.iter_audit(cp.ws)))
+    with pytest.raises(BadInputError, match="control characters"):
+        service.submit_job(
+            cp.ws, actor="alice", base_model=model, dataset=data, config=cfg,
+            purpose=bad, prepared_by="dan",
+        )  # fmt: skip
+    assert len(service.list_jobs(cp.ws)) == before
+    assert len(list(service.iter_audit(cp.ws))) == events
+    # a tab and line breaks are text, not control sequences
+    service.submit_job(
+        cp.ws, actor="alice", base_model=model, dataset=data, config=cfg,
+        purpose="line one\n\tline two", prepared_by="dan",
+    )  # fmt: skip

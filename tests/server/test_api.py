@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -252,3 +253,37 @@ def test_an_oidc_caller_unknown_to_the_chain_cannot_act_or_break_the_log(server:
         service.reject(server.cp.ws, actor=ghost, job_id=server.awaiting(), reason="x")
     after = service.verify_audit(server.cp.ws)
     assert after.ok and after.head_seq == before + 2  # the submit and override, nothing more
+
+
+def test_an_invalid_content_length_is_a_bad_request_not_an_oversized_body(server: Server) -> None:
+    """Checked before the body is read, on the raw request (clients always send a valid one)."""
+    import asyncio
+
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    def call(length: bytes) -> tuple[int, dict[str, object]]:
+        sent.clear()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/api/v1/jobs", "raw_path": b"/api/v1/jobs",
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                        (b"content-length", length)],
+        }  # fmt: skip
+        asyncio.run(server.client.app(scope, receive, send))  # type: ignore[arg-type]
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
+        return int(start["status"]), json.loads(body)  # type: ignore[call-overload]
+
+    for bad in (b"abc", b"-1", b"1e3", b""):
+        status, answer = call(bad)
+        assert (status, answer["error"]) == (400, "bad_request"), (bad, answer)
+    status, answer = call(str((1 << 20) + 1).encode())
+    assert (status, answer["error"]) == (413, "body_too_large")

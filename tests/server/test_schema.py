@@ -316,7 +316,7 @@ PROBES = [
           json_body=_submit(dataset="/etc/passwd")),
     Probe("dataset with backslashes", "POST", "/jobs", SUBMIT, frozenset({400, 403}), "alice",
           json_body=_submit(dataset="data\\..\\..\\etc\\passwd")),
-    Probe("dataset with NUL", "POST", "/jobs", SUBMIT, frozenset({400, 403}), "alice",
+    Probe("dataset with NUL", "POST", "/jobs", SUBMIT, frozenset({400, 403, 422}), "alice",
           json_body=_submit(dataset="data/j1/train.jsonl\u0000.png")),
     Probe("dataset in an unknown root", "POST", "/jobs", SUBMIT, frozenset({403}), "alice",
           json_body=_submit(dataset="etc/passwd")),
@@ -326,11 +326,10 @@ PROBES = [
           ("/api/v1/jobs/{job_id}/runs", "POST"), frozenset({403, 409}),
           json_body={"output": "data/../../tmp/x"}),
     # NUL bytes and out-of-range integers
-    Probe("NUL in the purpose", "POST", "/jobs", SUBMIT, frozenset({201, 400, 422}), "alice",
-          json_body=_submit(purpose="support\u0000answers"),
-          known_gap={"postgres": "a NUL in free text passes validation but PostgreSQL text "
-                                 "refuses it: 503 database_unavailable (a client error reported "
-                                 "as an outage)"}),
+    Probe("NUL in the purpose", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
+          json_body=_submit(purpose="support\u0000answers")),
+    Probe("NUL in a reason", "POST", "/jobs/{job}/reject", ("/api/v1/jobs/{job_id}/reject", "POST"),
+          frozenset({422}), "bob", json_body={"reason": "no\u0000"}),
     Probe("audit after the documented maximum", "GET", f"/audit?after={2**62}",
           ("/api/v1/audit", "GET"), frozenset({200, 422}),
           known_gap={"postgres": "GET /audit documents after <= 2**62, but audit_events.seq is "

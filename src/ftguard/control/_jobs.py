@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,9 @@ def new_job_row(
     """Record a new job (state ``submitted``) and its audit event."""
     if not purpose.strip():
         raise BadInputError("--purpose must say what the fine-tune is for")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in purpose):
+        # shown in terminals and stored as text: no escape sequences, no NUL
+        raise BadInputError("--purpose may not contain control characters")
     require_role(state, policy, actor.name, "requester", to="submit fine-tuning jobs")
     require_role(state, policy, prepared_by, "data_preparer", to="be named as data preparer")
     if prepared_by == actor.name and not policy.approval.requester_may_prepare:

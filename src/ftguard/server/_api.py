@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftguard.attest import Envelope
 from ftguard.control import service
@@ -30,6 +31,18 @@ from ftguard.errors import (
 from ftguard.policy import policy_digest
 from ftguard.server._auth import caller_for
 from ftguard.server._context import ServerContext
+from ftguard.server._schemas import (
+    EvidenceAnswer,
+    GateAnswer,
+    InTotoStatement,
+    KeyStatus,
+    PolicyAnswer,
+    TokenIssued,
+    TokenRevoked,
+    TokenView,
+    UserAdded,
+    UserView,
+)
 from ftguard.server._storage import reference_of, resolve_input, resolve_output
 
 __all__ = ["SESSION_COOKIE", "router"]
@@ -57,6 +70,14 @@ async def _analysis(ctx: ServerContext, use_case: Callable[..., _T], /, **kwargs
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; no field has a use for it anywhere
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text may not contain the NUL character")
+        return value
 
 
 class SubmitBody(_Body):
@@ -146,13 +167,33 @@ def context(request: Request) -> ServerContext:
     return ctx
 
 
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API token (`ftguard token create`) or an access token of an OIDC issuer "
+    "the policy names.",
+)
+_CONSOLE_SESSION = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="console_session",
+    description="The console's session cookie; writes also need the X-CSRF-Token header.",
+)
+
+
 def current_caller(
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    _session: Annotated[str | None, Security(_CONSOLE_SESSION)] = None,
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> service.ServerCaller:
-    """The authenticated caller: a bearer credential, or a console session (with CSRF check)."""
+    """The authenticated caller: a bearer credential, or a console session (with CSRF check).
+
+    The security schemes document the credentials; the raw header is what is checked (so that
+    a malformed one is refused with the same answer as a wrong one).
+    """
     ctx = context(request)
+    authorization = request.headers.get("authorization")
     client = request.client.host if request.client else "unknown"
     sid = request.cookies.get(SESSION_COOKIE)
     if not authorization and sid:
@@ -233,7 +274,7 @@ def get_evidence(
     caller: Caller,
     job_id: JobId,
     kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
-) -> dict[str, Any]:
+) -> EvidenceAnswer:
     """The newest stored evidence of one kind (``review``, ``weights``, ``behavior``, ``gate``)."""
     from sqlalchemy import select
 
@@ -249,7 +290,7 @@ def get_evidence(
         if row is None:
             raise NotFoundError(f"job {job_id} has no {kind} evidence")
         body = json.loads(row.body)
-        return {"kind": kind, "digest": row.digest, "created_at": row.created_at, "body": body}
+        return EvidenceAnswer(kind=kind, digest=row.digest, created_at=row.created_at, body=body)
 
 
 class ReviewAnswer(BaseModel):
@@ -292,10 +333,17 @@ async def eval_job(ctx: Ctx, caller: Caller, job_id: JobId, body: EvalBody) -> d
     return dict(comparison.model_dump(mode="json"))
 
 
-@router.get("/jobs/{job_id}/approval-statement", responses=_ERRORS)
-def approval_statement(ctx: Ctx, caller: Caller, job_id: JobId) -> dict[str, Any]:
-    """The in-toto Statement you sign (with your own key) to approve the job."""
-    return service.approval_statement(ctx.ws, actor=caller, job_id=job_id)
+@router.get(
+    "/jobs/{job_id}/approval-statement",
+    response_model=None,
+    responses={200: {"model": InTotoStatement}, **_ERRORS},
+)
+def approval_statement(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
+    """The in-toto Statement you sign (with your own key) to approve the job.
+
+    Sent as issued, not re-serialised: sign the JSON object you received.
+    """
+    return JSONResponse(service.approval_statement(ctx.ws, actor=caller, job_id=job_id))
 
 
 @router.post("/jobs/{job_id}/approvals", status_code=201, responses=_ERRORS)
@@ -323,17 +371,20 @@ def override(ctx: Ctx, caller: Caller, job_id: JobId, body: JustificationBody) -
 
 
 @router.post("/jobs/{job_id}/gate", responses=_ERRORS)
-def gate(ctx: Ctx, caller: Caller, job_id: JobId) -> dict[str, Any]:
+def gate(ctx: Ctx, caller: Caller, job_id: JobId) -> GateAnswer:
     """Decide the deployment gate over the job's recorded evidence."""
     outcome = service.decide_gate(ctx.ws, actor=caller, job_id=job_id)
-    out = outcome.decision.model_dump(mode="json")
-    out["attestation_url"] = (
-        f"/api/v1/jobs/{job_id}/attestation" if outcome.attestation_path else None
+    return GateAnswer(
+        **outcome.decision.model_dump(),
+        attestation_url=f"/api/v1/jobs/{job_id}/attestation" if outcome.attestation_path else None,
     )
-    return out
 
 
-@router.get("/jobs/{job_id}/attestation", responses=_ERRORS)
+@router.get(
+    "/jobs/{job_id}/attestation",
+    response_model=None,
+    responses={200: {"model": Envelope, "description": "a DSSE envelope"}, **_ERRORS},
+)
 def attestation(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
     """The signed deployment attestation of a job that passed the gate (a DSSE envelope)."""
     service.get_job(ctx.ws, job_id)
@@ -365,68 +416,76 @@ def audit_verify(ctx: Ctx, caller: Caller) -> service.AuditVerification:
 
 
 @router.get("/policy", responses=_ERRORS)
-def policy(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def policy(ctx: Ctx, caller: Caller) -> PolicyAnswer:
     """The policy in force, with its digest."""
     with ctx.ws.store.read() as session:
         current = policy_in_force(ctx.ws, chain_view(ctx.ws, session))
-    return {"digest": policy_digest(current), "policy": current.model_dump(mode="json")}
+    return PolicyAnswer(digest=policy_digest(current), policy=current)
 
 
 @router.get("/users", responses=_ERRORS)
-def users(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+def users(ctx: Ctx, caller: Caller) -> list[UserView]:
     """Every user, their roles and keys."""
-    return service.list_users(ctx.ws)
+    return [UserView.model_validate(u) for u in service.list_users(ctx.ws)]
 
 
 @router.post("/users", status_code=201, responses=_ERRORS)
-def add_user(ctx: Ctx, caller: Caller, body: UserBody) -> dict[str, Any]:
+def add_user(ctx: Ctx, caller: Caller, body: UserBody) -> UserAdded:
     """Add a user with roles (admins)."""
-    return service.add_user(ctx.ws, actor=caller, name=body.name, roles=list(body.roles))
+    added = service.add_user(ctx.ws, actor=caller, name=body.name, roles=list(body.roles))
+    return UserAdded.model_validate(added)
 
 
 @router.post("/keys", status_code=201, responses=_ERRORS)
-def register_key(ctx: Ctx, caller: Caller, body: KeyBody) -> dict[str, str]:
+def register_key(ctx: Ctx, caller: Caller, body: KeyBody) -> KeyStatus:
     """Ask for your public key to be registered (an admin confirms it before it counts)."""
-    return service.register_key(ctx.ws, actor=caller, public_key=body.public_key, proof=body.proof)
+    return KeyStatus.model_validate(
+        service.register_key(ctx.ws, actor=caller, public_key=body.public_key, proof=body.proof)
+    )
 
 
 @router.post("/keys/{keyid}/confirm", responses=_ERRORS)
 def confirm_key(
     ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)]
-) -> dict[str, str]:
+) -> KeyStatus:
     """Confirm a requested key (admins, after checking its id with its holder)."""
-    return service.confirm_key(ctx.ws, actor=caller, keyid=keyid)
+    return KeyStatus.model_validate(service.confirm_key(ctx.ws, actor=caller, keyid=keyid))
 
 
 @router.post("/keys/{keyid}/revoke", responses=_ERRORS)
 def revoke_key(
     ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)], body: RevokeKeyBody
-) -> dict[str, str]:
+) -> KeyStatus:
     """Revoke a key (its owner or an admin)."""
-    return service.revoke_key(ctx.ws, actor=caller, keyid=keyid, reason=body.reason)
+    return KeyStatus.model_validate(
+        service.revoke_key(ctx.ws, actor=caller, keyid=keyid, reason=body.reason)
+    )
 
 
 @router.get("/tokens", responses=_ERRORS)
-def tokens(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+def tokens(ctx: Ctx, caller: Caller) -> list[TokenView]:
     """API tokens (yours; an admin sees everyone's), never their secrets."""
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
     admin = "admin" in state.roles_of(caller.name)
-    return service.list_tokens(ctx.ws, user=None if admin else caller.name)
+    listed = service.list_tokens(ctx.ws, user=None if admin else caller.name)
+    return [TokenView.model_validate(t) for t in listed]
 
 
 @router.post("/tokens", status_code=201, responses=_ERRORS)
-def create_token(ctx: Ctx, caller: Caller, body: TokenBody) -> dict[str, str]:
+def create_token(ctx: Ctx, caller: Caller, body: TokenBody) -> TokenIssued:
     """Issue an API token for a user (admins); the token is in this answer only."""
-    return service.create_token(ctx.ws, actor=caller, user=body.user, expires=body.expires)
+    return TokenIssued.model_validate(
+        service.create_token(ctx.ws, actor=caller, user=body.user, expires=body.expires)
+    )
 
 
 @router.delete("/tokens/{token_id}", responses=_ERRORS)
 def revoke_token(
     ctx: Ctx, caller: Caller, token_id: Annotated[str, Path(pattern=TOKEN_ID)]
-) -> dict[str, str]:
+) -> TokenRevoked:
     """Revoke an API token (its owner or an admin)."""
-    return service.revoke_token(ctx.ws, actor=caller, token_id=token_id)
+    return TokenRevoked.model_validate(service.revoke_token(ctx.ws, actor=caller, token_id=token_id))
 
 
 @router.get("/server-key", responses=_ERRORS)

@@ -33,6 +33,7 @@ from ftguard.errors import (
 )
 from ftguard.server._auth import TooManyFailures
 from ftguard.server._context import ServerContext
+from ftguard.server._schemas import Health, Readiness
 from ftguard.server._settings import ServerSettings
 
 __all__ = ["create_app"]
@@ -74,7 +75,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and not declared.isdigit():
+            await _refuse(scope, receive, send, 400, "bad_request", "invalid Content-Length")
+            return
+        if declared is not None and int(declared) > self.limit:
             await _too_large(scope, receive, send, self.limit)
             return
         seen = 0
@@ -166,10 +170,20 @@ class _BodyTooLarge(Exception):
 async def _too_large(
     scope: MutableMapping[str, Any], receive: Receive, send: Send, limit: int
 ) -> None:
-    response = JSONResponse(
-        {"error": "body_too_large", "message": f"the request body is over {limit} bytes"},
-        status_code=413,
+    await _refuse(
+        scope, receive, send, 413, "body_too_large", f"the request body is over {limit} bytes"
     )
+
+
+async def _refuse(
+    scope: MutableMapping[str, Any],
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    response = JSONResponse({"error": code, "message": message}, status_code=status)
     await response(scope, receive, send)
 
 
@@ -249,11 +263,19 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
         return _error(500, "internal_error", "internal error (see the server log)", request)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    def healthz() -> Health:
         """The process answers."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=None,
+        responses={
+            200: {"model": Readiness},
+            503: {"model": Readiness, "description": "not ready"},
+        },
+    )
     def readyz() -> JSONResponse:
         """The database answers and the audit chain verifies."""
         try:
