@@ -162,3 +162,31 @@ def test_fifo_and_folder_are_refused_without_reading(tmp_path: Path) -> None:
         load_policy(fifo)  # would block forever if it were opened for reading
     with pytest.raises(BadInputError, match="a folder"):
         load_policy(tmp_path)
+
+
+def test_one_loader_reads_a_section_from_a_whole_policy_or_a_bare_section(
+    tmp_path: Path,
+) -> None:
+    from ftguard.policy import load_policy_section
+
+    whole = tmp_path / "policy.yaml"
+    whole.write_text("version: 1\nweights:\n  z_limit: 9.5\nbehavior:\n  alpha: 0.01\n")
+    bare = tmp_path / "behavior.yaml"
+    bare.write_text("alpha: 0.02\n")
+    assert load_policy_section(whole, "weights").z_limit == 9.5
+    assert load_policy_section(whole, "behavior").alpha == 0.01
+    assert load_policy_section(bare, "behavior").alpha == 0.02
+    assert load_policy_section(None, "weights") == load_policy(whole).weights.model_copy(
+        update={"z_limit": load_policy_section(None, "weights").z_limit}
+    )
+    # the same strictness and messages in both forms
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("alpha: 2\n")
+    with pytest.raises(PolicyError, match=r"behavior\.alpha"):
+        load_policy_section(wrong, "behavior")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("alpha: 0.01\nalpha: 0.5\n")
+    with pytest.raises(PolicyError, match="duplicate key"):
+        load_policy_section(twice, "behavior")
+    with pytest.raises(BadInputError):
+        load_policy_section(tmp_path, "review")

@@ -11,6 +11,7 @@ import typer
 
 from ftguard.cli._app import app
 from ftguard.errors import BadInputError, MissingDependencyError
+from ftguard.policy import load_policy_section
 
 if TYPE_CHECKING:
     from ftguard.behavior.suites import Suite
@@ -199,41 +200,8 @@ def eval_command(
         cache_dir=cache_dir,
         progress=show_progress,
     )
-    comparison = compare(before, after, policy=_load_policy(policy))
+    comparison = compare(before, after, policy=load_policy_section(policy, "behavior"))
     return _emit(comparison, before, after, as_json=as_json, html=html, render=render_behavior_html)
-
-
-def _load_policy(path: Path | None) -> Any:
-    from ftguard.behavior import BehaviorPolicy
-    from ftguard.errors import PolicyError
-
-    if path is None:
-        return BehaviorPolicy()
-    from pydantic import ValidationError
-
-    from ftguard.policy import read_yaml
-
-    if not path.is_file():  # a FIFO would block, a folder cannot be read: refused unopened
-        raise PolicyError(f"cannot read policy {path}: not a regular file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"policy {path} is not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = read_yaml(text, source=f"policy {path}") or {}
-    except BadInputError as exc:
-        raise PolicyError(exc.message) from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"policy {path}: expected a mapping")
-    section = data.get("behavior", data) if "behavior" in data else data
-    try:
-        return BehaviorPolicy.model_validate(section or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        raise PolicyError(f"policy {path}: behavior.{field}: {err['msg']}") from None
 
 
 def _print_run(run: Any) -> None:

@@ -15,6 +15,7 @@ import typer
 from ftguard.cli._app import app
 from ftguard.cli._common import remote_client
 from ftguard.errors import EXIT_VERDICT, BadInputError
+from ftguard.policy import load_policy_section
 
 weights_app = typer.Typer(help="Parameter monitoring: what a fine-tune changed.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
@@ -27,16 +28,6 @@ def _alignment(value: str | None) -> tuple[Path, Path] | None:
     if len(parts) != 2 or not all(parts):
         raise BadInputError("--alignment takes two paths separated by a comma: UNALIGNED,ALIGNED")
     return Path(parts[0]), Path(parts[1])
-
-
-def _load_policy(path: Path | None) -> Any:
-    from ftguard.weights import WeightsPolicy
-
-    if path is None:
-        return WeightsPolicy()
-    from ftguard.policy import load_policy
-
-    return load_policy(path).weights
 
 
 def _print_human(report: Any) -> None:
@@ -108,7 +99,7 @@ def weights_diff(
         from ftguard.weights import diff
 
         report = diff(
-            base, tuned, policy=_load_policy(policy), alignment=pair, deep=deep,
+            base, tuned, policy=load_policy_section(policy, "weights"), alignment=pair, deep=deep,
             fingerprint_cache=cache, progress=progress,
         )  # fmt: skip
     data = report.to_json_dict() if hasattr(report, "to_json_dict") else dict(report)

@@ -31,11 +31,9 @@ __all__ = ["DriftMonitor", "policy_from_file"]
 
 def policy_from_file(path: str | Path | None) -> WeightsPolicy:
     """The ``weights:`` section of a workspace policy YAML (defaults when no path)."""
-    if not path:
-        return WeightsPolicy()
-    from ftguard.policy import load_policy
+    from ftguard.policy import load_policy_section
 
-    return load_policy(path).weights
+    return load_policy_section(path or None, "weights")
 
 
 def _np(t: Any) -> np.ndarray:

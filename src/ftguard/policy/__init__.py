@@ -6,6 +6,7 @@ from ftguard.policy._behavior import BehaviorPolicy
 from ftguard.policy._load import (
     default_policy_yaml,
     load_policy,
+    load_policy_section,
     parse_policy,
     policy_digest,
     read_yaml,
@@ -31,6 +32,7 @@ __all__ = [
     "Role",
     "default_policy_yaml",
     "load_policy",
+    "load_policy_section",
     "parse_policy",
     "policy_digest",
     "read_yaml",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import yaml
 from pydantic import ValidationError
@@ -16,7 +16,19 @@ from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError, PolicyError
 from ftguard.policy._model import Policy
 
-__all__ = ["default_policy_yaml", "load_policy", "parse_policy", "policy_digest", "read_yaml"]
+if TYPE_CHECKING:
+    from ftguard.policy._behavior import BehaviorPolicy
+    from ftguard.policy._review import ReviewPolicy
+    from ftguard.policy._weights import WeightsPolicy
+
+__all__ = [
+    "default_policy_yaml",
+    "load_policy",
+    "load_policy_section",
+    "parse_policy",
+    "policy_digest",
+    "read_yaml",
+]
 
 _MAX_POLICY_BYTES = 1 << 20
 
@@ -115,6 +127,10 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
         data: Any = read_yaml(text, source=source)
     except BadInputError as exc:
         raise PolicyError(exc.message) from None
+    return _validated(data, source=source)
+
+
+def _validated(data: Any, *, source: str) -> Policy:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -150,6 +166,46 @@ def load_policy(path: str | Path) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{p}: policy file is not valid UTF-8 (byte {exc.start})") from None
     return parse_policy(text, source=str(p))
+
+
+Section = Literal["review", "weights", "behavior"]
+
+
+@overload
+def load_policy_section(path: str | Path | None, section: Literal["review"]) -> ReviewPolicy: ...
+@overload
+def load_policy_section(path: str | Path | None, section: Literal["weights"]) -> WeightsPolicy: ...
+@overload
+def load_policy_section(
+    path: str | Path | None, section: Literal["behavior"]
+) -> BehaviorPolicy: ...
+def load_policy_section(path: str | Path | None, section: Section) -> Any:
+    """One analyzer's limits from a policy file (no file: the defaults).
+
+    The file is a whole workspace policy, or holds only that section's fields (``--policy``
+    of ``ftguard eval`` or ``weights diff`` on files outside a workspace). Either way it is
+    read and validated as :func:`load_policy` does, so the two forms cannot disagree.
+
+    Raises:
+        BadInputError: The file cannot be read.
+        PolicyError: The file is not a valid policy or section; the message names the field.
+
+    """
+    if path is None:
+        return getattr(Policy(), section)
+    p = Path(path)
+    raw = read_regular_file(p, what="policy file", max_bytes=_MAX_POLICY_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{p}: policy file is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = read_yaml(text, source=str(p))
+    except BadInputError as exc:
+        raise PolicyError(exc.message) from None
+    if isinstance(data, dict) and data and not set(data) & set(Policy.model_fields):
+        data = {section: data}  # only the section's fields
+    return getattr(_validated(data, source=str(p)), section)
 
 
 def policy_digest(policy: Policy) -> str:
