@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 __all__ = ["format_p", "mcnemar_exact", "paired_counts", "wilson_interval"]
 
 
 def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (``(0, 1)`` when ``n`` is 0)."""
+    """Wilson score interval for a binomial proportion (``(0, 1)`` when ``n`` is 0; scipy's)."""
     if n <= 0:
         return (0.0, 1.0)
     if not 0 <= successes <= n:
         raise ValueError(f"successes {successes} outside 0..{n}")
-    from scipy.stats import norm
+    from scipy.stats import binomtest
 
-    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # Clamp so rounding never leaves the estimate outside its own interval (k = n, k = 0).
-    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+    return (max(0.0, min(p, float(ci.low))), min(1.0, max(p, float(ci.high))))
 
 
 def paired_counts(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int]:
