@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.attest import PublicKey
-from ftguard.control._jobs import JobView
+from ftguard.control import JobView
 from ftguard.errors import (
     AuthenticationError,
     BadInputError,

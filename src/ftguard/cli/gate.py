@@ -95,7 +95,7 @@ def verify_deployment_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Serving side: exit 0 only if the attestation is valid, trusted and matches the files."""
-    from ftguard.control._witness import open_witness
+    from ftguard.control import open_witness
     from ftguard.gate import verify_deployment
 
     heads = None

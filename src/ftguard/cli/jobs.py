@@ -20,8 +20,7 @@ from ftguard.cli._common import (
     user_text,
     workspace,
 )
-from ftguard.control import service
-from ftguard.control._jobs import JobView
+from ftguard.control import JobView, service
 
 if TYPE_CHECKING:
     from ftguard.cli._remote import RemoteClient
@@ -225,7 +224,7 @@ def override(
 def _approve_remote(client: RemoteClient, job_id: str, *, quiet: bool) -> JobView:
     """Fetch the statement, show what it binds, sign it here with your own key, post it."""
     from ftguard.attest import load_private_key, sign_statement
-    from ftguard.control._identities import private_key_path
+    from ftguard.control import private_key_path
 
     me = client.call("GET", "/whoami")["user"]
     statement = client.call("GET", f"/jobs/{job_id}/approval-statement")

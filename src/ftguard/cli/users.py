@@ -18,8 +18,7 @@ from ftguard.cli._common import (
     remote_client,
     workspace,
 )
-from ftguard.control import service
-from ftguard.control._identities import private_key_path
+from ftguard.control import private_key_path, service
 
 if TYPE_CHECKING:
     from ftguard.attest import PublicKey
@@ -192,7 +191,7 @@ def _create_key_remote(client: RemoteClient, user: str | None) -> tuple[str, Pub
     import base64
 
     from ftguard.attest import generate_key
-    from ftguard.control._chain import key_request_message
+    from ftguard.control import key_request_message
     from ftguard.errors import BadInputError, ConflictError
 
     me = str(client.call("GET", "/whoami")["user"])

@@ -29,8 +29,7 @@ def init(
     """
     from rich.markup import escape
 
-    from ftguard.control import default_actor
-    from ftguard.control._identities import private_key_path
+    from ftguard.control import default_actor, private_key_path
 
     name = admin or default_actor()
     ws = init_workspace(folder, admin=name)

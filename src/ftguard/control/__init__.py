@@ -1,17 +1,67 @@
-"""The control plane: workspace, identities, jobs, approvals, runs and the audit log."""
+"""The control plane: workspace, identities, jobs, approvals, runs and the audit log.
+
+The use cases are in :mod:`ftguard.control.service`; what the other faces of the control
+plane (the CLI, the team server, the training-side guard) need besides them is exported
+here, so that no other package reaches into this one's private modules.
+"""
 
 from __future__ import annotations
 
-from ftguard.control._audit import AuditEvent, AuditVerification
+from ftguard.control._audit import AuditEvent, AuditVerification, ChainCache
+from ftguard.control._chain import ChainState, key_request_message
+from ftguard.control._delegation import note_token_use
+from ftguard.control._identities import (
+    chain_state,
+    chain_view,
+    policy_in_force,
+    private_key_path,
+)
+from ftguard.control._jobs import JobView, chain_evidence
+from ftguard.control._offload import AnalysisFailedError, AnalysisPool
+from ftguard.control._remote_runs import start_remote_run, verify_run_ticket, verify_ticket_run
+from ftguard.control._runs import (
+    RunTicket,
+    fill_command,
+    finish_run,
+    run_output_reference,
+    start_run,
+    verify_running,
+)
+from ftguard.control._staging import INPUT_KINDS, stage_into
 from ftguard.control._states import TRANSITIONS, JobState
+from ftguard.control._witness import open_witness
 from ftguard.control._workspace import Workspace, default_actor, find_workspace
 
 __all__ = [
+    "INPUT_KINDS",
     "TRANSITIONS",
+    "AnalysisFailedError",
+    "AnalysisPool",
     "AuditEvent",
     "AuditVerification",
+    "ChainCache",
+    "ChainState",
     "JobState",
+    "JobView",
+    "RunTicket",
     "Workspace",
+    "chain_evidence",
+    "chain_state",
+    "chain_view",
     "default_actor",
+    "fill_command",
     "find_workspace",
+    "finish_run",
+    "key_request_message",
+    "note_token_use",
+    "open_witness",
+    "policy_in_force",
+    "private_key_path",
+    "run_output_reference",
+    "stage_into",
+    "start_remote_run",
+    "start_run",
+    "verify_run_ticket",
+    "verify_running",
+    "verify_ticket_run",
 ]

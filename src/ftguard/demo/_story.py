@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ftguard._progress import progress_wanted
-from ftguard.control import service
-from ftguard.control._workspace import Workspace
+from ftguard.control import Workspace, service
 from ftguard.demo._datasets import BENIGN_PURPOSE, write_benign, write_poisoned
 from ftguard.errors import FtguardError
 

@@ -29,8 +29,14 @@ def make_approval_guard_class() -> type:
     except ImportError as exc:  # pragma: no cover - exercised without the ml extra
         raise MissingDependencyError("transformers", "ml") from exc
 
-    from ftguard.control import default_actor, find_workspace
-    from ftguard.control._runs import RunTicket, finish_run, start_run, verify_running
+    from ftguard.control import (
+        RunTicket,
+        default_actor,
+        find_workspace,
+        finish_run,
+        start_run,
+        verify_running,
+    )
 
     class ApprovalGuard(TrainerCallback):  # type: ignore[misc]
         """Refuses to train unless the job is approved and its inputs are unchanged."""
@@ -98,7 +104,7 @@ def make_approval_guard_class() -> type:
         def _verify_remote(self, ticket: Path) -> None:
             """A run started against a team server: check its ticket offline."""
             from ftguard.attest import load_public_key_file
-            from ftguard.control._remote_runs import verify_ticket_run
+            from ftguard.control import verify_ticket_run
 
             key_file = os.environ.get("FTGUARD_SERVER_KEY")
             if not key_file:

@@ -18,10 +18,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftguard.attest import Envelope
-from ftguard.control import service
-from ftguard.control._identities import chain_view, policy_in_force
-from ftguard.control._jobs import JobView
-from ftguard.control._states import JobState
+from ftguard.control import JobState, JobView, chain_view, policy_in_force, service
 from ftguard.errors import (
     AuthenticationError,
     FtguardError,
@@ -503,7 +500,7 @@ def server_key(ctx: Ctx, caller: Caller) -> ServerKeys:
 @router.post("/jobs/{job_id}/runs", status_code=201, responses=_ERRORS)
 def start_run(ctx: Ctx, caller: Caller, job_id: JobId, body: RunBody) -> RunStarted:
     """Start a run of an approved job on a training machine: a signed run ticket and token."""
-    from ftguard.control._remote_runs import start_remote_run
+    from ftguard.control import start_remote_run
 
     roots = ctx.settings.storage_roots
     job = service.get_job(ctx.ws, job_id)
@@ -526,7 +523,7 @@ def end_run(
     ctx: Ctx, caller: Caller, job_id: JobId, run: Annotated[int, Path(ge=1)], body: RunEndBody
 ) -> JobView:
     """Report a run's end; the server hashes the output on its own storage and records it."""
-    from ftguard.control._runs import finish_run, run_output_reference
+    from ftguard.control import finish_run, run_output_reference
 
     reference = run_output_reference(ctx.ws, job_id, run)
     output = None

@@ -18,8 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ftguard.control._identities import chain_state
-from ftguard.control._offload import AnalysisFailedError
+from ftguard.control import AnalysisFailedError, chain_state
 from ftguard.errors import (
     AuthenticationError,
     BadInputError,

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftguard.control._identities import chain_state, chain_view
+from ftguard.control import chain_state, chain_view
 from ftguard.control.service import ServerCaller, authenticate_token, sync_oidc_user
 from ftguard.errors import AuthenticationError, FtguardError
 

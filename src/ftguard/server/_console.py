@@ -18,10 +18,15 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ftguard.control import service
-from ftguard.control._identities import chain_state, policy_in_force
-from ftguard.control._jobs import JobView, chain_evidence
-from ftguard.control._states import TRANSITIONS, JobState
+from ftguard.control import (
+    TRANSITIONS,
+    JobState,
+    JobView,
+    chain_evidence,
+    chain_state,
+    policy_in_force,
+    service,
+)
 from ftguard.errors import FtguardError, NotFoundError
 from ftguard.policy import policy_digest
 from ftguard.server import _charts

@@ -21,8 +21,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ftguard.control import service
-from ftguard.control._identities import chain_state, policy_in_force
+from ftguard.control import chain_state, policy_in_force, service
 from ftguard.errors import AuthenticationError, FtguardError
 from ftguard.server import _charts
 from ftguard.server._api import SESSION_COOKIE

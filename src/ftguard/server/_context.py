@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ftguard.control._audit import ChainCache
-from ftguard.control._chain import ChainState
-from ftguard.control._delegation import note_token_use
-from ftguard.control._identities import policy_in_force
-from ftguard.control._offload import AnalysisPool
-from ftguard.control._workspace import Workspace, find_workspace
+from ftguard.control import (
+    AnalysisPool,
+    ChainCache,
+    ChainState,
+    Workspace,
+    find_workspace,
+    note_token_use,
+    policy_in_force,
+)
 from ftguard.policy import policy_digest
 from ftguard.server._auth import RateLimiter, SessionStore
 from ftguard.server._settings import ServerSettings
