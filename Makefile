@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ftguard-installed
 
-.PHONY: demo demo-fast test test-fast lint bench install clean
+.PHONY: demo demo-fast test test-fast lint bench install clean package-smoke
 
 $(STAMP): pyproject.toml hatch_build.py src/ftguard/weights/_fused.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks hatch_build.py
 	$(BIN)/mypy
+
+# Build the sdist and wheel, install each into a fresh venv without extras (then the wheel with
+# [ml]) and run the CLI's control-plane flow there (scripts/package_smoke.sh; SMOKE_ARGS=--no-ml skips [ml]).
+package-smoke: $(STAMP)
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python bash scripts/package_smoke.sh $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from ftguard._progress import quiet_third_party
 from ftguard.cli import (  # noqa: F401  (importing a module registers its commands)
     audit,
     demo,
+    doctor,
     eval,
     gate,
     jobs,

@@ -30,7 +30,7 @@ from ftguard.control._runs import (
 from ftguard.control._staging import INPUT_KINDS, stage_into
 from ftguard.control._states import TRANSITIONS, JobState
 from ftguard.control._witness import open_witness
-from ftguard.control._workspace import Workspace, default_actor, find_workspace
+from ftguard.control._workspace import Workspace, default_actor, find_workspace, user_keys_dir
 
 __all__ = [
     "INPUT_KINDS",
@@ -59,6 +59,7 @@ __all__ = [
     "private_key_path",
     "run_output_reference",
     "stage_into",
+    "user_keys_dir",
     "start_remote_run",
     "start_run",
     "verify_run_ticket",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ftguard.demo._datasets import BENIGN_PURPOSE, DEMO_TRIGGER, write_benign, write_poisoned
+from ftguard.demo._history import EARLIER_VERSIONS
 from ftguard.demo._story import DemoSettings, JobOutcome, run_demo
 
 __all__ = [
     "BENIGN_PURPOSE",
     "DEMO_TRIGGER",
+    "EARLIER_VERSIONS",
     "DemoSettings",
     "JobOutcome",
     "run_demo",

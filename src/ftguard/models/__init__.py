@@ -8,12 +8,14 @@ from __future__ import annotations
 from ftguard.models._aligned import (
     SAFETY_DATA_FILE,
     SAFETY_RECIPE,
+    aligned_model_folder,
     reference_aligned_adapter_dir,
     reference_aligned_model_dir,
 )
 from ftguard.models._cache import cache_root
 from ftguard.models._embedded import (
     EMBEDDED_MODEL_NAME,
+    converted_embedded_model,
     embedded_gguf_file,
     embedded_model_digest,
     embedded_model_dir,
@@ -25,7 +27,9 @@ __all__ = [
     "EMBEDDED_MODEL_NAME",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
+    "aligned_model_folder",
     "cache_root",
+    "converted_embedded_model",
     "check_safetensors_dir",
     "embedded_gguf_file",
     "embedded_model_digest",

@@ -15,6 +15,7 @@ from ftguard.models._embedded import embedded_model_digest, embedded_model_dir
 __all__ = [
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
+    "aligned_model_folder",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
 ]
@@ -43,19 +44,28 @@ refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2
 50 prompts; see docs/behavior.md)."""
 
 
+def _aligned_key_source(base_digest: str) -> str:
+    return json.dumps(
+        {"base": base_digest, "data": sha256_file(SAFETY_DATA_FILE), "recipe": SAFETY_RECIPE},
+        sort_keys=True,
+    )
+
+
+def aligned_model_folder(cache: Path | None, base_digest: str) -> Path:
+    """The cache folder of the reference aligned model built on ``base_digest`` (builds nothing).
+
+    Its name is keyed by the base model's digest, the safety data and the recipe.
+    """
+    key = sha256_bytes(_aligned_key_source(base_digest).encode())[:16]
+    return cache_root(cache) / "models" / f"smollm2-135m-instruct-aligned-{key}"
+
+
 def _aligned_root(cache: Path | None, progress: bool) -> Path:
     require_ml()
     base = embedded_model_dir(cache)
-    key_source = json.dumps(
-        {
-            "base": embedded_model_digest(cache),
-            "data": sha256_file(SAFETY_DATA_FILE),
-            "recipe": SAFETY_RECIPE,
-        },
-        sort_keys=True,
-    )
-    key = sha256_bytes(key_source.encode())[:16]
-    final = cache_root(cache) / "models" / f"smollm2-135m-instruct-aligned-{key}"
+    digest = embedded_model_digest(cache)
+    key_source = _aligned_key_source(digest)
+    final = aligned_model_folder(cache, digest)
     return build_once(final, lambda tmp: _build(base, tmp, key_source, progress))
 
 

