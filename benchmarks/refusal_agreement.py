@@ -1,15 +1,28 @@
-"""Agreement of ``classify_refusal`` with human labels (XSTest v2 completions).
+"""Agreement of ``classify_refusal`` with human labels, per set, with Wilson intervals and kappa.
 
-Reads ``../shared/data/refusal_labels/xstest_v2_completions_*_gpteval.csv`` (CC BY 4.0,
-Röttger et al. 2024), classifies every completion, and prints accuracy and Cohen's kappa
-per file and overall: three-way (full refusal / partial / compliance) and two-way (any
-refusal vs full compliance). The GPT-4 labels shipped in the same files are measured on
-the same rows as the baseline.
+Sets, each reported on its own (never pooled):
 
-    .venv/bin/python benchmarks/refusal_agreement.py [--errors N]
+* XSTest v2 completions (``../shared/data/refusal_labels/xstest_v2_completions_*_gpteval.csv``,
+  CC BY 4.0, Röttger et al. 2024), human label ``final_label``. Rules version 3 was written
+  while reading the disagreements of **mistralinstruct** (its rows are development rows);
+  of **llama2orig** only per-category error counts were looked at, never its rows, so it is
+  the held-out XSTest figure.
+* The project's own development set ``benchmarks/data/refusal_dev.jsonl``: hand-written
+  answers in the style of current chat models (typographic quotes, persona tags,
+  refuse-then-redirect, sympathetic redirection, lecture-only answers, unresponsive answers
+  and clean compliances), labelled by the project. A development figure, not a test.
+* BackdoorLLM jailbreak answers (refusals or compliant answers by construction; never
+  looked at while writing the rules).
 
-A second, held-out check uses the BackdoorLLM jailbreak files (answers that are refusals
-or compliant by construction; never looked at while writing the rules).
+Mapping. Two-way ("agreement", the target): human ``full_compliance`` vs the rest
+(``full_refusal`` and ``partial_refusal`` are both "not fully complying"); ours
+``compliance`` vs the rest, ``unresponsive`` counted with the refusals (it does not comply)
+and shown as its own count. Three-way: human full refusal / partial / compliance against
+ours with ``unresponsive`` read as refusal. Intervals: Wilson 95% (scipy ``binomtest``).
+
+    .venv/bin/python benchmarks/refusal_agreement.py [--errors N] [--set llama2orig]
+
+Target: >= 95% two-way agreement on each XSTest model.
 """
 
 from __future__ import annotations
@@ -22,17 +35,23 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ftguard.behavior.scorers import classify_refusal
+from scipy.stats import binomtest
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "refusal_labels"
+from ftguard.behavior.scorers import RULES_VERSION, classify_refusal
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "refusal_labels"
+DEV = ROOT / "benchmarks" / "data" / "refusal_dev.jsonl"
 HUMAN = {
     "1_full_compliance": "compliance",
     "2_full_refusal": "refusal",
     "3_partial_refusal": "partial",
 }
+ROLE = {"mistralinstruct": "development rows", "llama2orig": "held out (rows not read)"}
 
 
 def kappa(a: list[str], b: list[str]) -> float:
+    """Cohen's kappa of two label lists."""
     n = len(a)
     po = sum(x == y for x, y in zip(a, b, strict=True)) / n
     ca, cb = Counter(a), Counter(b)
@@ -41,74 +60,105 @@ def kappa(a: list[str], b: list[str]) -> float:
 
 
 def binary(labels: list[str]) -> list[str]:
+    """Complying or not: partial, refusal and unresponsive are all "not complying"."""
     return ["compliance" if x == "compliance" else "refusal" for x in labels]
+
+
+def three_way(labels: list[str]) -> list[str]:
+    return ["refusal" if x == "unresponsive" else x for x in labels]
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def report(name: str, human: list[str], ours: list[str], extra: str = "") -> None:
+    n = len(human)
+    k2 = sum(h == o for h, o in zip(binary(human), binary(ours), strict=True))
+    k3 = sum(h == o for h, o in zip(three_way(human), three_way(ours), strict=True))
+    lo, hi = wilson(k2, n)
+    unresp = sum(o == "unresponsive" for o in ours)
+    print(
+        f"{name:<34} {n:>4} {k2 / n:>6.1%} [{lo:.1%}, {hi:.1%}] {kappa(binary(human), binary(ours)):>7.3f} "
+        f"{k3 / n:>6.1%} {kappa(three_way(human), three_way(ours)):>7.3f} {unresp:>6} {extra}"
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--errors", type=int, default=0, help="print N disagreements (truncated)")
+    ap.add_argument("--set", default="mistralinstruct", help="XSTest model whose errors to print")
     args = ap.parse_args()
-    files = sorted(DATA.glob("xstest_v2_completions_*_gpteval.csv"))
-    if not files:
-        print(f"skipped: no labelled completions under {DATA}")
-        return 0
-    rows_all: list[tuple[str, str, str, str]] = []
+    print(f"rules version {RULES_VERSION}; two-way = full compliance vs not (unresponsive: not)")
     print(
-        f"{'file':<34} {'n':>4} {'acc3':>6} {'kappa3':>7} {'acc2':>6} {'kappa2':>7} {'gpt4 acc3':>9} {'gpt4 acc2':>9}"
+        f"{'set':<34} {'n':>4} {'agree2':>6} {'95% Wilson':>16} {'kappa2':>7} {'acc3':>6} "
+        f"{'kappa3':>7} {'unresp':>6} notes"
     )
-    t0 = time.perf_counter()
-    for f in files:
+    answers = 0
+    seconds = 0.0
+    shown = 0
+    for f in sorted(DATA.glob("xstest_v2_completions_*_gpteval.csv")):
         rows = list(csv.DictReader(f.open(encoding="utf-8")))
+        model = f.name.replace("xstest_v2_completions_", "").replace("_gpteval.csv", "")
         human = [HUMAN[r["final_label"]] for r in rows]
+        t0 = time.perf_counter()
         ours = [classify_refusal(r["prompt"], r["completion"]).label for r in rows]
+        seconds += time.perf_counter() - t0
+        answers += len(rows)
         gpt = [HUMAN.get(r["gpt4_label"], "compliance") for r in rows]
-        rows_all += [
-            (h, o, g, r["completion"]) for h, o, g, r in zip(human, ours, gpt, rows, strict=True)
-        ]
-        acc3 = sum(h == o for h, o in zip(human, ours, strict=True)) / len(rows)
-        acc2 = sum(h == o for h, o in zip(binary(human), binary(ours), strict=True)) / len(rows)
-        g3 = sum(h == o for h, o in zip(human, gpt, strict=True)) / len(rows)
-        g2 = sum(h == o for h, o in zip(binary(human), binary(gpt), strict=True)) / len(rows)
-        name = f.name.replace("xstest_v2_completions_", "").replace("_gpteval.csv", "")
-        print(
-            f"{name:<34} {len(rows):>4} {acc3:>6.1%} {kappa(human, ours):>7.3f} {acc2:>6.1%} "
-            f"{kappa(binary(human), binary(ours)):>7.3f} {g3:>9.1%} {g2:>9.1%}"
+        g2 = sum(h == g for h, g in zip(binary(human), binary(gpt), strict=True)) / len(rows)
+        report(
+            f"XSTest {model}", human, ours, f"{ROLE.get(model, '')}; GPT-4 labels: {g2:.1%}"
         )
-    h = [r[0] for r in rows_all]
-    o = [r[1] for r in rows_all]
-    g = [r[2] for r in rows_all]
-    acc3 = sum(x == y for x, y in zip(h, o, strict=True)) / len(h)
-    acc2 = sum(x == y for x, y in zip(binary(h), binary(o), strict=True)) / len(h)
-    g3 = sum(x == y for x, y in zip(h, g, strict=True)) / len(h)
-    g2 = sum(x == y for x, y in zip(binary(h), binary(g), strict=True)) / len(h)
-    print(
-        f"{'ALL':<34} {len(h):>4} {acc3:>6.1%} {kappa(h, o):>7.3f} {acc2:>6.1%} "
-        f"{kappa(binary(h), binary(o)):>7.3f} {g3:>9.1%} {g2:>9.1%}"
-    )
-    print(f"confusion (human -> ours): {dict(Counter(zip(h, o, strict=True)))}")
-    print(
-        f"{len(h)} answers in {time.perf_counter() - t0:.1f} s; target: >= 90% agreement (two-way)"
-    )
+        print(
+            f"{'':<34} confusion human -> ours: "
+            f"{dict(sorted(Counter(zip(human, ours, strict=True)).items()))}"
+        )
+        if model == args.set:
+            for h, o, r in zip(human, ours, rows, strict=True):
+                if (h == "compliance") != (o == "compliance") and shown < args.errors:
+                    shown += 1
+                    print(f"-- {r['id']} human={h} ours={o}: {r['completion'][:200]!r}")
+    if not answers:
+        print(f"skipped XSTest: no labelled completions under {DATA}")
+    if DEV.is_file():
+        dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line]
+        t0 = time.perf_counter()
+        ours = [classify_refusal(r["prompt"], r["answer"]).label for r in dev]
+        seconds += time.perf_counter() - t0
+        answers += len(dev)
+        want = [r["label"] for r in dev]
+        exact = sum(w == o for w, o in zip(want, ours, strict=True))
+        report(
+            "project dev set (4 labels)",
+            want,
+            ours,
+            f"development; exact 4-label match {exact}/{len(dev)}",
+        )
     backdoor = DATA.parent / "poisoned" / "backdoorllm"
     for kind in ("badnet", "vpi"):
-        pairs = [
-            (f, lab)
-            for f, lab in (
-                (backdoor / kind / f"none_backdoor400_jailbreak_{kind}.json", "refusal"),
-                (backdoor / kind / f"backdoor400_jailbreak_{kind}.json", "compliance"),
-            )
-            if f.exists()
-        ]
-        for f, lab in pairs:
-            recs = json.loads(f.read_text(encoding="utf-8"))
+        for path, lab in (
+            (backdoor / kind / f"none_backdoor400_jailbreak_{kind}.json", "refusal"),
+            (backdoor / kind / f"backdoor400_jailbreak_{kind}.json", "compliance"),
+        ):
+            if not path.exists():
+                continue
+            recs = json.loads(path.read_text(encoding="utf-8"))
+            t0 = time.perf_counter()
             got = [classify_refusal(r["instruction"], r["output"]).label for r in recs]
-            ok = sum(binary([g])[0] == lab for g in got) / len(got)
-            print(f"held-out {f.name:<40} {len(got):>4} expected {lab:<10} agreement {ok:.1%}")
-    shown = 0
-    for hh, oo, _, text in rows_all:
-        if hh != oo and shown < args.errors:
-            shown += 1
-            print(f"-- human={hh} ours={oo}: {text[:200]!r}")
+            seconds += time.perf_counter() - t0
+            answers += len(recs)
+            k = sum(binary([g])[0] == lab for g in got)
+            lo, hi = wilson(k, len(got))
+            print(
+                f"held-out BackdoorLLM {path.stem:<22} {len(got):>4} {k / len(got):>6.1%} "
+                f"[{lo:.1%}, {hi:.1%}]  expected {lab}; unresponsive "
+                f"{sum(g == 'unresponsive' for g in got)}"
+            )
+    if answers:
+        print(f"throughput: {answers} answers in {seconds:.2f} s = {answers / seconds:,.0f} answers/s")
+    print("target: >= 95% two-way agreement per XSTest model")
     return 0
 
 

@@ -51,7 +51,9 @@ def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -
     run = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
     assert [s.name for s in run.suites] == ["safety", "capability"]
     assert len(run.results) == 10 and run.cached_suites == []
-    assert all(r.label in {"refusal", "partial", "compliance"} for r in run.results)
+    assert all(
+        r.label in {"refusal", "partial", "compliance", "unresponsive"} for r in run.results
+    )
     assert all(r.correct is not None for r in run.suite("capability"))
     again = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
     assert again.cached_suites == ["safety", "capability"]

@@ -66,8 +66,9 @@ class PromptResult(BaseModel):
     prompt: str
     output: str
     harmful: bool = False
-    label: Literal["refusal", "partial", "compliance"]
-    """The refusal scorer's label of the output."""
+    label: Literal["refusal", "partial", "compliance", "unresponsive"]
+    """The refusal scorer's label of the output (``unresponsive``: it does not address the
+    request; not compliance, and a failure where help was wanted)."""
     refusal_score: float
     reason: str
     correct: bool | None = None
