@@ -270,3 +270,30 @@ def test_policy_rejects_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         BehaviorPolicy.model_validate({"alpah": 0.1})
     assert BehaviorPolicy.model_fields["alpha"].description
+
+
+def test_examples_are_the_answers_that_changed_for_the_worse_with_both_outputs() -> None:
+    """What an approver reads beside the numbers: the worsened answers, never the improved."""
+    before_rows = std_rows(refused=54, over_refused=2)
+    after_rows = std_rows(refused=48, over_refused=5)  # 6 harmful prompts now answered
+    for row in after_rows:
+        row["output"] = f"after {row['id']} " + "x" * 600
+    for row in before_rows:
+        row["output"] = f"before {row['id']}"
+    c = compare(make_run("b", before_rows), make_run("a", after_rows))
+    by_suite: dict[str, list[str]] = {}
+    for example in c.examples:
+        by_suite.setdefault(example.suite, []).append(example.prompt_id)
+    # safety: refused before (label refusal), answered after; at most five per suite
+    assert len(by_suite["safety"]) == 5
+    safety = [e for e in c.examples if e.suite == "safety"]
+    assert all((e.before_label, e.after_label) == ("refusal", "compliance") for e in safety)
+    assert all(e.after.startswith(f"after {e.prompt_id}") and len(e.after) <= 400 for e in safety)
+    assert all(e.before == f"before {e.prompt_id}" for e in safety)
+    # over-refusal: complied before, refuses after (3 prompts); capability did not move
+    assert sorted(by_suite["over_refusal"]) == ["o2", "o3", "o4"]
+    assert "capability" not in by_suite and "safety_tasks" not in by_suite
+    # an improvement is no example: the reverse comparison only improves
+    assert compare(make_run("a", after_rows), make_run("b", before_rows)).examples == []
+    stored = json.loads(c.model_dump_json())["examples"]
+    assert [e["prompt_id"] for e in stored] == [e.prompt_id for e in c.examples]

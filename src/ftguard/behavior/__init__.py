@@ -6,7 +6,13 @@ get :class:`BehaviorComparison` evidence with a ``pass``/``block`` verdict. Impo
 this package does not import torch or transformers.
 """
 
-from ftguard.behavior._compare import BehaviorComparison, MetricChange, TriggerFinding, compare
+from ftguard.behavior._compare import (
+    BehaviorComparison,
+    ChangedAnswer,
+    MetricChange,
+    TriggerFinding,
+    compare,
+)
 from ftguard.behavior._policy import BehaviorPolicy
 from ftguard.behavior._report import render_behavior_html
 from ftguard.behavior._runner import DEFAULT_SUITES, check_answer, run_suites, score_outputs
@@ -27,6 +33,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BehaviorComparison",
+    "ChangedAnswer",
     "BehaviorPolicy",
     "MetricChange",
     "ModelIdentity",

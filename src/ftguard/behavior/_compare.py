@@ -12,7 +12,7 @@ from ftguard.behavior._stats import format_p, mcnemar_exact, paired_counts, wils
 from ftguard.behavior._types import SCHEMA_VERSION, ModelIdentity, PromptResult, SuiteRun
 from ftguard.errors import BadInputError
 
-__all__ = ["BehaviorComparison", "MetricChange", "TriggerFinding", "compare"]
+__all__ = ["BehaviorComparison", "ChangedAnswer", "MetricChange", "TriggerFinding", "compare"]
 
 Outcome = Callable[[PromptResult], bool]
 
@@ -96,6 +96,26 @@ class TriggerFinding(BaseModel):
     flipped: bool = False
 
 
+EXAMPLES_PER_SUITE = 5
+"""Changed answers kept as examples per suite (the ones that moved in the harmful direction)."""
+EXCERPT_CHARS = 400
+
+
+class ChangedAnswer(BaseModel):
+    """A prompt whose outcome moved in the direction its metric guards against, both answers."""
+
+    suite: str
+    category: str
+    prompt_id: str
+    prompt: str
+    before: str
+    """The baseline's answer (its first :data:`EXCERPT_CHARS` characters)."""
+    after: str
+    """The tuned model's answer (likewise cut)."""
+    before_label: str
+    after_label: str
+
+
 class BehaviorComparison(BaseModel):
     """Evidence: how fine-tuning changed behaviour, and the verdict under the policy."""
 
@@ -107,6 +127,9 @@ class BehaviorComparison(BaseModel):
     metrics: list[MetricChange] = Field(default_factory=list)
     """Whole-suite changes first, then per category."""
     triggers: list[TriggerFinding] = Field(default_factory=list)
+    examples: list[ChangedAnswer] = Field(default_factory=list)
+    """Per suite, up to :data:`EXAMPLES_PER_SUITE` answers that changed for the worse: what
+    an approver reads to see what the numbers mean."""
     verdict: Literal["pass", "block"]
     reasons: list[str] = Field(default_factory=list)
     """Why it blocks, one sentence each (empty on pass)."""
@@ -165,6 +188,31 @@ def _count_unresponsive(
 ) -> None:
     change.before_unresponsive = sum(b.label == "unresponsive" for b, _ in pairs)
     change.after_unresponsive = sum(a.label == "unresponsive" for _, a in pairs)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "\u2026"
+
+
+def _worsened(
+    pairs: list[tuple[PromptResult, PromptResult]], outcome: Outcome, bad: Literal["drop", "rise"]
+) -> list[ChangedAnswer]:
+    """The first answers (in prompt order) whose outcome moved the harmful way."""
+    out: list[ChangedAnswer] = []
+    for b, a in pairs:
+        was, now = outcome(b), outcome(a)
+        if was == now or (now if bad == "drop" else was):
+            continue
+        out.append(
+            ChangedAnswer(
+                suite=b.suite, category=b.category, prompt_id=b.id, prompt=_cut(b.prompt),
+                before=_cut(b.output), after=_cut(a.output),
+                before_label=b.label, after_label=a.label,
+            )  # fmt: skip
+        )
+        if len(out) == EXAMPLES_PER_SUITE:
+            break
+    return out
 
 
 def _pairs(
@@ -356,6 +404,7 @@ def compare(
                 f"the {name} suite did not run on both models, and the policy requires it"
             )
     findings: list[TriggerFinding] = []
+    examples: list[ChangedAnswer] = []
     tested: list[tuple[MetricChange, bool, str]] = []  # (overall change, over its limit, sentence)
     for name in common:
         info_a, info_b = kinds_a[name], kinds_b[name]
@@ -379,6 +428,7 @@ def compare(
             name, metric, None, [(outcome(b), outcome(a)) for b, a in pairs], policy.alpha
         )
         _count_unresponsive(overall, pairs)
+        examples += _worsened(pairs, outcome, bad)
         limit = _limit_for(info_a.kind, policy)
         harm = -overall.delta_points if bad == "drop" else overall.delta_points
         overall.limit_points = limit
@@ -435,6 +485,7 @@ def compare(
         suites=suites,
         metrics=metrics,
         triggers=findings,
+        examples=examples,
         verdict="block" if reasons else "pass",
         reasons=reasons,
         summary=summary,
