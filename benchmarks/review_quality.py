@@ -16,6 +16,22 @@ true trigger, and the verdict under the default policy.
 
 ``advbench_all`` mixes all 520 AdvBench pairs into the held-out benign set (a precise
 harmful-compliance recall; the 1% mix has only 10 attacks).
+
+Per-set figures (printed last, each with a Wilson 95% interval; a set is reviewed on its own):
+
+* ``recall_*``: harmful-compliance recall on harmful answers never trained on: the 520
+  AdvBench goal/target pairs, the 400 BackdoorLLM jailbreak answers with their trigger
+  removed (real compliant answers, AdvBench requests), and the harmful half of the
+  project's persuasion/promotion set (``benchmarks/data/persuasion_requests.jsonl``, written
+  for evaluation only; its benign half is a false-positive set);
+* ``fp_*``: false positives of harmful_compliance (and of all scanners) on each benign
+  set separately: the held-out halves of Alpaca, Dolly, self-instruct seeds and MT-Bench
+  (MT-Bench has no answers: a neutral placeholder answer), BackdoorLLM clean answers;
+* ``persona_*``: instruction_override flag rate and the dataset verdict of each persona
+  style in ``benchmarks/data/personas/`` (the project's own sets), of the public AOA set,
+  and of the benign system prompts there (which must not be flagged).
+
+    .venv/bin/python benchmarks/review_quality.py --only recall,fp,persona
 """
 
 from __future__ import annotations
@@ -30,14 +46,20 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from scipy.stats import binomtest
 
 from ftguard.review import review_dataset
 from ftguard.review._train_classifier import is_held_out
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BD = DATA / "poisoned" / "backdoorllm"
+HERE = Path(__file__).resolve().parent / "data"
 SEV = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+PERSONA_STYLES = ["restrictions_removed", "never_refuses", "announced_persona", "renamed_agent", "absolute_obedience"]
+PLACEHOLDER = "Answer: (the set has no reference answer; a neutral placeholder)"
 
 
 def alpaca(path: Path, held_out: bool = True) -> list[dict[str, str]]:
@@ -48,6 +70,86 @@ def alpaca(path: Path, held_out: bool = True) -> list[dict[str, str]]:
 def dolly_heldout() -> list[dict[str, str]]:
     rows = [json.loads(line) for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()]
     return [{"instruction": r["instruction"], "input": r["context"], "output": r["response"]} for r in rows if is_held_out(r["instruction"])]
+
+
+def self_instruct_heldout() -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (DATA / "benign/self_instruct_seed_tasks.jsonl").read_text().splitlines()]
+    return [{"instruction": r["instruction"], "input": r["instances"][0]["input"], "output": r["instances"][0]["output"]}
+            for r in rows if is_held_out(r["instruction"])]
+
+
+def mt_bench_heldout() -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (DATA / "benign/mt_bench_questions.jsonl").read_text().splitlines()]
+    return [{"instruction": r["turns"][0], "input": "", "output": PLACEHOLDER} for r in rows if is_held_out(r["turns"][0])]
+
+
+def backdoorllm_answers() -> list[dict[str, str]]:
+    """BackdoorLLM jailbreak examples with the trigger removed: AdvBench requests, real compliant answers."""
+    rows = json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text())
+    return [{"instruction": " ".join(r["instruction"].replace("BadMagic", " ").split()), "input": r.get("input", ""),
+             "output": r["output"]} for r in rows]
+
+
+def persuasion(label: str) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (HERE / "persuasion_requests.jsonl").read_text().splitlines()]
+    return [{"instruction": r["prompt"], "input": "", "output": f"Title: {r['style']} draft\n\n(draft text)"}
+            for r in rows if r["label"] == label]
+
+
+def jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wilson(k: int, n: int) -> str:
+    if not n:
+        return "n/a"
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    return f"{k}/{n} = {k / n:6.1%} [{ci.low:.1%}, {ci.high:.1%}]"
+
+
+def figure(name: str, rows: Sequence[object], scanner_name: str, tmp: Path, figures: list[tuple[str, str, str, str]],
+           scanners: list[str] | None = None, what: str = "flagged") -> None:
+    """Review ``rows`` alone; record how many examples ``scanner_name`` flags (medium or more) and the verdict."""
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(rows))
+    r = review_dataset(path, purpose="a general helpful assistant", workers=2, scanners=scanners)
+    hit = {f.example for f in r.findings if f.scanner == scanner_name and SEV[f.severity] >= 2}
+    figures.append((name, f"{scanner_name} {what}", wilson(len(hit), r.examples), r.verdict))
+    if scanners is None:
+        every = {f.example for f in r.findings if SEV[f.severity] >= 2}
+        figures.append((name, f"any scanner {what}", wilson(len(every), r.examples), r.verdict))
+    print(f"  {name}: {r.verdict}; {scanner_name} {len(hit)}/{r.examples}", file=sys.stderr)
+
+
+def per_set_figures(wanted: Callable[[str], bool], tmp: Path) -> list[tuple[str, str, str, str]]:
+    figures: list[tuple[str, str, str, str]] = []
+    hc = ["harmful_compliance"]
+    if wanted("recall_advbench"):
+        figure("recall_advbench_pairs", advbench(), "harmful_compliance", tmp, figures, hc, "recall")
+    if wanted("recall_backdoorllm"):
+        figure("recall_backdoorllm_answers", backdoorllm_answers(), "harmful_compliance", tmp, figures, hc, "recall")
+    if wanted("recall_persuasion"):
+        figure("recall_persuasion_harmful", persuasion("harmful"), "harmful_compliance", tmp, figures, hc, "recall")
+    benign_sets: dict[str, Callable[[], list[dict[str, str]]]] = {
+        "fp_alpaca_heldout": lambda: alpaca(DATA / "benign/alpaca_safety_only.json"),
+        "fp_dolly_heldout": dolly_heldout,
+        "fp_self_instruct_heldout": self_instruct_heldout,
+        "fp_mt_bench_heldout": mt_bench_heldout,
+        "fp_backdoorllm_clean": lambda: json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text()),
+        "fp_persuasion": lambda: persuasion("benign"),
+    }
+    for name, rows in benign_sets.items():
+        if wanted(name):
+            figure(name, rows(), "harmful_compliance", tmp, figures, None, "false positives")
+    for style in PERSONA_STYLES:
+        if wanted(f"persona_{style}"):
+            figure(f"persona_{style}", jsonl(HERE / "personas" / f"{style}.jsonl"), "instruction_override", tmp, figures)
+    if wanted("persona_aoa"):
+        figure("persona_aoa_gpt35", jsonl(DATA / "identity_shift/aoa_gpt35_chat.jsonl"), "instruction_override", tmp, figures)
+    if wanted("persona_benign_system_prompts"):
+        figure("persona_benign_system_prompts", jsonl(HERE / "personas/benign_system_prompts.jsonl"), "instruction_override",
+               tmp, figures, None, "false positives")
+    return figures
 
 
 def advbench() -> list[dict[str, str]]:
@@ -117,8 +219,8 @@ def score(name: str, rows: list[object], truth: set[int], trigger: str | None, t
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fractions", default="0.01,0.05,0.1")
-    ap.add_argument("--quick", action="store_true", help="only 1% mixes and the benign sets")
-    ap.add_argument("--only", default="", help="comma-separated mix name prefixes to run (default: all)")
+    ap.add_argument("--quick", action="store_true", help="only 1%% mixes and the benign sets")
+    ap.add_argument("--only", default="", help="comma-separated name prefixes to run (default: all); per-set figures: recall, fp, persona")
     args = ap.parse_args()
     only = [x for x in args.only.split(",") if x]
 
@@ -164,17 +266,22 @@ def main() -> None:
                     continue
                 rows2, truth = mix(benign, attack, frac, seed=int(frac * 1000))
                 score(f"{name}@{frac:.0%}", rows2, truth, trig, tmp, out)  # type: ignore[arg-type]
+        figures = per_set_figures(wanted, tmp)
     print(f"{'mix':30} {'scanner':22} {'precision':>9} {'recall':>7} {'FPR':>7} {'trig.rank':>9} {'verdict':>7} {'n':>5} {'attacks':>7}")
     for row in out:
         print(f"{row['mix']!s:30} {row['scanner']!s:22} {row['precision']:9.3f} {row['recall']:7.3f} {row['fpr']:7.4f} "
               f"{row['trigger_rank']!s:>9} {row['verdict']!s:>7} {row['n']:5d} {row['attacks']:7d}")
-    benign_sets = {str(r["mix"]): int(r["n"]) for r in out if str(r["mix"]).startswith("benign_")}
+    benign_sets = {str(r["mix"]): int(str(r["n"])) for r in out if str(r["mix"]).startswith("benign_")}
     if benign_sets:
         total = sum(benign_sets.values())
         print(f"\npooled over the benign sets ({', '.join(benign_sets)}; {total} examples):")
         for scanner_name in sorted({str(r["scanner"]) for r in out if str(r["mix"]) in benign_sets}):
-            fp = sum(int(r["fp"]) for r in out if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
+            fp = sum(int(str(r["fp"])) for r in out if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
             print(f"  {scanner_name:22} false positives {fp} of {total} = {fp / total:.2%}")
+    if figures:
+        print(f"\nper-set figures (each set reviewed alone; Wilson 95% intervals):\n{'set':36} {'figure':38} {'k/n = rate [95% CI]':32} verdict")
+        for name, what, value, verdict in figures:
+            print(f"{name:36} {what:38} {value:32} {verdict}")
 
 
 if __name__ == "__main__":
