@@ -35,7 +35,14 @@ from ftguard.gate import Decision, RuleResult, evaluate_rules, issue_attestation
 from ftguard.policy import Policy
 from ftguard.store import AuditEventRow, JobRow
 
-__all__ = ["GateOutcome", "decide_gate", "deploy_job", "override_gate"]
+__all__ = [
+    "GateOutcome",
+    "decide_gate",
+    "deploy_job",
+    "hash_recorded_output",
+    "override_blocked",
+    "override_gate",
+]
 
 
 class GateOutcome:
@@ -278,62 +285,92 @@ def override_gate(ws: Workspace, *, actor: Caller, job_id: str, justification: s
     """A security reviewer passes a blocked job, where the policy lets those rules be overridden."""
     if not justification.strip():
         raise BadInputError("--justification must say why the block is overridden")
+    output = hash_recorded_output(ws, job_id)
+    with ws.store.write() as session:
+        state, policy, who = acting(ws, session, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        return override_blocked(
+            ws, session, state, policy, row, actor=who, justification=justification, output=output
+        )
+
+
+def hash_recorded_output(ws: Workspace, job_id: str) -> tuple[Manifest | None, str | None]:
+    """The manifest of a job's recorded output as it is now (or why it cannot be read).
+
+    Hashed outside any transaction (it reads every byte); the state is re-checked after.
+    """
     with ws.store.read() as session:
         state = chain_state(ws, session)
         checked_job(session, state, job_id)
-        current, problem = _hash_output(state.job(job_id))
-    with ws.store.write() as session:
-        state, policy, who = acting(ws, session, actor)
-        require_role(state, policy, name_of(actor), "security_reviewer", to="override gate decisions")
-        row = checked_job(session, state, job_id, lock=True)
-        record = state.job(job_id)
-        if row.state != JobState.BLOCKED.value:
-            raise ConflictError(f"job {job_id} is {row.state}, not blocked")
-        found = chain_evidence(session, record, "gate")
-        if found is None:
-            raise ConflictError(f"job {job_id} has no recorded gate decision to override")
-        decision = Decision.model_validate(found[1])
-        failed = [r for r in decision.rules if not r.passed]
-        allowed = set(policy.gate.overridable)
-        refused = [r for r in failed if r.control not in allowed]
-        output = _output_rule(record, current, problem)
-        if not output.passed:
-            refused.append(output)
-        if refused:
-            raise PermissionDeniedError(
-                f"the policy does not let a security reviewer override: "
-                f"{'; '.join(r.reason for r in refused)}"
-            )
-        for r in failed:
-            r.overridden = True
-            r.passed = True
-        decision.decision = "pass"
-        decision.override = {
-            "by": name_of(actor),
+        return _hash_output(state.job(job_id))
+
+
+def override_blocked(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    policy: Policy,
+    row: JobRow,
+    *,
+    actor: Actor,
+    justification: str,
+    output: tuple[Manifest | None, str | None],
+) -> GateOutcome:
+    """Pass a blocked job over the rules a security reviewer may override; record, attest.
+
+    Runs in the caller's write transaction; ``output`` is the output's hash, taken before it.
+    """
+    job_id = row.id
+    require_role(state, policy, actor.name, "security_reviewer", to="override gate decisions")
+    record = state.job(job_id)
+    if row.state != JobState.BLOCKED.value:
+        raise ConflictError(f"job {job_id} is {row.state}, not blocked")
+    found = chain_evidence(session, record, "gate")
+    if found is None:
+        raise ConflictError(f"job {job_id} has no recorded gate decision to override")
+    decision = Decision.model_validate(found[1])
+    failed = [r for r in decision.rules if not r.passed]
+    allowed = set(policy.gate.overridable)
+    refused = [r for r in failed if r.control not in allowed]
+    current, problem = output
+    output_rule = _output_rule(record, current, problem)
+    if not output_rule.passed:
+        refused.append(output_rule)
+    if refused:
+        raise PermissionDeniedError(
+            f"the policy does not let a security reviewer override: "
+            f"{'; '.join(r.reason for r in refused)}"
+        )
+    for r in failed:
+        r.overridden = True
+        r.passed = True
+    decision.decision = "pass"
+    decision.override = {
+        "by": actor.name,
+        "justification": justification.strip(),
+        "rules": [r.rule for r in failed],
+        "at": now_iso(),
+    }
+    _, approvals = _approval_rule(ws, session, state, policy, record)
+    digest = store_evidence(
+        ws, session, job_id=job_id, kind="gate",
+        body=decision.model_dump(mode="json"), actor=actor,
+    )  # fmt: skip
+    transition(
+        ws,
+        session,
+        row,
+        JobState.PASSED,
+        actor=actor,
+        action="gate.override",
+        payload={
+            "decision": digest,
             "justification": justification.strip(),
             "rules": [r.rule for r in failed],
-            "at": now_iso(),
-        }
-        _, approvals = _approval_rule(ws, session, state, policy, record)
-        digest = store_evidence(
-            ws, session, job_id=job_id, kind="gate",
-            body=decision.model_dump(mode="json"), actor=who,
-        )  # fmt: skip
-        transition(
-            ws,
-            session,
-            row,
-            JobState.PASSED,
-            actor=who,
-            action="gate.override",
-            payload={
-                "decision": digest,
-                "justification": justification.strip(),
-                "rules": [r.rule for r in failed],
-            },
-        )
-        assert current is not None
-        path = _attest(ws, session, row, decision, approvals, current, who)
+        },
+    )
+    assert current is not None
+    path = _attest(ws, session, row, decision, approvals, current, actor)
     return GateOutcome(decision, path)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ftguard._files import read_text_file
 from ftguard.attest import Envelope, PublicKey
 from ftguard.control._approvals import approval_statement as _approval_statement
@@ -27,13 +29,21 @@ from ftguard.control._baselines import (
     register_baseline,
     revoke_baseline,
 )
+from ftguard.control._chain import Actor, ChainState
 from ftguard.control._delegation import authenticate_token, parse_lifetime, sync_oidc_user
 from ftguard.control._delegation import create_token as _create_token
 from ftguard.control._delegation import list_tokens as _list_tokens
 from ftguard.control._delegation import register_server as _register_server
 from ftguard.control._delegation import revoke_token as _revoke_token
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
-from ftguard.control._gate import GateOutcome, decide_gate, deploy_job, override_gate
+from ftguard.control._gate import (
+    GateOutcome,
+    decide_gate,
+    deploy_job,
+    hash_recorded_output,
+    override_blocked,
+    override_gate,
+)
 from ftguard.control._identities import (
     Caller,
     ServerCaller,
@@ -66,7 +76,7 @@ from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.errors import BadInputError, ConflictError, VerificationError
-from ftguard.policy import parse_policy, policy_digest
+from ftguard.policy import Policy, parse_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
@@ -279,33 +289,43 @@ def override_review(ws: Workspace, *, actor: Caller, job_id: str, justification:
     if not justification.strip():
         raise BadInputError("--justification must say why the review is overridden")
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        who = authenticate(state, actor)
-        require_role(
-            state, policy_in_force(ws, state), name_of(actor), "security_reviewer", to="override reviews"
-        )
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
-        if row.state == JobState.REJECTED.value and row.rejected_by != "review":
-            raise ConflictError(
-                f"job {job_id} was rejected by an approver; only a review's block can be overridden"
-            )
-        if row.state not in (
-            JobState.SUBMITTED.value,
-            JobState.IN_REVIEW.value,
-            JobState.REJECTED.value,
-        ):
-            raise ConflictError(f"job {job_id} is {row.state}: there is no review to override")
-        row.rejected_by = None
-        transition(
-            ws,
-            session,
-            row,
-            JobState.AWAITING_APPROVAL,
-            actor=who,
-            action="review.override",
-            payload={"justification": justification.strip()},
-        )
+        _override_review(ws, session, state, policy, row, actor=who, justification=justification)
         return job_view(session, row)
+
+
+def _override_review(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    policy: Policy,
+    row: JobRow,
+    *,
+    actor: Actor,
+    justification: str,
+) -> None:
+    require_role(state, policy, actor.name, "security_reviewer", to="override reviews")
+    if row.state == JobState.REJECTED.value and row.rejected_by != "review":
+        raise ConflictError(
+            f"job {row.id} was rejected by an approver; only a review's block can be overridden"
+        )
+    if row.state not in (
+        JobState.SUBMITTED.value,
+        JobState.IN_REVIEW.value,
+        JobState.REJECTED.value,
+    ):
+        raise ConflictError(f"job {row.id} is {row.state}: there is no review to override")
+    row.rejected_by = None
+    transition(
+        ws,
+        session,
+        row,
+        JobState.AWAITING_APPROVAL,
+        actor=actor,
+        action="review.override",
+        payload={"justification": justification.strip()},
+    )
 
 
 def trusted_audit_key(ws: Workspace, trusted_key: PublicKey | None = None) -> PublicKey:
@@ -348,11 +368,29 @@ def iter_audit(
 
 
 def override(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> JobView:
-    """A security reviewer's override: of the gate's block, or of the dataset review."""
-    if get_job(ws, job_id).state == JobState.BLOCKED.value:
-        override_gate(ws, actor=actor, job_id=job_id, justification=justification)
-        return get_job(ws, job_id)
-    return override_review(ws, actor=actor, job_id=job_id, justification=justification)
+    """A security reviewer's override: of the gate's block, or of the dataset review.
+
+    Which one is decided, and done, in one write transaction on the job as it is then; a
+    blocked job's output is hashed before (that reads every byte), and re-checked under it.
+    """
+    if not justification.strip():
+        raise BadInputError("--justification must say why the block is overridden")
+    output = hash_recorded_output(ws, job_id) if get_job(ws, job_id).state == "blocked" else None
+    with ws.store.write() as session:
+        state, policy, who = acting(ws, session, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        if row.state == JobState.BLOCKED.value:
+            if output is None:  # it became blocked since: hash what is there now
+                raise ConflictError(f"job {job_id} was blocked meanwhile: run the override again")
+            override_blocked(
+                ws, session, state, policy, row,
+                actor=who, justification=justification, output=output,
+            )  # fmt: skip
+        else:
+            _override_review(
+                ws, session, state, policy, row, actor=who, justification=justification
+            )
+        return job_view(session, row)
 
 
 def register_server(ws: Workspace, *, actor: Caller) -> str:
