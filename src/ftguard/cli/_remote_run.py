@@ -5,48 +5,73 @@ approval in it offline against the server key pinned at ``ftguard login``, stage
 from its own mount of the storage (``--storage-root NAME=FOLDER``, as the server names them)
 read-only and checked against the approved digests, runs the approved command, and reports
 the end with the run token. The server then hashes the output on its storage itself.
+
+A root given as ``NAME=s3://bucket/prefix`` is read from object storage instead: each input is
+downloaded into the run's folder, then staged and checked like one from a mount; an output
+there is written locally and uploaded after the command succeeds.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from ftguard._objects import ObjectRoot, fetch, upload
 from ftguard.attest import Envelope, PublicKey
 from ftguard.cli._remote import RemoteClient, pinned_server_key
 from ftguard.control._remote_runs import verify_run_ticket
 from ftguard.control._runs import fill_command
 from ftguard.control._staging import INPUT_KINDS, stage_into
-from ftguard.errors import BadInputError, PermissionDeniedError
+from ftguard.errors import BadInputError, FtguardError, PermissionDeniedError
 
 __all__ = ["local_path", "run_remote"]
 
 
-def local_path(roots: dict[str, Path], reference: str) -> Path:
-    """The path on this machine of a storage reference ``ROOT/relative/path``.
+Roots = Mapping[str, Path | ObjectRoot]
 
-    Raises:
-        BadInputError: The root is not mounted here (no ``--storage-root`` for it).
-        PermissionDeniedError: The reference leaves its root.
 
-    """
+def _split(roots: Roots, reference: str) -> tuple[Path | ObjectRoot, tuple[str, ...]]:
     parts = PurePosixPath(reference).parts
-    if len(parts) < 2 or reference.startswith("/") or ".." in parts:
+    if len(parts) < 2 or reference.startswith("/") or ".." in parts or "\\" in reference:
         raise PermissionDeniedError(f"the ticket names a path outside the storage: {reference}")
     root = roots.get(parts[0])
     if root is None:
         raise BadInputError(
             f"storage root {parts[0]!r} is not mounted here: give --storage-root {parts[0]}=FOLDER"
         )
-    return root.joinpath(*parts[1:])
+    return root, tuple(parts[1:])
+
+
+def local_path(roots: Roots, reference: str, *, downloads: Path | None = None) -> Path:
+    """The path on this machine of a storage reference ``ROOT/relative/path``.
+
+    In an object-storage root it is downloaded now into a new folder under ``downloads``.
+
+    Raises:
+        BadInputError: The root is not mounted here (no ``--storage-root`` for it), or an
+            object-storage input cannot be downloaded.
+        PermissionDeniedError: The reference leaves its root.
+
+    """
+    root, relative = _split(roots, reference)
+    if isinstance(root, ObjectRoot):
+        if downloads is None:
+            raise BadInputError(f"{reference} is in object storage: it has no local path here")
+        folder = downloads / secrets.token_hex(8)
+        folder.mkdir(parents=True, mode=0o700)
+        return fetch(root, relative, folder, label=f"the approved {reference}")
+    return root.joinpath(*relative)
 
 
 def run_remote(
     client: RemoteClient,
     job_id: str,
     *,
-    roots: dict[str, Path],
+    roots: Roots,
     work_dir: Path,
     server_key: PublicKey | None = None,
 ) -> int:
@@ -65,16 +90,24 @@ def run_remote(
         ticket_path.write_text(ticket.model_dump_json(), encoding="utf-8")
         key_path = run_dir / "server.pub"
         key_path.write_text(key.b64, encoding="ascii")
-        staged = {
-            kind: stage_into(
-                work_dir / "staged",
-                kind,
-                local_path(roots, check.inputs[kind]["reference"]),
-                check.inputs[kind]["digest"],
-            )
-            for kind in INPUT_KINDS
-        }
-        output = local_path(roots, check.output)
+        downloads = run_dir / "downloads"
+        try:
+            staged = {
+                kind: stage_into(
+                    work_dir / "staged",
+                    kind,
+                    local_path(roots, check.inputs[kind]["reference"], downloads=downloads),
+                    check.inputs[kind]["digest"],
+                )
+                for kind in INPUT_KINDS
+            }
+        finally:
+            shutil.rmtree(downloads, ignore_errors=True)
+        output_root, output_relative = _split(roots, check.output)
+        if isinstance(output_root, ObjectRoot):
+            output = run_dir / "output" / output_relative[-1]  # uploaded after the run
+        else:
+            output = output_root.joinpath(*output_relative)
         output.parent.mkdir(parents=True, exist_ok=True)
         argv = fill_command(check.command, {**staged, "output": output})
         env = {
@@ -91,6 +124,12 @@ def run_remote(
             code = subprocess.run(argv, env=env, check=False).returncode  # noqa: S603 - approved
         except OSError:
             code = 127
+        if code == 0 and isinstance(output_root, ObjectRoot) and output.exists():
+            try:
+                upload(output_root, output_relative, output)
+            except FtguardError as exc:
+                code = exc.exit_code  # a partial upload must not pass for the output
+                raise
     finally:
         client.call("POST", f"/jobs/{job_id}/runs/{run}/end", {"token": token, "exit_code": code})
     return code

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ftguard._objects import ObjectRoot, is_object_uri, parse_root
 from ftguard.attest import load_public_key_file
 from ftguard.cli._app import app
 from ftguard.cli._common import (
@@ -34,14 +35,20 @@ app.add_typer(server_app, name="server")
 app.add_typer(token_app, name="token")
 
 
-def storage_roots(values: list[str]) -> dict[str, Path]:
-    """``NAME=FOLDER`` options as a mapping of storage roots."""
-    roots: dict[str, Path] = {}
+def storage_roots(values: list[str]) -> dict[str, Path | ObjectRoot]:
+    """``NAME=FOLDER`` or ``NAME=s3://bucket/prefix`` options as a mapping of storage roots."""
+    roots: dict[str, Path | ObjectRoot] = {}
     for value in values:
         name, sep, folder = value.partition("=")
         if not sep or not name or not folder:
-            raise BadInputError(f"--storage-root takes NAME=FOLDER, not {value!r}")
-        roots[name] = Path(folder).expanduser().resolve()
+            raise BadInputError(f"--storage-root takes NAME=FOLDER or NAME=URI, not {value!r}")
+        if is_object_uri(folder):
+            try:
+                roots[name] = parse_root(folder)
+            except BadInputError as exc:
+                raise BadInputError(f"--storage-root {name}: {exc}") from None
+        else:
+            roots[name] = Path(folder).expanduser().resolve()
     return roots
 
 
@@ -55,7 +62,10 @@ def server(
     ] = None,
     storage_root: Annotated[
         list[str] | None,
-        typer.Option("--storage-root", help="NAME=FOLDER job inputs may be read from (repeat)."),
+        typer.Option(
+            "--storage-root",
+            help="NAME=FOLDER or NAME=s3://bucket/prefix job inputs may be read from (repeat).",
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings file (YAML; see docs/server.md).")

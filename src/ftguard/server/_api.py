@@ -508,6 +508,10 @@ def start_run(ctx: Ctx, caller: Caller, job_id: JobId, body: RunBody) -> RunStar
         kind: reference_of(roots, getattr(job, kind)["path"])
         for kind in ("dataset", "base_model", "config")
     }
+    for kind, reference in references.items():
+        # read again from the storage as it is now (an object root is downloaded afresh):
+        # the ticket's approved digests are checked against these bytes
+        resolve_input(roots, reference, what=kind)
     output = body.output or (
         f"{references['dataset'].split('/')[0]}/ftguard-runs/{job_id}/{job.run_count + 1}"
     )

@@ -1,20 +1,32 @@
-"""Job inputs are read only under the server's named storage roots."""
+"""Job inputs are read only under the server's named storage roots.
+
+A root is a local folder or an object-storage prefix (:class:`ObjectRoot`). An input in an
+object root is downloaded afresh into the server's private cache each time it is resolved,
+and the rest of the server (hashing, review, run tickets) works on that local copy;
+:func:`reference_of` maps the copy back to its ``ROOT/relative/path``.
+"""
 
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from ftguard._objects import ObjectRoot, materialise, occupied
 from ftguard.errors import BadInputError, PermissionDeniedError
 
-__all__ = ["resolve_input"]
+__all__ = ["reference_of", "resolve_input", "resolve_output"]
+
+Roots = Mapping[str, Path | ObjectRoot]
 
 
-def resolve_input(roots: dict[str, Path], reference: str, *, what: str) -> Path:
+def resolve_input(roots: Roots, reference: str, *, what: str) -> Path:
     """The local path of ``ROOT/relative/path`` under the storage root ``ROOT``.
 
     Refused: an unknown root, an absolute path or ``..``, a path that resolves (through a
-    symlink) outside its root, a missing path, a special file.
+    symlink) outside its root, a missing path, a special file. In an object root, the
+    object (or every object under the folder prefix) is downloaded into the server's cache
+    now, and the cached copy's path is returned: whoever hashes it hashes these bytes.
 
     Raises:
         BadInputError: Malformed or missing.
@@ -38,6 +50,8 @@ def resolve_input(roots: dict[str, Path], reference: str, *, what: str) -> Path:
             f"{what}: {parts[0]!r} is not a storage root of this server "
             f"(roots: {', '.join(sorted(roots))})"
         )
+    if isinstance(root, ObjectRoot):
+        return materialise(root, tuple(parts[1:]), label=f"{what}: {text}")
     base = root.resolve()
     candidate = base.joinpath(*parts[1:])
     try:
@@ -52,24 +66,31 @@ def resolve_input(roots: dict[str, Path], reference: str, *, what: str) -> Path:
     return resolved
 
 
-def reference_of(roots: dict[str, Path], path: str | Path) -> str:
+def reference_of(roots: Roots, path: str | Path) -> str:
     """``ROOT/relative/path`` of a local path inside one of the storage roots.
+
+    A path in an object root's cache maps to that root (checked first: the cache may lie
+    inside a folder root).
 
     Raises:
         PermissionDeniedError: The path is under no storage root.
 
     """
     resolved = Path(path).resolve()
-    for name, root in sorted(roots.items()):
-        base = root.resolve()
+    ordered = sorted(roots.items(), key=lambda item: (not isinstance(item[1], ObjectRoot), item[0]))
+    for name, root in ordered:
+        base = (root.cache_folder() if isinstance(root, ObjectRoot) else root).resolve()
         if resolved == base or base in resolved.parents:
             relative = resolved.relative_to(base).as_posix()
             return f"{name}/{relative}" if relative != "." else name
     raise PermissionDeniedError(f"{path} is under none of this server's storage roots")
 
 
-def resolve_output(roots: dict[str, Path], reference: str) -> Path:
+def resolve_output(roots: Roots, reference: str) -> Path:
     """The local path a run's output goes to: inside a storage root, not there yet.
+
+    In an object root nothing may exist at the key or under it as a folder prefix; the path
+    returned is where the server's cache will hold the output once the run uploaded it.
 
     Raises:
         BadInputError: Malformed, or something is already there.
@@ -84,6 +105,10 @@ def resolve_output(roots: dict[str, Path], reference: str) -> Path:
     root = roots.get(parts[0])
     if root is None:
         raise PermissionDeniedError(f"output: {parts[0]!r} is not a storage root of this server")
+    if isinstance(root, ObjectRoot):
+        if occupied(root, tuple(parts[1:])):
+            raise BadInputError(f"output: {reference} already exists")
+        return root.cache_folder().joinpath(*parts[1:])
     base = root.resolve()
     target = base.joinpath(*parts[1:])
     # The nearest existing ancestor must resolve inside the root (no symlink out of it).
