@@ -397,7 +397,7 @@ def test_an_object_changed_after_approval_is_refused_on_the_training_machine(
     s3.put_tree(data, f"{PREFIX}/job/train.jsonl")  # the server's copy is right again
     for local in (model, cfg):
         s3.put_tree(local, f"mirror/job/{local.name}")
-    s3.put(f"mirror/job/train.jsonl", b'{"messages": []}\n')
+    s3.put("mirror/job/train.jsonl", b'{"messages": []}\n')
     code, out = cli(url, tokens["alice"], *run, f"lake=s3://{BUCKET}/mirror")
     assert code == 6 and "changed after approval" in out, out
     assert service.get_job(cp.ws, job_id).state == "failed"
