@@ -33,7 +33,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--storage-root",
-            help="Against a server: NAME=FOLDER where this machine mounts the server's storage root NAME (repeat).",
+            help="Against a server: NAME=FOLDER where this machine mounts the server's storage root NAME, or NAME=s3://bucket/prefix (repeat).",
         ),
     ] = None,
     work_dir: Annotated[
