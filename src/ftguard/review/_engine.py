@@ -7,9 +7,9 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -161,109 +161,28 @@ def review_dataset(
     if not path.is_file():
         raise BadInputError(f"{path}: no such dataset file")
     fmt = format or detect_format(path)
-    names = list(dict.fromkeys(scanners or DEFAULT_SCANNERS))
-    objs = [create_scanner(n) for n in names]
-    skipped: dict[str, str] = {}
-    if not embeddings:
-        for o in objs:
-            if o.uses_embeddings:
-                skipped[o.name] = "embedding scanners were turned off (--no-embeddings)"
-        objs = [o for o in objs if not o.uses_embeddings]
+    objs, skipped = _chosen_scanners(scanners, embeddings=embeddings)
     run = RunContext(
         purpose=purpose, embeddings=embeddings, provenance=_read_provenance(provenance)
     )
-    worker_names = tuple(o.name for o in objs if isinstance(o, ExampleScanner | DatasetScanner))
-    batch_scanners = [o for o in objs if isinstance(o, BatchScanner)]
+    tally = _Tally()
     dataset_scanners = [o for o in objs if isinstance(o, DatasetScanner)]
-    nworkers = workers if workers is not None else (os.cpu_count() or 1)
-    findings: list[Finding] = []
-    counts: dict[str, dict[str, int]] = {}
-    flagged: set[int] = set()
-    n = 0
-    stream = load_examples(path, fmt, column_map, issues=True)
-    with ProgressBar("reviewing examples", None, enabled=progress) as bar:
-        pool: ProcessPoolExecutor | None = None
-        try:
-            first: list[Example | LoadIssue] = list(islice(stream, CHUNK))
-            chunks = _chunks(stream, CHUNK)
-            if nworkers > 1 and len(first) == CHUNK and _can_spawn():
-                import multiprocessing
-
-                pool = ProcessPoolExecutor(
-                    nworkers, mp_context=multiprocessing.get_context("spawn")
-                )
-            pending: list[tuple[list[Example | LoadIssue], Future[Any] | tuple[Any, Any]]] = []
-
-            def submit(chunk: list[Example | LoadIssue]) -> None:
-                exs = [e for e in chunk if isinstance(e, Example)]
-                if pool is not None:
-                    pending.append((chunk, pool.submit(scan_chunk, worker_names, exs)))
-                else:
-                    pending.append((chunk, scan_chunk(worker_names, exs)))
-
-            def drain(limit: int) -> None:
-                nonlocal n
-                while len(pending) > limit:
-                    chunk, fut = pending.pop(0)
-                    chunk_findings, feats = fut.result() if isinstance(fut, Future) else fut
-                    exs = [e for e in chunk if isinstance(e, Example)]
-                    for issue in (e for e in chunk if isinstance(e, LoadIssue)):
-                        chunk_findings.append(
-                            Finding(
-                                example=issue.index,
-                                scanner="format",
-                                severity="medium",
-                                reason=f"unreadable record: {issue.reason}",
-                                line=issue.line,
-                            )
-                        )
-                    ctx = BatchContext(run, exs)
-                    for bsc in batch_scanners:
-                        chunk_findings.extend(bsc.scan_batch(exs, ctx))
-                    chunk_findings.sort(key=lambda f: f.example)
-                    for dsc in dataset_scanners:
-                        dsc.observe(
-                            exs, feats.get(dsc.name, [None] * len(exs)), chunk_findings, ctx
-                        )
-                    for f in chunk_findings:
-                        per = counts.setdefault(f.scanner, {})
-                        per[f.severity] = per.get(f.severity, 0) + 1
-                        if severity_rank(f.severity) >= 2:
-                            flagged.add(f.example)
-                    if len(findings) < MAX_FINDINGS:
-                        findings.extend(chunk_findings[: MAX_FINDINGS - len(findings)])
-                    n += len(chunk)
-                    bar.advance(len(chunk))
-
-            if first:
-                submit(first)
-            for chunk in chunks:
-                submit(chunk)
-                drain(2 * max(nworkers, 1))
-            drain(0)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+    n = _scan_examples(
+        lambda: load_examples(path, fmt, column_map, issues=True),
+        objs,
+        run,
+        tally,
+        workers=workers if workers is not None else (os.cpu_count() or 1),
+        progress=progress,
+    )
     run.examples = n
-    dataset_findings: list[DatasetFinding] = []
-    triggers: list[Trigger] = []
-    for dsc in dataset_scanners:
-        while getattr(dsc, "wants_pass", lambda: False)():
-            dsc.replay(e for e in load_examples(path, fmt, column_map) if isinstance(e, Example))  # type: ignore[attr-defined]
-        result = dsc.finish(run)
-        dataset_findings.extend(result.findings)
-        triggers.extend(result.triggers)
-        for ef in result.example_findings:
-            per = counts.setdefault(ef.scanner, {})
-            per[ef.severity] = per.get(ef.severity, 0) + 1
-            if severity_rank(ef.severity) >= 2:
-                flagged.add(ef.example)
-        findings.extend(result.example_findings)
-    findings.sort(key=lambda f: (f.example, -severity_rank(f.severity)))
-    triggers.sort(key=lambda t: -t.score)
-    for df in dataset_findings:
-        per = counts.setdefault(df.scanner, {})
-        per[df.severity] = per.get(df.severity, 0) + 1
+    dataset_findings, triggers = _finish_dataset_scanners(
+        dataset_scanners,
+        lambda: (e for e in load_examples(path, fmt, column_map) if isinstance(e, Example)),
+        run,
+        tally,
+    )
+    findings = sorted(tally.findings, key=lambda f: (f.example, -severity_rank(f.severity)))
     ran = {o.name for o in objs}
     verdict, reasons = judge(policy, n, findings, dataset_findings, triggers, run.provenance, ran)
     from ftguard.digests import manifest_of
@@ -275,8 +194,8 @@ def review_dataset(
         findings=findings,
         dataset_findings=dataset_findings,
         triggers=triggers,
-        counts=counts,
-        flagged_examples=len(flagged),
+        counts=tally.counts,
+        flagged_examples=len(tally.flagged),
         dataset_digest=manifest_of(path).root,
         dataset_path=str(path),
         format=fmt,
@@ -287,6 +206,149 @@ def review_dataset(
         policy=policy.model_dump(mode="json"),
         elapsed_s=round(time.perf_counter() - started, 3),
     )
+
+
+def _chosen_scanners(
+    names: list[str] | None, *, embeddings: bool
+) -> tuple[list[Any], dict[str, str]]:
+    """The scanners to run (default: every built-in one) and those skipped, with why."""
+    objs = [create_scanner(n) for n in dict.fromkeys(names or DEFAULT_SCANNERS)]
+    skipped: dict[str, str] = {}
+    if not embeddings:
+        for o in objs:
+            if o.uses_embeddings:
+                skipped[o.name] = "embedding scanners were turned off (--no-embeddings)"
+        objs = [o for o in objs if not o.uses_embeddings]
+    return objs, skipped
+
+
+class _Tally:
+    """Findings kept (up to MAX_FINDINGS), counts per scanner and severity, flagged examples."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.counts: dict[str, dict[str, int]] = {}
+        self.flagged: set[int] = set()
+
+    def count(self, scanner: str, severity: str, example: int | None = None) -> None:
+        per = self.counts.setdefault(scanner, {})
+        per[severity] = per.get(severity, 0) + 1
+        if example is not None and severity_rank(severity) >= 2:
+            self.flagged.add(example)
+
+    def add(self, found: list[Finding], *, keep_all: bool = False) -> None:
+        for f in found:
+            self.count(f.scanner, f.severity, f.example)
+        if keep_all:
+            self.findings.extend(found)
+        elif len(self.findings) < MAX_FINDINGS:
+            self.findings.extend(found[: MAX_FINDINGS - len(self.findings)])
+
+
+def _scan_examples(
+    stream_of: Callable[[], Iterator[Example | LoadIssue]],
+    objs: list[Any],
+    run: RunContext,
+    tally: _Tally,
+    *,
+    workers: int,
+    progress: bool,
+) -> int:
+    """One pass over the dataset in chunks; returns the records read (unreadable ones too).
+
+    Per chunk: the per-example scanners (in worker processes when there are enough examples),
+    then the batch scanners, then each dataset scanner observes.
+    """
+    worker_names = tuple(o.name for o in objs if isinstance(o, ExampleScanner | DatasetScanner))
+    batch_scanners = [o for o in objs if isinstance(o, BatchScanner)]
+    dataset_scanners = [o for o in objs if isinstance(o, DatasetScanner)]
+    stream = stream_of()
+    n = 0
+    with ProgressBar("reviewing examples", None, enabled=progress) as bar:
+        pool: ProcessPoolExecutor | None = None
+        try:
+            first: list[Example | LoadIssue] = list(islice(stream, CHUNK))
+            if workers > 1 and len(first) == CHUNK and _can_spawn():
+                import multiprocessing
+
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pending: list[tuple[list[Example | LoadIssue], Future[Any] | tuple[Any, Any]]] = []
+
+            def drain(limit: int) -> None:
+                nonlocal n
+                while len(pending) > limit:
+                    chunk, fut = pending.pop(0)
+                    found, feats = fut.result() if isinstance(fut, Future) else fut
+                    _after_chunk(chunk, found, feats, batch_scanners, dataset_scanners, run, tally)
+                    n += len(chunk)
+                    bar.advance(len(chunk))
+
+            for chunk in chain([first] if first else [], _chunks(stream, CHUNK)):
+                exs = [e for e in chunk if isinstance(e, Example)]
+                work = (
+                    pool.submit(scan_chunk, worker_names, exs)
+                    if pool is not None
+                    else scan_chunk(worker_names, exs)
+                )
+                pending.append((chunk, work))
+                drain(2 * max(workers, 1))
+            drain(0)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    return n
+
+
+def _after_chunk(
+    chunk: list[Example | LoadIssue],
+    found: list[Finding],
+    feats: dict[str, list[Any]],
+    batch_scanners: list[Any],
+    dataset_scanners: list[Any],
+    run: RunContext,
+    tally: _Tally,
+) -> None:
+    """Add a chunk's unreadable records, batch findings and dataset-scanner observations."""
+    exs = [e for e in chunk if isinstance(e, Example)]
+    for issue in (e for e in chunk if isinstance(e, LoadIssue)):
+        found.append(
+            Finding(
+                example=issue.index,
+                scanner="format",
+                severity="medium",
+                reason=f"unreadable record: {issue.reason}",
+                line=issue.line,
+            )
+        )
+    ctx = BatchContext(run, exs)
+    for bsc in batch_scanners:
+        found.extend(bsc.scan_batch(exs, ctx))
+    found.sort(key=lambda f: f.example)
+    for dsc in dataset_scanners:
+        dsc.observe(exs, feats.get(dsc.name, [None] * len(exs)), found, ctx)
+    tally.add(found)
+
+
+def _finish_dataset_scanners(
+    dataset_scanners: list[Any],
+    examples_again: Callable[[], Iterator[Example]],
+    run: RunContext,
+    tally: _Tally,
+) -> tuple[list[DatasetFinding], list[Trigger]]:
+    """Let each dataset scanner take its extra passes and conclude; count what it found."""
+    dataset_findings: list[DatasetFinding] = []
+    triggers: list[Trigger] = []
+    for dsc in dataset_scanners:
+        while getattr(dsc, "wants_pass", lambda: False)():
+            dsc.replay(examples_again())
+        result = dsc.finish(run)
+        dataset_findings.extend(result.findings)
+        triggers.extend(result.triggers)
+        tally.add(result.example_findings, keep_all=True)
+    triggers.sort(key=lambda t: -t.score)
+    for df in dataset_findings:
+        tally.count(df.scanner, df.severity)
+    return dataset_findings, triggers
 
 
 def _can_spawn() -> bool:
