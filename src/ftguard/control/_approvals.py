@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ftguard.attest import Envelope, PublicKey, sign_statement, statement, verify_envelope
+from ftguard.attest import Envelope, sign_statement, statement, verify_envelope
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ApprovalRecord, ChainState
 from ftguard.control._identities import require_role
@@ -331,61 +331,29 @@ def verify_job_approvals(
         if run is not None
         else _chain_matches(session, state, job_id, lambda a: a.status == "active")
     )
-    trusted: dict[str, PublicKey] = {}
-    owners: dict[str, str] = {}
-    for keyid, record in state.active_keys().items():
-        trusted[keyid] = record.public
-        owners[keyid] = record.user
+    active = state.active_keys()
+    trusted = {keyid: record.public for keyid, record in active.items()}
     check = ApprovalCheck(job_id=job_id)
-    expected_subjects = {(s["name"], s["digest"]["sha256"]) for s in _subjects(row)}
-    now = datetime.now(UTC)
     seen: set[str] = set()
     for a in rows:
-        who = a.approver
         try:
             stmt, key = verify_envelope(
                 Envelope.parse(a.envelope), trusted, predicate_type=APPROVAL_PREDICATE
             )
         except VerificationError as exc:
-            revoked = [r for r in state.keys.values() if r.user == who and r.status == "revoked"]
+            revoked = [
+                r for r in state.keys.values() if r.user == a.approver and r.status == "revoked"
+            ]
             hint = " (a key of theirs was revoked)" if revoked else ""
-            check.problems.append(f"{who}'s approval: {exc}{hint}")
+            check.problems.append(f"{a.approver}'s approval: {exc}{hint}")
             continue
         pred = stmt.get("predicate") or {}
-        signer = owners[key.keyid]
-        subjects = {(s.get("name"), (s.get("digest") or {}).get("sha256")) for s in stmt["subject"]}
-        reason = None
-        if pred.get("job_id") != job_id:
-            reason = f"it was signed for job {pred.get('job_id')}, not {job_id}"
-        elif signer != pred.get("approver") or signer != who:
-            reason = f"it is signed by {signer}'s key but claims approver {pred.get('approver')}"
-        elif subjects != expected_subjects:
-            reason = "its subjects are not this job's dataset, base model and config digests"
-        elif pred.get("review_digest") != row.review_digest:
-            reason = "it approves a different dataset review than the job's"
-        elif pred.get("policy_digest") != state.policy_digest:
-            reason = (
-                "it was given under another policy than the one in force now "
-                "(the policy changed since: the job must be approved again)"
-            )
-        elif signer in (row.requester, pred.get("requester")):
-            reason = f"{signer} requested the job (separation of duties)"
-        elif signer in (row.preparer, pred.get("preparer")):
-            reason = f"{signer} prepared the dataset (separation of duties)"
-        elif "approver" not in state.roles_of(signer, policy.roles):
-            reason = f"{signer} does not hold the approver role"
-        elif signer in seen:
-            reason = f"{signer} already counted once"
-        else:
-            try:
-                expires = datetime.fromisoformat(str(pred.get("expires_at")))
-            except ValueError:
-                reason = "its expiry is unreadable"
-            else:
-                if expires <= now:
-                    reason = f"it expired at {pred.get('expires_at')}"
+        signer = active[key.keyid].user
+        reason = _why_it_does_not_count(
+            stmt, signer, row, state, policy, claimed_by=a.approver, seen=seen
+        )
         if reason:
-            check.problems.append(f"{who}'s approval does not count: {reason}")
+            check.problems.append(f"{a.approver}'s approval does not count: {reason}")
             continue
         seen.add(signer)
         check.approval_ids.append(a.id)
@@ -406,4 +374,51 @@ def verify_job_approvals(
             f"job {job_id} has {len(check.valid)} of {quorum} required valid approvals ({detail})"
         )
     return check
+
+
+def _why_it_does_not_count(
+    stmt: dict[str, Any],
+    signer: str,
+    row: JobRow,
+    state: ChainState,
+    policy: Policy,
+    *,
+    claimed_by: str,
+    seen: set[str],
+) -> str | None:
+    """Why a verified approval statement does not count for this job now (None: it counts).
+
+    Checked in order: the job, who signed, the subjects, the review, the policy in force,
+    separation of duties, the approver role, one vote per person, expiry.
+    """
+    pred = stmt.get("predicate") or {}
+    subjects = {(s.get("name"), (s.get("digest") or {}).get("sha256")) for s in stmt["subject"]}
+    if pred.get("job_id") != row.id:
+        return f"it was signed for job {pred.get('job_id')}, not {row.id}"
+    if signer != pred.get("approver") or signer != claimed_by:
+        return f"it is signed by {signer}'s key but claims approver {pred.get('approver')}"
+    if subjects != {(s["name"], s["digest"]["sha256"]) for s in _subjects(row)}:
+        return "its subjects are not this job's dataset, base model and config digests"
+    if pred.get("review_digest") != row.review_digest:
+        return "it approves a different dataset review than the job's"
+    if pred.get("policy_digest") != state.policy_digest:
+        return (
+            "it was given under another policy than the one in force now "
+            "(the policy changed since: the job must be approved again)"
+        )
+    if signer in (row.requester, pred.get("requester")):
+        return f"{signer} requested the job (separation of duties)"
+    if signer in (row.preparer, pred.get("preparer")):
+        return f"{signer} prepared the dataset (separation of duties)"
+    if "approver" not in state.roles_of(signer, policy.roles):
+        return f"{signer} does not hold the approver role"
+    if signer in seen:
+        return f"{signer} already counted once"
+    try:
+        expires = datetime.fromisoformat(str(pred.get("expires_at")))
+    except ValueError:
+        return "its expiry is unreadable"
+    if expires <= datetime.now(UTC):
+        return f"it expired at {pred.get('expires_at')}"
+    return None
 
