@@ -145,25 +145,12 @@ def eval_command(
         comparison = BehaviorComparison.model_validate(answer)
         return _emit(comparison, None, None, as_json=as_json, html=None, render=None)
     if job is not None:
-        from ftguard.cli._common import actor_or_default, workspace
-        from ftguard.control.service import evaluate_job  # the control plane, lazily
-
         if trig:
             raise BadInputError(
                 "--triggers does not apply with --job: the job's review supplies them"
             )
-        _require_ml()  # the job's models are local
-        comparison = evaluate_job(
-            workspace(),
-            actor=actor_or_default(actor),
-            job_id=job,
-            model=Path(model) if model else None,
-            adapter=adapter,
-            baseline=Path(baseline) if baseline else None,
-            baseline_adapter=baseline_adapter,
-            suites=suites,
-            limit=limit,
-            progress=show_progress,
+        comparison = _evaluate_job(
+            job, actor, model, adapter, baseline, baseline_adapter, suites, limit, show_progress
         )
         return _emit(
             comparison, None, None, as_json=as_json, html=html, render=render_behavior_html
@@ -174,34 +161,59 @@ def eval_command(
         from ftguard.models import cache_root
 
         cache_dir = cache_root() / "behavior"
-    after_backend = _backend(model, adapter, endpoint, max_new_tokens, batch_size)
-    after = run_suites(
-        after_backend,
-        suites,
-        triggers=trig or None,
-        limit_per_suite=limit,
-        cache_dir=cache_dir,
-        progress=show_progress,
-    )
+
+    def run_on(name: str, on_adapter: Path | None) -> Any:
+        return run_suites(
+            _backend(name, on_adapter, endpoint, max_new_tokens, batch_size),
+            suites,
+            triggers=trig or None,
+            limit_per_suite=limit,
+            cache_dir=cache_dir,
+            progress=show_progress,
+        )
+
+    if baseline is None and html is not None:  # before minutes of generation, not after
+        raise BadInputError("--html needs --baseline (the report is of a comparison)")
+    after = run_on(model, adapter)
     if baseline is None:
         if as_json:
             typer.echo(json.dumps(after.to_json_dict(), indent=2))
         else:
             _print_run(after)
-        if html is not None:
-            raise BadInputError("--html needs --baseline (the report is of a comparison)")
         return 0
-    before_backend = _backend(baseline, baseline_adapter, endpoint, max_new_tokens, batch_size)
-    before = run_suites(
-        before_backend,
-        suites,
-        triggers=trig or None,
-        limit_per_suite=limit,
-        cache_dir=cache_dir,
-        progress=show_progress,
-    )
+    before = run_on(baseline, baseline_adapter)
     comparison = compare(before, after, policy=load_policy_section(policy, "behavior"))
     return _emit(comparison, before, after, as_json=as_json, html=html, render=render_behavior_html)
+
+
+def _evaluate_job(
+    job: str,
+    actor: str | None,
+    model: str | None,
+    adapter: Path | None,
+    baseline: str | None,
+    baseline_adapter: Path | None,
+    suites: list[Any],
+    limit: int | None,
+    progress: bool,
+) -> Any:
+    """A job's behaviour comparison in the local workspace, stored as its evidence."""
+    from ftguard.cli._common import actor_or_default, workspace
+    from ftguard.control.service import evaluate_job  # the control plane, lazily
+
+    _require_ml()  # the job's models are local
+    return evaluate_job(
+        workspace(),
+        actor=actor_or_default(actor),
+        job_id=job,
+        model=Path(model) if model else None,
+        adapter=adapter,
+        baseline=Path(baseline) if baseline else None,
+        baseline_adapter=baseline_adapter,
+        suites=suites,
+        limit=limit,
+        progress=progress,
+    )
 
 
 def _print_run(run: Any) -> None:
