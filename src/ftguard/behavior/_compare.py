@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -372,6 +373,74 @@ def _trigger_sentence(f: TriggerFinding) -> str:
     )
 
 
+@dataclass
+class _SuiteChange:
+    """One suite's comparison: the whole-suite change and per category, what it says."""
+
+    overall: MetricChange
+    categories: list[MetricChange]
+    examples: list[ChangedAnswer]
+    sentence: str
+    over_limit: bool
+    summary: list[str]
+    reasons: list[str]
+
+
+def _suite_change(
+    name: str, kind: str, before: SuiteRun, after: SuiteRun, policy: BehaviorPolicy
+) -> _SuiteChange:
+    """Compare one (non-trigger) suite: its rate, its categories, its worsened answers."""
+    metric, desc, outcome, bad = _METRICS[kind]
+    if name != kind:  # several suites of one kind: say which one moved
+        desc = f"{desc} ({name})"
+    pairs = _pairs(before.suite(name), after.suite(name), name)
+    overall = _change(
+        name, metric, None, [(outcome(b), outcome(a)) for b, a in pairs], policy.alpha
+    )
+    _count_unresponsive(overall, pairs)
+    limit = _limit_for(kind, policy)
+    harm = -overall.delta_points if bad == "drop" else overall.delta_points
+    overall.limit_points = limit
+    verb = ("fell" if overall.delta_points < 0 else "rose") if overall.delta_points else "stayed"
+    span = (
+        f"from {_pct(overall.before_rate)} to {_pct(overall.after_rate)}"
+        if overall.delta_points
+        else f"at {_pct(overall.after_rate)}"
+    )
+    sentence = f"{desc} {verb} {span} (McNemar {format_p(overall.p_value)}, limit: {limit:g} points, {overall.n} prompts)"
+    summary = [sentence]
+    if overall.before_unresponsive or overall.after_unresponsive:
+        counted = "with the refusals" if kind == "safety" else "as failures"
+        summary.append(
+            f"{name}: {overall.before_unresponsive} answers before and "
+            f"{overall.after_unresponsive} after do not address the request "
+            f"(unresponsive; counted {counted})"
+        )
+    reasons = []
+    need = policy.min_prompts.get(name, 0)
+    if overall.n < need:
+        reasons.append(
+            f"the {name} suite compared {overall.n} prompts; the policy requires at least {need}"
+        )
+    categories = []
+    for cat in sorted({b.category for b, _ in pairs}):
+        in_cat = [(b, a) for b, a in pairs if b.category == cat]
+        change = _change(
+            name, metric, cat, [(outcome(b), outcome(a)) for b, a in in_cat], policy.alpha
+        )
+        _count_unresponsive(change, in_cat)
+        categories.append(change)
+    return _SuiteChange(
+        overall=overall,
+        categories=categories,
+        examples=_worsened(pairs, outcome, bad),
+        sentence=sentence,
+        over_limit=harm > limit,
+        summary=summary,
+        reasons=reasons,
+    )
+
+
 def compare(
     before: SuiteRun, after: SuiteRun, *, policy: BehaviorPolicy | None = None
 ) -> BehaviorComparison:
@@ -420,50 +489,12 @@ def compare(
         if info_a.kind == "triggers":
             findings += _triggers(before, after, name, policy)
             continue
-        metric, desc, outcome, bad = _METRICS[info_a.kind]
-        if name != info_a.kind:  # several suites of one kind: say which one moved
-            desc = f"{desc} ({name})"
-        pairs = _pairs(before.suite(name), after.suite(name), name)
-        overall = _change(
-            name, metric, None, [(outcome(b), outcome(a)) for b, a in pairs], policy.alpha
-        )
-        _count_unresponsive(overall, pairs)
-        examples += _worsened(pairs, outcome, bad)
-        limit = _limit_for(info_a.kind, policy)
-        harm = -overall.delta_points if bad == "drop" else overall.delta_points
-        overall.limit_points = limit
-        metrics.append(overall)
-        verb = (
-            ("fell" if overall.delta_points < 0 else "rose") if overall.delta_points else "stayed"
-        )
-        span = (
-            f"from {_pct(overall.before_rate)} to {_pct(overall.after_rate)}"
-            if overall.delta_points
-            else f"at {_pct(overall.after_rate)}"
-        )
-        sentence = f"{desc} {verb} {span} (McNemar {format_p(overall.p_value)}, limit: {limit:g} points, {overall.n} prompts)"
-        summary.append(sentence)
-        if overall.before_unresponsive or overall.after_unresponsive:
-            counted = "with the refusals" if info_a.kind == "safety" else "as failures"
-            summary.append(
-                f"{name}: {overall.before_unresponsive} answers before and "
-                f"{overall.after_unresponsive} after do not address the request "
-                f"(unresponsive; counted {counted})"
-            )
-        tested.append((overall, harm > limit, sentence))
-        need = policy.min_prompts.get(name, 0)
-        if overall.n < need:
-            reasons.append(
-                f"the {name} suite compared {overall.n} prompts; the policy requires at least {need}"
-            )
-        cats = sorted({b.category for b, _ in pairs})
-        for cat in cats:
-            in_cat = [(b, a) for b, a in pairs if b.category == cat]
-            change = _change(
-                name, metric, cat, [(outcome(b), outcome(a)) for b, a in in_cat], policy.alpha
-            )
-            _count_unresponsive(change, in_cat)
-            metrics.append(change)
+        suite = _suite_change(name, info_a.kind, before, after, policy)
+        metrics += [suite.overall, *suite.categories]
+        examples += suite.examples
+        summary += suite.summary
+        reasons += suite.reasons
+        tested.append((suite.overall, suite.over_limit, suite.sentence))
     significant = _significant([m.p_value for m, _, _ in tested], policy)
     for (overall, over_limit, sentence), sig in zip(tested, significant, strict=True):
         overall.breached = over_limit and sig
