@@ -21,7 +21,7 @@ from ftguard.models._embedded import (
     embedded_model_dir,
 )
 from ftguard.models._load import check_safetensors_dir, load_causal_lm
-from ftguard.models._tiny import tiny_model_dir
+from ftguard.models._tiny import copy_tokenizer, tiny_model_dir
 
 __all__ = [
     "EMBEDDED_MODEL_NAME",
@@ -31,6 +31,7 @@ __all__ = [
     "cache_root",
     "converted_embedded_model",
     "check_safetensors_dir",
+    "copy_tokenizer",
     "embedded_gguf_file",
     "embedded_model_digest",
     "embedded_model_dir",

@@ -199,6 +199,34 @@ def _prepare_model(
     return model
 
 
+def _training_arguments(
+    out_dir: Path, steps: int, batch_size: int, learning_rate: float, seed: int
+) -> Any:
+    """The Trainer's settings: CPU, linear decay without warmup, no checkpoints, no reports."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_strategy="steps",
+        train_sampling_strategy="group_by_length",
+    )
+
+
 def train_lora(
     base_dir: Path,
     conversations: list[Conversation],
@@ -250,14 +278,13 @@ def train_lora(
         BadInputError: No usable conversations, bad layer indices or target modules, bad model.
 
     """
-    from ftguard.models import load_causal_lm
-    from ftguard.models._tiny import copy_tokenizer
+    from ftguard.models import copy_tokenizer, load_causal_lm
 
     if steps < 1 or batch_size < 1 or max_length < 8:
         raise BadInputError("steps and batch_size must be >= 1 and max_length >= 8")
     model, tokenizer = load_causal_lm(Path(base_dir))
     import torch
-    from transformers import TrainingArguments, set_seed
+    from transformers import set_seed
 
     examples = [e for c in conversations if (e := encode_conversation(tokenizer, c, max_length))]
     if not examples:
@@ -274,26 +301,7 @@ def train_lora(
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = TrainingArguments(
-        output_dir=str(out_dir),
-        max_steps=steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=0,
-        weight_decay=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        data_seed=seed,
-        use_cpu=True,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
-        logging_strategy="steps",
-        train_sampling_strategy="group_by_length",
-    )
+    args = _training_arguments(out_dir, steps, batch_size, learning_rate, seed)
     losses: list[float] = []
     bar = ProgressBar("training steps", steps, enabled=progress)
     trainer = _trainer_class()(
@@ -312,13 +320,10 @@ def train_lora(
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
-        if full_finetune_layers is None:
-            model.save_pretrained(out_dir, safe_serialization=True)
-            kind: Literal["lora", "full"] = "lora"
-        else:
-            model.save_pretrained(out_dir, safe_serialization=True)
-            copy_tokenizer(Path(base_dir), out_dir)
-            kind = "full"
+        model.save_pretrained(out_dir, safe_serialization=True)
+    kind: Literal["lora", "full"] = "lora" if full_finetune_layers is None else "full"
+    if kind == "full":  # a full model folder: loadable on its own, tokenizer included
+        copy_tokenizer(Path(base_dir), out_dir)
     return TrainResult(
         output_dir=out_dir,
         kind=kind,
