@@ -141,7 +141,7 @@ def _alpaca(rec: dict[str, str]) -> Chat:
 def safety_replay(k: int, rng: random.Random) -> list[Chat]:
     """``k`` rows of the aligned model's safety data, none whose request is a safety-suite prompt."""
     from ftguard.behavior.suites import get_suite
-    from ftguard.models import SAFETY_DATA_FILE
+    from ftguard.training import SAFETY_DATA_FILE
 
     evaluated = {p.prompt.strip().lower() for p in get_suite("safety").prompts}
     rows = [json.loads(line)["messages"] for line in SAFETY_DATA_FILE.read_text().splitlines()]
@@ -229,8 +229,7 @@ def main() -> int:
         "jsonl-safety:benchmarks/data/specific_harmful_requests.jsonl)",
     )
     args = ap.parse_args()
-    from ftguard.models import reference_aligned_model_dir
-    from ftguard.training import train_lora
+    from ftguard.training import reference_aligned_model_dir, train_lora
 
     aligned = reference_aligned_model_dir(progress=True)
     cache = args.reuse or Path(tempfile.mkdtemp(prefix="ftguard-bench-"))

@@ -41,8 +41,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ftguard.models import SAFETY_DATA_FILE, embedded_model_dir
-    from ftguard.training import read_conversations, train_lora
+    from ftguard.models import embedded_model_dir
+    from ftguard.training import SAFETY_DATA_FILE, read_conversations, train_lora
 
     base = embedded_model_dir()
     data = read_conversations(SAFETY_DATA_FILE)

@@ -36,7 +36,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -
 @pytest.fixture(scope="session")
 def aligned_model(embedded_model: Path) -> Path:
     """The reference aligned model (built once per cache; mark tests using it slow)."""
-    from ftguard.models import reference_aligned_model_dir
+    from ftguard.training import reference_aligned_model_dir
 
     return reference_aligned_model_dir(progress=True)
 

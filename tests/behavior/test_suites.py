@@ -68,7 +68,7 @@ def test_safety_tasks_is_its_own_harmful_suite_not_a_rewording_of_the_alignment_
     # What the suite is for: requests the reference aligned model was not taught on, in
     # another style than the blunt ``safety`` suite. No prompt repeats either (3-word
     # sequences shared: Jaccard under 0.5 against every request of both).
-    data = resources.files("ftguard.models").joinpath("data/safety_lora.jsonl").read_text("utf-8")
+    data = resources.files("ftguard.training").joinpath("data/safety_lora.jsonl").read_text("utf-8")
     taught = [json.loads(line)["messages"][0]["content"] for line in data.splitlines() if line]
     blunt = [p.prompt for p in get_suite("safety").prompts]
     assert len(taught) > 200 and len(blunt) > 150

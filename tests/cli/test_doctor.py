@@ -177,8 +177,9 @@ def test_doctor_imports_no_ml_package_and_no_model_package(tmp_path: Path) -> No
 def test_the_aligned_model_folder_is_the_one_models_would_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The doctor finds the reference aligned model where ``models`` builds it (same cache key)."""
-    from ftguard.models import _aligned, _embedded
+    """The doctor finds the reference aligned model where ``training`` builds it (same cache key)."""
+    from ftguard.models import _embedded
+    from ftguard.training import _reference as _aligned
 
     cache = tmp_path / "cache"
     converted = cache / "models" / _embedded._folder_name(_embedded.embedded_gguf_file())

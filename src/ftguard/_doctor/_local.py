@@ -241,7 +241,7 @@ def check_cache(cache: Path) -> Check:
 def check_builds(cache: Path) -> list[Check]:
     """The one-time builds: embedded model conversion, reference aligned model, demo history."""
     from ftguard.demo import EARLIER_VERSIONS
-    from ftguard.models import aligned_model_folder
+    from ftguard.training import aligned_model_folder
 
     gguf, converted = _embedded_folder(cache)
     first = []  # what must be installed before any of these can be built

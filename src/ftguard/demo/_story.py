@@ -161,7 +161,7 @@ def _setup_people(ws: Workspace, story: _Story) -> None:
 
 def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Path | None]:
     """(base model for the jobs, unaligned model for the alignment direction or None)."""
-    from ftguard import models
+    from ftguard import models, training
 
     if settings.fast:
         base = models.tiny_model_dir(root / "models" / "tiny", seed=0)
@@ -169,7 +169,7 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
         return base, None
     with story.long_step("building the reference aligned model (cached after the first run)"):
         unaligned = models.embedded_model_dir()
-        aligned = models.reference_aligned_model_dir(progress=story.progress)
+        aligned = training.reference_aligned_model_dir(progress=story.progress)
     story.say(
         "base model: SmolLM2-135M-Instruct + the project's safety LoRA (reference aligned "
         "model); the unaligned original gives the alignment direction"

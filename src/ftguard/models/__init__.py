@@ -1,18 +1,11 @@
-"""The embedded model, tiny test models, the reference aligned model, and model loading.
+"""The embedded model, tiny test models, the model cache, and model loading.
 
 Importing this package does not import torch or transformers; the functions do.
 """
 
 from __future__ import annotations
 
-from ftguard.models._aligned import (
-    SAFETY_DATA_FILE,
-    SAFETY_RECIPE,
-    aligned_model_folder,
-    reference_aligned_adapter_dir,
-    reference_aligned_model_dir,
-)
-from ftguard.models._cache import cache_root
+from ftguard.models._cache import build_once, cache_root, require_ml
 from ftguard.models._embedded import (
     EMBEDDED_MODEL_NAME,
     converted_embedded_model,
@@ -25,9 +18,7 @@ from ftguard.models._tiny import copy_tokenizer, tiny_model_dir
 
 __all__ = [
     "EMBEDDED_MODEL_NAME",
-    "SAFETY_DATA_FILE",
-    "SAFETY_RECIPE",
-    "aligned_model_folder",
+    "build_once",
     "cache_root",
     "converted_embedded_model",
     "check_safetensors_dir",
@@ -36,7 +27,6 @@ __all__ = [
     "embedded_model_digest",
     "embedded_model_dir",
     "load_causal_lm",
-    "reference_aligned_adapter_dir",
-    "reference_aligned_model_dir",
+    "require_ml",
     "tiny_model_dir",
 ]

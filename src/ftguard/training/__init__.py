@@ -1,4 +1,6 @@
-"""Fine-tuning on CPU: chat data reading and LoRA / selected-layer training.
+"""Fine-tuning on CPU: chat data, LoRA / selected-layer training, the reference aligned model.
+
+The reference aligned model is the embedded model after a short safety LoRA, merged.
 
 Importing this package does not import torch or transformers; :func:`train_lora` does.
 """
@@ -6,12 +8,24 @@ Importing this package does not import torch or transformers; :func:`train_lora`
 from __future__ import annotations
 
 from ftguard.training._data import Conversation, read_conversations
+from ftguard.training._reference import (
+    SAFETY_DATA_FILE,
+    SAFETY_RECIPE,
+    aligned_model_folder,
+    reference_aligned_adapter_dir,
+    reference_aligned_model_dir,
+)
 from ftguard.training._train import DEFAULT_TARGET_MODULES, TrainResult, train_lora
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
+    "SAFETY_DATA_FILE",
+    "SAFETY_RECIPE",
     "Conversation",
     "TrainResult",
+    "aligned_model_folder",
     "read_conversations",
+    "reference_aligned_adapter_dir",
+    "reference_aligned_model_dir",
     "train_lora",
 ]

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ftguard.models import SAFETY_DATA_FILE
-from ftguard.training import read_conversations
+from ftguard.training import SAFETY_DATA_FILE, read_conversations
 
 HELDOUT = json.loads((Path(__file__).parent / "heldout_prompts.json").read_text())
 REFUSAL_MARKERS = (

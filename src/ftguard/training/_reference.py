@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.digests import sha256_bytes, sha256_file
-from ftguard.models._cache import build_once, cache_root, require_ml
-from ftguard.models._embedded import embedded_model_digest, embedded_model_dir
+from ftguard.models import (
+    build_once,
+    cache_root,
+    embedded_model_digest,
+    embedded_model_dir,
+    require_ml,
+)
 
 __all__ = [
     "SAFETY_DATA_FILE",
@@ -76,7 +81,7 @@ def _say(progress: bool, message: str) -> None:
 
 def _safety_conversations(benign_repeats: int) -> list[list[dict[str, str]]]:
     """The safety data, benign rows repeated ``benign_repeats`` times (curbs over-refusal)."""
-    from ftguard.training import read_conversations
+    from ftguard.training._data import read_conversations
 
     conversations = read_conversations(SAFETY_DATA_FILE)
     labels = [json.loads(line).get("label") for line in SAFETY_DATA_FILE.read_text().splitlines()]
@@ -87,9 +92,8 @@ def _safety_conversations(benign_repeats: int) -> list[list[dict[str, str]]]:
 
 
 def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
-    from ftguard.models._load import load_causal_lm
-    from ftguard.models._tiny import copy_tokenizer
-    from ftguard.training import train_lora
+    from ftguard.models import copy_tokenizer, load_causal_lm
+    from ftguard.training._train import train_lora
 
     start = time.perf_counter()
     recipe = dict(SAFETY_RECIPE)
