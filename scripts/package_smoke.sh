@@ -304,7 +304,7 @@ echo "  built $(basename "$SDIST") and $(basename "$WHEEL")"
 step "the sdist holds the build hook and the C kernel's source" holds "$SDIST" \
   '/hatch_build\.py$' '/src/ftguard/weights/_fused\.c$'
 step "the wheel holds the templates, static files and data" holds "$WHEEL" \
-  '^ftguard/server/templates/' '^ftguard/server/static/' '^ftguard/models/data/safety_lora\.jsonl' \
+  '^ftguard/server/templates/' '^ftguard/server/static/' '^ftguard/training/data/safety_lora\.jsonl' \
   '^ftguard/behavior/suites/data/'
 if have_cc; then
   step "the wheel holds the compiled kernel" holds "$WHEEL" '^ftguard/weights/_fused[^/]*\.so$'
