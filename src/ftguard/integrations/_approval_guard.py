@@ -19,7 +19,33 @@ from typing import Any
 
 from ftguard.errors import MissingDependencyError, VerificationError
 
-__all__ = ["make_approval_guard_class"]
+__all__ = ["make_approval_guard_class", "verify_remote_ticket"]
+
+
+def verify_remote_ticket(ticket: Path, *, job_id: str, token: str, inputs: dict[str, Path]) -> None:
+    """Check a team server's run ticket offline: the pinned key, the staged copies, the job.
+
+    Raises:
+        VerificationError: Unpinned key, a ticket that does not verify or is for another job,
+            or inputs outside the staged copies.
+
+    """
+    from ftguard.attest import load_public_key_file
+    from ftguard.control import verify_ticket_run
+
+    key_file = os.environ.get("FTGUARD_SERVER_KEY")
+    if not key_file:
+        raise VerificationError("training refused: FTGUARD_SERVER_KEY (the pinned key) is unset")
+    staged = {
+        kind: Path(os.environ[f"FTGUARD_STAGED_{kind.upper()}"])
+        for kind in ("dataset", "base_model", "config")
+        if os.environ.get(f"FTGUARD_STAGED_{kind.upper()}")
+    }
+    check = verify_ticket_run(
+        ticket, load_public_key_file(Path(key_file)), token=token, staged=staged, inputs=inputs
+    )
+    if check.job_id != job_id:
+        raise VerificationError(f"training refused: the run ticket is for job {check.job_id}")
 
 
 def make_approval_guard_class() -> type:
@@ -103,30 +129,9 @@ def make_approval_guard_class() -> type:
 
         def _verify_remote(self, ticket: Path) -> None:
             """A run started against a team server: check its ticket offline."""
-            from ftguard.attest import load_public_key_file
-            from ftguard.control import verify_ticket_run
-
-            key_file = os.environ.get("FTGUARD_SERVER_KEY")
-            if not key_file:
-                raise VerificationError(
-                    "training refused: FTGUARD_SERVER_KEY (the pinned key) is unset"
-                )
-            staged = {
-                kind: Path(os.environ[f"FTGUARD_STAGED_{kind.upper()}"])
-                for kind in ("dataset", "base_model", "config")
-                if os.environ.get(f"FTGUARD_STAGED_{kind.upper()}")
-            }
-            check = verify_ticket_run(
-                ticket,
-                load_public_key_file(Path(key_file)),
-                token=str(self.run_token),
-                staged=staged,
-                inputs=self.inputs,
+            verify_remote_ticket(
+                ticket, job_id=str(self.job_id), token=str(self.run_token), inputs=self.inputs
             )
-            if check.job_id != self.job_id:
-                raise VerificationError(
-                    f"training refused: the run ticket is for job {check.job_id}"
-                )
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             self.verify()
