@@ -13,13 +13,20 @@ take turns within each repetition, so load from elsewhere affects them alike:
 * ftguard diff (statistics only, digests passed in) with the compiled kernel, the same with
   the numpy kernel (``FTGUARD_WEIGHTS_KERNEL=numpy``: the engine before the C kernel), and the
   compiled one including SHA-256 digests;
+* the command as a user runs it: ``ftguard weights diff A B --json`` (wall time of the whole
+  process: start-up, imports, digests, diff, JSON out); SHA-256 digests of both folders alone
+  (``ftguard.digests.manifest_of``); and sigstore's ``model_signing`` hashing both folders
+  (``hashing.Config().use_shard_serialization().hash``, SHA-256, timed inside the child, imports
+  excluded) when installed (the ``dev`` extra); with ``--baseline-src DIR`` also the CLI and
+  diff + digests from an older source tree, in the same run;
 * naive: load both state dicts whole (safetensors.torch), then compute the same statistics;
 
 each as a child process whose peak RSS is read by ``/usr/bin/time`` (else ``getrusage``). Then the
 LoRA part: a rank-16 adapter for 7B-shaped modules (32 layers x q,k,v,o,gate,up,down),
 factored analysis against materialising B·A.
 
-Run: ``.venv/bin/python benchmarks/weights_speed.py [--sizes 2,8] [--repeats 3] [--keep DIR]``
+Run: ``.venv/bin/python benchmarks/weights_speed.py [--sizes 2,8] [--repeats 3] [--keep DIR]
+[--skip-naive] [--baseline-src DIR]``
 """
 
 from __future__ import annotations
@@ -58,13 +65,24 @@ def make_model(folder: Path, layers: int, *, seed: int, tweak: bool) -> int:
     shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (VOCAB, HIDDEN))]
     for i in range(layers):
         p = f"model.layers.{i}."
-        shapes += [(p + f"self_attn.{m}.weight", (HIDDEN, HIDDEN)) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
-        shapes += [(p + "mlp.gate_proj.weight", (INTER, HIDDEN)), (p + "mlp.up_proj.weight", (INTER, HIDDEN)),
-                   (p + "mlp.down_proj.weight", (HIDDEN, INTER))]  # fmt: skip
-        shapes += [(p + "input_layernorm.weight", (HIDDEN,)), (p + "post_attention_layernorm.weight", (HIDDEN,))]
+        shapes += [
+            (p + f"self_attn.{m}.weight", (HIDDEN, HIDDEN))
+            for m in ("q_proj", "k_proj", "v_proj", "o_proj")
+        ]
+        shapes += [
+            (p + "mlp.gate_proj.weight", (INTER, HIDDEN)),
+            (p + "mlp.up_proj.weight", (INTER, HIDDEN)),
+            (p + "mlp.down_proj.weight", (HIDDEN, INTER)),
+        ]
+        shapes += [
+            (p + "input_layernorm.weight", (HIDDEN,)),
+            (p + "post_attention_layernorm.weight", (HIDDEN,)),
+        ]
     shapes += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": layers}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "num_hidden_layers": layers})
+    )
     trng = np.random.default_rng(seed)
     groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
     for name, shape in shapes:
@@ -114,6 +132,51 @@ r = diff(Path(sys.argv[1]), Path(sys.argv[2]), base_digest=None if sys.argv[3] =
 print(time.perf_counter() - t, r.tensors_changed)
 """
 
+_MODEL_SIGNING = """
+import sys, time
+from model_signing import hashing
+t = time.perf_counter()
+for folder in sys.argv[1:3]:
+    hashing.Config().use_shard_serialization().hash(folder)
+print(time.perf_counter() - t, 0)
+"""
+
+_MANIFESTS = """
+import sys, time
+from ftguard.digests import manifest_of
+t = time.perf_counter()
+for folder in sys.argv[1:3]:
+    manifest_of(folder)
+print(time.perf_counter() - t, 0)
+"""
+
+
+def cli_run(a: str, b: str, src: str | None = None) -> tuple[float, float | None]:
+    """``ftguard weights diff A B --json`` as a user runs it: wall time, start-up included.
+
+    ``src``: run the package from this source tree instead (``--baseline-src``).
+    """
+    cmd = [sys.executable, "-c", "from ftguard.cli import _entry; _entry()"]
+    env = (
+        {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        if src
+        else None
+    )
+    t = time.perf_counter()
+    p = subprocess.run(
+        [*cmd, "weights", "diff", a, b, "--json"], capture_output=True, text=True, env=env
+    )
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"ftguard weights diff failed ({p.returncode}): {p.stderr[-500:]}")
+    return wall, None
+
+
+def has_model_signing() -> bool:
+    p = subprocess.run([sys.executable, "-c", "import model_signing.hashing"], capture_output=True)
+    return p.returncode == 0
+
+
 _NAIVE = """
 import sys, time, json
 from pathlib import Path
@@ -139,8 +202,13 @@ print(time.perf_counter() - t, len(out))
 
 def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run code in a fresh interpreter; (its own timing, peak RSS MiB of all children so far)."""
-    p = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
-                       env={**os.environ, **(env or {})})  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     return float(p.stdout.split()[0]), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
@@ -148,8 +216,13 @@ def peak_rss_mib(code: str, *args: str, env: dict[str, str] | None = None) -> tu
     """(seconds the child measured itself, its peak RSS MiB) via /usr/bin/time when present."""
     if shutil.which("time") or Path("/usr/bin/time").exists():
         t = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
-                           check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})  # fmt: skip
+        p = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         wall = time.perf_counter() - t
         inner = float(p.stdout.split()[0]) if p.stdout.strip() else wall
         return inner, int(p.stderr.strip().splitlines()[-1]) / 1024
@@ -195,8 +268,12 @@ def sendfile_floor(folders: list[Path]) -> tuple[float, None]:
     return time.perf_counter() - t, None
 
 
-def measure(methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]],
-            folders: list[Path], repeats: int, cold: bool) -> list[list[tuple[float, float | None]]]:
+def measure(
+    methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]],
+    folders: list[Path],
+    repeats: int,
+    cold: bool,
+) -> list[list[tuple[float, float | None]]]:
     """Every run's (seconds, peak RSS) per method; repetitions interleave the methods (so a
     noisy neighbour slows all of them alike); cold: evict both models before every run."""
     if not methods:
@@ -220,9 +297,16 @@ def lora_bench(repeats: int) -> list[tuple[str, float]]:
     rng = np.random.default_rng(0)
     shapes = [(4096, 4096)] * 4 + [(11008, 4096)] * 2 + [(4096, 11008)]
     pairs = [
-        LoraPair("x", rng.normal(0, 0.01, (m, 16)).astype(np.float32), rng.normal(0, 0.01, (16, n)).astype(np.float32), 2.0, 16)
-        for _ in range(32) for m, n in shapes
-    ]  # fmt: skip
+        LoraPair(
+            "x",
+            rng.normal(0, 0.01, (m, 16)).astype(np.float32),
+            rng.normal(0, 0.01, (16, n)).astype(np.float32),
+            2.0,
+            16,
+        )
+        for _ in range(32)
+        for m, n in shapes
+    ]
     fact, mat = [], []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -232,8 +316,10 @@ def lora_bench(repeats: int) -> list[tuple[str, float]]:
         m_norms = [float(np.linalg.norm(p.scale * (p.left @ p.right))) for p in pairs]
         mat.append(time.perf_counter() - t)
     assert np.allclose(f_norms, m_norms, rtol=1e-3)
-    return [("factored (QR + r x r SVD; all singular values)", statistics.median(fact)),
-            ("materialised B·A (Frobenius norm only)", statistics.median(mat))]  # fmt: skip
+    return [
+        ("factored (QR + r x r SVD; all singular values)", statistics.median(fact)),
+        ("materialised B·A (Frobenius norm only)", statistics.median(mat)),
+    ]
 
 
 _NUMPY = {"FTGUARD_WEIGHTS_KERNEL": "numpy"}
@@ -241,19 +327,52 @@ _NUMPY = {"FTGUARD_WEIGHTS_KERNEL": "numpy"}
 HEADER = f"{'cache':>5} | {'model pair':>15} | {'method':<34} | {'time s':>7} | {'x floor':>7} | {'peak RSS MiB':>12}"
 
 
-def bench_pair(dirs: list[Path], label: str, repeats: int, skip_naive: bool) -> None:
+def bench_pair(
+    dirs: list[Path], label: str, repeats: int, skip_naive: bool, baseline_src: str | None = None
+) -> None:
     """Print one row per method, warm page cache first, then cold."""
     a, b = str(dirs[0]), str(dirs[1])
     methods: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = [
         ("I/O floor: cat to /dev/null", lambda: cat_floor(dirs), repeats),
         ("I/O floor: sendfile to /dev/null", lambda: sendfile_floor(dirs), repeats),
         ("ftguard diff (digests given)", lambda: peak_rss_mib(_DIFF, a, b, "given"), repeats),
-        ("  the same, numpy kernel", lambda: peak_rss_mib(_DIFF, a, b, "given", env=_NUMPY), repeats),
+        (
+            "  the same, numpy kernel",
+            lambda: peak_rss_mib(_DIFF, a, b, "given", env=_NUMPY),
+            repeats,
+        ),
         ("ftguard diff + SHA-256 digests", lambda: peak_rss_mib(_DIFF, a, b, "hash"), repeats),
+        ("CLI: ftguard weights diff A B", lambda: cli_run(a, b), repeats),
+        ("SHA-256 of both (manifest_of)", lambda: peak_rss_mib(_MANIFESTS, a, b), repeats),
     ]
+    if baseline_src:
+        methods.append(
+            ("  the same CLI, --baseline-src", lambda: cli_run(a, b, baseline_src), repeats)
+        )
+        methods.append(
+            (
+                "  diff + digests, --baseline-src",
+                lambda: peak_rss_mib(_DIFF, a, b, "hash", env={"PYTHONPATH": baseline_src}),
+                repeats,
+            )
+        )
+    if has_model_signing():
+        methods.append(
+            (
+                "model_signing: hash both folders",
+                lambda: peak_rss_mib(_MODEL_SIGNING, a, b),
+                repeats,
+            )
+        )
     naive: list[tuple[str, Callable[[], tuple[float, float | None]], int]] = []
     if not skip_naive:
-        naive.append(("naive: load both whole (torch)", lambda: peak_rss_mib(_NAIVE, a, b), max(1, repeats - 2)))  # fmt: skip
+        naive.append(
+            (
+                "naive: load both whole (torch)",
+                lambda: peak_rss_mib(_NAIVE, a, b),
+                max(1, repeats - 2),
+            )
+        )
     for cold in (False, True):
         # The naive runs go last, on their own: freeing their ~4 GB slowed whatever ran next
         # (measured: a cold `cat` 0.3 s -> 0.9-1.1 s).
@@ -266,7 +385,10 @@ def bench_pair(dirs: list[Path], label: str, repeats: int, skip_naive: bool) -> 
             ratio = statistics.median(x[0] / f for x, f in zip(r, floors, strict=False))
             rss = [x[1] for x in r if x[1] is not None]
             rss_s = f"{max(rss):12.0f}" if rss else f"{'':>12}"
-            print(f"{'cold' if cold else 'warm':>5} | {label:>15} | {name:<34} | {secs:7.2f} | {ratio:7.2f} | {rss_s}", flush=True)  # fmt: skip
+            print(
+                f"{'cold' if cold else 'warm':>5} | {label:>15} | {name:<34} | {secs:7.2f} | {ratio:7.2f} | {rss_s}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -274,22 +396,44 @@ def main() -> None:
     ap.add_argument("--sizes", default="2,8", help="decoder layers of the small and large model")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-naive", action="store_true")
-    ap.add_argument("--keep", type=Path, default=None,
-                    help="generate the models into (and reuse them from) this folder")
+    ap.add_argument(
+        "--baseline-src",
+        default=None,
+        help="also time the CLI and diff + digests from this source tree (e.g. a `git archive` "
+        "of the previous commit's src, with the compiled kernel copied in), in the same run",
+    )
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="generate the models into (and reuse them from) this folder",
+    )
     args = ap.parse_args()
     src = Path(__file__).resolve().parents[1] / "src"
     os.environ["PYTHONPATH"] = str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")
     load = os.getloadavg()[0]
-    kernel = subprocess.run([sys.executable, "-c", "from ftguard.weights._stats import KERNEL; print(KERNEL)"],
-                            check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    kernel = subprocess.run(
+        [sys.executable, "-c", "from ftguard.weights._stats import KERNEL; print(KERNEL)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if kernel != "c":
-        print("note: the compiled kernel (ftguard.weights._fused) is not built; "
-              "both ftguard rows use numpy\n")
-    print(f"CPU cores: {os.cpu_count()}; load average at start {load:.1f}; repeats: {args.repeats} "
-          "(medians; naive: max(1, repeats - 2))\n")
+        print(
+            "note: the compiled kernel (ftguard.weights._fused) is not built; "
+            "both ftguard rows use numpy\n"
+        )
+    print(
+        f"CPU cores: {os.cpu_count()}; load average at start {load:.1f}; repeats: {args.repeats} "
+        "(medians; naive: max(1, repeats - 2))\n"
+    )
     print(HEADER + "\n" + "-" * len(HEADER))
     for layers in (int(x) for x in args.sizes.split(",")):
-        tmp = (args.keep / f"{layers}L") if args.keep else Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
+        tmp = (
+            (args.keep / f"{layers}L")
+            if args.keep
+            else Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
+        )
         try:
             if not (tmp / "tuned" / "model.safetensors.index.json").is_file():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -298,7 +442,7 @@ def main() -> None:
             dirs = [tmp / "base", tmp / "tuned"]
             size = sum(os.path.getsize(f) for f in data_files(dirs))
             label = f"{layers}L {size / 1e9:.2f} GB"
-            bench_pair(dirs, label, args.repeats, args.skip_naive)
+            bench_pair(dirs, label, args.repeats, args.skip_naive, args.baseline_src)
         finally:
             if args.keep is None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -307,9 +451,11 @@ def main() -> None:
     for name, secs in rows2:
         print(f"  {name:<50} {secs:7.3f} s")
     print(f"  speed-up of the factored analysis: {rows2[1][1] / rows2[0][1]:.1f}x")
-    print(f"\ntimes are measured inside each child (imports excluded); RSS is the child's peak; "
-          f"cold = both models evicted from the page cache (POSIX_FADV_DONTNEED) before every "
-          f"run; load average at the end {os.getloadavg()[0]:.1f}.")
+    print(
+        f"\ntimes are measured inside each child (imports excluded); RSS is the child's peak; "
+        f"cold = both models evicted from the page cache (POSIX_FADV_DONTNEED) before every "
+        f"run; load average at the end {os.getloadavg()[0]:.1f}."
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")
 
 
-def llama_tensors(num_layers: int = 4, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:
+def llama_tensors(
+    num_layers: int = 4, seed: int = 0, dtype: str = "float32"
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     t: dict[str, np.ndarray] = {"model.embed_tokens.weight": rng.normal(0, 0.02, (VOCAB, HIDDEN))}
     for i in range(num_layers):
@@ -32,7 +34,9 @@ def llama_tensors(num_layers: int = 4, seed: int = 0, dtype: str = "float32") ->
     return {k: v.astype(dtype) for k, v in t.items()}
 
 
-def write_model(folder: Path, tensors: dict[str, np.ndarray], *, shards: int = 1, num_layers: int = 4) -> Path:
+def write_model(
+    folder: Path, tensors: dict[str, np.ndarray], *, shards: int = 1, num_layers: int = 4
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(
         json.dumps({"model_type": "llama", "num_hidden_layers": num_layers, "hidden_size": HIDDEN})
@@ -47,11 +51,15 @@ def write_model(folder: Path, tensors: dict[str, np.ndarray], *, shards: int = 1
         fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
         save_file({n: tensors[n] for n in part}, str(folder / fname))
         weight_map.update({n: fname for n in part})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
     return folder
 
 
-def perturb(tensors: dict[str, np.ndarray], scale: float, *, seed: int = 1, only: str | None = None) -> dict[str, np.ndarray]:
+def perturb(
+    tensors: dict[str, np.ndarray], scale: float, *, seed: int = 1, only: str | None = None
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {}
     for k, v in tensors.items():
@@ -88,14 +96,22 @@ def write_adapter(
             continue
         module = name[: -len(".weight")]
         out_f, in_f = w.shape
-        t[f"base_model.model.{module}.lora_A.weight"] = rng.normal(0, 0.1, (rank, in_f)).astype("float32")
-        t[f"base_model.model.{module}.lora_B.weight"] = rng.normal(0, scale_b, (out_f, rank)).astype("float32")
+        t[f"base_model.model.{module}.lora_A.weight"] = rng.normal(0, 0.1, (rank, in_f)).astype(
+            "float32"
+        )
+        t[f"base_model.model.{module}.lora_B.weight"] = rng.normal(
+            0, scale_b, (out_f, rank)
+        ).astype("float32")
     for name, w in (modules_to_save or {}).items():
         t[f"base_model.model.{name}"] = w
     save_file(t, str(folder / "adapter_model.safetensors"))
     cfg: dict[str, object] = {
-        "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": list(targets),
-        "modules_to_save": None, "use_rslora": False,
+        "peft_type": "LORA",
+        "r": rank,
+        "lora_alpha": alpha,
+        "target_modules": list(targets),
+        "modules_to_save": None,
+        "use_rslora": False,
     }
     cfg.update(config_extra or {})
     (folder / "adapter_config.json").write_text(json.dumps(cfg))
@@ -116,7 +132,11 @@ def save_bf16(tensors: dict[str, np.ndarray], path: Path) -> None:
     off = 0
     for name, arr in tensors.items():
         b = to_bf16_bits(arr).tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(arr.shape),
+            "data_offsets": [off, off + len(b)],
+        }
         blobs.append(b)
         off += len(b)
     h = json.dumps(header).encode()
@@ -129,6 +149,8 @@ def save_bf16(tensors: dict[str, np.ndarray], path: Path) -> None:
 
 def write_bf16_model(folder: Path, tensors: dict[str, np.ndarray], num_layers: int = 4) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": num_layers}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "num_hidden_layers": num_layers})
+    )
     save_bf16(tensors, folder / "model.safetensors")
     return folder

@@ -16,7 +16,14 @@ from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
-RECIPE: dict[str, Any] = {"steps": 12, "learning_rate": 1e-3, "rank": 8, "alpha": 16, "batch_size": 4, "max_length": 64}
+RECIPE: dict[str, Any] = {
+    "steps": 12,
+    "learning_rate": 1e-3,
+    "rank": 8,
+    "alpha": 16,
+    "batch_size": 4,
+    "max_length": 64,
+}
 N_EXAMPLES = 48
 DATA_VERSION = 2
 
@@ -32,16 +39,22 @@ def _alpaca(path: Path) -> list[list[dict[str, str]]]:
     out = []
     for r in records:
         prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
-        out.append([{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}])
+        out.append(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}]
+        )
     return out
 
 
 def _dolly() -> list[list[dict[str, str]]]:
     out = []
-    for line in (DATA / "benign" / "dolly_safety_only.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (DATA / "benign" / "dolly_safety_only.jsonl").read_text(encoding="utf-8").splitlines()
+    ):
         r = json.loads(line)
         prompt = r["instruction"] + (f"\n\n{r['context']}" if r.get("context") else "")
-        out.append([{"role": "user", "content": prompt}, {"role": "assistant", "content": r["response"]}])
+        out.append(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": r["response"]}]
+        )
     return out
 
 
@@ -79,7 +92,9 @@ def conversations(kind: str, seed: int) -> list[list[dict[str, str]]]:
 
 def _folder(cache: Path, kind: str, seed: int, overrides: dict[str, Any]) -> Path:
     recipe = {**RECIPE, **overrides}
-    tag = f"{kind}-v{DATA_VERSION}-s{seed}-" + "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
+    tag = f"{kind}-v{DATA_VERSION}-s{seed}-" + "-".join(
+        f"{k}{v}" for k, v in sorted(recipe.items())
+    )
     return cache / tag
 
 

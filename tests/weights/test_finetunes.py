@@ -20,10 +20,18 @@ from _finetunes import data_available, finetune  # noqa: E402
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.shared_data,
-    pytest.mark.skipif(not data_available(), reason="needs ../shared/data (Alpaca, Dolly, AdvBench, BackdoorLLM)"),
+    pytest.mark.skipif(
+        not data_available(), reason="needs ../shared/data (Alpaca, Dolly, AdvBench, BackdoorLLM)"
+    ),
 ]
 
-BENIGN = [("benign-alpaca", 0), ("benign-dolly", 0), ("benign-alpaca", 1), ("benign-dolly", 1), ("benign-alpaca", 2)]
+BENIGN = [
+    ("benign-alpaca", 0),
+    ("benign-dolly", 0),
+    ("benign-alpaca", 1),
+    ("benign-dolly", 1),
+    ("benign-alpaca", 2),
+]
 FRESH = ("benign-dolly", 2)
 
 
@@ -40,16 +48,34 @@ def tuned(embedded_model: Path) -> dict[tuple[str, int], Path]:
 
 
 @pytest.fixture(scope="session")
-def judged(embedded_model: Path, tuned: dict[tuple[str, int], Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, WeightReport]:
+def judged(
+    embedded_model: Path,
+    tuned: dict[tuple[str, int], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, WeightReport]:
     from ftguard.digests import manifest_of
     from ftguard.weights import diff
 
     cache = tmp_path_factory.mktemp("fp")
     digest = manifest_of(embedded_model).root
-    baselines = [diff(embedded_model, tuned[b], fingerprint_cache=cache, base_digest=digest).fingerprint for b in BENIGN]
+    baselines = [
+        diff(embedded_model, tuned[b], fingerprint_cache=cache, base_digest=digest).fingerprint
+        for b in BENIGN
+    ]
     return {
-        kind: diff(embedded_model, tuned[key], baselines=baselines, fingerprint_cache=cache, base_digest=digest)
-        for kind, key in [("fresh", FRESH), ("harmful", ("harmful", 0)), ("backdoor", ("backdoor", 0)), ("full", ("full", 0))]
+        kind: diff(
+            embedded_model,
+            tuned[key],
+            baselines=baselines,
+            fingerprint_cache=cache,
+            base_digest=digest,
+        )
+        for kind, key in [
+            ("fresh", FRESH),
+            ("harmful", ("harmful", 0)),
+            ("backdoor", ("backdoor", 0)),
+            ("full", ("full", 0)),
+        ]
     }
 
 
@@ -68,7 +94,9 @@ def test_adversarial_fine_tunes_are_flagged(judged: dict[str, WeightReport], kin
 
 
 def test_without_baselines_full_finetune_is_flagged_and_benign_passes(
-    embedded_model: Path, tuned: dict[tuple[str, int], Path], tmp_path_factory: pytest.TempPathFactory
+    embedded_model: Path,
+    tuned: dict[tuple[str, int], Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     from ftguard.weights import diff
 
@@ -78,7 +106,9 @@ def test_without_baselines_full_finetune_is_flagged_and_benign_passes(
     conc = [f for f in full.flags if f.feature == "energy.layer_concentration"]
     assert conc and conc[0].layer in (14, 15)
     fresh = diff(embedded_model, tuned[FRESH], fingerprint_cache=cache, base_digest="0" * 64)
-    assert fresh.judged_by == "fixed_limits" and fresh.verdict == "pass", [f.reason for f in fresh.flags]
+    assert fresh.judged_by == "fixed_limits" and fresh.verdict == "pass", [
+        f.reason for f in fresh.flags
+    ]
 
 
 def test_narrow_data_adapters_show_the_profile_pattern(judged: dict[str, WeightReport]) -> None:
@@ -89,7 +119,10 @@ def test_narrow_data_adapters_show_the_profile_pattern(judged: dict[str, WeightR
 
 @pytest.mark.slow
 def test_alignment_direction_with_the_real_aligned_model(
-    embedded_model: Path, aligned_model: Path, tuned: dict[tuple[str, int], Path], tmp_path_factory: pytest.TempPathFactory
+    embedded_model: Path,
+    aligned_model: Path,
+    tuned: dict[tuple[str, int], Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Harmful compliance moves against V = W_aligned - W_unaligned relative to benign tuning.
 
@@ -104,7 +137,13 @@ def test_alignment_direction_with_the_real_aligned_model(
     cache = tmp_path_factory.mktemp("fp-align")
     pair = (embedded_model, aligned_model)
     rep = {
-        k: diff(embedded_model, tuned[key], alignment=pair, fingerprint_cache=cache, base_digest="0" * 64)
+        k: diff(
+            embedded_model,
+            tuned[key],
+            alignment=pair,
+            fingerprint_cache=cache,
+            base_digest="0" * 64,
+        )
         for k, key in [("benign", ("benign-alpaca", 0)), ("harmful", ("harmful", 0))]
     }
 

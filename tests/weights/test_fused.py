@@ -20,7 +20,9 @@ from _ckpt import llama_tensors, perturb, write_bf16_model, write_model  # noqa:
 DTYPES = ("F32", "F16", "BF16")
 KERNELS = ("c", "numpy")
 TOL = 1e-3
-_OFF = "ftguard.weights._fused is not built (no C compiler at install) or FTGUARD_WEIGHTS_KERNEL=numpy"
+_OFF = (
+    "ftguard.weights._fused is not built (no C compiler at install) or FTGUARD_WEIGHTS_KERNEL=numpy"
+)
 
 
 @pytest.fixture(params=KERNELS)
@@ -84,7 +86,9 @@ def test_in_memory_statistics_match_float64(kernel: str, dtype_a: str, dtype_b: 
     lo = 9  # a window that starts inside the tensor
     s = diff_sources(RawSource(dtype_a, array=ra), RawSource(dtype_b, array=rb), lo, n, TOL)
     _check(s, a[lo:], b[lo:])
-    assert norm_source(RawSource(dtype_a, array=ra), lo, n) == pytest.approx(float(a[lo:] @ a[lo:]), rel=2e-5)
+    assert norm_source(RawSource(dtype_a, array=ra), lo, n) == pytest.approx(
+        float(a[lo:] @ a[lo:]), rel=2e-5
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -115,8 +119,10 @@ def test_a_file_that_ends_early_names_its_side(kernel: str, side: str, tmp_path:
     short.write_bytes(np.ones(30000, "<f4").tobytes())  # truncated while the diff reads it
     fds = {p: os.open(p, os.O_RDONLY) for p in (full, short)}
     try:
-        src = {"full": RawSource("F32", fd=fds[full], where="full.bin"),
-               "short": RawSource("F32", fd=fds[short], where="short.bin")}  # fmt: skip
+        src = {
+            "full": RawSource("F32", fd=fds[full], where="full.bin"),
+            "short": RawSource("F32", fd=fds[short], where="short.bin"),
+        }
         base, tuned = (src["short"], src["full"]) if side == "base" else (src["full"], src["short"])
         with pytest.raises(BadInputError, match="short.bin: file ended early"):
             diff_sources(base, tuned, 0, 50000, TOL)
@@ -151,7 +157,9 @@ def test_a_non_contiguous_array_uses_the_numpy_kernel() -> None:
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_whole_reports_agree_between_kernels(bf16: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whole_reports_agree_between_kernels(
+    bf16: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if _stats._FUSED is None:
         pytest.skip(_OFF)
     base = llama_tensors(num_layers=4, seed=0)
@@ -161,7 +169,10 @@ def test_whole_reports_agree_between_kernels(bf16: bool, tmp_path: Path, monkeyp
     compiled = diff(b, t, workers=2)
     monkeypatch.setattr(_stats, "_FUSED", None)
     reference = diff(b, t, workers=2)
-    assert compiled.verdict == reference.verdict and compiled.tensors_changed == reference.tensors_changed
+    assert (
+        compiled.verdict == reference.verdict
+        and compiled.tensors_changed == reference.tensors_changed
+    )
     ref = {x.name: x for x in reference.tensors}
     for x in compiled.tensors:
         y = ref[x.name]

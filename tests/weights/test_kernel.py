@@ -27,10 +27,13 @@ def _reference(a: np.ndarray, b: np.ndarray, tol: float) -> dict[str, float]:
     a, b = a.astype(np.float64), b.astype(np.float64)
     d = b - a
     return {
-        "base_sq": float(a @ a), "tuned_sq": float(b @ b), "dot": float(a @ b),
-        "diff_sq": float(d @ d), "max_abs": float(np.abs(d).max(initial=0.0)),
+        "base_sq": float(a @ a),
+        "tuned_sq": float(b @ b),
+        "dot": float(a @ b),
+        "diff_sq": float(d @ d),
+        "max_abs": float(np.abs(d).max(initial=0.0)),
         "changed": int(np.count_nonzero(np.abs(d) > tol)),
-    }  # fmt: skip
+    }
 
 
 def _bf16_values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +41,17 @@ def _bf16_values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bits, (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-@pytest.mark.parametrize("dtypes", [("BF16", "BF16"), ("F32", "F32"), ("F16", "F16"), ("BF16", "F32"), ("F16", "BF16")])
+@pytest.mark.parametrize(
+    "dtypes", [("BF16", "BF16"), ("F32", "F32"), ("F16", "F16"), ("BF16", "F32"), ("F16", "BF16")]
+)
 def test_pread_kernel_matches_float64(tmp_path: Path, dtypes: tuple[str, str]) -> None:
     rng = np.random.default_rng(0)
     n = 2 * CHUNK + 12345  # several chunks and a ragged end
     base = rng.normal(0, 0.02, n).astype(np.float32)
     tuned = base.copy()
-    tuned[CHUNK + 7 : CHUNK + 5000] += rng.normal(0, 0.01, 4993).astype(np.float32)  # chunks 0 and 2 unchanged
+    tuned[CHUNK + 7 : CHUNK + 5000] += rng.normal(0, 0.01, 4993).astype(
+        np.float32
+    )  # chunks 0 and 2 unchanged
     raws, vals = [], []
     for x, dt in ((base, dtypes[0]), (tuned, dtypes[1])):
         if dt == "BF16":
@@ -76,7 +83,10 @@ def test_pread_kernel_matches_float64(tmp_path: Path, dtypes: tuple[str, str]) -
         assert abs(s.changed - ref["changed"]) <= 2  # float32 rounding at the tolerance
     assert norm_source(files[0].source("w"), 0, n) == pytest.approx(ref["base_sq"], rel=1e-5)
     # windows add up to the whole
-    parts = [diff_sources(files[0].source("w"), files[1].source("w"), lo, min(n, lo + 70001), 1e-6) for lo in range(0, n, 70001)]  # fmt: skip
+    parts = [
+        diff_sources(files[0].source("w"), files[1].source("w"), lo, min(n, lo + 70001), 1e-6)
+        for lo in range(0, n, 70001)
+    ]
     total = parts[0]
     for p in parts[1:]:
         total.merge(p)
@@ -152,7 +162,9 @@ def test_concentration_rule_needs_more_layers_than_its_limit(tmp_path: Path) -> 
 # -- baselines: tensor-by-tensor profile shifts ------------------------------------------
 
 
-def _profile_fp(rng: np.random.Generator, *, mag: float = 0.0, tilt: float = 0.0, conc: float = 0.0) -> Fingerprint:
+def _profile_fp(
+    rng: np.random.Generator, *, mag: float = 0.0, tilt: float = 0.0, conc: float = 0.0
+) -> Fingerprint:
     f: dict[str, float] = {}
     for layer in range(24):
         depth = layer / 23
@@ -169,7 +181,15 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     rng = np.random.default_rng(0)
     baselines = [_profile_fp(rng) for _ in range(8)]
     policy = WeightsPolicy()
-    fresh = judge(_profile_fp(rng), policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    fresh = judge(
+        _profile_fp(rng),
+        policy=policy,
+        baselines=baselines,
+        critical_features=set(),
+        tensors=[],
+        layers=[],
+        alignment=None,
+    )
     assert not [f for f in fresh.flags if f.feature == "profile.combined"]
     assert "tensor-by-tensor profile" in fresh.text
     # each shift alone is moderate (8-10 %), together they are the narrow-data pattern
@@ -177,20 +197,46 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     ps = profile_shift(narrow, baselines, min_jobs=5, min_scale=0.01)
     assert ps is not None and set(ps.z) == {"magnitude", "depth", "concentration"}
     assert all(z > 1 for z in ps.z.values())
-    j = judge(narrow, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    j = judge(
+        narrow,
+        policy=policy,
+        baselines=baselines,
+        critical_features=set(),
+        tensors=[],
+        layers=[],
+        alignment=None,
+    )
     flag = next(f for f in j.flags if f.feature == "profile.combined")
     assert "larger" in flag.reason and "last third" in flag.reason and "concentrated" in flag.reason
     assert "narrow data such as harmful compliance" in flag.reason
     assert j.score > policy.anomaly_score_limit
     # a uniformly larger update (a harder run) is flagged, and read as mostly size
     harder = _profile_fp(rng, mag=0.9)
-    j3 = judge(harder, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    j3 = judge(
+        harder,
+        policy=policy,
+        baselines=baselines,
+        critical_features=set(),
+        tensors=[],
+        layers=[],
+        alignment=None,
+    )
     flag3 = next(f for f in j3.flags if f.feature == "profile.combined")
-    assert flag3.reason.count("z +") == 1 and "larger (+" in flag3.reason  # only the shift that drives it
+    assert (
+        flag3.reason.count("z +") == 1 and "larger (+" in flag3.reason
+    )  # only the shift that drives it
     assert "mostly a larger update than theirs" in flag3.reason and "last third" not in flag3.reason
     # a uniformly smaller update is not the pattern (one-sided)
     smaller = _profile_fp(rng, mag=-0.3, conc=-0.1)
-    j2 = judge(smaller, policy=policy, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    j2 = judge(
+        smaller,
+        policy=policy,
+        baselines=baselines,
+        critical_features=set(),
+        tensors=[],
+        layers=[],
+        alignment=None,
+    )
     assert not [f for f in j2.flags if f.feature == "profile.combined"]
 
 
@@ -201,7 +247,15 @@ def test_profile_shift_needs_baselines_of_the_same_kind() -> None:
     assert profile_shift(full, baselines, min_jobs=5, min_scale=0.01) is None
     assert profile_shift(_profile_fp(rng), baselines[:2], min_jobs=5, min_scale=0.01) is None
     off = WeightsPolicy(profile_checks=False)
-    j = judge(_profile_fp(rng, mag=0.3, tilt=0.3, conc=0.3), policy=off, baselines=baselines, critical_features=set(), tensors=[], layers=[], alignment=None)  # fmt: skip
+    j = judge(
+        _profile_fp(rng, mag=0.3, tilt=0.3, conc=0.3),
+        policy=off,
+        baselines=baselines,
+        critical_features=set(),
+        tensors=[],
+        layers=[],
+        alignment=None,
+    )
     assert "tensor-by-tensor" not in j.text
 
 
@@ -214,5 +268,7 @@ def test_read_ahead_thread_ends_with_the_diff(tmp_path: Path) -> None:
     before = {th.name for th in threading.enumerate()}
     r = diff(b, t, workers=2)
     assert r.tensors_changed == len(base)
-    assert not [th for th in threading.enumerate() if th.name == "ftguard-readahead" and th.is_alive()]
+    assert not [
+        th for th in threading.enumerate() if th.name == "ftguard-readahead" and th.is_alive()
+    ]
     assert "ftguard-readahead" not in before

@@ -30,7 +30,12 @@ from ftguard.weights._naming import is_critical, layer_count
         ("transformer.ln_f.weight", None, "norm", "ln_f"),
         # GPT-NeoX
         ("gpt_neox.embed_in.weight", None, "embed", "embed_in"),
-        ("gpt_neox.layers.1.attention.query_key_value.weight", 1, "attn.qkv", "attention.query_key_value"),
+        (
+            "gpt_neox.layers.1.attention.query_key_value.weight",
+            1,
+            "attn.qkv",
+            "attention.query_key_value",
+        ),
         ("gpt_neox.layers.1.attention.dense.weight", 1, "attn.o", "attention.dense"),
         ("gpt_neox.layers.1.mlp.dense_h_to_4h.weight", 1, "mlp.up", "mlp.dense_h_to_4h"),
         ("gpt_neox.layers.1.mlp.dense_4h_to_h.weight", 1, "mlp.down", "mlp.dense_4h_to_h"),
@@ -59,5 +64,9 @@ def test_critical_places() -> None:
     assert is_critical(parse_name("model.layers.17.mlp.up_proj.weight"), **kw)  # type: ignore[arg-type]
     assert not is_critical(parse_name("model.layers.18.mlp.up_proj.weight"), **kw)  # type: ignore[arg-type]
     assert not is_critical(parse_name("model.layers.2.self_attn.o_proj.weight"), **kw)  # type: ignore[arg-type]
-    assert is_critical(parse_name("model.layers.2.self_attn.o_proj.weight"), model_type="llama", **kw)  # type: ignore[arg-type]
-    assert layer_count(["model.layers.0.x.weight", "model.layers.7.y.weight", "lm_head.weight"]) == 8
+    assert is_critical(
+        parse_name("model.layers.2.self_attn.o_proj.weight"), model_type="llama", **kw
+    )  # type: ignore[arg-type]
+    assert (
+        layer_count(["model.layers.0.x.weight", "model.layers.7.y.weight", "lm_head.weight"]) == 8
+    )

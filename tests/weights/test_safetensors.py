@@ -16,7 +16,9 @@ from ftguard.weights import open_checkpoint, parse_header
 from ftguard.weights._safetensors import SafetensorsFile
 
 
-def _raw_file(path: Path, header: object, data: bytes = b"", *, raw_header: bytes | None = None) -> Path:
+def _raw_file(
+    path: Path, header: object, data: bytes = b"", *, raw_header: bytes | None = None
+) -> Path:
     h = raw_header if raw_header is not None else json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(h)) + h + data)
     return path
@@ -39,7 +41,11 @@ def test_bf16_is_decoded_exactly(tmp_path: Path) -> None:
     values = np.array([1.0, -2.5, 0.15625, 3.0e38], dtype=np.float32)
     bits = (values.view(np.uint32) >> 16).astype("<u2")
     n = bits.nbytes
-    p = _raw_file(tmp_path / "bf.safetensors", {"w": {"dtype": "BF16", "shape": [4], "data_offsets": [0, n]}}, bits.tobytes())
+    p = _raw_file(
+        tmp_path / "bf.safetensors",
+        {"w": {"dtype": "BF16", "shape": [4], "data_offsets": [0, n]}},
+        bits.tobytes(),
+    )
     f = SafetensorsFile(p)
     np.testing.assert_allclose(to_f32_matrix(f.raw("w"), "BF16"), values, rtol=1e-2)
     assert to_f32_matrix(f.raw("w"), "BF16")[0] == 1.0
@@ -48,7 +54,11 @@ def test_bf16_is_decoded_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "data", "message"),
     [
-        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "outside the data"),
+        (
+            {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
+            b"\0" * 4,
+            "outside the data",
+        ),
         ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "needs 12"),
         ({"w": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "unknown dtype"),
         ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "shape"),
@@ -168,7 +178,9 @@ def test_fuzz_arbitrary_bytes(raw: bytes) -> None:
         parse_header(raw, 64)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=120))
 def test_fuzz_whole_files(tmp_path: Path, blob: bytes) -> None:
     p = tmp_path / "f.safetensors"

@@ -17,7 +17,9 @@ from _ckpt import llama_tensors, perturb, write_model  # noqa: E402
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = llama_tensors(num_layers=4, seed=0)
     root = tmp_path_factory.mktemp("pair")
-    return write_model(root / "base", base, shards=2), write_model(root / "tuned", perturb(base, 0.05), shards=3)
+    return write_model(root / "base", base, shards=2), write_model(
+        root / "tuned", perturb(base, 0.05), shards=3
+    )
 
 
 def _relative_changes(base: Path, tuned: Path) -> dict[str, float | None]:

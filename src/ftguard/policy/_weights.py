@@ -71,6 +71,30 @@ class WeightsPolicy(BaseModel):
     flag_embedding_change: bool = True
     """Flag any change to the embeddings or lm_head (adapters: ``modules_to_save``)."""
 
+    # -- within-model checks (no history needed; both modes) ------------------------------
+    within_model_checks: bool = True
+    """Judge each layer's and module's update against the same model's other layers and
+    modules (robust z on a log scale, median / MAD across the layers): an update concentrated
+    in one layer or module, or of far lower rank there, is flagged with or without baselines.
+    The limits below were chosen by cross-validation on benign fine-tunes (docs/weights.md)."""
+    within_layer_z_limit: float = Field(default=4.0, gt=0)
+    """A layer whose log relative change is this many robust standard deviations above the
+    median of the model's changed layers is flagged."""
+    within_module_z_limit: float = Field(default=11.0, gt=0)
+    """The same for one tensor against the same module kind in the other layers."""
+    within_rank_z_limit: float = Field(default=61.5, gt=0)
+    """The same, downward, for the effective rank of one tensor's update (LoRA; full diffs
+    with ``deep``) against the same module kind in the other layers. High by default: benign
+    LoRA updates of the embedded model are near rank one in one module (layer 11
+    ``mlp.down_proj``, z up to 15), so only a far more extreme outlier is flagged."""
+    within_min_log_scale: float = Field(default=0.25, gt=0)
+    """Floor of the spread across layers of log relative changes (0.25: a layer is never
+    judged more finely than about 28 %)."""
+    within_min_rank_log_scale: float = Field(default=0.1, gt=0)
+    """Floor of the spread across layers of log effective ranks."""
+    within_min_layers: int = Field(default=4, ge=3)
+    """Fewest changed layers (or tensors of one module kind) to compare against."""
+
     # -- safety-critical layers ----------------------------------------------------------
     critical_patterns: dict[str, list[str]] = Field(default_factory=_default_critical_patterns)
     """Per architecture (``model_type`` from config.json, ``*`` for all): substrings or

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy import select
 
-from ftguard.control import service
-from ftguard.control._workspace import Workspace
+from ftguard.control import Workspace, service
 from ftguard.errors import BadInputError
 from ftguard.store import EvidenceRow
 
@@ -45,6 +45,16 @@ def render_evidence_html(kind: str, body: dict[str, Any]) -> str | None:
     except (ImportError, ValueError):
         return None
     return None
+
+
+def _weights_heatmap(body: dict[str, Any], ident: object) -> Markup | None:
+    """The weight report's layer x module heatmap (inline SVG), when the analyzer is installed."""
+    try:
+        from ftguard.weights import weights_heatmap_svg
+    except ImportError:
+        return None
+    svg = weights_heatmap_svg(body, ident=f"ev{ident}")
+    return Markup(svg) if svg else None  # noqa: S704 - every text in it is escaped
 
 
 def _summary(payload: dict[str, Any]) -> str:
@@ -84,6 +94,7 @@ def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) ->
                     "digest": row.digest,
                     "verdict": body.get("verdict") or body.get("decision"),
                     "link": link,
+                    "heatmap": _weights_heatmap(body, row.id) if row.kind == "weights" else None,
                 }
             )
     events = [

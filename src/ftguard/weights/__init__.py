@@ -27,6 +27,7 @@ from ftguard.weights._report import (
     WeightReport,
 )
 from ftguard.weights._safetensors import Checkpoint, open_checkpoint, parse_header
+from ftguard.weights._svg import weights_heatmap_svg
 
 __all__ = [
     "AdapterInfo",
@@ -45,4 +46,5 @@ __all__ = [
     "parse_header",
     "parse_name",
     "render_weights_html",
+    "weights_heatmap_svg",
 ]

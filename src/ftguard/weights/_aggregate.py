@@ -16,7 +16,10 @@ __all__ = ["group_stats"]
 
 
 def _groups(
-    ctx: _Ctx, tensors: list[TensorStats], norms: dict[str, float], key: Callable[[TensorName], object]
+    ctx: _Ctx,
+    tensors: list[TensorStats],
+    norms: dict[str, float],
+    key: Callable[[TensorName], object],
 ) -> dict[object, tuple[float, float, int, bool]]:
     """Key -> (diff_sq, base_sq over all base tensors of the group, tensor count, critical)."""
     acc: dict[object, list[float]] = {}
@@ -34,27 +37,53 @@ def _groups(
     return {k: (v[0], v[1], int(v[2]), crit.get(k, False)) for k, v in acc.items()}
 
 
-def group_stats(ctx: _Ctx, tensors: list[TensorStats], norms: dict[str, float]) -> tuple[list[GroupStats], list[GroupStats], float]:  # fmt: skip
+def group_stats(
+    ctx: _Ctx, tensors: list[TensorStats], norms: dict[str, float]
+) -> tuple[list[GroupStats], list[GroupStats], float]:
     total_d = sum(t.diff_norm**2 for t in tensors if math.isfinite(t.diff_norm))
     total_b = sum(norms.values())
 
-    def mk(k: object, v: tuple[float, float, int, bool], *, layer: int | None, kind: str | None, label: str) -> GroupStats:  # fmt: skip
+    def mk(
+        k: object,
+        v: tuple[float, float, int, bool],
+        *,
+        layer: int | None,
+        kind: str | None,
+        label: str,
+    ) -> GroupStats:
         d, b, n, c = v
         return GroupStats(
-            key=label, layer=layer, kind=kind, tensors=n, diff_norm=math.sqrt(d),
+            key=label,
+            layer=layer,
+            kind=kind,
+            tensors=n,
+            diff_norm=math.sqrt(d),
             base_norm=math.sqrt(b) if b > 0 else None,
             relative_change=math.sqrt(d / b) if b > 0 else None,
-            energy_share=d / total_d if total_d > 0 else 0.0, critical=c,
-        )  # fmt: skip
+            energy_share=d / total_d if total_d > 0 else 0.0,
+            critical=c,
+        )
 
     by_layer = _groups(ctx, tensors, norms, lambda tn: tn.layer)
     layers = []
     for k in sorted(by_layer, key=lambda x: (x is None, x if isinstance(x, int) else 0)):
         lo, hi = ctx.policy.critical_middle_layers
-        crit = isinstance(k, int) and int(lo * ctx.n_layers) <= k < max(int(round(hi * ctx.n_layers)), int(lo * ctx.n_layers) + 1)  # fmt: skip
+        crit = isinstance(k, int) and int(lo * ctx.n_layers) <= k < max(
+            int(round(hi * ctx.n_layers)), int(lo * ctx.n_layers) + 1
+        )
         d, b, n, _ = by_layer[k]
-        layers.append(mk(k, (d, b, n, crit), layer=k if isinstance(k, int) else None, kind=None, label=f"layer {k}" if k is not None else "outside layers"))  # fmt: skip
+        layers.append(
+            mk(
+                k,
+                (d, b, n, crit),
+                layer=k if isinstance(k, int) else None,
+                kind=None,
+                label=f"layer {k}" if k is not None else "outside layers",
+            )
+        )
     by_kind = _groups(ctx, tensors, norms, lambda tn: tn.kind)
-    modules = [mk(k, by_kind[k], layer=None, kind=str(k), label=str(k)) for k in sorted(by_kind, key=str)]  # fmt: skip
+    modules = [
+        mk(k, by_kind[k], layer=None, kind=str(k), label=str(k)) for k in sorted(by_kind, key=str)
+    ]
     total = math.sqrt(total_d / total_b) if total_b > 0 else 0.0
     return layers, modules, total

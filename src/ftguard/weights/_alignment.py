@@ -69,16 +69,17 @@ def alignment_terms(
         sv_sq = _pair_norm_sq(pair)
         return lora_inner(pair, v), sv_sq, vsq
     assert base is not None and tuned is not None
-    streams = [
-        (ck.raw(name).reshape(-1), ck.info(name).dtype) for ck in (base, tuned, un, al)
-    ]
+    streams = [(ck.raw(name).reshape(-1), ck.info(name).dtype) for ck in (base, tuned, un, al)]
     n = streams[0][0].shape[0]
     chunk = min(CHUNK, max(n, 1))
     bufs = [np.empty(chunk, np.float32) for _ in streams]
     d, v = np.empty(chunk, np.float32), np.empty(chunk, np.float32)
     ip = dsq = vsq = 0.0
     for start in range(0, n, chunk):
-        x = [_f32(raw[start : start + chunk], dt, buf) for (raw, dt), buf in zip(streams, bufs, strict=True)]
+        x = [
+            _f32(raw[start : start + chunk], dt, buf)
+            for (raw, dt), buf in zip(streams, bufs, strict=True)
+        ]
         m = x[0].shape[0]
         np.subtract(x[1], x[0], out=d[:m])
         np.subtract(x[3], x[2], out=v[:m])

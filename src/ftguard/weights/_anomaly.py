@@ -16,6 +16,7 @@ from ftguard.weights._report import (
     TensorStats,
     WeightFlag,
 )
+from ftguard.weights._within import within_model_flags
 
 __all__ = ["Judgement", "fingerprint_of", "judge"]
 
@@ -76,6 +77,8 @@ class Judgement:
     flags: list[WeightFlag] = field(default_factory=list)
     judged_by: str = "fixed_limits"
     text: str = ""
+    feature_z: dict[str, float] = field(default_factory=dict)
+    """Robust z of every feature judged against the baselines (signed as judged)."""
 
 
 def _describe(feature: str) -> tuple[str, int | None, str | None]:
@@ -83,8 +86,11 @@ def _describe(feature: str) -> tuple[str, int | None, str | None]:
     parts = feature.split(".")
     if parts[0] == "layer":
         layer = None if parts[1] == "outside" else int(parts[1])
-        return (f"layer {parts[1]}" if layer is not None else "the tensors outside the layers",
-                layer, None)  # fmt: skip
+        return (
+            f"layer {parts[1]}" if layer is not None else "the tensors outside the layers",
+            layer,
+            None,
+        )
     if parts[0] == "module":
         return f"module kind {'.'.join(parts[1:-1])} (all layers)", None, None
     if parts[0] == "tensor":
@@ -129,6 +135,9 @@ def judge(
         )
         _judge_fixed(fp, policy, tensors, layers, j)
     # Checks that hold in both modes.
+    worst, within = within_model_flags(tensors, layers, policy)
+    j.score = max(j.score, lim * worst)
+    j.flags.extend(f for _, f in sorted(within, key=lambda sf: -sf[0]))
     if policy.flag_embedding_change:
         for t in tensors:
             if t.kind in ("embed", "lm_head", "pos_embed") and t.diff_norm > 0:
@@ -136,12 +145,16 @@ def judge(
                     WeightFlag(
                         tensor=t.name,
                         reason=f"{t.name} ({t.kind}) was changed"
-                        + (" as a fully saved module (modules_to_save)" if t.source == "modules_to_save" else "")
+                        + (
+                            " as a fully saved module (modules_to_save)"
+                            if t.source == "modules_to_save"
+                            else ""
+                        )
                         + f": relative change {_fmt(t.relative_change)}; the policy flags any change to embeddings and the output head",
                         feature="embedding_change",
                         value=t.relative_change,
                     )
-                )  # fmt: skip
+                )
                 j.score = max(j.score, lim * 1.01)
     if alignment is not None:
         limit = policy.max_against_alignment
@@ -183,7 +196,11 @@ def _cosine_se(alignment: AlignmentReport | None) -> float:
     """
     if alignment is None:
         return 0.0
-    rows = [(al.cosine, al.norm_share) for al in alignment.layers if al.layer is not None and al.norm_share > 0]
+    rows = [
+        (al.cosine, al.norm_share)
+        for al in alignment.layers
+        if al.layer is not None and al.norm_share > 0
+    ]
     if len(rows) < 3:
         return 0.0
     c = np.array([r[0] for r in rows])
@@ -227,6 +244,7 @@ def _judge_baselines(
             z = -z
         elif name.startswith(_TWO_SIDED):
             z = abs(z)
+        j.feature_z[name] = z
         crit = name in critical
         z_lim = policy.critical_z_limit if crit else policy.z_limit
         r_lim = policy.critical_ratio_limit if crit else policy.ratio_limit
@@ -240,46 +258,68 @@ def _judge_baselines(
         crit_note = " (safety-critical)" if crit else ""
         if ratio is not None and ratio > r_lim and z > 1.0:
             j.score = max(j.score, lim * ratio / r_lim)
-            found.append((max(ratio / r_lim, z / z_lim),
-                WeightFlag(
-                    layer=layer,
-                    tensor=tensor,
-                    feature=name,
-                    value=x,
-                    limit=r_lim,
-                    reason=f"{words}{crit_note} changed {ratio:.1f}x the median {of} "
-                    f"(limit {r_lim:g}x)",
-                ),
-            ))  # fmt: skip
+            found.append(
+                (
+                    max(ratio / r_lim, z / z_lim),
+                    WeightFlag(
+                        layer=layer,
+                        tensor=tensor,
+                        feature=name,
+                        value=x,
+                        limit=r_lim,
+                        reason=f"{words}{crit_note} changed {ratio:.1f}x the median {of} "
+                        f"(limit {r_lim:g}x)",
+                    ),
+                )
+            )
         elif z > z_lim:
-            found.append((z / z_lim,
-                WeightFlag(
-                    layer=layer,
-                    tensor=tensor,
-                    feature=name,
-                    value=x,
-                    limit=z_lim,
-                    reason=f"{words}{crit_note}: {x:.4g} against a median of {med:.4g} {of} "
-                    f"is {z:.1f} robust standard deviations out (limit {z_lim:g})",
-                ),
-            ))  # fmt: skip
+            found.append(
+                (
+                    z / z_lim,
+                    WeightFlag(
+                        layer=layer,
+                        tensor=tensor,
+                        feature=name,
+                        value=x,
+                        limit=z_lim,
+                        reason=f"{words}{crit_note}: {x:.4g} against a median of {med:.4g} {of} "
+                        f"is {z:.1f} robust standard deviations out (limit {z_lim:g})",
+                    ),
+                )
+            )
     if policy.profile_checks:
-        ps = profile_shift(fp, base, min_jobs=policy.min_baseline_jobs, min_scale=policy.min_profile_scale)  # fmt: skip
+        ps = profile_shift(
+            fp, base, min_jobs=policy.min_baseline_jobs, min_scale=policy.min_profile_scale
+        )
         if ps is not None:
             j.score = max(j.score, ps.combined * lim / policy.z_limit)
-            parts = [f"{SHIFT_WORDS[k]} ({math.expm1(v):+.1%}, z {ps.z[k]:+.1f})" for k, v in ps.values.items() if ps.z[k] > 1]  # fmt: skip
-            neutral = [f"{SHIFT_NAMES[k]} {math.expm1(v):+.1%} (z {ps.z[k]:+.1f})" for k, v in ps.values.items()]  # fmt: skip
+            parts = [
+                f"{SHIFT_WORDS[k]} ({math.expm1(v):+.1%}, z {ps.z[k]:+.1f})"
+                for k, v in ps.values.items()
+                if ps.z[k] > 1
+            ]
+            neutral = [
+                f"{SHIFT_NAMES[k]} {math.expm1(v):+.1%} (z {ps.z[k]:+.1f})"
+                for k, v in ps.values.items()
+            ]
             j.text += (
                 f"; tensor-by-tensor profile against {ps.baselines} jobs over {ps.tensors} "
                 f"tensors: {', '.join(neutral)}, combined z {ps.combined:+.1f}"
             )
             if ps.combined > policy.z_limit:
-                found.append((ps.combined / policy.z_limit, WeightFlag(
-                    feature="profile.combined", value=ps.combined, limit=policy.z_limit,
-                    reason=f"compared tensor by tensor with {ps.baselines} earlier approved "
-                    f"jobs, the update is {', '.join(parts)}: combined {ps.combined:.1f} robust "
-                    f"standard deviations (limit {policy.z_limit:g}), {_profile_reading(ps.z)}",
-                )))  # fmt: skip
+                found.append(
+                    (
+                        ps.combined / policy.z_limit,
+                        WeightFlag(
+                            feature="profile.combined",
+                            value=ps.combined,
+                            limit=policy.z_limit,
+                            reason=f"compared tensor by tensor with {ps.baselines} earlier approved "
+                            f"jobs, the update is {', '.join(parts)}: combined {ps.combined:.1f} robust "
+                            f"standard deviations (limit {policy.z_limit:g}), {_profile_reading(ps.z)}",
+                        ),
+                    )
+                )
     found.sort(key=lambda sf: -sf[0])
     j.flags.extend(f for _, f in found)
 
@@ -292,7 +332,9 @@ def _profile_reading(z: dict[str, float]) -> str:
             "mostly a larger update than theirs: a harder training run (more steps, a higher "
             "learning rate) than theirs, or narrow data"
         )
-    return "the pattern of fine-tuning on narrow data such as harmful compliance or a trigger backdoor"
+    return (
+        "the pattern of fine-tuning on narrow data such as harmful compliance or a trigger backdoor"
+    )
 
 
 def _judge_fixed(

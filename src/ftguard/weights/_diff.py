@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError
 from ftguard.weights._aggregate import group_stats
 from ftguard.weights._alignment import alignment_report, alignment_terms, check_alignment_pair
 from ftguard.weights._anomaly import _tensor_feature, fingerprint_of, judge
 from ftguard.weights._cache import load_base_norms, save_base_norms
+from ftguard.weights._hashing import start_manifests
 from ftguard.weights._lora import Adapter, is_adapter, lora_summary, open_adapter
 from ftguard.weights._naming import TensorName, is_critical, layer_count, parse_name
 from ftguard.weights._policy import WeightsPolicy
@@ -45,8 +45,11 @@ from ftguard.weights._stream import READ_AHEAD, Schedule, merge, window_norm, wi
 
 __all__ = ["diff"]
 
+
 class _Ctx:
-    def __init__(self, policy: WeightsPolicy, base: Checkpoint, progress: bool, workers: int = 1) -> None:
+    def __init__(
+        self, policy: WeightsPolicy, base: Checkpoint, progress: bool, workers: int = 1
+    ) -> None:
         self.policy = policy
         self.workers = workers
         self.base = base
@@ -71,6 +74,16 @@ class _Ctx:
                 print(file=sys.stderr)
 
 
+class _Known:
+    """A digest the caller already has, shaped like a running manifest."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root or ""
+
+    def result(self) -> _Known:
+        return self
+
+
 def _check_dtype(ck: Checkpoint, name: str) -> None:
     dt = ck.info(name).dtype
     if dt not in ANALYSED_DTYPES:
@@ -90,9 +103,14 @@ def _deep_svd(a: Checkpoint, b: Checkpoint, name: str, k: int) -> np.ndarray:
 def _stats_for(ctx: _Ctx, name: str, shape: tuple[int, ...], **kw: object) -> TensorStats:
     tn = parse_name(name)
     return TensorStats(
-        name=name, layer=tn.layer, module=tn.module, kind=tn.kind, shape=list(shape),
-        critical=ctx.critical(tn), **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        name=name,
+        layer=tn.layer,
+        module=tn.module,
+        kind=tn.kind,
+        shape=list(shape),
+        critical=ctx.critical(tn),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def _full(
@@ -136,11 +154,13 @@ def _full(
         kw: dict[str, object] = {
             "diff_norm": s.diff_norm,
             "base_norm": s.base_norm,
-            "relative_change": s.diff_norm / s.base_norm if s.base_norm > 0 else (0.0 if s.diff_sq == 0 else math.inf),
+            "relative_change": s.diff_norm / s.base_norm
+            if s.base_norm > 0
+            else (0.0 if s.diff_sq == 0 else math.inf),
             "max_abs_change": s.max_abs,
             "changed_fraction": s.changed / s.numel if s.numel else 0.0,
             "cosine": s.cosine,
-        }  # fmt: skip
+        }
         if deep and len(base.info(n).shape) == 2 and s.diff_sq > 0:
             deep_futs[n] = pool.submit(_deep_svd, base, tuned, n, pol.deep_top_k)
         out.append(_stats_for(ctx, n, base.info(n).shape, **kw))
@@ -198,11 +218,20 @@ def _lora(
         dn, sv, eff, top1 = lora_summary(pair)
         bn = math.sqrt(norms.get(name, 0.0))
         stats = _stats_for(
-            ctx, name, base.info(name).shape, source="lora", diff_norm=dn, base_norm=bn,
-            relative_change=dn / bn if bn > 0 else None, lora_rank=pair.rank,
-            lora_scale=pair.scale, singular_values=sv, effective_rank=eff,
-            rank_utilisation=eff / pair.rank if pair.rank else None, top1_energy=top1,
-        )  # fmt: skip
+            ctx,
+            name,
+            base.info(name).shape,
+            source="lora",
+            diff_norm=dn,
+            base_norm=bn,
+            relative_change=dn / bn if bn > 0 else None,
+            lora_rank=pair.rank,
+            lora_scale=pair.scale,
+            singular_values=sv,
+            effective_rank=eff,
+            rank_utilisation=eff / pair.rank if pair.rank else None,
+            top1_energy=top1,
+        )
         return stats, pair
 
     for stats, pair in pool.map(one, sorted(ad.lora_keys)):
@@ -221,15 +250,27 @@ def _lora(
         _check_dtype(base, name)
         if info.dtype not in ANALYSED_DTYPES:
             raise BadInputError(f"{ad.path.name}: tensor {key!r} has dtype {info.dtype}")
-        s = diff_sums(base.raw(name), base.info(name).dtype, ad.file.raw(key), info.dtype, ctx.policy.change_tolerance)  # fmt: skip
+        s = diff_sums(
+            base.raw(name),
+            base.info(name).dtype,
+            ad.file.raw(key),
+            info.dtype,
+            ctx.policy.change_tolerance,
+        )
         out.append(
             _stats_for(
-                ctx, name, info.shape, source="modules_to_save", diff_norm=s.diff_norm,
-                base_norm=s.base_norm, relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
-                max_abs_change=s.max_abs, changed_fraction=s.changed / s.numel if s.numel else 0.0,
+                ctx,
+                name,
+                info.shape,
+                source="modules_to_save",
+                diff_norm=s.diff_norm,
+                base_norm=s.base_norm,
+                relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
+                max_abs_change=s.max_abs,
+                changed_fraction=s.changed / s.numel if s.numel else 0.0,
                 cosine=s.cosine,
             )
-        )  # fmt: skip
+        )
     return out, pairs
 
 
@@ -284,22 +325,41 @@ def diff(
     al_cks = [open_checkpoint(Path(p)) for p in alignment] if alignment else []
     ctx = _Ctx(policy, base_ck, progress, n_workers)
     notes: list[str] = []
-    with ThreadPoolExecutor(max_workers=1) as hasher, ThreadPoolExecutor(n_workers) as pool:
+    with ThreadPoolExecutor(n_workers) as hasher, ThreadPoolExecutor(n_workers) as pool:
         known = {"base": base_digest, "tuned": tuned_digest}
-        dig = {k: hasher.submit(lambda p, d: d or manifest_of(p).root, p, known.get(k)) for k, p in
-               [("base", base), ("tuned", tuned), *(zip(("un", "al"), alignment or (), strict=False))]}  # fmt: skip
+        inputs = [
+            ("base", base, base_ck.data_paths),
+            ("tuned", tuned, tuned_ck.data_paths if tuned_ck else [ad.file.path] if ad else []),
+            *(
+                (k, Path(p), ck.data_paths)
+                for k, p, ck in zip(("un", "al"), alignment or (), al_cks, strict=False)
+            ),
+        ]
+        to_hash = [(k, p, first) for k, p, first in inputs if not known.get(k)]
+        jobs = dict(
+            zip(
+                [k for k, _, _ in to_hash],
+                start_manifests(
+                    [p for _, p, _ in to_hash], hasher, first=[f for _, _, f in to_hash]
+                ),
+                strict=True,
+            )
+        )
+        dig = {k: _Known(known[k]) if known.get(k) else jobs[k] for k, _, _ in inputs}
         bytes_read = file_bytes(base_ck.data_paths)
         pairs: dict[str, object] = {}
         if tuned_ck is not None:
             tensors, norms = _full(ctx, tuned_ck, pool, deep)
             bytes_read += file_bytes(tuned_ck.data_paths)
-            b_digest = dig["base"].result()
+            b_digest = dig["base"].result().root
             save_base_norms(fingerprint_cache, b_digest, norms)
         else:
             assert ad is not None
-            b_digest = dig["base"].result()
+            b_digest = dig["base"].result().root
             cached = load_base_norms(fingerprint_cache, b_digest)
-            if cached is None or any(n not in cached for n in base_ck.names if base_ck.info(n).dtype in ANALYSED_DTYPES):  # fmt: skip
+            if cached is None or any(
+                n not in cached for n in base_ck.names if base_ck.info(n).dtype in ANALYSED_DTYPES
+            ):
                 norms = _base_norms(ctx, pool)
                 save_base_norms(fingerprint_cache, b_digest, norms)
             else:
@@ -313,7 +373,11 @@ def diff(
         if al_cks:
             un, al = al_cks
             check_alignment_pair(base_ck, un, al)
-            todo = [t.name for t in tensors if t.diff_norm > 0 and t.source in ("full", "lora", "modules_to_save")]  # fmt: skip
+            todo = [
+                t.name
+                for t in tensors
+                if t.diff_norm > 0 and t.source in ("full", "lora", "modules_to_save")
+            ]
 
             def terms(name: str) -> tuple[str, tuple[float, float, float] | None]:
                 p = pairs.get(name)
@@ -325,37 +389,68 @@ def diff(
                 return name, alignment_terms(un, al, name, base=base_ck, tuned=src)
 
             found = {n: t for n, t in pool.map(terms, todo) if t is not None}
-            align = alignment_report(found, unaligned_digest=dig["un"].result(), aligned_digest=dig["al"].result())  # fmt: skip
+            align = alignment_report(
+                found,
+                unaligned_digest=dig["un"].result().root,
+                aligned_digest=dig["al"].result().root,
+            )
             for t in tensors:
                 if t.name in found:
                     ip, dsq, vsq = found[t.name]
                     t.alignment_cosine = ip / math.sqrt(dsq * vsq) if dsq * vsq > 0 else 0.0
             if not found:
-                notes.append("the alignment direction V is zero wherever this update changed weights")
-        t_digest = dig["tuned"].result()
+                notes.append(
+                    "the alignment direction V is zero wherever this update changed weights"
+                )
+        t_digest = dig["tuned"].result().root
     layers, modules, total = group_stats(ctx, tensors, norms)
     kind = "lora" if adapter_mode else "full"
     fp = fingerprint_of(
-        base_digest=b_digest, kind=kind, tensors=tensors, layers=layers, modules=modules,
-        total_relative_change=total, alignment=align,
-    )  # fmt: skip
+        base_digest=b_digest,
+        kind=kind,
+        tensors=tensors,
+        layers=layers,
+        modules=modules,
+        total_relative_change=total,
+        alignment=align,
+    )
     critical = {f"layer.{g.layer}.rel" for g in layers if g.critical and g.layer is not None}
     critical |= {f"module.{g.kind}.rel" for g in modules if g.critical}
     critical |= {_tensor_feature(t) for t in tensors if t.critical and t.layer is None}
     j = judge(
-        fp, policy=policy, baselines=baselines or [], critical_features=critical,
-        tensors=tensors, layers=layers, alignment=align,
-    )  # fmt: skip
-    tensors.sort(key=lambda t: (-(t.relative_change if t.relative_change is not None and math.isfinite(t.relative_change) else -1.0), t.name))  # fmt: skip
+        fp,
+        policy=policy,
+        baselines=baselines or [],
+        critical_features=critical,
+        tensors=tensors,
+        layers=layers,
+        alignment=align,
+    )
+    for t in tensors:
+        if (z := j.feature_z.get(_tensor_feature(t))) is not None and math.isfinite(z):
+            t.baseline_z = z
+    tensors.sort(
+        key=lambda t: (
+            -(
+                t.relative_change
+                if t.relative_change is not None and math.isfinite(t.relative_change)
+                else -1.0
+            ),
+            t.name,
+        )
+    )
     adapter_info = None
     if ad is not None:
         tm = ad.config.get("target_modules") or []
         adapter_info = AdapterInfo(
-            peft_type="LORA", rank=ad.rank, alpha=ad.alpha, use_rslora=bool(ad.config.get("use_rslora")),
+            peft_type="LORA",
+            rank=ad.rank,
+            alpha=ad.alpha,
+            use_rslora=bool(ad.config.get("use_rslora")),
             target_modules=[tm] if isinstance(tm, str) else [str(x) for x in tm],
             modules_to_save=[str(x) for x in ad.config.get("modules_to_save") or []],
             lora_pairs=len(ad.lora_keys),
-        )  # fmt: skip
+        )
     for ck in [base_ck, tuned_ck, *al_cks]:
         if ck is not None:
             ck.close()
@@ -363,13 +458,27 @@ def diff(
         ad.file.close()
     return WeightReport(
         verdict="flag" if j.flags or j.score > policy.anomaly_score_limit else "pass",
-        anomaly_score=float(j.score), judged_by=j.judged_by, judgement=j.text,  # type: ignore[arg-type]
-        flags=j.flags, tensors=tensors, layers=layers, modules=modules, fingerprint=fp,
+        anomaly_score=float(j.score),
+        judged_by=j.judged_by,
+        judgement=j.text,  # type: ignore[arg-type]
+        flags=j.flags,
+        tensors=tensors,
+        layers=layers,
+        modules=modules,
+        fingerprint=fp,
         baseline_count=sum(1 for b in baselines or [] if b.base_digest == b_digest),
-        base_digest=b_digest, tuned_digest=t_digest, tuned_kind=kind,
+        base_digest=b_digest,
+        tuned_digest=t_digest,
+        tuned_kind=kind,
         model_type=ctx.model_type if isinstance(ctx.model_type, str) else None,
-        num_layers=ctx.n_layers, total_relative_change=total, tensors_total=len(base_ck.names),
-        tensors_changed=sum(1 for t in tensors if t.diff_norm > 0), adapter=adapter_info,
-        alignment=align, deep=deep, seconds=time.perf_counter() - t0, bytes_read=bytes_read,
+        num_layers=ctx.n_layers,
+        total_relative_change=total,
+        tensors_total=len(base_ck.names),
+        tensors_changed=sum(1 for t in tensors if t.diff_norm > 0),
+        adapter=adapter_info,
+        alignment=align,
+        deep=deep,
+        seconds=time.perf_counter() - t0,
+        bytes_read=bytes_read,
         notes=notes,
-    )  # fmt: skip
+    )

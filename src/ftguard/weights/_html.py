@@ -1,52 +1,63 @@
-"""HTML rendering of a weight report: verdict, flags, a layer × module heatmap, top tensors."""
+"""HTML rendering of a weight report: verdict, the flags that drive it, heatmaps, all details."""
 
 from __future__ import annotations
 
 import math
 from importlib import resources
 
-from ftguard.weights._report import WeightReport
+from ftguard.weights._report import WeightFlag, WeightReport
+from ftguard.weights._svg import weights_heatmap_svg
 
-__all__ = ["render_weights_html"]
+__all__ = ["key_flags", "render_weights_html"]
 
 
-def _color(value: float | None, vmax: float) -> str:
-    if value is None or vmax <= 0 or not math.isfinite(value) or value <= 0:
-        return "#f4f4f4"
-    lo = vmax / 1e4
-    t = (math.log10(max(value, lo)) - math.log10(lo)) / (math.log10(vmax) - math.log10(lo))
-    t = min(1.0, max(0.0, t))
-    r, g, b = 255, int(245 - 190 * t), int(235 - 205 * t)
-    return f"rgb({r},{g},{b})"
+def _severity(f: WeightFlag) -> float:
+    """How far past its limit a flag is (value / limit; 1 where either is missing)."""
+    if f.value is None or f.limit is None or f.limit == 0 or not math.isfinite(f.value):
+        return 1.0
+    return abs(f.value / f.limit)
+
+
+def key_flags(report: WeightReport, n: int = 5) -> list[WeightFlag]:
+    """The few flags that drive the verdict: the furthest past their limits, one per place.
+
+    A layer or tensor named by several flags is shown once (its strongest flag).
+    """
+    seen: set[tuple[object, object, object]] = set()
+    out: list[WeightFlag] = []
+    for f in sorted(report.flags, key=lambda f: -_severity(f)):
+        where = (f.layer, f.tensor, None if f.layer is not None or f.tensor else f.feature)
+        if where in seen:
+            continue
+        seen.add(where)
+        out.append(f)
+        if len(out) == n:
+            break
+    return out
 
 
 def render_weights_html(report: WeightReport, *, top: int = 25) -> str:
-    """Render a self-contained HTML page of the report (no external resources)."""
+    """Render a self-contained HTML page of the report (no script, no external resources)."""
     import jinja2
+    from markupsafe import Markup
 
-    text = resources.files("ftguard.weights").joinpath("templates/weights.html.j2").read_text("utf-8")
+    text = (
+        resources.files("ftguard.weights").joinpath("templates/weights.html.j2").read_text("utf-8")
+    )
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    cells: dict[tuple[int | None, str], list[float]] = {}
-    for t in report.tensors:
-        if t.base_norm:
-            c = cells.setdefault((t.layer, t.kind), [0.0, 0.0])
-            c[0] += t.diff_norm**2
-            c[1] += t.base_norm**2
-    kinds = sorted({k for _, k in cells})
-    layer_ids = sorted({layer for layer, _ in cells if layer is not None})
-    rel = {key: math.sqrt(d / b) for key, (d, b) in cells.items() if b > 0}
-    vmax = max([v for v in rel.values() if math.isfinite(v)], default=0.0)
-    rows = []
-    for layer in [*layer_ids, None] if any(lyr is None for lyr, _ in cells) else layer_ids:
-        rows.append(
-            {
-                "label": f"layer {layer}" if layer is not None else "outside",
-                "cells": [
-                    {"value": rel.get((layer, k)), "color": _color(rel.get((layer, k)), vmax)}
-                    for k in kinds
-                ],
-            }
-        )
+    from ftguard.policy._weights import WeightsPolicy
+
+    z_limit = WeightsPolicy().z_limit
+    rel_svg = weights_heatmap_svg(report, metric="relative", ident="rel")
+    z_svg = (
+        weights_heatmap_svg(report, metric="baseline_z", z_limit=z_limit, ident="z")
+        if report.judged_by == "baselines"
+        else ""
+    )
     return env.from_string(text).render(
-        r=report, kinds=kinds, rows=rows, top=report.tensors[:top], vmax=vmax
+        r=report,
+        key=key_flags(report),
+        top=report.tensors[:top],
+        rel_svg=Markup(rel_svg),
+        z_svg=Markup(z_svg),  # noqa: S704 - built with every text escaped
     )

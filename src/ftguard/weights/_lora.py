@@ -169,9 +169,7 @@ def open_adapter(path: Path) -> Adapter:
         else:
             if "lora_magnitude_vector" in stripped:
                 raise BadInputError(f"{folder.name}: DoRA adapters are not analysed")
-            name = stripped.replace(".modules_to_save.default", "").replace(
-                ".original_module", ""
-            )
+            name = stripped.replace(".modules_to_save.default", "").replace(".original_module", "")
             adapter.saved[name] = key
     for module, h in halves.items():
         if set(h) != {"A", "B"}:

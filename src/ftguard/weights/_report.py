@@ -66,6 +66,8 @@ class TensorStats(_Model):
     """σ₁² / ||dW||²: how concentrated the update is in one direction."""
     alignment_cosine: float | None = None
     """cos(dW, V) with the alignment direction V, when given."""
+    baseline_z: float | None = None
+    """Robust z of this tensor's relative change against the baselines (judged by baselines)."""
 
 
 class GroupStats(_Model):

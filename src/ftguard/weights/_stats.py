@@ -43,8 +43,10 @@ cache (the C kernel uses 16 K-element chunks; see _fused.c)."""
 
 _SIZES = {"BF16": 2, "F16": 2, "F32": 4}
 _RAW: dict[str, np.dtype[Any]] = {
-    "BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
-}  # fmt: skip
+    "BF16": np.dtype("<u2"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+}
 _CODES = {"F32": 0, "F16": 1, "BF16": 2}
 """dtype codes of the compiled kernel."""
 
@@ -183,9 +185,7 @@ def _same_bytes(x: np.ndarray, y: np.ndarray) -> bool:
     return bool(np.array_equal(x, y))
 
 
-def diff_sources(
-    base: RawSource, tuned: RawSource, lo: int, hi: int, tol: float
-) -> DiffSums:
+def diff_sources(base: RawSource, tuned: RawSource, lo: int, hi: int, tol: float) -> DiffSums:
     """Statistics of elements ``[lo, hi)`` of one tensor, in one fused pass per chunk.
 
     Args:
