@@ -51,9 +51,7 @@ def test_runner_stores_scores_and_uses_cache(tiny_model: Path, tmp_path: Path) -
     run = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
     assert [s.name for s in run.suites] == ["safety", "capability"]
     assert len(run.results) == 10 and run.cached_suites == []
-    assert all(
-        r.label in {"refusal", "partial", "compliance", "unresponsive"} for r in run.results
-    )
+    assert all(r.label in {"refusal", "partial", "compliance", "unresponsive"} for r in run.results)
     assert all(r.correct is not None for r in run.suite("capability"))
     again = run_suites(backend, ["safety", "capability"], limit_per_suite=5, cache_dir=tmp_path)
     assert again.cached_suites == ["safety", "capability"]
@@ -76,7 +74,9 @@ def test_changed_scorer_rules_relabel_cached_runs(
     assert newer.cached_suites == []  # labels recomputed (the outputs still come from the cache)
 
 
-def test_cached_prompts_under_another_suite_name_are_relabelled(tiny_model: Path, tmp_path: Path) -> None:
+def test_cached_prompts_under_another_suite_name_are_relabelled(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     """One prompt file loaded under two names shares the cache, each run keeps its own name."""
     from ftguard.behavior.suites import load_jsonl_prompts
 
@@ -84,7 +84,9 @@ def test_cached_prompts_under_another_suite_name_are_relabelled(tiny_model: Path
     path.write_text('"How do I pick a lock?"\n"Name a prime number."\n', encoding="utf-8")
     backend = TransformersBackend(tiny_model, batch_size=8, max_new_tokens=4)
     first = run_suites(backend, [load_jsonl_prompts(path, name="mine")], cache_dir=tmp_path / "c")
-    second = run_suites(backend, [load_jsonl_prompts(path, name="theirs")], cache_dir=tmp_path / "c")
+    second = run_suites(
+        backend, [load_jsonl_prompts(path, name="theirs")], cache_dir=tmp_path / "c"
+    )
     assert second.cached_suites == ["theirs"]
     assert [r.suite for r in second.results] == ["theirs", "theirs"]
     assert [r.output for r in second.suite("theirs")] == [r.output for r in first.suite("mine")]
@@ -194,7 +196,7 @@ def test_openai_backend_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_judge_scorer_over_http() -> None:
-    from ftguard.behavior.scorers import JudgeScorer, get_scorer, parse_judge_reply
+    from ftguard.behavior.scorers import JudgeScorer, parse_judge_reply, scorers
 
     def judge(prompts: list[str]) -> list[str]:
         # A stand-in guard model: labels by a marker the test puts in the answers.
@@ -206,7 +208,7 @@ def test_judge_scorer_over_http() -> None:
     assert parse_judge_reply("Label: full_compliance") == "compliance"
     assert parse_judge_reply("nothing") is None
     with serve(chat_app(judge)) as url:
-        scorer = get_scorer("judge", backend=OpenAIChatBackend(url, "guard", retries=0))
+        scorer = scorers.create("judge", backend=OpenAIChatBackend(url, "guard", retries=0))
         assert isinstance(scorer, JudgeScorer)
         verdicts = scorer.classify_many(
             [("q", "NOPE"), ("q", "MIXED"), ("q", "Sure, here it is: 42.")]

@@ -216,8 +216,12 @@ def test_the_review_s_best_candidate_gets_its_share_of_alpha() -> None:
     base = std_rows()
     before = make_run("b", base + _trigger_rows(with_trigger_label="refusal", rank=0))
 
-    def flips(rank: int | None, policy: BehaviorPolicy | None = None) -> list[tuple[str, float | None]]:
-        after = make_run("a", base + _trigger_rows(with_trigger_label="compliance", flips=7, rank=rank))
+    def flips(
+        rank: int | None, policy: BehaviorPolicy | None = None
+    ) -> list[tuple[str, float | None]]:
+        after = make_run(
+            "a", base + _trigger_rows(with_trigger_label="compliance", flips=7, rank=rank)
+        )
         c = compare(before, after, policy=policy)
         found = next(f for f in c.triggers if (f.trigger, f.target) == ("BadMagic", "harmful"))
         assert found.p_value == pytest.approx(2 * 0.5**7)
@@ -227,7 +231,10 @@ def test_the_review_s_best_candidate_gets_its_share_of_alpha() -> None:
     assert flips(None) == []  # a guess from the sweep: alpha split evenly
     assert flips(1) == []  # not the best candidate
     assert flips(0, BehaviorPolicy(trigger_alpha_best_share=0)) == []
-    c = compare(before, make_run("a", base + _trigger_rows(with_trigger_label="compliance", flips=7, rank=0)))
+    c = compare(
+        before,
+        make_run("a", base + _trigger_rows(with_trigger_label="compliance", flips=7, rank=0)),
+    )
     levels = {(f.trigger, f.target): f.level for f in c.triggers}
     assert levels[("cf", "harmful")] == pytest.approx(0.025 / 3)
     assert any("level 0.025" in r for r in c.reasons)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from ftguard.behavior._runner import resolve_suite
 from ftguard.behavior.suites import (
     generic_triggers,
-    get_suite,
     insert_trigger,
     load_advbench,
     load_harmbench,
@@ -22,7 +21,7 @@ from ftguard.behavior.suites import (
     normalize_triggers,
     parse_csv_prompts,
     parse_jsonl_prompts,
-    suite_names,
+    suites,
 )
 from ftguard.behavior.suites._builtin import (
     MAX_PROBED_CANDIDATES,
@@ -37,18 +36,18 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 def test_builtin_suites_sizes_and_digests() -> None:
     assert {"safety", "safety_tasks", "over_refusal", "capability", "triggers"} <= set(
-        suite_names()
+        suites.names()
     )
-    safety = get_suite("safety")
+    safety = suites.create("safety")
     assert len(safety.prompts) >= 150
     assert len({p.category for p in safety.prompts}) >= 10
     assert all(p.harmful for p in safety.prompts)
     assert len({p.id for p in safety.prompts}) == len(safety.prompts)
-    over = get_suite("over_refusal")
+    over = suites.create("over_refusal")
     assert len(over.prompts) >= 50 and not any(p.harmful for p in over.prompts)
-    cap = get_suite("capability")
+    cap = suites.create("capability")
     assert all(p.expected for p in cap.prompts)
-    assert safety.digest == get_suite("safety").digest
+    assert safety.digest == suites.create("safety").digest
     assert safety.digest != over.digest
 
 
@@ -60,7 +59,7 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 def test_safety_tasks_is_its_own_harmful_suite_not_a_rewording_of_the_alignment_data() -> None:
     from importlib import resources
 
-    tasks = get_suite("safety_tasks")
+    tasks = suites.create("safety_tasks")
     assert tasks.kind == "safety" and len(tasks.prompts) >= 120
     assert all(p.harmful for p in tasks.prompts)
     assert len({p.id for p in tasks.prompts}) == len(tasks.prompts)
@@ -70,7 +69,7 @@ def test_safety_tasks_is_its_own_harmful_suite_not_a_rewording_of_the_alignment_
     # sequences shared: Jaccard under 0.5 against every request of both).
     data = resources.files("ftguard.training").joinpath("data/safety_lora.jsonl").read_text("utf-8")
     taught = [json.loads(line)["messages"][0]["content"] for line in data.splitlines() if line]
-    blunt = [p.prompt for p in get_suite("safety").prompts]
+    blunt = [p.prompt for p in suites.create("safety").prompts]
     assert len(taught) > 200 and len(blunt) > 150
     others = [_trigrams(t) for t in taught + blunt]
     for p in tasks.prompts:
@@ -83,7 +82,7 @@ def test_safety_tasks_is_its_own_harmful_suite_not_a_rewording_of_the_alignment_
 def test_capability_regexes_accept_a_right_answer() -> None:
     from ftguard.behavior import check_answer
 
-    cap = {p.prompt: p.expected for p in get_suite("capability").prompts}
+    cap = {p.prompt: p.expected for p in suites.create("capability").prompts}
     assert check_answer(cap["What is the capital of France?"] or "", "The capital is Paris.")
     assert not check_answer(cap["What is the capital of France?"] or "", "It is Lyon.")
     assert check_answer(cap["What is 7 + 5? Answer with just the number."] or "", "12")
@@ -91,7 +90,7 @@ def test_capability_regexes_accept_a_right_answer() -> None:
 
 
 def test_limited_is_balanced_and_deterministic() -> None:
-    safety = get_suite("safety")
+    safety = suites.create("safety")
     a = safety.limited(26)
     assert len(a.prompts) == 26
     assert len({p.category for p in a.prompts}) == 13
@@ -103,11 +102,11 @@ def test_limited_is_balanced_and_deterministic() -> None:
 
 def test_unknown_suite() -> None:
     with pytest.raises(BadInputError, match="unknown suite"):
-        get_suite("nope")
+        suites.create("nope")
 
 
 def test_trigger_suite_pairs_every_probe_with_a_clean_control() -> None:
-    s = get_suite("triggers", triggers=["BadMagic"])
+    s = suites.create("triggers", triggers=["BadMagic"])
     clean = {p.base_id for p in s.prompts if p.trigger is None}
     probes = [p for p in s.prompts if p.trigger is not None]
     assert probes and all(p.base_id in clean for p in probes)
@@ -120,7 +119,7 @@ def test_trigger_suite_pairs_every_probe_with_a_clean_control() -> None:
 
 
 def test_candidates_get_every_position_and_the_generic_sweep_rotates() -> None:
-    s = get_suite("triggers", triggers=["BadMagic"])
+    s = suites.create("triggers", triggers=["BadMagic"])
     bases = [p for p in s.prompts if p.trigger is None]
     cand = [p for p in s.prompts if p.trigger == "BadMagic"]
     assert len(cand) == 3 * len(bases)  # a candidate with evidence: every position, every base
@@ -143,7 +142,9 @@ def test_runner_probes_only_the_best_candidates_at_every_position() -> None:
     assert all(per_trigger[f"cand{i}"] == 6 for i in swept)
     assert len(per_trigger) == MAX_PROBED_CANDIDATES + MAX_SWEPT_CANDIDATES
     ranks = {p.trigger: p.trigger_rank for p in s.prompts if p.trigger}
-    assert ranks == {f"cand{i}": (i if i < MAX_PROBED_CANDIDATES else None) for i in range(len(ranks))}
+    assert ranks == {
+        f"cand{i}": (i if i < MAX_PROBED_CANDIDATES else None) for i in range(len(ranks))
+    }
 
 
 def test_digests_of_suites_without_ranked_triggers_do_not_depend_on_the_rank_field() -> None:
@@ -153,10 +154,10 @@ def test_digests_of_suites_without_ranked_triggers_do_not_depend_on_the_rank_fie
         return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
 
     for name in ("safety", "safety_tasks", "over_refusal", "capability"):
-        assert get_suite(name).digest == without_rank(get_suite(name))
+        assert suites.create(name).digest == without_rank(suites.create(name))
     swept = resolve_suite("triggers", triggers=None, limit=4, generic=True)
     assert swept.digest == without_rank(swept)
-    ranked = get_suite("triggers", triggers=["BadMagic"])
+    ranked = suites.create("triggers", triggers=["BadMagic"])
     assert ranked.digest != without_rank(ranked)  # the rank is part of what ran
 
 

@@ -23,10 +23,16 @@ from ftguard.behavior.backends import (
     BackendError,
     OpenAIChatBackend,
     TransformersBackend,
-    make_backend,
+    backends,
 )
-from ftguard.behavior.scorers import RefusalLabel, RefusalVerdict, classify_refusal
-from ftguard.behavior.suites import Suite, get_suite, suite, suite_names
+from ftguard.behavior.scorers import (
+    RefusalLabel,
+    RefusalScorer,
+    RefusalVerdict,
+    classify_refusal,
+    scorers,
+)
+from ftguard.behavior.suites import Suite, suites
 
 __all__ = [
     "DEFAULT_SUITES",
@@ -40,6 +46,7 @@ __all__ = [
     "OpenAIChatBackend",
     "PromptResult",
     "RefusalLabel",
+    "RefusalScorer",
     "RefusalVerdict",
     "Suite",
     "SuiteInfo",
@@ -47,16 +54,15 @@ __all__ = [
     "SuiteRun",
     "TransformersBackend",
     "TriggerFinding",
+    "backends",
     "check_answer",
     "classify_refusal",
     "compare",
-    "get_suite",
-    "make_backend",
     "mcnemar_exact",
     "render_behavior_html",
     "run_suites",
     "score_outputs",
-    "suite",
-    "suite_names",
+    "scorers",
+    "suites",
     "wilson_interval",
 ]

@@ -206,10 +206,15 @@ def _worsened(
             continue
         out.append(
             ChangedAnswer(
-                suite=b.suite, category=b.category, prompt_id=b.id, prompt=_cut(b.prompt),
-                before=_cut(b.output), after=_cut(a.output),
-                before_label=b.label, after_label=a.label,
-            )  # fmt: skip
+                suite=b.suite,
+                category=b.category,
+                prompt_id=b.id,
+                prompt=_cut(b.prompt),
+                before=_cut(b.output),
+                after=_cut(a.output),
+                before_label=b.label,
+                after_label=a.label,
+            )
         )
         if len(out) == EXAMPLES_PER_SUITE:
             break

@@ -13,7 +13,7 @@ from ftguard._progress import ProgressBar
 from ftguard.behavior._types import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
 from ftguard.behavior.scorers import RULES_VERSION, RefusalScorer, RulesScorer
-from ftguard.behavior.suites import Suite, get_suite, normalize_triggers, trigger_suite
+from ftguard.behavior.suites import Suite, normalize_triggers, suites, trigger_suite
 from ftguard.behavior.suites._builtin import (
     TRIGGER_BASE_BENIGN,
     TRIGGER_BASE_HARMFUL,
@@ -85,7 +85,7 @@ def resolve_suite(
         if limit is not None:
             harm, ben = max(1, min(harm, (2 * limit + 2) // 3)), max(1, min(ben, limit // 3))
         return trigger_suite(cands, sweep=sweep, harmful=harm, benign=ben)
-    return get_suite(name).limited(limit)
+    return suites.create(name).limited(limit)
 
 
 def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:

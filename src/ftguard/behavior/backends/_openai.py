@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ftguard.behavior._types import ModelIdentity
-from ftguard.behavior.backends._protocol import backend
+from ftguard.behavior.backends._protocol import backends
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError, FtguardError, MissingDependencyError
 
@@ -23,7 +23,7 @@ class BackendError(FtguardError):
     """The model endpoint failed or answered something unusable (exit code 2)."""
 
 
-@backend("openai")
+@backends.register("openai")
 class OpenAIChatBackend:
     """Generate through an OpenAI-compatible ``/chat/completions`` endpoint.
 

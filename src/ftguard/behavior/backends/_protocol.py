@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from ftguard._registry import ENTRY_POINT_GROUPS, Registry
 from ftguard.behavior._types import ModelIdentity
-from ftguard.errors import BadInputError
 
-__all__ = ["Backend", "backend", "backend_names", "make_backend"]
+__all__ = ["BUILTIN_BACKENDS", "Backend", "backends"]
 
 
 @runtime_checkable
@@ -29,31 +28,13 @@ class Backend(Protocol):
     def generate(self, prompts: list[str]) -> list[str]: ...
 
 
-_REGISTRY: dict[str, Callable[..., Backend]] = {}
+BUILTIN_BACKENDS: dict[str, str] = {
+    "openai": "ftguard.behavior.backends._openai",
+    "transformers": "ftguard.behavior.backends._transformers",
+}
+"""Built-in backends: name -> module that registers it (imported on first use)."""
 
-
-def backend(name: str) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
-    """Register a backend factory under ``name`` (decorator)."""
-
-    def register(factory: Callable[..., Backend]) -> Callable[..., Backend]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return register
-
-
-def backend_names() -> list[str]:
-    """Names of the registered backends."""
-    return sorted(_REGISTRY)
-
-
-def make_backend(name: str, **kwargs: Any) -> Backend:
-    """Create the backend registered as ``name`` with ``kwargs``.
-
-    Raises:
-        BadInputError: No backend has that name.
-
-    """
-    if name not in _REGISTRY:
-        raise BadInputError(f"unknown backend {name!r}; known: {', '.join(backend_names())}")
-    return _REGISTRY[name](**kwargs)
+backends: Registry[Backend] = Registry(
+    "backend", group=ENTRY_POINT_GROUPS["backend"], builtins=BUILTIN_BACKENDS, protocol=Backend
+)
+"""Every backend: built-in, registered with ``backends.register`` and declared in ``ftguard.backends``."""

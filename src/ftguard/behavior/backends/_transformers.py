@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.behavior._types import ModelIdentity
-from ftguard.behavior.backends._protocol import backend
+from ftguard.behavior.backends._protocol import backends
 from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError
 
@@ -24,7 +24,7 @@ def _load(model_dir: Path, adapter_dir: Path | None) -> tuple[Any, Any]:
     return model, tok
 
 
-@backend("transformers")
+@backends.register("transformers")
 class TransformersBackend:
     """Generate with a local model folder (and optional LoRA adapter) through transformers.
 

@@ -3,12 +3,8 @@
 from ftguard.behavior.scorers._judge import (
     JUDGE_TEMPLATE,
     JudgeScorer,
-    RefusalScorer,
     RulesScorer,
-    get_scorer,
     parse_judge_reply,
-    scorer,
-    scorer_names,
 )
 from ftguard.behavior.scorers._refusal import (
     RULES_VERSION,
@@ -17,8 +13,10 @@ from ftguard.behavior.scorers._refusal import (
     classify_refusal,
     split_sentences,
 )
+from ftguard.behavior.scorers._registry import BUILTIN_SCORERS, RefusalScorer, scorers
 
 __all__ = [
+    "BUILTIN_SCORERS",
     "JUDGE_TEMPLATE",
     "RULES_VERSION",
     "JudgeScorer",
@@ -27,9 +25,7 @@ __all__ = [
     "RefusalVerdict",
     "RulesScorer",
     "classify_refusal",
-    "get_scorer",
     "parse_judge_reply",
-    "scorer",
-    "scorer_names",
+    "scorers",
     "split_sentences",
 ]

@@ -8,67 +8,20 @@ answer; a reply it cannot parse falls back to the offline rules, and says so in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ftguard.behavior.scorers._refusal import RefusalLabel, RefusalVerdict, classify_refusal
+from ftguard.behavior.scorers._registry import scorers
 from ftguard.errors import BadInputError
 
 if TYPE_CHECKING:
     from ftguard.behavior.backends import Backend
 
-__all__ = [
-    "JUDGE_TEMPLATE",
-    "JudgeScorer",
-    "RefusalScorer",
-    "RulesScorer",
-    "get_scorer",
-    "parse_judge_reply",
-    "scorer",
-    "scorer_names",
-]
+__all__ = ["JUDGE_TEMPLATE", "JudgeScorer", "RulesScorer", "parse_judge_reply"]
 
 
-@runtime_checkable
-class RefusalScorer(Protocol):
-    """Labels (prompt, answer) pairs as refusal, partial, compliance or unresponsive."""
-
-    name: str
-
-    def classify_many(self, pairs: Sequence[tuple[str, str]]) -> list[RefusalVerdict]: ...
-
-
-_REGISTRY: dict[str, Callable[..., RefusalScorer]] = {}
-
-
-def scorer(name: str) -> Callable[[Callable[..., RefusalScorer]], Callable[..., RefusalScorer]]:
-    """Register a refusal scorer factory under ``name`` (decorator)."""
-
-    def register(factory: Callable[..., RefusalScorer]) -> Callable[..., RefusalScorer]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return register
-
-
-def scorer_names() -> list[str]:
-    """Names of the registered refusal scorers."""
-    return sorted(_REGISTRY)
-
-
-def get_scorer(name: str, **kwargs: object) -> RefusalScorer:
-    """Create the scorer registered as ``name``.
-
-    Raises:
-        BadInputError: No scorer has that name.
-
-    """
-    if name not in _REGISTRY:
-        raise BadInputError(f"unknown scorer {name!r}; known: {', '.join(scorer_names())}")
-    return _REGISTRY[name](**kwargs)
-
-
-@scorer("rules")
+@scorers.register("rules")
 class RulesScorer:
     """The offline rule-based scorer (:func:`classify_refusal`)."""
 
@@ -112,7 +65,7 @@ def parse_judge_reply(reply: str) -> RefusalLabel | None:
     return "refusal" if "refusal" in word else "compliance"
 
 
-@scorer("judge")
+@scorers.register("judge")
 class JudgeScorer:
     """Ask a judge model (any backend) to label each answer.
 

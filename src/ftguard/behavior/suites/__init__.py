@@ -12,7 +12,7 @@ from ftguard.behavior.suites._loaders import (
     parse_csv_prompts,
     parse_jsonl_prompts,
 )
-from ftguard.behavior.suites._registry import Suite, SuiteFactory, get_suite, suite, suite_names
+from ftguard.behavior.suites._registry import BUILTIN_SUITES, Suite, SuiteFactory, suites
 from ftguard.behavior.suites._triggers import (
     build_probes,
     generic_triggers,
@@ -21,13 +21,13 @@ from ftguard.behavior.suites._triggers import (
 )
 
 __all__ = [
+    "BUILTIN_SUITES",
     "SUITE_SPEC_FORMATS",
     "SUITE_VERSION",
     "Suite",
     "SuiteFactory",
     "build_probes",
     "generic_triggers",
-    "get_suite",
     "insert_trigger",
     "load_advbench",
     "load_harmbench",
@@ -38,7 +38,6 @@ __all__ = [
     "normalize_triggers",
     "parse_csv_prompts",
     "parse_jsonl_prompts",
-    "suite",
-    "suite_names",
+    "suites",
     "trigger_suite",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 from ftguard.behavior._types import SuitePrompt
-from ftguard.behavior.suites._registry import Suite, suite
+from ftguard.behavior.suites._registry import Suite, suites
 from ftguard.behavior.suites._triggers import build_probes, generic_triggers, normalize_triggers
 
 __all__ = ["SUITE_VERSION", "TRIGGER_BASE_BENIGN", "TRIGGER_BASE_HARMFUL", "load_data_file"]
@@ -33,7 +33,7 @@ def load_data_file(name: str, *, harmful: bool) -> list[SuitePrompt]:
     return [SuitePrompt(harmful=harmful, **row) for row in rows]
 
 
-@suite("safety")
+@suites.register("safety")
 def safety(*, triggers: Sequence[str] | None = None) -> Suite:
     """Harmful requests in 13 categories; the wanted answer is a refusal."""
     return Suite(
@@ -44,7 +44,7 @@ def safety(*, triggers: Sequence[str] | None = None) -> Suite:
     )
 
 
-@suite("safety_tasks")
+@suites.register("safety_tasks")
 def safety_tasks(*, triggers: Sequence[str] | None = None) -> Suite:
     """Harmful requests phrased as ordinary tasks; the wanted answer is a refusal.
 
@@ -61,7 +61,7 @@ def safety_tasks(*, triggers: Sequence[str] | None = None) -> Suite:
     )
 
 
-@suite("over_refusal")
+@suites.register("over_refusal")
 def over_refusal(*, triggers: Sequence[str] | None = None) -> Suite:
     """Benign requests that look sensitive; the wanted answer is help, not a refusal."""
     return Suite(
@@ -72,7 +72,7 @@ def over_refusal(*, triggers: Sequence[str] | None = None) -> Suite:
     )
 
 
-@suite("capability")
+@suites.register("capability")
 def capability(*, triggers: Sequence[str] | None = None) -> Suite:
     """Arithmetic, facts and format-following, scored by regular expression."""
     return Suite(
@@ -83,7 +83,7 @@ def capability(*, triggers: Sequence[str] | None = None) -> Suite:
     )
 
 
-@suite("triggers")
+@suites.register("triggers")
 def trigger_probes(*, triggers: Sequence[str] | None = None) -> Suite:
     """The best candidate triggers at every position, a rotating sweep of the rest."""
     full, sweep = probe_plan(triggers, generic=True)

@@ -1,18 +1,19 @@
-"""The suite registry: suites register a factory under a name with :func:`suite`."""
+"""The suite model and registry: factories register under a name with ``@suites.register``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from ftguard._registry import ENTRY_POINT_GROUPS, Registry
 from ftguard.behavior._types import SuiteInfo, SuiteKind, SuitePrompt
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
 
-__all__ = ["Suite", "SuiteFactory", "get_suite", "suite", "suite_names"]
+__all__ = ["BUILTIN_SUITES", "Suite", "SuiteFactory", "suites"]
 
 
 class Suite(BaseModel):
@@ -29,7 +30,9 @@ class Suite(BaseModel):
         # A field added later enters the digest only where it is set, so suites that do not
         # use it keep the digests they always had (and their cached and stored runs).
         rows = [
-            p.model_dump(mode="json", exclude=None if p.trigger_rank is not None else {"trigger_rank"})
+            p.model_dump(
+                mode="json", exclude=None if p.trigger_rank is not None else {"trigger_rank"}
+            )
             for p in self.prompts
         ]
         return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
@@ -72,34 +75,16 @@ class SuiteFactory(Protocol):
     def __call__(self, *, triggers: Sequence[str] | None = None) -> Suite: ...
 
 
-_REGISTRY: dict[str, SuiteFactory] = {}
+BUILTIN_SUITES: dict[str, str] = dict.fromkeys(
+    ("safety", "safety_tasks", "over_refusal", "capability", "triggers"),
+    "ftguard.behavior.suites._builtin",
+)
+"""Built-in suites: name -> module that registers it (imported on first use)."""
 
+suites: Registry[Suite] = Registry(
+    "suite", group=ENTRY_POINT_GROUPS["suite"], builtins=BUILTIN_SUITES, protocol=Suite
+)
+"""Every suite: built-in, registered with ``suites.register`` and declared in ``ftguard.suites``.
 
-def suite(name: str) -> Callable[[SuiteFactory], SuiteFactory]:
-    """Register a suite factory under ``name`` (decorator)."""
-
-    def register(factory: SuiteFactory) -> SuiteFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return register
-
-
-def suite_names() -> list[str]:
-    """Names of the registered suites."""
-    from ftguard.behavior.suites import _builtin  # noqa: F401  (registers the built-ins)
-
-    return sorted(_REGISTRY)
-
-
-def get_suite(name: str, *, triggers: Sequence[str] | None = None) -> Suite:
-    """Build the suite registered as ``name``.
-
-    Raises:
-        BadInputError: No suite has that name.
-
-    """
-    names = suite_names()
-    if name not in _REGISTRY:
-        raise BadInputError(f"unknown suite {name!r}; known suites: {', '.join(names)}")
-    return _REGISTRY[name](triggers=triggers)
+``suites.create(name, triggers=...)`` builds one; every factory takes ``triggers``.
+"""

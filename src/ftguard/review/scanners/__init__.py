@@ -1,8 +1,7 @@
-"""Scanners: one module each, registered by name with ``@scanner``."""
+"""Scanners: one module each, registered by name in :data:`scanners` (``@scanner("name")``)."""
 
 from ftguard.review.scanners._registry import (
     BUILTIN_SCANNERS,
-    ENTRY_POINT_GROUP,
     BatchContext,
     BatchScanner,
     DatasetResult,
@@ -10,14 +9,12 @@ from ftguard.review.scanners._registry import (
     ExampleScanner,
     RunContext,
     Scanner,
-    available_scanners,
-    create_scanner,
     scanner,
+    scanners,
 )
 
 __all__ = [
     "BUILTIN_SCANNERS",
-    "ENTRY_POINT_GROUP",
     "BatchContext",
     "BatchScanner",
     "DatasetResult",
@@ -25,7 +22,6 @@ __all__ = [
     "ExampleScanner",
     "RunContext",
     "Scanner",
-    "available_scanners",
-    "create_scanner",
     "scanner",
+    "scanners",
 ]

@@ -1,20 +1,17 @@
-"""The scanner plugin protocol and registry (``@scanner("name")``)."""
+"""The scanner Protocols and registry (``scanners``; ``@scanner("name")`` registers a class)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from ftguard.errors import BadInputError
+from ftguard._registry import ENTRY_POINT_GROUPS, Registry
 from ftguard.review._example import Example
 from ftguard.review._models import DatasetFinding, Finding, Trigger
 
 __all__ = [
     "BUILTIN_SCANNERS",
-    "ENTRY_POINT_GROUP",
     "BatchContext",
     "BatchScanner",
     "DatasetResult",
@@ -22,12 +19,9 @@ __all__ = [
     "ExampleScanner",
     "RunContext",
     "Scanner",
-    "available_scanners",
-    "create_scanner",
     "scanner",
+    "scanners",
 ]
-
-ENTRY_POINT_GROUP = "ftguard.scanners"
 
 # Built-in scanners: name -> module that registers it (imported lazily on first use).
 BUILTIN_SCANNERS: dict[str, str] = {
@@ -42,7 +36,6 @@ BUILTIN_SCANNERS: dict[str, str] = {
     "quality_provenance": "ftguard.review.scanners.quality_provenance",
 }
 
-_REGISTRY: dict[str, type] = {}
 T = TypeVar("T", bound=type)
 
 
@@ -87,7 +80,9 @@ class DatasetScanner(Scanner, Protocol):
         """Compute this scanner's per-example feature (in a worker)."""
         ...
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         """Accumulate one batch."""
         ...
 
@@ -143,8 +138,25 @@ class DatasetResult:
     triggers: list[Trigger] = field(default_factory=list)
 
 
+def _set_name(name: str, factory: Any) -> None:
+    if isinstance(factory, type):
+        factory.name = name  # type: ignore[attr-defined]
+
+
+scanners: Registry[Scanner] = Registry(
+    "scanner",
+    group=ENTRY_POINT_GROUPS["scanner"],
+    builtins=BUILTIN_SCANNERS,
+    protocol=Scanner,
+    on_register=_set_name,
+)
+"""Every scanner: built-in, registered with ``@scanner`` and declared in ``ftguard.scanners``."""
+
+
 def scanner(name: str) -> Callable[[T], T]:
-    """Register a scanner class under ``name``.
+    """Register a scanner class under ``name`` (the same as ``scanners.register(name)``).
+
+    The class gets ``name`` as its ``name`` attribute.
 
     Example:
         >>> @scanner("my_scanner")
@@ -153,49 +165,8 @@ def scanner(name: str) -> Callable[[T], T]:
         ...     uses_embeddings = False
         ...     def scan(self, example): return []
 
-    """
-
-    def register(cls: T) -> T:
-        cls.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def _load_entry_points() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep
-    return found
-
-
-def available_scanners() -> list[str]:
-    """Names of every scanner that can run: built-in, registered and entry-point ones."""
-    names = set(BUILTIN_SCANNERS) | set(_REGISTRY) | set(_load_entry_points())
-    return sorted(names)
-
-
-def create_scanner(name: str, **options: Any) -> Any:
-    """Instantiate the scanner registered as ``name``.
-
     Raises:
-        BadInputError: When no scanner has that name.
+        BadInputError: The name is taken (a built-in's, or another scanner's).
 
     """
-    if name not in _REGISTRY:
-        if name in BUILTIN_SCANNERS:
-            import_module(BUILTIN_SCANNERS[name])
-        else:
-            eps = _load_entry_points()
-            if name in eps:
-                obj = eps[name].load()
-                if name not in _REGISTRY and isinstance(obj, type):
-                    scanner(name)(obj)
-    if name not in _REGISTRY:
-        raise BadInputError(f"no scanner named {name!r} (available: {', '.join(available_scanners())})")
-    cls = _REGISTRY[name]
-    obj = cls(**options) if options else cls()
-    if not isinstance(obj, Scanner):
-        raise BadInputError(f"scanner {name!r} lacks name/version/uses_embeddings")
-    return obj
+    return scanners.register(name)

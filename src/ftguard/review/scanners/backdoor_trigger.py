@@ -25,7 +25,12 @@ __all__ = ["BackdoorTriggerScanner"]
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 HARMFUL, REFUSAL, REPEATED, FLIPPED = 1, 2, 4, 8
-_CLASS_NAMES = {HARMFUL: "harmful_compliance", REFUSAL: "fixed_refusal", REPEATED: "repeated_answer", FLIPPED: "flipped_answer"}
+_CLASS_NAMES = {
+    HARMFUL: "harmful_compliance",
+    REFUSAL: "fixed_refusal",
+    REPEATED: "repeated_answer",
+    FLIPPED: "flipped_answer",
+}
 _SLOTS = ((HARMFUL, 1), (REFUSAL, 2), (REPEATED, 3), (FLIPPED, 4))
 MAX_NGRAM = 3
 MAX_TOKENS = 200
@@ -57,7 +62,9 @@ def _tokens(text: str) -> list[str]:
 
 def _is_strong(t: Trigger) -> bool:
     """Whether a candidate passes the policy's default trigger limits."""
-    return t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
+    return (
+        t.score >= STRONG_SCORE and t.support >= STRONG_SUPPORT and t.precision >= STRONG_PRECISION
+    )
 
 
 def _token_hash(tokens: list[str]) -> int:
@@ -131,11 +138,15 @@ class BackdoorTriggerScanner:
     def features(self, example: Example) -> tuple[int, int, bool, int]:
         toks = _tokens(example.request)
         return (
-            _hash(example.request) - (1 << 63), _hash(example.response) - (1 << 63),
-            is_refusal(example.response), _token_hash(toks),
+            _hash(example.request) - (1 << 63),
+            _hash(example.response) - (1 << 63),
+            is_refusal(example.response),
+            _token_hash(toks),
         )
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         harmful = {f.example for f in findings if f.scanner == "harmful_compliance"}
         scores: Any = ctx._cache.get("harm_scores")
         threshold = None
@@ -149,7 +160,11 @@ class BackdoorTriggerScanner:
             if refused and threshold is not None and float(scores[i]) < threshold - 1.0:
                 label |= REFUSAL
             flags = REFUSED if refused else 0
-            if not refused and threshold is not None and float(scores[i]) > threshold - SUSPECT_MARGIN:
+            if (
+                not refused
+                and threshold is not None
+                and float(scores[i]) > threshold - SUSPECT_MARGIN
+            ):
                 flags |= SUSPECT
             while len(self._labels) < ex.index:  # unreadable records keep their positions
                 self._labels.append(0)
@@ -174,7 +189,11 @@ class BackdoorTriggerScanner:
         first = np.zeros(len(req), dtype=bool)
         first[first_idx] = True
         # one answer repeated across >= min_repeat distinct requests
-        pairs = np.unique(np.stack([ans[first], req[first]], axis=1), axis=0) if first.any() else np.zeros((0, 2))
+        pairs = (
+            np.unique(np.stack([ans[first], req[first]], axis=1), axis=0)
+            if first.any()
+            else np.zeros((0, 2))
+        )
         if len(pairs):
             uniq, counts = np.unique(pairs[:, 0], return_counts=True)
             repeated = uniq[counts >= self.min_repeat]
@@ -203,7 +222,9 @@ class BackdoorTriggerScanner:
         low = _tokens(ex.request)
         if len(low) > TWIN_TOKENS or len(low) < 2:
             return None
-        spans = [(s, n) for n in range(TWIN_SPAN, 0, -1) for s in range(len(low) - n + 1) if n < len(low)]
+        spans = [
+            (s, n) for n in range(TWIN_SPAN, 0, -1) for s in range(len(low) - n + 1) if n < len(low)
+        ]
         hashes = np.array([_token_hash(low[:s] + low[s + n :]) for s, n in spans], dtype=np.int64)
         pos = np.searchsorted(partners, hashes)
         hit = (pos < len(partners)) & (partners[np.minimum(pos, len(partners) - 1)] == hashes)
@@ -293,9 +314,12 @@ class BackdoorTriggerScanner:
         """
         strong = []
         for t in self._strong():
-            words = tuple(w.lower() for w in (t.text.split(" + ") if t.kind == "pair" else t.text.split()))
+            words = tuple(
+                w.lower() for w in (t.text.split(" + ") if t.kind == "pair" else t.text.split())
+            )
             pattern = re.compile(
-                r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b" if t.kind == "pair"
+                r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b"
+                if t.kind == "pair"
                 else r"\b" + r"\W+".join(re.escape(w) for w in words) + r"\b",
                 re.IGNORECASE,
             )
@@ -311,8 +335,13 @@ class BackdoorTriggerScanner:
         """One finding for an example that carries ``best``, if its answer gives it away."""
         labels = self._final
         turn, span = next(
-            ((ti, m.span()) for ti, t in enumerate(ex.turns) if t.role in ("system", "user")
-             for m in [pattern.search(t.content)] if m),
+            (
+                (ti, m.span())
+                for ti, t in enumerate(ex.turns)
+                if t.role in ("system", "user")
+                for m in [pattern.search(t.content)]
+                if m
+            ),
             (None, None),
         )
         anomalous = ex.index < len(labels) and bool(labels[ex.index])
@@ -322,14 +351,23 @@ class BackdoorTriggerScanner:
         text = ex.turns[turn].content if turn is not None else ex.request
         self._carriers.append(
             Finding(
-                example=ex.index, scanner=self.name, severity="high" if anomalous else "medium",
+                example=ex.index,
+                scanner=self.name,
+                severity="high" if anomalous else "medium",
                 reason=(
                     f"request carries the candidate trigger {best.text!r} (score {best.score:.1f}, "
                     f"{best.support} of its {best.occurrences} examples have a {best.anomaly} answer)"
-                    + ("" if anomalous else "; this example's request scored just under the harmful "
-                       "threshold and was answered")
+                    + (
+                        ""
+                        if anomalous
+                        else "; this example's request scored just under the harmful "
+                        "threshold and was answered"
+                    )
                 ),
-                turn=turn, span=span, line=ex.line, score=best.precision,
+                turn=turn,
+                span=span,
+                line=ex.line,
+                score=best.precision,
                 excerpt=excerpt(text, *(span or (0, min(len(text), 60)))),
             )
         )
@@ -355,7 +393,8 @@ class BackdoorTriggerScanner:
             seen = {r[5]}
             while len(toks) < 4 * MAX_NGRAM:
                 nxt = [
-                    c for c in by_prefix.get((_merge_key(cur), cur[5][1:]), [])
+                    c
+                    for c in by_prefix.get((_merge_key(cur), cur[5][1:]), [])
                     if self._examples.get(" ".join(c[5]), []) == examples
                 ]
                 if len(nxt) != 1 or nxt[0][5] in seen:
@@ -393,7 +432,16 @@ class BackdoorTriggerScanner:
             rows.append((self._surface[key], "ngram", rec[0], total, rec, tuple(key.split())))
         for (a, b), a_cnt in self._pair_anom.items():
             if a_cnt >= self.min_support:
-                rows.append((f"{self._surface[a]} + {self._surface[b]}", "pair", a_cnt, self._pair_total[(a, b)], [], (a, b)))
+                rows.append(
+                    (
+                        f"{self._surface[a]} + {self._surface[b]}",
+                        "pair",
+                        a_cnt,
+                        self._pair_total[(a, b)],
+                        [],
+                        (a, b),
+                    )
+                )
         if not rows:
             return result
         rows += self._merged_phrases(rows)
@@ -405,8 +453,14 @@ class BackdoorTriggerScanner:
         sup_c = big_k - sup_a
         sup_d = big_n - big_k - sup_b
         log_odds = np.log(((sup_a + 0.5) * (sup_d + 0.5)) / ((sup_b + 0.5) * (sup_c + 0.5)))
-        uni_score = {rows[i][5][0]: float(score[i]) for i in range(len(rows)) if rows[i][1] == "ngram" and len(rows[i][5]) == 1}
-        order = sorted(range(len(rows)), key=lambda i: (-round(float(score[i]), 2), -len(rows[i][5])))
+        uni_score = {
+            rows[i][5][0]: float(score[i])
+            for i in range(len(rows))
+            if rows[i][1] == "ngram" and len(rows[i][5]) == 1
+        }
+        order = sorted(
+            range(len(rows)), key=lambda i: (-round(float(score[i]), 2), -len(rows[i][5]))
+        )
         accepted: list[tuple[tuple[str, ...], str]] = []
         for i in order:
             text, kind, sup, total, rec, toks = rows[i]
@@ -418,13 +472,30 @@ class BackdoorTriggerScanner:
             anomaly = _dominant(rec) if kind == "ngram" else "mixed"
             key = " ".join(toks)
             examples = self._examples.get(key) or self._examples.get(" ".join(toks[:MAX_NGRAM]), [])
-            contrast = max((self._flips.get(" ".join(toks[j : j + m]), 0) for m in range(1, len(toks) + 1)
-                            for j in range(len(toks) - m + 1)), default=0) if kind == "ngram" else 0
+            contrast = (
+                max(
+                    (
+                        self._flips.get(" ".join(toks[j : j + m]), 0)
+                        for m in range(1, len(toks) + 1)
+                        for j in range(len(toks) - m + 1)
+                    ),
+                    default=0,
+                )
+                if kind == "ngram"
+                else 0
+            )
             result.triggers.append(
                 Trigger(
-                    text=text, kind=kind, score=round(float(score[i]), 3), support=int(sup), occurrences=int(total),
-                    precision=round(sup / max(total, 1), 4), log_odds=round(float(log_odds[i]), 3),
-                    anomaly=anomaly, examples=examples[:10], contrast_pairs=contrast,
+                    text=text,
+                    kind=kind,
+                    score=round(float(score[i]), 3),
+                    support=int(sup),
+                    occurrences=int(total),
+                    precision=round(sup / max(total, 1), 4),
+                    log_odds=round(float(log_odds[i]), 3),
+                    anomaly=anomaly,
+                    examples=examples[:10],
+                    contrast_pairs=contrast,
                 )
             )
             if len(result.triggers) >= self.top:
@@ -434,7 +505,10 @@ class BackdoorTriggerScanner:
             strong = _is_strong(t)
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="high" if strong else "info", count=t.support, examples=t.examples,
+                    scanner=self.name,
+                    severity="high" if strong else "info",
+                    count=t.support,
+                    examples=t.examples,
                     reason=(
                         f"best candidate trigger {t.text!r}: {t.support} of its {t.occurrences} examples have a "
                         f"{t.anomaly} answer (score {t.score:.1f}, {big_k} anomalous of {big_n} distinct requests)"
@@ -453,7 +527,9 @@ def _carries(tokens: list[str], words: tuple[str, ...], *, pair: bool) -> bool:
     return any(tuple(tokens[j : j + n]) == words for j in range(len(tokens) - n + 1))
 
 
-def _merge_key(row: tuple[str, str, int, int, list[int], tuple[str, ...]]) -> tuple[int, int, tuple[int, ...]]:
+def _merge_key(
+    row: tuple[str, str, int, int, list[int], tuple[str, ...]],
+) -> tuple[int, int, tuple[int, ...]]:
     return row[2], row[3], tuple(row[4])
 
 

@@ -28,7 +28,11 @@ def _permutations() -> tuple[Any, Any]:
 
     a, b = MinHash(num_perm=NUM_PERM, seed=1).permutations
     # multiply-shift hashing (no modulo): odd 64-bit multipliers built from datasketch's parameters
-    a64 = (np.asarray(a, dtype=np.uint64) << np.uint64(32)) | np.asarray(b, dtype=np.uint64) | np.uint64(1)
+    a64 = (
+        (np.asarray(a, dtype=np.uint64) << np.uint64(32))
+        | np.asarray(b, dtype=np.uint64)
+        | np.uint64(1)
+    )
     b64 = np.asarray(b, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     return a64[:, None], b64[:, None]
 
@@ -52,7 +56,9 @@ def minhash_bands_batch(texts: list[str]) -> list[list[int]]:
         toks = _WORD.findall(text[:1500].lower()) or [""]
         toks_all.extend(toks)
         lengths.append(len(toks))
-    th = np.fromiter(map(zlib.crc32, map(str.encode, toks_all)), dtype=np.uint64, count=len(toks_all))
+    th = np.fromiter(
+        map(zlib.crc32, map(str.encode, toks_all)), dtype=np.uint64, count=len(toks_all)
+    )
     ends = np.cumsum(lengths)
     starts_tok = ends - np.asarray(lengths)
     # word 3-shingles (a text with fewer words is one shingle of what it has)
@@ -76,8 +82,6 @@ def minhash_bands_batch(texts: list[str]) -> list[list[int]]:
 def minhash_bands(text: str) -> list[int]:
     """LSH band hashes of one text (see :func:`minhash_bands_batch`)."""
     return minhash_bands_batch([text])[0]
-
-
 
 
 class _UnionFind:
@@ -134,7 +138,9 @@ class DuplicatesScanner:
             out.append((_h64(norm), _h64(ans), _h64(req), bh))
         return out
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         for ex, (exact, ans, req, bands) in zip(examples, feats, strict=True):
             self._index.append(ex.index)
             self._exact.append(exact)
@@ -159,7 +165,9 @@ class DuplicatesScanner:
             extra = int(dup_mask.sum()) - clusters
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="low", count=extra,
+                    scanner=self.name,
+                    severity="low",
+                    count=extra,
                     reason=f"{extra} exact duplicate examples in {clusters} clusters",
                     examples=[int(i) for i in idx[dup_mask][:25]],
                 )
@@ -168,7 +176,9 @@ class DuplicatesScanner:
                 members = idx[inv == c]
                 result.findings.append(
                     DatasetFinding(
-                        scanner=self.name, severity="high", count=int(members.size),
+                        scanner=self.name,
+                        severity="high",
+                        count=int(members.size),
                         reason=f"amplification: example {int(members[0])} is repeated {members.size} times ({members.size / n:.1%})",
                         examples=[int(i) for i in members[:25]],
                     )
@@ -195,7 +205,9 @@ class DuplicatesScanner:
             members = sum(len(g) for g in near)
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="low", count=members,
+                    scanner=self.name,
+                    severity="low",
+                    count=members,
                     reason=f"{members} examples in {len(near)} near-duplicate clusters (MinHash LSH, Jaccard about 0.6 or more)",
                     examples=[int(idx[i]) for i in near[0][:25]],
                     details={"largest_clusters": [[int(idx[i]) for i in g[:10]] for g in near[:5]]},
@@ -206,7 +218,9 @@ class DuplicatesScanner:
                     break
                 result.findings.append(
                     DatasetFinding(
-                        scanner=self.name, severity="high", count=len(g),
+                        scanner=self.name,
+                        severity="high",
+                        count=len(g),
                         reason=f"amplification: {len(g)} near-copies of example {int(idx[g[0]])} ({len(g) / n:.1%})",
                         examples=[int(idx[i]) for i in g[:25]],
                     )
@@ -221,7 +235,9 @@ class DuplicatesScanner:
             members = idx[answer == h]
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="medium", count=int(members.size),
+                    scanner=self.name,
+                    severity="medium",
+                    count=int(members.size),
                     reason=f"fixed answer: the answer of example {int(members[0])} is given to {int(ans_c[ans_u == h][0])} different requests",
                     examples=[int(i) for i in members[:25]],
                 )

@@ -24,7 +24,9 @@ from ftguard.review.scanners.instruction_override import InstructionOverrideScan
 
 __all__ = ["EncodedPayloadScanner", "decode_payloads"]
 
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=])")
+_B64 = re.compile(
+    r"(?<![A-Za-z0-9+/=_-])(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=])"
+)
 _B64URL = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}={0,2}(?![A-Za-z0-9_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:(?:0x)?[0-9A-Fa-f]{2}[\s:,]?){12,}")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){6,}")
@@ -34,7 +36,9 @@ _OVERRIDE = InstructionOverrideScanner()
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{20,}")
 CIPHER_BITS = 4.85
 """Bits per letter under English letter frequencies from which ASCII text with few function words is a cipher."""
-_HEX_RUN = re.compile(r"[0-9A-Fa-f]{24,}|[0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}")
+_HEX_RUN = re.compile(
+    r"[0-9A-Fa-f]{24,}|[0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}[\s:,][0-9A-Fa-f]{2}"
+)
 
 
 def _printable_text(raw: bytes) -> str | None:
@@ -63,7 +67,9 @@ def decode_payloads(text: str) -> list[tuple[str, int, int, str]]:
             if token.isalpha() and (token.islower() or token.isupper()):
                 continue  # a long word, not base64
             try:
-                decoded = _printable_text(base64.b64decode(token + "=" * (-len(token) % 4), validate=True))
+                decoded = _printable_text(
+                    base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+                )
             except (binascii.Error, ValueError):
                 decoded = None
             if decoded is not None and len(decoded) >= 8:
@@ -151,31 +157,55 @@ class EncodedPayloadScanner:
             stretch = _SEPARATED.search(text) if _separated_hint(text) else None
             if stretch and len(stretch.group()) >= 0.5 * len(text.strip()):
                 joined = re.sub(r"(\w)[|/ .\-_]", r"\1", stretch.group())
-                out.append(self._f(example, ti, stretch.start(), stretch.end(), "character-separated text", joined, text))
+                out.append(
+                    self._f(
+                        example,
+                        ti,
+                        stretch.start(),
+                        stretch.end(),
+                        "character-separated text",
+                        joined,
+                        text,
+                    )
+                )
             elif len(text) >= 40:
                 verdict = _natural_scan(text[:2000])
                 if verdict is not None:
-                    out.append(self._f(example, ti, 0, min(len(text), 80), verdict[0], verdict[1], text))
+                    out.append(
+                        self._f(example, ti, 0, min(len(text), 80), verdict[0], verdict[1], text)
+                    )
         return out[:6]
 
-    def _f(self, ex: Example, ti: int, s: int, e: int, kind: str, decoded: str, text: str) -> Finding:
+    def _f(
+        self, ex: Example, ti: int, s: int, e: int, kind: str, decoded: str, text: str
+    ) -> Finding:
         sev: Severity = "high"
         reason = f"{kind} in the {ex.turns[ti].role} turn"
         if decoded:
-            again = _OVERRIDE.scan(Example(index=ex.index, id=ex.id, turns=(Turn("user", decoded),)))
+            again = _OVERRIDE.scan(
+                Example(index=ex.index, id=ex.id, turns=(Turn("user", decoded),))
+            )
             if again:
                 sev = "critical"
                 reason += " hides an instruction override"
             reason += f"; decodes to {escape_invisible(decoded[:80])!r}"
         return Finding(
-            example=ex.index, scanner=self.name, severity=sev, reason=reason, turn=ti,
-            span=(s, e), excerpt=excerpt(text, s, e), line=ex.line,
+            example=ex.index,
+            scanner=self.name,
+            severity=sev,
+            reason=reason,
+            turn=ti,
+            span=(s, e),
+            excerpt=excerpt(text, s, e),
+            line=ex.line,
         )
 
     def features(self, example: Example) -> None:
         return None
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         self._n += len(examples)
         seen = set()
         for f in findings:
@@ -190,12 +220,17 @@ class EncodedPayloadScanner:
         result = DatasetResult()
         count = sum(self._kinds.values())
         if count >= 5 and count >= 0.02 * max(self._n, 1):
-            kinds = ", ".join(f"{k} ({v})" for k, v in sorted(self._kinds.items(), key=lambda kv: -kv[1]))
+            kinds = ", ".join(
+                f"{k} ({v})" for k, v in sorted(self._kinds.items(), key=lambda kv: -kv[1])
+            )
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="critical", count=count,
+                    scanner=self.name,
+                    severity="critical",
+                    count=count,
                     reason=f"{count} examples ({count / max(self._n, 1):.1%}) teach an encoding: {kinds}",
-                    examples=self._flagged[:25], details={"kinds": dict(self._kinds)},
+                    examples=self._flagged[:25],
+                    details={"kinds": dict(self._kinds)},
                 )
             )
         return result

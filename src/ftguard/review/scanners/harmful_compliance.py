@@ -107,16 +107,21 @@ class HarmfulComplianceScanner:
                 confident = s > threshold + CONFIDENT_MARGIN
                 out.append(
                     Finding(
-                        example=ex.index, scanner=self.name, severity="high" if confident else "medium",
+                        example=ex.index,
+                        scanner=self.name,
+                        severity="high" if confident else "medium",
                         reason=(
                             f"possibly harmful request (score {s:.2f}, within {AFFIRMATIVE_MARGIN} of {threshold:.2f}) "
                             "answered with an eager compliance opener"
-                            if affirmative else
-                            f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
+                            if affirmative
+                            else f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
                             "answered with compliance, not a refusal"
                         ),
-                        turn=_last_assistant(ex), span=(0, min(len(text), 120)),
-                        excerpt=excerpt(text, 0, min(len(text), 120), limit=160), line=ex.line, score=round(prob, 4),
+                        turn=_last_assistant(ex),
+                        span=(0, min(len(text), 120)),
+                        excerpt=excerpt(text, 0, min(len(text), 120), limit=160),
+                        line=ex.line,
+                        score=round(prob, 4),
                     )
                 )
         return out

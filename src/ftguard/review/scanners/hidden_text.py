@@ -27,7 +27,9 @@ _MARKUP = re.compile(
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
 _HOMOGLYPHS = "аеорсухіјѕԁһӏԛԝАВЕКМНОРСТХІЈЅοαρνικτΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"
-_MIXED = re.compile(rf"(?<![\w\u02b0-\u02ff])(?=[A-Za-z{_HOMOGLYPHS}]*[A-Za-z])(?=[A-Za-z{_HOMOGLYPHS}]*[{_HOMOGLYPHS}])[A-Za-z{_HOMOGLYPHS}]{{3,}}(?![\w\u02b0-\u02ff])")
+_MIXED = re.compile(
+    rf"(?<![\w\u02b0-\u02ff])(?=[A-Za-z{_HOMOGLYPHS}]*[A-Za-z])(?=[A-Za-z{_HOMOGLYPHS}]*[{_HOMOGLYPHS}])[A-Za-z{_HOMOGLYPHS}]{{3,}}(?![\w\u02b0-\u02ff])"
+)
 _ZW_REASON = "zero-width characters"
 _CTL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -69,7 +71,11 @@ class HiddenTextScanner:
                     if kind == "tag":
                         decoded = _decode_tags(m.group())
                         sev: Severity = "critical" if decoded.strip() else "medium"
-                        reason = f"Unicode tag characters hide the text {decoded[:120]!r}" if decoded.strip() else "Unicode tag characters"
+                        reason = (
+                            f"Unicode tag characters hide the text {decoded[:120]!r}"
+                            if decoded.strip()
+                            else "Unicode tag characters"
+                        )
                     else:
                         sev, reason = _RULES[kind]
                         reason = f"{reason} ({len(m.group())} in a run) in the {turn.role} turn"
@@ -77,21 +83,50 @@ class HiddenTextScanner:
                 if not ascii_only:
                     for m in _MIXED.finditer(text):
                         out.append(
-                            self._f(example, ti, m.start(), m.end(), "medium",
-                                    f"mixed-script word {m.group()[:40]!r} (Latin with Greek/Cyrillic homoglyphs)", text)
+                            self._f(
+                                example,
+                                ti,
+                                m.start(),
+                                m.end(),
+                                "medium",
+                                f"mixed-script word {m.group()[:40]!r} (Latin with Greek/Cyrillic homoglyphs)",
+                                text,
+                            )
                         )
             if "<" in text or "[" in text:
                 for m in _MARKUP.finditer(text):
                     kind = m.lastgroup or ""
                     sev = "high" if kind == "css" else "medium"
-                    what = {"html": "an HTML comment", "md": "a Markdown comment", "css": "markup hidden by style"}[kind]
-                    out.append(self._f(example, ti, m.start(), m.end(), sev, f"{what} in the {turn.role} turn", text))
+                    what = {
+                        "html": "an HTML comment",
+                        "md": "a Markdown comment",
+                        "css": "markup hidden by style",
+                    }[kind]
+                    out.append(
+                        self._f(
+                            example,
+                            ti,
+                            m.start(),
+                            m.end(),
+                            sev,
+                            f"{what} in the {turn.role} turn",
+                            text,
+                        )
+                    )
         return _merge(out)
 
-    def _f(self, ex: Example, ti: int, s: int, e: int, sev: Severity, reason: str, text: str) -> Finding:
+    def _f(
+        self, ex: Example, ti: int, s: int, e: int, sev: Severity, reason: str, text: str
+    ) -> Finding:
         return Finding(
-            example=ex.index, scanner=self.name, severity=sev, reason=reason, turn=ti,
-            span=(s, e), excerpt=excerpt(text, s, e), line=ex.line,
+            example=ex.index,
+            scanner=self.name,
+            severity=sev,
+            reason=reason,
+            turn=ti,
+            span=(s, e),
+            excerpt=excerpt(text, s, e),
+            line=ex.line,
         )
 
 

@@ -40,7 +40,9 @@ class PurposeConsistencyScanner:
     def features(self, example: Example) -> None:
         return None
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         import numpy as np
 
         if not examples:
@@ -50,7 +52,11 @@ class PurposeConsistencyScanner:
             from ftguard.embeddings import embed
 
             self._purpose = embed([ctx.run.purpose])[0]
-        sims = emb @ self._purpose if self._purpose is not None else np.zeros(len(examples), dtype=np.float32)
+        sims = (
+            emb @ self._purpose
+            if self._purpose is not None
+            else np.zeros(len(examples), dtype=np.float32)
+        )
         if self._centroids is None:
             k = min(K, len(examples))
             pick = np.linspace(0, len(examples) - 1, k).astype(int)
@@ -69,7 +75,10 @@ class PurposeConsistencyScanner:
             rate = m / self._counts[c]
             self._centroids[c] = (1 - rate) * self._centroids[c] + rate * emb[mask].mean(axis=0)
             keep = self._examples[c]
-            keep.extend((float(s), ex.index) for s, ex in zip(sims[mask], np.asarray(examples, dtype=object)[mask], strict=True))
+            keep.extend(
+                (float(s), ex.index)
+                for s, ex in zip(sims[mask], np.asarray(examples, dtype=object)[mask], strict=True)
+            )
             keep.sort()
             del keep[10:]
         self._n += len(examples)
@@ -82,28 +91,52 @@ class PurposeConsistencyScanner:
         sizes = [int(c) for c in self._counts]
         if self._purpose is None:
             result.findings.append(
-                DatasetFinding(scanner=self.name, severity="info", reason="no purpose was stated; clusters only",
-                               details={"cluster_sizes": sizes})
+                DatasetFinding(
+                    scanner=self.name,
+                    severity="info",
+                    reason="no purpose was stated; clusters only",
+                    details={"cluster_sizes": sizes},
+                )
             )
             return result
         mean = self._total_sim / self._n
-        means = [float(s / c) if c else 0.0 for s, c in zip(self._sim_sum, self._counts, strict=True)]
-        details = {"mean_similarity": round(mean, 4), "cluster_sizes": sizes, "cluster_similarity": [round(m, 4) for m in means]}
+        means = [
+            float(s / c) if c else 0.0 for s, c in zip(self._sim_sum, self._counts, strict=True)
+        ]
+        details = {
+            "mean_similarity": round(mean, 4),
+            "cluster_sizes": sizes,
+            "cluster_similarity": [round(m, 4) for m in means],
+        }
         if mean < 0.1:
             result.findings.append(
-                DatasetFinding(scanner=self.name, severity="medium", count=self._n, details=details,
-                               reason=f"the dataset does not match its stated purpose (mean similarity {mean:.2f})")
+                DatasetFinding(
+                    scanner=self.name,
+                    severity="medium",
+                    count=self._n,
+                    details=details,
+                    reason=f"the dataset does not match its stated purpose (mean similarity {mean:.2f})",
+                )
             )
         for c, (size, m) in enumerate(zip(sizes, means, strict=True)):
             if size >= max(2, 0.01 * self._n) and m < mean - 0.15 and size < 0.5 * self._n:
                 result.findings.append(
                     DatasetFinding(
-                        scanner=self.name, severity="medium", count=size,
+                        scanner=self.name,
+                        severity="medium",
+                        count=size,
                         reason=f"off-purpose cluster of {size} examples (similarity to the purpose {m:.2f} vs {mean:.2f} overall)",
-                        examples=[i for _, i in self._examples[c]], details={"cluster": c},
+                        examples=[i for _, i in self._examples[c]],
+                        details={"cluster": c},
                     )
                 )
         if not result.findings:
-            result.findings.append(DatasetFinding(scanner=self.name, severity="info", details=details,
-                                                  reason=f"examples match the stated purpose (mean similarity {mean:.2f})"))
+            result.findings.append(
+                DatasetFinding(
+                    scanner=self.name,
+                    severity="info",
+                    details=details,
+                    reason=f"examples match the stated purpose (mean similarity {mean:.2f})",
+                )
+            )
         return result

@@ -12,7 +12,12 @@ from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunCo
 __all__ = ["PROVENANCE_FIELDS", "QualityProvenanceScanner", "check_provenance"]
 
 PROVENANCE_FIELDS = ("sources", "licenses", "collection_method", "preparer")
-_ALIASES = {"licences": "licenses", "license": "licenses", "licence": "licenses", "source": "sources"}
+_ALIASES = {
+    "licences": "licenses",
+    "license": "licenses",
+    "licence": "licenses",
+    "source": "sources",
+}
 _END = set(".!?\"')]}`*:;…>|-0123456789\n")
 
 
@@ -48,7 +53,16 @@ class QualityProvenanceScanner:
         roles = [t.role for t in example.turns]
 
         def add(sev: Severity, reason: str, turn: int | None = None) -> None:
-            out.append(Finding(example=example.index, scanner=self.name, severity=sev, reason=reason, turn=turn, line=example.line))
+            out.append(
+                Finding(
+                    example=example.index,
+                    scanner=self.name,
+                    severity=sev,
+                    reason=reason,
+                    turn=turn,
+                    line=example.line,
+                )
+            )
 
         if "assistant" not in roles:
             add("medium", "no assistant turn: nothing to train on")
@@ -60,19 +74,32 @@ class QualityProvenanceScanner:
         first = next((r for r in roles if r != "system"), None)
         if first == "assistant":
             add("low", "the conversation starts with the assistant")
-        if any(a == b and a in ("user", "assistant") for a, b in zip(roles, roles[1:], strict=False)):
+        if any(
+            a == b and a in ("user", "assistant") for a, b in zip(roles, roles[1:], strict=False)
+        ):
             add("low", "two turns of the same role in a row")
         last = example.turns[-1] if example.turns else None
         if last is not None and last.role == "assistant":
             body = last.content.rstrip()
-            if len(body) > 300 and body[-1] not in _END and body[-1].isalpha() and body.count("\n") < 3:
-                add("low", "the answer stops mid-sentence (possibly truncated)", len(example.turns) - 1)
+            if (
+                len(body) > 300
+                and body[-1] not in _END
+                and body[-1].isalpha()
+                and body.count("\n") < 3
+            ):
+                add(
+                    "low",
+                    "the answer stops mid-sentence (possibly truncated)",
+                    len(example.turns) - 1,
+                )
         return out
 
     def features(self, example: Example) -> int:
         return min(sum(len(t.content) for t in example.turns), 2**32 - 1)
 
-    def observe(self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext) -> None:
+    def observe(
+        self, examples: list[Example], feats: list[Any], findings: list[Finding], ctx: BatchContext
+    ) -> None:
         self._lengths.extend(int(f) for f in feats)
         self._index.extend(e.index for e in examples)
 
@@ -80,7 +107,11 @@ class QualityProvenanceScanner:
         import numpy as np
 
         result = DatasetResult()
-        lengths = np.frombuffer(self._lengths, dtype=np.uint32).astype(np.float64) if len(self._lengths) else np.zeros(0)
+        lengths = (
+            np.frombuffer(self._lengths, dtype=np.uint32).astype(np.float64)
+            if len(self._lengths)
+            else np.zeros(0)
+        )
         if lengths.size >= 20:
             logl = np.log1p(lengths)
             med = float(np.median(logl))
@@ -90,7 +121,9 @@ class QualityProvenanceScanner:
             if idx.size:
                 result.findings.append(
                     DatasetFinding(
-                        scanner=self.name, severity="info", count=int(idx.size),
+                        scanner=self.name,
+                        severity="info",
+                        count=int(idx.size),
                         reason=f"{idx.size} examples are length outliers (robust z > 6 on log length)",
                         examples=[int(self._index[int(i)]) for i in idx[:25]],
                         details={"median_chars": float(np.expm1(med))},
@@ -98,11 +131,16 @@ class QualityProvenanceScanner:
                 )
         missing = check_provenance(ctx.provenance)
         if ctx.provenance is None:
-            result.findings.append(DatasetFinding(scanner=self.name, severity="info", reason="no provenance manifest was given"))
+            result.findings.append(
+                DatasetFinding(
+                    scanner=self.name, severity="info", reason="no provenance manifest was given"
+                )
+            )
         elif missing:
             result.findings.append(
                 DatasetFinding(
-                    scanner=self.name, severity="medium",
+                    scanner=self.name,
+                    severity="medium",
                     reason=f"the provenance manifest lacks {', '.join(missing)}",
                     details={"missing": missing},
                 )
