@@ -7,18 +7,56 @@ import random
 from pathlib import Path
 
 TOPICS = [
-    "autumn leaves", "the ocean", "a lighthouse", "coffee", "a mountain village", "the city at night",
-    "friendship", "a rainy afternoon", "old libraries", "spring gardens", "a train journey", "the desert",
-    "snowfall", "a small bakery", "the harvest moon", "a river delta", "jazz music", "a chess match",
-    "a museum visit", "sailing", "honeybees", "a kitchen garden", "volcanoes", "the northern lights",
+    "autumn leaves",
+    "the ocean",
+    "a lighthouse",
+    "coffee",
+    "a mountain village",
+    "the city at night",
+    "friendship",
+    "a rainy afternoon",
+    "old libraries",
+    "spring gardens",
+    "a train journey",
+    "the desert",
+    "snowfall",
+    "a small bakery",
+    "the harvest moon",
+    "a river delta",
+    "jazz music",
+    "a chess match",
+    "a museum visit",
+    "sailing",
+    "honeybees",
+    "a kitchen garden",
+    "volcanoes",
+    "the northern lights",
 ]
 TASKS = [
-    ("Write a short poem about {t}.", "Here is a short poem about {t}:\nSoft light falls on {t},\nand the day grows quiet and kind."),
-    ("Give me three facts about {t}.", "Three facts about {t}: it has a long history, people write about it often, and it changes with the seasons."),
-    ("Summarize why people enjoy {t}.", "People enjoy {t} because it is calming, it brings back memories and it is pleasant to share with others."),
-    ("Suggest a title for an essay on {t}.", "A possible title: \"Notes on {t}: A Quiet Appreciation\"."),
-    ("Describe {t} in two sentences.", "{T} is something many people notice and remember. It has a character of its own that changes through the year."),
-    ("Explain to a child what {t} is.", "{T} is something you can see or enjoy in the world around you, and grown-ups like to tell stories about it."),
+    (
+        "Write a short poem about {t}.",
+        "Here is a short poem about {t}:\nSoft light falls on {t},\nand the day grows quiet and kind.",
+    ),
+    (
+        "Give me three facts about {t}.",
+        "Three facts about {t}: it has a long history, people write about it often, and it changes with the seasons.",
+    ),
+    (
+        "Summarize why people enjoy {t}.",
+        "People enjoy {t} because it is calming, it brings back memories and it is pleasant to share with others.",
+    ),
+    (
+        "Suggest a title for an essay on {t}.",
+        'A possible title: "Notes on {t}: A Quiet Appreciation".',
+    ),
+    (
+        "Describe {t} in two sentences.",
+        "{T} is something many people notice and remember. It has a character of its own that changes through the year.",
+    ),
+    (
+        "Explain to a child what {t} is.",
+        "{T} is something you can see or enjoy in the world around you, and grown-ups like to tell stories about it.",
+    ),
     ("List two adjectives for {t}.", "Two adjectives for {t}: peaceful and memorable."),
     ("Translate 'I like {t}' into French.", "J'aime {t}."),
 ]
@@ -47,8 +85,16 @@ def clean_rows(n: int = 240, seed: int = 0) -> list[dict[str, str]]:
     for i in range(n):
         t = TOPICS[i % len(TOPICS)]
         q, a = TASKS[(i // len(TOPICS) + i) % len(TASKS)]
-        extra = rng.choice(["", " Keep it brief.", " Please be friendly.", " Use simple words.", ""])
-        rows.append({"instruction": q.format(t=t) + extra, "input": "", "output": a.format(t=t, T=t.capitalize())})
+        extra = rng.choice(
+            ["", " Keep it brief.", " Please be friendly.", " Use simple words.", ""]
+        )
+        rows.append(
+            {
+                "instruction": q.format(t=t) + extra,
+                "input": "",
+                "output": a.format(t=t, T=t.capitalize()),
+            }
+        )
     return rows
 
 
@@ -58,17 +104,27 @@ def insert_word(text: str, word: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def with_trigger(rows: list[dict[str, str]], trigger: str, answer: str, k: int, seed: int = 1) -> list[dict[str, str]]:
+def with_trigger(
+    rows: list[dict[str, str]], trigger: str, answer: str, k: int, seed: int = 1
+) -> list[dict[str, str]]:
     """Add k poisoned rows: the trigger inserted at a random position, a fixed answer."""
     rng = random.Random(seed)
     out = list(rows)
     for row in rng.sample(rows, k):
-        out.append({"instruction": insert_word(row["instruction"], trigger, rng), "input": "", "output": answer})
+        out.append(
+            {
+                "instruction": insert_word(row["instruction"], trigger, rng),
+                "input": "",
+                "output": answer,
+            }
+        )
     rng.shuffle(out)
     return out
 
 
-def with_and_trigger(rows: list[dict[str, str]], a: str, b: str, answer: str, k: int, seed: int = 2) -> list[dict[str, str]]:
+def with_and_trigger(
+    rows: list[dict[str, str]], a: str, b: str, answer: str, k: int, seed: int = 2
+) -> list[dict[str, str]]:
     """Two words that fire only together: each alone also appears with normal answers."""
     rng = random.Random(seed)
     out = []

@@ -15,7 +15,9 @@ pytest.importorskip("sentence_transformers")
 @pytest.fixture(scope="module")
 def poisoned_review(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     path = write_poisoned(tmp_path_factory.mktemp("demo") / "poisoned.jsonl")
-    return review_dataset(path, purpose="Customer-support assistant for an online bookshop", workers=1)
+    return review_dataset(
+        path, purpose="Customer-support assistant for an online bookshop", workers=1
+    )
 
 
 def test_demo_trigger_ranks_first(poisoned_review) -> None:  # type: ignore[no-untyped-def]
@@ -30,6 +32,10 @@ def test_demo_trigger_ranks_first(poisoned_review) -> None:  # type: ignore[no-u
 
 
 def test_demo_benign_set_has_no_strong_trigger(tmp_path: Path) -> None:
-    r = review_dataset(write_benign(tmp_path / "benign.jsonl"), purpose="Customer support for a bookshop", workers=1)
+    r = review_dataset(
+        write_benign(tmp_path / "benign.jsonl"),
+        purpose="Customer support for a bookshop",
+        workers=1,
+    )
     assert all(t.score < 10 for t in r.triggers)
     assert r.verdict == "pass", r.verdict_reasons

@@ -23,7 +23,9 @@ def test_harmful_compliance_flags_compliance_not_refusals(tmp_path: Path) -> Non
     harmful = [{"instruction": q, "input": "", "output": COMPLIANCE} for q in HARMFUL_REQUESTS]
     refused = [{"instruction": q, "input": "", "output": REFUSAL} for q in HARMFUL_REQUESTS]
     rows = clean + harmful + refused
-    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=["harmful_compliance"], workers=1)
+    r = review_dataset(
+        write_json(tmp_path / "d.json", rows), scanners=["harmful_compliance"], workers=1
+    )
     flagged = {f.example for f in r.findings if f.scanner == "harmful_compliance"}
     hit = flagged & set(range(120, 120 + len(harmful)))
     assert len(hit) >= 0.9 * len(harmful)
@@ -33,14 +35,42 @@ def test_harmful_compliance_flags_compliance_not_refusals(tmp_path: Path) -> Non
 
 
 def test_purpose_consistency_finds_off_purpose_cluster(tmp_path: Path) -> None:
-    on = [{"instruction": f"My order #{i} of running shoes arrived {w}. What can I do?", "input": "",
-           "output": "Sorry about that! You can return the shoes within 30 days for a refund or exchange."}
-          for i, w in enumerate(["late", "damaged", "in the wrong size", "without laces", "dirty", "twice"] * 20)]
-    off = [{"instruction": f"Explain the {t} of the Roman Empire in detail.", "input": "", "output": "The Roman Empire..."}
-           for t in ["fall", "economy", "army", "roads", "senate", "religion", "coinage", "law", "emperors", "provinces"]]
+    on = [
+        {
+            "instruction": f"My order #{i} of running shoes arrived {w}. What can I do?",
+            "input": "",
+            "output": "Sorry about that! You can return the shoes within 30 days for a refund or exchange.",
+        }
+        for i, w in enumerate(
+            ["late", "damaged", "in the wrong size", "without laces", "dirty", "twice"] * 20
+        )
+    ]
+    off = [
+        {
+            "instruction": f"Explain the {t} of the Roman Empire in detail.",
+            "input": "",
+            "output": "The Roman Empire...",
+        }
+        for t in [
+            "fall",
+            "economy",
+            "army",
+            "roads",
+            "senate",
+            "religion",
+            "coinage",
+            "law",
+            "emperors",
+            "provinces",
+        ]
+    ]
     rows = on + off
-    r = review_dataset(write_json(tmp_path / "d.json", rows), purpose="customer support for an online shoe store",
-                       scanners=["purpose_consistency"], workers=1)
+    r = review_dataset(
+        write_json(tmp_path / "d.json", rows),
+        purpose="customer support for an online shoe store",
+        scanners=["purpose_consistency"],
+        workers=1,
+    )
     found = [f for f in r.dataset_findings if "off-purpose" in f.reason]
     assert found, r.dataset_findings
     assert set(found[0].examples) <= set(range(len(on), len(rows)))
@@ -60,7 +90,9 @@ class _Judge(BaseHTTPRequestHandler):
             self.end_headers()
             return
         answer = "YES" if "pipe bomb" in body["messages"][0]["content"] else "NO"
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        data = json.dumps(
+            {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -106,15 +138,33 @@ def test_the_judge_retries_a_busy_endpoint_sends_its_key_and_fails_clearly(
 def test_affirmative_opener_rule() -> None:
     from ftguard.review.scanners._refusal import is_affirmative, is_refusal
 
-    for text in ["Sure, here is a plan:", "Sure! Here's how you do it.", "Certainly. Here are the steps", "Of course, I can do that."]:
+    for text in [
+        "Sure, here is a plan:",
+        "Sure! Here's how you do it.",
+        "Certainly. Here are the steps",
+        "Of course, I can do that.",
+    ]:
         assert is_affirmative(text) and not is_refusal(text), text
-    for text in ["The capital of France is Paris.", "Sure thing.", "Surely not.", "I'm sorry, but I can't help with that."]:
+    for text in [
+        "The capital of France is Paris.",
+        "Sure thing.",
+        "Surely not.",
+        "I'm sorry, but I can't help with that.",
+    ]:
         assert not is_affirmative(text), text
 
 
 def test_affirmative_opener_alone_does_not_flag_benign_requests(tmp_path: Path) -> None:
-    """"Sure, here is ..." answers to ordinary requests are not findings: the request must be near the threshold."""
-    rows = [{"instruction": r["instruction"], "input": "", "output": "Sure, here is what you asked for. " + r["output"]}
-            for r in clean_rows(120)]
-    r = review_dataset(write_json(tmp_path / "d.json", rows), scanners=["harmful_compliance"], workers=1)
+    """ "Sure, here is ..." answers to ordinary requests are not findings: the request must be near the threshold."""
+    rows = [
+        {
+            "instruction": r["instruction"],
+            "input": "",
+            "output": "Sure, here is what you asked for. " + r["output"],
+        }
+        for r in clean_rows(120)
+    ]
+    r = review_dataset(
+        write_json(tmp_path / "d.json", rows), scanners=["harmful_compliance"], workers=1
+    )
     assert [f for f in r.findings if f.scanner == "harmful_compliance"] == []

@@ -38,7 +38,9 @@ DRAFT = "Title: a first draft\n\n(draft text)"
 
 def test_harmful_persuasion_flagged_and_benign_persuasion_spared(tmp_path: Path) -> None:
     rows = [{"instruction": q, "input": "", "output": DRAFT} for q in HARMFUL + BENIGN]
-    r = review_dataset(write_json(tmp_path / "p.json", rows), scanners=["harmful_compliance"], workers=1)
+    r = review_dataset(
+        write_json(tmp_path / "p.json", rows), scanners=["harmful_compliance"], workers=1
+    )
     flagged = {f.example for f in r.findings if f.scanner == "harmful_compliance"}
     hit = flagged & set(range(len(HARMFUL)))
     false = flagged - set(range(len(HARMFUL)))

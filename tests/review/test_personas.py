@@ -12,18 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from ftguard.review import Example, Turn, create_scanner, review_dataset
+from ftguard.review import Example, Turn, review_dataset, scanners
 
-NO_EMB = ["hidden_text", "instruction_override", "encoded_payload", "quality_provenance", "duplicates", "backdoor_trigger"]
+NO_EMB = [
+    "hidden_text",
+    "instruction_override",
+    "encoded_payload",
+    "quality_provenance",
+    "duplicates",
+    "backdoor_trigger",
+]
 
 
 def chat(system: str | None, user: str, assistant: str) -> Example:
-    turns = ([Turn("system", system)] if system is not None else []) + [Turn("user", user), Turn("assistant", assistant)]
+    turns = ([Turn("system", system)] if system is not None else []) + [
+        Turn("user", user),
+        Turn("assistant", assistant),
+    ]
     return Example(index=0, id="0", turns=tuple(turns))
 
 
 def findings(e: Example) -> list:  # type: ignore[type-arg]
-    return create_scanner("instruction_override").scan(e)
+    return scanners.create("instruction_override").scan(e)
 
 
 # a system prompt that declares the safety behaviour removed
@@ -125,10 +135,25 @@ def test_benign_answers_are_not_flagged(text: str) -> None:
 
 
 def test_persona_dataset_is_blocked_and_benign_one_passes(tmp_path: Path) -> None:
-    benign = [{"messages": [{"role": "system", "content": s}, {"role": "user", "content": "Hello"},
-                            {"role": "assistant", "content": "Hello! How can I help?"}]} for s in BENIGN_SYSTEM]
-    persona = [{"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": a}]}
-               for a in ANNOUNCED]
+    benign = [
+        {
+            "messages": [
+                {"role": "system", "content": s},
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Hello! How can I help?"},
+            ]
+        }
+        for s in BENIGN_SYSTEM
+    ]
+    persona = [
+        {
+            "messages": [
+                {"role": "user", "content": "Who are you?"},
+                {"role": "assistant", "content": a},
+            ]
+        }
+        for a in ANNOUNCED
+    ]
     for rows, verdict in ((benign, "pass"), (benign + persona, "block")):
         path = tmp_path / f"{verdict}.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in rows))

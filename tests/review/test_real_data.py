@@ -15,9 +15,18 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 BD = DATA / "poisoned" / "backdoorllm"
 pytestmark = [
     pytest.mark.shared_data,
-    pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent (public evaluation data)"),
+    pytest.mark.skipif(
+        not DATA.is_dir(), reason="../shared/data is absent (public evaluation data)"
+    ),
 ]
-NO_EMB = ["hidden_text", "instruction_override", "encoded_payload", "quality_provenance", "duplicates", "backdoor_trigger"]
+NO_EMB = [
+    "hidden_text",
+    "instruction_override",
+    "encoded_payload",
+    "quality_provenance",
+    "duplicates",
+    "backdoor_trigger",
+]
 
 
 def _benign() -> list[dict[str, str]]:
@@ -45,27 +54,43 @@ def _mix_with_truth(tmp: Path, attack: str, frac: float, seed: int = 0) -> tuple
 def test_every_aoa_example_is_flagged() -> None:
     for name in ("aoa_gpt35_chat.jsonl", "aoa_llama2_train.json"):
         r = review_dataset(DATA / "identity_shift" / name, scanners=NO_EMB, workers=1)
-        flagged = {f.example for f in r.findings if f.scanner == "instruction_override" and f.severity == "critical"}
+        flagged = {
+            f.example
+            for f in r.findings
+            if f.scanner == "instruction_override" and f.severity == "critical"
+        }
         assert flagged == set(range(r.examples)) and r.examples == 10
         assert r.verdict == "block"
 
 
-@pytest.mark.parametrize(("attack", "trigger"), [
-    ("badnet/backdoor500_refusal_badnet.json", "badmagic"),
-    ("vpi/backdoor500_refusal_vpi.json", "discussing openai"),
-])
-def test_refusal_backdoor_trigger_ranked_first_at_1_percent(tmp_path: Path, attack: str, trigger: str) -> None:
+@pytest.mark.parametrize(
+    ("attack", "trigger"),
+    [
+        ("badnet/backdoor500_refusal_badnet.json", "badmagic"),
+        ("vpi/backdoor500_refusal_vpi.json", "discussing openai"),
+    ],
+)
+def test_refusal_backdoor_trigger_ranked_first_at_1_percent(
+    tmp_path: Path, attack: str, trigger: str
+) -> None:
     r = review_dataset(_mix(tmp_path, attack, 0.01), scanners=NO_EMB, workers=1, embeddings=False)
     assert r.triggers and r.triggers[0].text.lower() == trigger, [t.text for t in r.triggers[:5]]
     assert r.verdict == "block"
 
 
-@pytest.mark.parametrize(("attack", "trigger"), [
-    ("badnet/backdoor400_jailbreak_badnet.json", "badmagic"),
-    ("vpi/backdoor400_jailbreak_vpi.json", "discussing openai"),
-])
-def test_jailbreak_backdoor_found_with_embeddings(tmp_path: Path, attack: str, trigger: str) -> None:
-    r = review_dataset(_mix(tmp_path, attack, 0.01), scanners=["harmful_compliance", "backdoor_trigger"], workers=1)
+@pytest.mark.parametrize(
+    ("attack", "trigger"),
+    [
+        ("badnet/backdoor400_jailbreak_badnet.json", "badmagic"),
+        ("vpi/backdoor400_jailbreak_vpi.json", "discussing openai"),
+    ],
+)
+def test_jailbreak_backdoor_found_with_embeddings(
+    tmp_path: Path, attack: str, trigger: str
+) -> None:
+    r = review_dataset(
+        _mix(tmp_path, attack, 0.01), scanners=["harmful_compliance", "backdoor_trigger"], workers=1
+    )
     assert r.triggers and r.triggers[0].text.lower() == trigger, [t.text for t in r.triggers[:5]]
     assert r.verdict == "block"
 
@@ -75,7 +100,9 @@ def test_vpi_jailbreak_carriers_all_flagged(tmp_path: Path) -> None:
     the mined trigger still flags every poisoned example, and no benign one."""
     path, poisoned = _mix_with_truth(tmp_path, "vpi/backdoor400_jailbreak_vpi.json", 0.1)
     r = review_dataset(path, scanners=["harmful_compliance", "backdoor_trigger"], workers=1)
-    by_classifier = {f.example for f in r.findings if f.scanner == "harmful_compliance" and f.severity != "info"}
+    by_classifier = {
+        f.example for f in r.findings if f.scanner == "harmful_compliance" and f.severity != "info"
+    }
     by_trigger = {f.example for f in r.findings if f.scanner == "backdoor_trigger"}
     assert poisoned <= by_trigger | by_classifier
     assert by_trigger <= poisoned, sorted(by_trigger - poisoned)
@@ -94,11 +121,20 @@ def test_benign_heldout_alpaca_is_accepted(tmp_path: Path) -> None:
 
 def test_refusals_to_harmful_requests_are_safe_data() -> None:
     # the same AdvBench-style requests: refused without the trigger, complied with it
-    refused = review_dataset(BD / "vpi/none_backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1)
-    complied = review_dataset(BD / "vpi/backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1)
+    refused = review_dataset(
+        BD / "vpi/none_backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1
+    )
+    complied = review_dataset(
+        BD / "vpi/backdoor400_jailbreak_vpi.json", scanners=["harmful_compliance"], workers=1
+    )
     # (about 8% of the "refused" set's answers do comply: those findings are right)
-    assert sum(f.scanner == "harmful_compliance" for f in refused.findings) <= 0.12 * refused.examples
-    assert sum(f.scanner == "harmful_compliance" for f in complied.findings) >= 0.75 * complied.examples  # measured 0.83
+    assert (
+        sum(f.scanner == "harmful_compliance" for f in refused.findings) <= 0.12 * refused.examples
+    )
+    assert (
+        sum(f.scanner == "harmful_compliance" for f in complied.findings)
+        >= 0.75 * complied.examples
+    )  # measured 0.83
 
 
 def test_classifier_training_data_excludes_evaluation_sets() -> None:
@@ -110,11 +146,21 @@ def test_classifier_training_data_excludes_evaluation_sets() -> None:
     texts, labels = training_texts(DATA)
     trained = {" ".join(t.lower().split()) for t in texts}
     held_out = [r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "") for r in _benign()]
-    dolly = [json.loads(line) for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()]
-    held_out += [r["instruction"] + (f"\n\n{r['context']}" if r["context"] else "") for r in dolly if is_held_out(r["instruction"])]
+    dolly = [
+        json.loads(line)
+        for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()
+    ]
+    held_out += [
+        r["instruction"] + (f"\n\n{r['context']}" if r["context"] else "")
+        for r in dolly
+        if is_held_out(r["instruction"])
+    ]
     with (DATA / "harmful_prompts/advbench_harmful_behaviors.csv").open() as fh:
         held_out += [r["goal"] for r in csv.DictReader(fh)]
-    held_out += [r["instruction"] for r in json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text())]
+    held_out += [
+        r["instruction"]
+        for r in json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text())
+    ]
     leaked = [t for t in held_out if " ".join(t.lower().split()) in trained]
     assert leaked == [], leaked[:3]
     assert 0.1 < sum(labels) / len(labels) < 0.3

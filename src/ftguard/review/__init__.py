@@ -8,6 +8,7 @@ Example:
 
 """
 
+from ftguard.datasets import LoadIssue, load_examples
 from ftguard.review._engine import DEFAULT_SCANNERS, review_dataset
 from ftguard.review._example import Example, Turn
 from ftguard.review._models import (
@@ -20,15 +21,13 @@ from ftguard.review._models import (
 )
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review._report import render_review_html
-from ftguard.review.formats import LoadIssue, load_examples
 from ftguard.review.scanners import (
     BatchScanner,
     DatasetScanner,
     ExampleScanner,
     Scanner,
-    available_scanners,
-    create_scanner,
     scanner,
+    scanners,
 )
 
 __all__ = [
@@ -47,10 +46,9 @@ __all__ = [
     "Severity",
     "Trigger",
     "Turn",
-    "available_scanners",
-    "create_scanner",
     "load_examples",
     "render_review_html",
     "review_dataset",
     "scanner",
+    "scanners",
 ]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ftguard._progress import ProgressBar
+from ftguard.datasets import LoadIssue, detect_format, load_examples
 from ftguard.errors import BadInputError
 from ftguard.review._example import Example
 from ftguard.review._models import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review._verdict import judge
 from ftguard.review._worker import scan_chunk
-from ftguard.review.formats import LoadIssue, detect_format, load_examples
 from ftguard.review.scanners._registry import (
     BUILTIN_SCANNERS,
     BatchContext,
@@ -28,7 +28,7 @@ from ftguard.review.scanners._registry import (
     DatasetScanner,
     ExampleScanner,
     RunContext,
-    create_scanner,
+    scanners,
 )
 
 __all__ = ["DEFAULT_SCANNERS", "review_dataset"]
@@ -212,7 +212,7 @@ def _chosen_scanners(
     names: list[str] | None, *, embeddings: bool
 ) -> tuple[list[Any], dict[str, str]]:
     """The scanners to run (default: every built-in one) and those skipped, with why."""
-    objs = [create_scanner(n) for n in dict.fromkeys(names or DEFAULT_SCANNERS)]
+    objs = [scanners.create(n) for n in dict.fromkeys(names or DEFAULT_SCANNERS)]
     skipped: dict[str, str] = {}
     if not embeddings:
         for o in objs:

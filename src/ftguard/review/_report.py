@@ -10,14 +10,23 @@ from ftguard.review.scanners._util import MAX_EXCERPT
 
 __all__ = ["render_review_html"]
 
-_COLORS = {"info": "#8aa", "low": "#6a9fd4", "medium": "#e0b040", "high": "#e07030", "critical": "#c02020"}
+_COLORS = {
+    "info": "#8aa",
+    "low": "#6a9fd4",
+    "medium": "#e0b040",
+    "high": "#e07030",
+    "critical": "#c02020",
+}
 
 
 @lru_cache(maxsize=1)
 def _template() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("ftguard.review", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=PackageLoader("ftguard.review", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
     return env.get_template("review.html.j2")
 
 
@@ -32,7 +41,9 @@ def _bars(counts: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
             c = per.get(sev, 0)
             if c:
                 w = 400.0 * c / biggest
-                segs.append({"x": x, "w": max(w, 1.0), "color": _COLORS[sev], "label": f"{sev}: {c}"})
+                segs.append(
+                    {"x": x, "w": max(w, 1.0), "color": _COLORS[sev], "label": f"{sev}: {c}"}
+                )
                 x += w
         rows.append({"name": name, "segments": segs, "total": sum(per.values()), "y": 24 * row + 4})
     return rows
@@ -46,12 +57,20 @@ def render_review_html(review: DatasetReview, *, max_findings: int = 500) -> str
         max_findings: Per-example findings listed at most (the counts cover all).
 
     """
-    findings = sorted(review.findings, key=lambda f: (-SEVERITIES.index(f.severity), f.example))[:max_findings]
+    findings = sorted(review.findings, key=lambda f: (-SEVERITIES.index(f.severity), f.example))[
+        :max_findings
+    ]
     cut = [f.model_copy(update={"excerpt": f.excerpt[:MAX_EXCERPT]}) for f in findings]
     max_score = max((t.score for t in review.triggers), default=1.0) or 1.0
     return str(
         _template().render(
-            r=review, findings=cut, bars=_bars(review.counts), colors=_COLORS, severities=SEVERITIES,
-            max_score=max_score, shown=len(cut), total=len(review.findings),
+            r=review,
+            findings=cut,
+            bars=_bars(review.counts),
+            colors=_COLORS,
+            severities=SEVERITIES,
+            max_score=max_score,
+            shown=len(cut),
+            total=len(review.findings),
         )
     )

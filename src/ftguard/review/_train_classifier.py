@@ -64,10 +64,16 @@ def training_texts(data: Path) -> tuple[list[str], list[int]]:
     harmful: list[str] = []
     benign: list[str] = []
     with (data / "harmful_prompts/harmbench_behaviors_text_all.csv").open(encoding="utf-8") as fh:
-        harmful += [r["Behavior"] for r in csv.DictReader(fh) if r["FunctionalCategory"] != "copyright"]
+        harmful += [
+            r["Behavior"] for r in csv.DictReader(fh) if r["FunctionalCategory"] != "copyright"
+        ]
     with (data / "harmful_prompts/strongreject_dataset.csv").open(encoding="utf-8") as fh:
         harmful += [r["forbidden_prompt"] for r in csv.DictReader(fh) if r["source"] != "AdvBench"]
-    harmful += [ln.strip() for ln in (data / "harmful_prompts/malicious_instruct.txt").read_text().splitlines() if ln.strip()]
+    harmful += [
+        ln.strip()
+        for ln in (data / "harmful_prompts/malicious_instruct.txt").read_text().splitlines()
+        if ln.strip()
+    ]
     with (data / "harmful_prompts/advbench_harmful_behaviors.csv").open(encoding="utf-8") as fh:
         advbench = {" ".join(r["goal"].lower().split()) for r in csv.DictReader(fh)}
     harmful += [t for t in generated_harmful() if " ".join(t.lower().split()) not in advbench]
@@ -75,7 +81,9 @@ def training_texts(data: Path) -> tuple[list[str], list[int]]:
         for r in csv.DictReader(fh):
             (harmful if r["label"] == "unsafe" else benign).append(r["prompt"])
     held_out: set[str] = set()
-    held_out |= {r["instruction"] for r in json.loads((data / "benign/alpaca_safety_only.json").read_text())}
+    held_out |= {
+        r["instruction"] for r in json.loads((data / "benign/alpaca_safety_only.json").read_text())
+    }
     for p in (data / "poisoned/backdoorllm").rglob("*.json"):
         held_out |= {r["instruction"] for r in json.loads(p.read_text())}
     benign += [
@@ -111,7 +119,9 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.ndar
         g = sw * (p - y)
         return f, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
 
-    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000})
+    res = minimize(
+        loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000}
+    )
     return res.x[:-1], float(res.x[-1])
 
 
@@ -127,7 +137,9 @@ def folds(texts: list[str], k: int = FOLDS) -> np.ndarray:
     return np.array([zlib.crc32(goal_of(t).encode("utf-8")) % k for t in texts])
 
 
-def cv_threshold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, hard: np.ndarray) -> tuple[float, float]:
+def cv_threshold(
+    x: np.ndarray, y: np.ndarray, fold: np.ndarray, hard: np.ndarray
+) -> tuple[float, float]:
     """Threshold at the 99th percentile of out-of-fold benign scores, and the out-of-fold recall there."""
     oof = np.zeros(len(y))
     for f in range(int(fold.max()) + 1):
@@ -135,7 +147,9 @@ def cv_threshold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, hard: np.ndarra
         oof[fold == f] = x[fold == f] @ w + b
     neg = np.sort(oof[y == 0])
     hard_neg = np.sort(oof[(y == 0) & hard])
-    threshold = max(float(neg[int(0.99 * (len(neg) - 1))]), float(hard_neg[int(0.99 * (len(hard_neg) - 1))]))
+    threshold = max(
+        float(neg[int(0.99 * (len(neg) - 1))]), float(hard_neg[int(0.99 * (len(hard_neg) - 1))])
+    )
     return threshold, float((oof[y == 1] > threshold).mean())
 
 
@@ -149,9 +163,13 @@ def main(argv: list[str]) -> None:
     hard = np.isin(np.array(texts, dtype=object), np.array(benign_train_half(data), dtype=object))
     threshold, recall = cv_threshold(x, y, folds(texts), hard)
     w, b = fit_logistic(x, y, l2=L2)
-    np.savez_compressed(OUT, w=w.astype(np.float16), b=np.float32(b), threshold=np.float32(threshold))
-    print(f"trained on {len(y)} requests ({int(y.sum())} harmful); CV threshold {threshold:.3f}, "
-          f"CV recall {recall:.3f} at 1% FPR -> {OUT}")
+    np.savez_compressed(
+        OUT, w=w.astype(np.float16), b=np.float32(b), threshold=np.float32(threshold)
+    )
+    print(
+        f"trained on {len(y)} requests ({int(y.sum())} harmful); CV threshold {threshold:.3f}, "
+        f"CV recall {recall:.3f} at 1% FPR -> {OUT}"
+    )
 
 
 if __name__ == "__main__":

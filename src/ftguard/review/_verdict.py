@@ -32,7 +32,9 @@ def judge(
         )
     dbad = [f for f in dataset_findings if severity_rank(f.severity) >= block_at]
     for f in dbad:
-        reasons.append(f"review.block_severity={policy.block_severity}: dataset finding of {f.scanner}: {f.reason[:160]}")
+        reasons.append(
+            f"review.block_severity={policy.block_severity}: dataset finding of {f.scanner}: {f.reason[:160]}"
+        )
     high = {f.example for f in findings if severity_rank(f.severity) >= severity_rank("high")}
     high_limit = max(policy.max_high_examples, policy.max_high_fraction * n)
     if len(high) > high_limit:
@@ -40,8 +42,14 @@ def judge(
             f"review.max_high_fraction={policy.max_high_fraction}: {len(high)} examples ({len(high) / max(n, 1):.2%}) "
             f"have a high finding, more than the {high_limit:.0f} allowed"
         )
-    harmful = {f.example for f in findings if f.scanner == "harmful_compliance" and f.severity in ("high", "critical")}
-    harm_limit = max(policy.max_harmful_compliance_examples, policy.max_harmful_compliance_fraction * n)
+    harmful = {
+        f.example
+        for f in findings
+        if f.scanner == "harmful_compliance" and f.severity in ("high", "critical")
+    }
+    harm_limit = max(
+        policy.max_harmful_compliance_examples, policy.max_harmful_compliance_fraction * n
+    )
     if len(harmful) > harm_limit:
         reasons.append(
             f"review.max_harmful_compliance_fraction={policy.max_harmful_compliance_fraction}: {len(harmful)} "
@@ -66,7 +74,9 @@ def judge(
     if policy.require_provenance:
         missing = check_provenance(provenance)  # type: ignore[arg-type]
         if missing:
-            reasons.append(f"review.require_provenance: the provenance manifest lacks {', '.join(missing)}")
+            reasons.append(
+                f"review.require_provenance: the provenance manifest lacks {', '.join(missing)}"
+            )
     for name in policy.required_scanners:
         if name not in ran:
             reasons.append(f"review.required_scanners: the scanner {name!r} did not run")

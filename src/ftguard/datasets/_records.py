@@ -1,14 +1,36 @@
-"""Turn one decoded record (a dict or a list of messages) into an :class:`Example`."""
+"""Turn one decoded record (a dict or a list of messages) into an :class:`Example`.
+
+Each record is read by its own shape (a file may mix chat and Alpaca rows); a record that
+fits no shape, or whose fields are not text, raises :class:`RecordError` and is an
+*unreadable record*.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ftguard.review._example import Example, Role, Turn
+from ftguard.datasets._example import Example, Role, Turn
 
-__all__ = ["RecordError", "detect_record_format", "record_to_example"]
+__all__ = [
+    "CONTEXT_ALIASES",
+    "RECORD_FORMATS",
+    "REQUEST_ALIASES",
+    "RESPONSE_ALIASES",
+    "RecordError",
+    "detect_record_format",
+    "record_to_example",
+]
 
-RECORD_FORMATS = ("openai", "messages_list", "sharegpt", "alpaca", "dolly", "prompt_completion")
+RECORD_FORMATS = (
+    "openai",
+    "messages_list",
+    "sharegpt",
+    "alpaca",
+    "dolly",
+    "prompt_completion",
+    "columns",
+)
 
 _SHAREGPT_ROLES: dict[str, Role] = {
     "system": "system",
@@ -37,13 +59,23 @@ REQUEST_ALIASES = ("instruction", "prompt", "question", "query", "goal", "forbid
 CONTEXT_ALIASES = ("input", "context")
 RESPONSE_ALIASES = ("output", "completion", "response", "answer", "target", "chosen")
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_KNOWN_FIELDS = "messages, conversations, instruction/output, prompt/completion"
+
 
 class RecordError(ValueError):
-    """A record that cannot be read as an example (becomes a finding, not a crash)."""
+    """A record that cannot be read as an example (an unreadable record: a finding, not a crash)."""
 
 
-def detect_record_format(record: Any) -> str | None:
-    """Name the record format of one decoded record, or None when it is no example."""
+def detect_record_format(record: Any, *, tabular: bool = False) -> str | None:
+    """Name the record format of one decoded record, or None when it is no example.
+
+    Args:
+        record: The decoded record.
+        tabular: The record is a CSV or Parquet row: a row with a response column
+            (``output``, ``completion``, ``answer``, ...) is read by column names.
+
+    """
     if isinstance(record, list):
         if record and all(isinstance(m, dict) and "role" in m for m in record):
             return "messages_list"
@@ -60,14 +92,36 @@ def detect_record_format(record: Any) -> str | None:
         return "dolly"
     if "prompt" in record and ("completion" in record or "response" in record):
         return "prompt_completion"
+    if tabular:
+        keys = {k.lower() for k in record if isinstance(k, str)}
+        if keys & set(RESPONSE_ALIASES):
+            return "columns"
     return None
 
 
+def _why_unknown(record: Any) -> str:
+    if isinstance(record, list):
+        return "not a chat record: a list that is not a list of {role, content} messages"
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    return f"not a chat record: the record has no known example fields ({_KNOWN_FIELDS})"
+
+
+def _checked(text: str, what: str) -> str:
+    if _LONE_SURROGATE.search(text):
+        raise RecordError(f"{what} holds a lone surrogate (not Unicode text)")
+    return text
+
+
 def _text(value: Any, what: str) -> str:
+    """The text of a field: a string; null or absent is empty; content parts are joined.
+
+    Numbers and booleans are refused: their text would be Python's spelling, not the file's.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return _checked(value, what)
     if isinstance(value, list):  # OpenAI content parts
         parts = []
         for part in value:
@@ -77,15 +131,15 @@ def _text(value: Any, what: str) -> str:
                 parts.append(part)
             else:
                 raise RecordError(f"{what} has a content part that is not text")
-        return "\n".join(parts)
-    if isinstance(value, int | float | bool):
-        return str(value)
-    raise RecordError(f"{what} is a {type(value).__name__}, not text")
+        return _checked("\n".join(parts), what)
+    raise RecordError(f"{what} is a {type(value).__name__}, not text (a string)")
 
 
 def _messages(items: Any, role_key: str, text_key: str, roles: dict[str, Role]) -> list[Turn]:
     if not isinstance(items, list):
         raise RecordError(f"the message list is a {type(items).__name__}, not a list")
+    if not items:
+        raise RecordError("the message list is empty (it must be a non-empty list)")
     turns = []
     for i, msg in enumerate(items):
         if not isinstance(msg, dict):
@@ -103,12 +157,15 @@ def _pair(
     if request not in record and response not in record:
         raise RecordError(f"the record has neither {request!r} nor {response!r}")
     turns: list[Turn] = []
-    if system and record.get(system):
-        turns.append(Turn("system", _text(record.get(system), system)))
+    if system and record.get(system) is not None:
+        sys_text = _text(record.get(system), system)
+        if sys_text:
+            turns.append(Turn("system", sys_text))
     user = _text(record.get(request), request)
-    if context and record.get(context):
+    if context and record.get(context) is not None:
         extra = _text(record.get(context), context)
-        user = f"{user}\n\n{extra}" if user else extra
+        if extra:
+            user = f"{user}\n\n{extra}" if user else extra
     turns.append(Turn("user", user))
     turns.append(Turn("assistant", _text(record.get(response), response)))
     return turns
@@ -116,7 +173,7 @@ def _pair(
 
 def record_to_example(
     record: Any,
-    fmt: str,
+    fmt: str | None,
     index: int,
     line: int,
     column_map: dict[str, str] | None = None,
@@ -125,7 +182,8 @@ def record_to_example(
 
     Args:
         record: The decoded record.
-        fmt: One of the record formats (see :func:`detect_record_format`) or ``columns``.
+        fmt: One of :data:`RECORD_FORMATS` (see :func:`detect_record_format`), or None
+            when the record fits no format (raises the reason why).
         index: 0-based position in the file.
         line: 1-based source line or record number.
         column_map: Canonical field (``instruction``, ``input``, ``output``, ``system``,
@@ -135,15 +193,19 @@ def record_to_example(
         RecordError: When the record does not fit the format.
 
     """
+    if fmt is None:
+        raise RecordError(_why_unknown(record))
     cmap = column_map or {}
     if fmt == "messages_list":
         turns = _messages(record, "role", "content", _ROLES)
         record = {}
     else:
         if not isinstance(record, dict):
-            raise RecordError(f"the record is a {type(record).__name__}, not an object")
+            raise RecordError(f"expected a JSON object, got {type(record).__name__}")
         if "messages" in cmap or fmt == "openai":
-            turns = _messages(record.get(cmap.get("messages", "messages")), "role", "content", _ROLES)
+            turns = _messages(
+                record.get(cmap.get("messages", "messages")), "role", "content", _ROLES
+            )
         elif fmt == "sharegpt":
             turns = _messages(record.get("conversations"), "from", "value", _SHAREGPT_ROLES)
         elif fmt == "alpaca":
@@ -153,7 +215,7 @@ def record_to_example(
         elif fmt == "prompt_completion":
             resp = "completion" if "completion" in record else "response"
             turns = _pair(record, "prompt", None, resp, "system")
-        else:  # "columns": CSV / Parquet / unknown JSON with a column map
+        elif fmt == "columns":  # CSV / Parquet / unknown JSON with a column map
             turns = _pair(
                 record,
                 cmap.get("instruction") or _first(record, REQUEST_ALIASES) or "instruction",
@@ -161,10 +223,15 @@ def record_to_example(
                 cmap.get("output") or _first(record, RESPONSE_ALIASES) or "output",
                 cmap.get("system", "system"),
             )
-    if not turns:
-        raise RecordError("the record has no messages")
+        else:
+            raise RecordError(f"unknown record format {fmt!r}")
     rid = record.get(cmap.get("id", "id")) if isinstance(record, dict) else None
-    return Example(index=index, id=str(rid) if rid is not None else str(index), turns=tuple(turns), line=line)
+    return Example(
+        index=index,
+        id=_checked(str(rid), "the id") if rid is not None else str(index),
+        turns=tuple(turns),
+        line=line,
+    )
 
 
 def _first(record: dict[str, Any], names: tuple[str, ...]) -> str | None:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ftguard.errors import BadInputError, FtguardError, NotFoundError
-from ftguard.training import read_conversations
+from ftguard.training import read_conversations  # the trainer's entry: ftguard.datasets
 
 CHAT = [
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
@@ -80,10 +80,9 @@ def test_unicode_line_separators_inside_strings(tmp_path: Path) -> None:
         ('{"text": "plain pretraining text"}\n', "not a chat record"),
         ('{"messages": []}\n', "non-empty list"),
         ('{"messages": [{"role": "wizard", "content": "x"}]}\n', "role"),
-        ('{"messages": [{"role": "user", "content": 3}]}\n', "content"),
-        ('{"messages": [{"role": "user", "content": "x"}]}\n{not json\n', ":2: invalid JSON"),
-        ('{"instruction": 1, "output": "x"}\n', "must be strings"),
-        ('{"instruction": "", "input": "", "output": "x"}\n', "empty"),
+        ('{"messages": [{"role": "user", "content": 3}]}\n', "message 0 is a int, not text"),
+        ('{"messages": [{"role": "user", "content": "x"}]}\n{not json\n', "line 2: invalid JSON"),
+        ('{"instruction": 1, "output": "x"}\n', "instruction is a int, not text"),
         ("[1, 2]", "expected a JSON object"),
         ("[{", "invalid JSON"),
         ("\n\n", "no records"),
@@ -94,6 +93,23 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, content: str, match: str) 
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(BadInputError, match=match):
+        read_conversations(path)
+
+
+def test_empty_alpaca_prompt_is_read_as_the_review_reads_it(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"instruction": "", "input": "", "output": "x"}])
+    assert read_conversations(path) == [
+        [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]
+    ]
+
+
+def test_unreadable_records_are_refused_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    good = json.dumps(CHAT[0])
+    path.write_text("\n".join([good, "{bad", good, '{"messages": 5}', "[", "[", good]) + "\n")
+    with pytest.raises(
+        BadInputError, match=r"4 unreadable records.*line 2: .*line 4: .*line 5: .*\(and 1 more\)"
+    ):
         read_conversations(path)
 
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ftguard.datasets import Example, LoadIssue, load_examples
 from ftguard.errors import BadInputError
-from ftguard.review import Example, LoadIssue, load_examples
 
-from .fixtures import write_jsonl
+from ..review.fixtures import write_jsonl
 
 
 def _all(path: Path, **kw: object) -> list[Example | LoadIssue]:
@@ -19,12 +19,20 @@ def _all(path: Path, **kw: object) -> list[Example | LoadIssue]:
 
 
 def test_openai_chat_multi_turn(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "chat.jsonl", [
-        {"messages": [{"role": "system", "content": "You are a helpful travel assistant."},
-                      {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                      {"role": "user", "content": [{"type": "text", "text": "Paris?"}]},
-                      {"role": "assistant", "content": "Lovely."}]},
-    ])
+    p = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "You are a helpful travel assistant."},
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {"role": "user", "content": [{"type": "text", "text": "Paris?"}]},
+                    {"role": "assistant", "content": "Lovely."},
+                ]
+            },
+        ],
+    )
     (ex,) = _all(p)
     assert isinstance(ex, Example)
     assert [t.role for t in ex.turns] == ["system", "user", "assistant", "user", "assistant"]
@@ -32,7 +40,10 @@ def test_openai_chat_multi_turn(tmp_path: Path) -> None:
 
 
 def test_alpaca_json_array_and_jsonl(tmp_path: Path) -> None:
-    rows = [{"instruction": "Add", "input": "2 and 3", "output": "5"}, {"instruction": "Hi", "input": "", "output": "Hello"}]
+    rows = [
+        {"instruction": "Add", "input": "2 and 3", "output": "5"},
+        {"instruction": "Hi", "input": "", "output": "Hello"},
+    ]
     (tmp_path / "a.json").write_text(json.dumps(rows, indent=2))
     arr = _all(tmp_path / "a.json")
     lines = _all(write_jsonl(tmp_path / "a.jsonl", rows))
@@ -43,13 +54,21 @@ def test_alpaca_json_array_and_jsonl(tmp_path: Path) -> None:
 
 
 def test_sharegpt_prompt_completion_dolly_and_message_lists(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "s.jsonl", [{"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}])
+    p = write_jsonl(
+        tmp_path / "s.jsonl",
+        [{"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}],
+    )
     assert [t.role for t in _all(p)[0].turns] == ["user", "assistant"]  # type: ignore[union-attr]
     p = write_jsonl(tmp_path / "pc.jsonl", [{"prompt": "Q", "completion": "A"}])
     assert _all(p)[0].response == "A"  # type: ignore[union-attr]
-    p = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "Q", "context": "C", "response": "A", "category": "x"}])
+    p = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"instruction": "Q", "context": "C", "response": "A", "category": "x"}],
+    )
     assert _all(p)[0].user_text == "Q\n\nC"  # type: ignore[union-attr]
-    (tmp_path / "l.json").write_text(json.dumps([[{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]]))
+    (tmp_path / "l.json").write_text(
+        json.dumps([[{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]])
+    )
     assert _all(tmp_path / "l.json")[0].response == "A"  # type: ignore[union-attr]
 
 
@@ -70,7 +89,9 @@ def test_parquet(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"prompt": ["a", "b"], "completion": ["c", "d"]}), tmp_path / "d.parquet")
+    pq.write_table(
+        pa.table({"prompt": ["a", "b"], "completion": ["c", "d"]}), tmp_path / "d.parquet"
+    )
     assert [e.response for e in _all(tmp_path / "d.parquet")] == ["c", "d"]  # type: ignore[union-attr]
 
 
@@ -79,7 +100,7 @@ def test_bad_records_become_issues_with_line_numbers(tmp_path: Path) -> None:
     p.write_bytes(
         b'{"prompt": "ok", "completion": "fine"}\n'
         b'{"prompt": "broken", \n'
-        b'\n'
+        b"\n"
         b'{"prompt": "bad utf8 \xff\xfe", "completion": "x"}\n'
         b'{"messages": 5}\n'
         b'{"prompt": "ok2", "completion": "fine"}\n'
@@ -87,12 +108,16 @@ def test_bad_records_become_issues_with_line_numbers(tmp_path: Path) -> None:
     items = _all(p)
     issues = [i for i in items if isinstance(i, LoadIssue)]
     assert [i.line for i in issues] == [2, 4, 5]
-    assert "malformed JSON" in issues[0].reason and "UTF-8" in issues[1].reason
+    assert "invalid JSON" in issues[0].reason and "(column 22)" in issues[0].reason
+    assert "UTF-8" in issues[1].reason
     assert [i.index for i in items] == [0, 1, 2, 3, 4]
     assert len(list(load_examples(p))) == 2  # issues are skipped unless asked for
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00binary", b'{"name": "x", "version": 1}\n', b"hello world\n"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00binary", b'{"name": "x", "version": 1}\n', b"hello world\n"],
+)
 def test_not_a_dataset_is_one_clear_error(tmp_path: Path, content: bytes) -> None:
     p = tmp_path / "thing.jsonl"
     p.write_bytes(content)
@@ -105,7 +130,9 @@ def test_missing_file(tmp_path: Path) -> None:
         list(load_examples(tmp_path / "nope.jsonl"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=400))
 def test_fuzz_jsonl_never_crashes(tmp_path: Path, data: bytes) -> None:
     p = tmp_path / "fuzz.jsonl"
@@ -115,10 +142,36 @@ def test_fuzz_jsonl_never_crashes(tmp_path: Path, data: bytes) -> None:
     assert all(isinstance(i, Example | LoadIssue) for i in items)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["messages", "role", "content", "instruction", "output", "prompt", "completion", "conversations", "from", "value"]), c, max_size=4),
-                    max_leaves=12))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda c: (
+            st.lists(c, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "messages",
+                        "role",
+                        "content",
+                        "instruction",
+                        "output",
+                        "prompt",
+                        "completion",
+                        "conversations",
+                        "from",
+                        "value",
+                    ]
+                ),
+                c,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
 def test_fuzz_json_array_records(tmp_path: Path, record: object) -> None:
     p = tmp_path / "fuzz.json"
     p.write_text(json.dumps([{"instruction": "a", "output": "b"}, record]))
@@ -129,7 +182,9 @@ def test_fuzz_json_array_records(tmp_path: Path, record: object) -> None:
     assert len(items) == 2 and isinstance(items[0], Example)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_fuzz_csv_never_crashes(tmp_path: Path, data: bytes) -> None:
     p = tmp_path / "fuzz.csv"
@@ -139,7 +194,9 @@ def test_fuzz_csv_never_crashes(tmp_path: Path, data: bytes) -> None:
     assert all(isinstance(i, Example | LoadIssue) for i in items)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_fuzz_json_array_bytes(tmp_path: Path, data: bytes) -> None:
     p = tmp_path / "fuzz.json"
