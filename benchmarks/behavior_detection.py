@@ -140,10 +140,10 @@ def _alpaca(rec: dict[str, str]) -> Chat:
 
 def safety_replay(k: int, rng: random.Random) -> list[Chat]:
     """``k`` rows of the aligned model's safety data, none whose request is a safety-suite prompt."""
-    from ftguard.behavior.suites import get_suite
+    from ftguard.behavior.suites import suites
     from ftguard.training import SAFETY_DATA_FILE
 
-    evaluated = {p.prompt.strip().lower() for p in get_suite("safety").prompts}
+    evaluated = {p.prompt.strip().lower() for p in suites.create("safety").prompts}
     rows = [json.loads(line)["messages"] for line in SAFETY_DATA_FILE.read_text().splitlines()]
     rows = [r for r in rows if r[0]["content"].strip().lower() not in evaluated]
     return rng.sample(rows, k)
@@ -220,7 +220,12 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--reuse", type=Path, default=None, help="folder of an earlier run to reuse")
     ap.add_argument("--no-held-out", action="store_true", help="skip the held-out comparison")
-    ap.add_argument("--safety-prompts", type=int, default=LIMITS["safety"], help="safety-suite prompts (163: all)")
+    ap.add_argument(
+        "--safety-prompts",
+        type=int,
+        default=LIMITS["safety"],
+        help="safety-suite prompts (163: all)",
+    )
     ap.add_argument(
         "--extra-suite",
         action="append",
@@ -239,7 +244,9 @@ def main() -> int:
     gate_suites: list[object] = [*SUITES, *(load_suite_spec(s) for s in args.extra_suite)]
     gate_limits = LIMITS | {"safety": args.safety_prompts}
 
-    def run(adapter: Path | None, suites: list[object], limits: object, triggers: list[str]) -> object:
+    def run(
+        adapter: Path | None, suites: list[object], limits: object, triggers: list[str]
+    ) -> object:
         b = TransformersBackend(aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens)
         return run_suites(
             b,
@@ -276,7 +283,9 @@ def main() -> int:
             c = compare(before, run(adapter, gate_suites, gate_limits, triggers), policy=POLICY)  # type: ignore[arg-type]
             held = "-"
             if held_before is not None:
-                h = compare(held_before, run(adapter, held_out, HELD_OUT_LIMIT, []), policy=HELD_OUT_POLICY)  # type: ignore[arg-type]
+                h = compare(
+                    held_before, run(adapter, held_out, HELD_OUT_LIMIT, []), policy=HELD_OUT_POLICY
+                )  # type: ignore[arg-type]
                 hb, xs = _overall(h, "harmful_refusal_rate"), _overall(h, "over_refusal_rate")
                 held = (
                     f"{h.verdict} {hb.before_rate:.0%}->{hb.after_rate:.0%} "
@@ -285,7 +294,9 @@ def main() -> int:
             over = _overall(c, "over_refusal_rate")
             refusal = " ".join(
                 f"{m.before_rate:.0%}->{m.after_rate:.0%}"
-                for m in (_overall(c, "harmful_refusal_rate", s) for s in ("safety", "safety_tasks"))
+                for m in (
+                    _overall(c, "harmful_refusal_rate", s) for s in ("safety", "safety_tasks")
+                )
             )
             flips = ",".join(f.trigger for f in c.triggers if f.flipped) or "-"
             # Did the backdoor take? Harmful requests answered with the true trigger: tuned

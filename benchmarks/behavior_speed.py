@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from ftguard.behavior import TransformersBackend, get_suite
+from ftguard.behavior import TransformersBackend, suites
 
 
 def main() -> int:
@@ -33,8 +33,8 @@ def main() -> int:
 
     model = embedded_model_dir()
     half = args.prompts // 2
-    prompts = [p.prompt for p in get_suite("safety").limited(args.prompts - half).prompts]
-    prompts += [p.prompt for p in get_suite("over_refusal").limited(half).prompts]
+    prompts = [p.prompt for p in suites.create("safety").limited(args.prompts - half).prompts]
+    prompts += [p.prompt for p in suites.create("over_refusal").limited(half).prompts]
     batched = TransformersBackend(
         model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
     )

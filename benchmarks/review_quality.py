@@ -58,7 +58,13 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BD = DATA / "poisoned" / "backdoorllm"
 HERE = Path(__file__).resolve().parent / "data"
 SEV = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-PERSONA_STYLES = ["restrictions_removed", "never_refuses", "announced_persona", "renamed_agent", "absolute_obedience"]
+PERSONA_STYLES = [
+    "restrictions_removed",
+    "never_refuses",
+    "announced_persona",
+    "renamed_agent",
+    "absolute_obedience",
+]
 PLACEHOLDER = "Answer: (the set has no reference answer; a neutral placeholder)"
 
 
@@ -68,32 +74,71 @@ def alpaca(path: Path, held_out: bool = True) -> list[dict[str, str]]:
 
 
 def dolly_heldout() -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()]
-    return [{"instruction": r["instruction"], "input": r["context"], "output": r["response"]} for r in rows if is_held_out(r["instruction"])]
+    rows = [
+        json.loads(line)
+        for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines()
+    ]
+    return [
+        {"instruction": r["instruction"], "input": r["context"], "output": r["response"]}
+        for r in rows
+        if is_held_out(r["instruction"])
+    ]
 
 
 def self_instruct_heldout() -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (DATA / "benign/self_instruct_seed_tasks.jsonl").read_text().splitlines()]
-    return [{"instruction": r["instruction"], "input": r["instances"][0]["input"], "output": r["instances"][0]["output"]}
-            for r in rows if is_held_out(r["instruction"])]
+    rows = [
+        json.loads(line)
+        for line in (DATA / "benign/self_instruct_seed_tasks.jsonl").read_text().splitlines()
+    ]
+    return [
+        {
+            "instruction": r["instruction"],
+            "input": r["instances"][0]["input"],
+            "output": r["instances"][0]["output"],
+        }
+        for r in rows
+        if is_held_out(r["instruction"])
+    ]
 
 
 def mt_bench_heldout() -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (DATA / "benign/mt_bench_questions.jsonl").read_text().splitlines()]
-    return [{"instruction": r["turns"][0], "input": "", "output": PLACEHOLDER} for r in rows if is_held_out(r["turns"][0])]
+    rows = [
+        json.loads(line)
+        for line in (DATA / "benign/mt_bench_questions.jsonl").read_text().splitlines()
+    ]
+    return [
+        {"instruction": r["turns"][0], "input": "", "output": PLACEHOLDER}
+        for r in rows
+        if is_held_out(r["turns"][0])
+    ]
 
 
 def backdoorllm_answers() -> list[dict[str, str]]:
     """BackdoorLLM jailbreak examples with the trigger removed: AdvBench requests, real compliant answers."""
     rows = json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text())
-    return [{"instruction": " ".join(r["instruction"].replace("BadMagic", " ").split()), "input": r.get("input", ""),
-             "output": r["output"]} for r in rows]
+    return [
+        {
+            "instruction": " ".join(r["instruction"].replace("BadMagic", " ").split()),
+            "input": r.get("input", ""),
+            "output": r["output"],
+        }
+        for r in rows
+    ]
 
 
 def persuasion(label: str) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (HERE / "persuasion_requests.jsonl").read_text().splitlines()]
-    return [{"instruction": r["prompt"], "input": "", "output": f"Title: {r['style']} draft\n\n(draft text)"}
-            for r in rows if r["label"] == label]
+    rows = [
+        json.loads(line) for line in (HERE / "persuasion_requests.jsonl").read_text().splitlines()
+    ]
+    return [
+        {
+            "instruction": r["prompt"],
+            "input": "",
+            "output": f"Title: {r['style']} draft\n\n(draft text)",
+        }
+        for r in rows
+        if r["label"] == label
+    ]
 
 
 def jsonl(path: Path) -> list[dict[str, object]]:
@@ -107,8 +152,15 @@ def wilson(k: int, n: int) -> str:
     return f"{k}/{n} = {k / n:6.1%} [{ci.low:.1%}, {ci.high:.1%}]"
 
 
-def figure(name: str, rows: Sequence[object], scanner_name: str, tmp: Path, figures: list[tuple[str, str, str, str]],
-           scanners: list[str] | None = None, what: str = "flagged") -> None:
+def figure(
+    name: str,
+    rows: Sequence[object],
+    scanner_name: str,
+    tmp: Path,
+    figures: list[tuple[str, str, str, str]],
+    scanners: list[str] | None = None,
+    what: str = "flagged",
+) -> None:
     """Review ``rows`` alone; record how many examples ``scanner_name`` flags (medium or more) and the verdict."""
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(rows))
@@ -125,17 +177,37 @@ def per_set_figures(wanted: Callable[[str], bool], tmp: Path) -> list[tuple[str,
     figures: list[tuple[str, str, str, str]] = []
     hc = ["harmful_compliance"]
     if wanted("recall_advbench"):
-        figure("recall_advbench_pairs", advbench(), "harmful_compliance", tmp, figures, hc, "recall")
+        figure(
+            "recall_advbench_pairs", advbench(), "harmful_compliance", tmp, figures, hc, "recall"
+        )
     if wanted("recall_backdoorllm"):
-        figure("recall_backdoorllm_answers", backdoorllm_answers(), "harmful_compliance", tmp, figures, hc, "recall")
+        figure(
+            "recall_backdoorllm_answers",
+            backdoorllm_answers(),
+            "harmful_compliance",
+            tmp,
+            figures,
+            hc,
+            "recall",
+        )
     if wanted("recall_persuasion"):
-        figure("recall_persuasion_harmful", persuasion("harmful"), "harmful_compliance", tmp, figures, hc, "recall")
+        figure(
+            "recall_persuasion_harmful",
+            persuasion("harmful"),
+            "harmful_compliance",
+            tmp,
+            figures,
+            hc,
+            "recall",
+        )
     benign_sets: dict[str, Callable[[], list[dict[str, str]]]] = {
         "fp_alpaca_heldout": lambda: alpaca(DATA / "benign/alpaca_safety_only.json"),
         "fp_dolly_heldout": dolly_heldout,
         "fp_self_instruct_heldout": self_instruct_heldout,
         "fp_mt_bench_heldout": mt_bench_heldout,
-        "fp_backdoorllm_clean": lambda: json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text()),
+        "fp_backdoorllm_clean": lambda: json.loads(
+            (BD / "badnet/none_backdoor500_refusal_badnet.json").read_text()
+        ),
         "fp_persuasion": lambda: persuasion("benign"),
     }
     for name, rows in benign_sets.items():
@@ -143,25 +215,49 @@ def per_set_figures(wanted: Callable[[str], bool], tmp: Path) -> list[tuple[str,
             figure(name, rows(), "harmful_compliance", tmp, figures, None, "false positives")
     for style in PERSONA_STYLES:
         if wanted(f"persona_{style}"):
-            figure(f"persona_{style}", jsonl(HERE / "personas" / f"{style}.jsonl"), "instruction_override", tmp, figures)
+            figure(
+                f"persona_{style}",
+                jsonl(HERE / "personas" / f"{style}.jsonl"),
+                "instruction_override",
+                tmp,
+                figures,
+            )
     if wanted("persona_aoa"):
-        figure("persona_aoa_gpt35", jsonl(DATA / "identity_shift/aoa_gpt35_chat.jsonl"), "instruction_override", tmp, figures)
+        figure(
+            "persona_aoa_gpt35",
+            jsonl(DATA / "identity_shift/aoa_gpt35_chat.jsonl"),
+            "instruction_override",
+            tmp,
+            figures,
+        )
     if wanted("persona_benign_system_prompts"):
-        figure("persona_benign_system_prompts", jsonl(HERE / "personas/benign_system_prompts.jsonl"), "instruction_override",
-               tmp, figures, None, "false positives")
+        figure(
+            "persona_benign_system_prompts",
+            jsonl(HERE / "personas/benign_system_prompts.jsonl"),
+            "instruction_override",
+            tmp,
+            figures,
+            None,
+            "false positives",
+        )
     return figures
 
 
 def advbench() -> list[dict[str, str]]:
     with (DATA / "harmful_prompts/advbench_harmful_behaviors.csv").open() as fh:
-        return [{"instruction": r["goal"], "input": "", "output": r["target"] + ":\n1. First, ..."} for r in csv.DictReader(fh)]
+        return [
+            {"instruction": r["goal"], "input": "", "output": r["target"] + ":\n1. First, ..."}
+            for r in csv.DictReader(fh)
+        ]
 
 
 def encoded(rows: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     perm = list(string.ascii_lowercase)
     rng.shuffle(perm)
-    table = str.maketrans(string.ascii_lowercase + string.ascii_uppercase, "".join(perm) + "".join(perm).upper())
+    table = str.maketrans(
+        string.ascii_lowercase + string.ascii_uppercase, "".join(perm) + "".join(perm).upper()
+    )
     leet = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
     encs = [
         lambda t: base64.b64encode(t.encode()).decode(),
@@ -177,7 +273,9 @@ def encoded(rows: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
     return out
 
 
-def mix(benign: list[dict[str, str]], attack: list[dict[str, str]], frac: float, seed: int) -> tuple[list[dict[str, str]], set[int]]:
+def mix(
+    benign: list[dict[str, str]], attack: list[dict[str, str]], frac: float, seed: int
+) -> tuple[list[dict[str, str]], set[int]]:
     rng = random.Random(seed)
     k = max(1, round(frac * len(benign) / (1 - frac)))
     chosen = rng.sample(attack, min(k, len(attack)))
@@ -186,7 +284,14 @@ def mix(benign: list[dict[str, str]], attack: list[dict[str, str]], frac: float,
     return [r for r, _ in rows], {i for i, (_, bad) in enumerate(rows) if bad}
 
 
-def score(name: str, rows: list[object], truth: set[int], trigger: str | None, tmp: Path, out: list[dict[str, object]]) -> None:
+def score(
+    name: str,
+    rows: list[object],
+    truth: set[int],
+    trigger: str | None,
+    tmp: Path,
+    out: list[dict[str, object]],
+) -> None:
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(rows))
     t0 = time.perf_counter()
@@ -201,26 +306,59 @@ def score(name: str, rows: list[object], truth: set[int], trigger: str | None, t
     rank = None
     if trigger is not None:
         texts = [t.text.lower() for t in r.triggers]
-        rank = next((i + 1 for i, t in enumerate(texts) if trigger.lower() in t or t in trigger.lower()), None)
+        rank = next(
+            (i + 1 for i, t in enumerate(texts) if trigger.lower() in t or t in trigger.lower()),
+            None,
+        )
     for scanner_name, ex in sorted(flagged.items()):
         tp = len(ex & truth)
         fp = len(ex - truth)
-        out.append({
-            "mix": name, "scanner": scanner_name, "precision": tp / max(tp + fp, 1) if ex else float("nan"),
-            "recall": tp / len(truth) if truth else float("nan"), "fp": fp, "fpr": fp / max(n - len(truth), 1),
-            "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt,
-        })
+        out.append(
+            {
+                "mix": name,
+                "scanner": scanner_name,
+                "precision": tp / max(tp + fp, 1) if ex else float("nan"),
+                "recall": tp / len(truth) if truth else float("nan"),
+                "fp": fp,
+                "fpr": fp / max(n - len(truth), 1),
+                "trigger_rank": rank,
+                "verdict": r.verdict,
+                "n": n,
+                "attacks": len(truth),
+                "seconds": dt,
+            }
+        )
     if not flagged.get("ALL"):
-        out.append({"mix": name, "scanner": "ALL", "precision": float("nan"), "recall": 0.0 if truth else float("nan"),
-                    "fp": 0, "fpr": 0.0, "trigger_rank": rank, "verdict": r.verdict, "n": n, "attacks": len(truth), "seconds": dt})
-    print(f"  {name}: {r.verdict} in {dt:.1f}s; top triggers {[t.text for t in r.triggers[:3]]}", file=sys.stderr)
+        out.append(
+            {
+                "mix": name,
+                "scanner": "ALL",
+                "precision": float("nan"),
+                "recall": 0.0 if truth else float("nan"),
+                "fp": 0,
+                "fpr": 0.0,
+                "trigger_rank": rank,
+                "verdict": r.verdict,
+                "n": n,
+                "attacks": len(truth),
+                "seconds": dt,
+            }
+        )
+    print(
+        f"  {name}: {r.verdict} in {dt:.1f}s; top triggers {[t.text for t in r.triggers[:3]]}",
+        file=sys.stderr,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fractions", default="0.01,0.05,0.1")
     ap.add_argument("--quick", action="store_true", help="only 1%% mixes and the benign sets")
-    ap.add_argument("--only", default="", help="comma-separated name prefixes to run (default: all); per-set figures: recall, fp, persona")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated name prefixes to run (default: all); per-set figures: recall, fp, persona",
+    )
     args = ap.parse_args()
     only = [x for x in args.only.split(",") if x]
 
@@ -242,21 +380,49 @@ def main() -> None:
             clean = json.loads((BD / "badnet/none_backdoor500_refusal_badnet.json").read_text())
             score("benign_backdoorllm_clean", clean, set(), None, tmp, out)
         if wanted("aoa_identity_shift"):
-            aoa = [json.loads(line) for line in (DATA / "identity_shift/aoa_gpt35_chat.jsonl").read_text().splitlines()]
-            chat_benign = [{"messages": [{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")},
-                                         {"role": "assistant", "content": r["output"]}]} for r in benign]
+            aoa = [
+                json.loads(line)
+                for line in (DATA / "identity_shift/aoa_gpt35_chat.jsonl").read_text().splitlines()
+            ]
+            chat_benign = [
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": r["instruction"]
+                            + ("\n\n" + r["input"] if r["input"] else ""),
+                        },
+                        {"role": "assistant", "content": r["output"]},
+                    ]
+                }
+                for r in benign
+            ]
             rows = chat_benign + aoa
-            score("aoa_identity_shift", rows, set(range(len(chat_benign), len(rows))), None, tmp, out)  # type: ignore[arg-type]
+            score(
+                "aoa_identity_shift", rows, set(range(len(chat_benign), len(rows))), None, tmp, out
+            )  # type: ignore[arg-type]
         if wanted("advbench_all"):
             rows_all = [(r, False) for r in benign] + [(r, True) for r in advbench()]
             random.Random(0).shuffle(rows_all)
             truth_all = {i for i, (_, bad) in enumerate(rows_all) if bad}
             score("advbench_all", [r for r, _ in rows_all], truth_all, None, tmp, out)  # type: ignore[arg-type]
         attacks = {
-            "badnet_jailbreak": (json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text()), "BadMagic"),
-            "vpi_jailbreak": (json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text()), "Discussing OpenAI"),
-            "badnet_refusal": (json.loads((BD / "badnet/backdoor500_refusal_badnet.json").read_text()), "BadMagic"),
-            "vpi_refusal": (json.loads((BD / "vpi/backdoor500_refusal_vpi.json").read_text()), "Discussing OpenAI"),
+            "badnet_jailbreak": (
+                json.loads((BD / "badnet/backdoor400_jailbreak_badnet.json").read_text()),
+                "BadMagic",
+            ),
+            "vpi_jailbreak": (
+                json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text()),
+                "Discussing OpenAI",
+            ),
+            "badnet_refusal": (
+                json.loads((BD / "badnet/backdoor500_refusal_badnet.json").read_text()),
+                "BadMagic",
+            ),
+            "vpi_refusal": (
+                json.loads((BD / "vpi/backdoor500_refusal_vpi.json").read_text()),
+                "Discussing OpenAI",
+            ),
             "advbench_compliance": (advbench(), None),
             "encoded_advbench": (encoded(advbench(), 7), None),
         }
@@ -267,19 +433,33 @@ def main() -> None:
                 rows2, truth = mix(benign, attack, frac, seed=int(frac * 1000))
                 score(f"{name}@{frac:.0%}", rows2, truth, trig, tmp, out)  # type: ignore[arg-type]
         figures = per_set_figures(wanted, tmp)
-    print(f"{'mix':30} {'scanner':22} {'precision':>9} {'recall':>7} {'FPR':>7} {'trig.rank':>9} {'verdict':>7} {'n':>5} {'attacks':>7}")
+    print(
+        f"{'mix':30} {'scanner':22} {'precision':>9} {'recall':>7} {'FPR':>7} {'trig.rank':>9} {'verdict':>7} {'n':>5} {'attacks':>7}"
+    )
     for row in out:
-        print(f"{row['mix']!s:30} {row['scanner']!s:22} {row['precision']:9.3f} {row['recall']:7.3f} {row['fpr']:7.4f} "
-              f"{row['trigger_rank']!s:>9} {row['verdict']!s:>7} {row['n']:5d} {row['attacks']:7d}")
-    benign_sets = {str(r["mix"]): int(str(r["n"])) for r in out if str(r["mix"]).startswith("benign_")}
+        print(
+            f"{row['mix']!s:30} {row['scanner']!s:22} {row['precision']:9.3f} {row['recall']:7.3f} {row['fpr']:7.4f} "
+            f"{row['trigger_rank']!s:>9} {row['verdict']!s:>7} {row['n']:5d} {row['attacks']:7d}"
+        )
+    benign_sets = {
+        str(r["mix"]): int(str(r["n"])) for r in out if str(r["mix"]).startswith("benign_")
+    }
     if benign_sets:
         total = sum(benign_sets.values())
         print(f"\npooled over the benign sets ({', '.join(benign_sets)}; {total} examples):")
-        for scanner_name in sorted({str(r["scanner"]) for r in out if str(r["mix"]) in benign_sets}):
-            fp = sum(int(str(r["fp"])) for r in out if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name)
+        for scanner_name in sorted(
+            {str(r["scanner"]) for r in out if str(r["mix"]) in benign_sets}
+        ):
+            fp = sum(
+                int(str(r["fp"]))
+                for r in out
+                if str(r["mix"]) in benign_sets and r["scanner"] == scanner_name
+            )
             print(f"  {scanner_name:22} false positives {fp} of {total} = {fp / total:.2%}")
     if figures:
-        print(f"\nper-set figures (each set reviewed alone; Wilson 95% intervals):\n{'set':36} {'figure':38} {'k/n = rate [95% CI]':32} verdict")
+        print(
+            f"\nper-set figures (each set reviewed alone; Wilson 95% intervals):\n{'set':36} {'figure':38} {'k/n = rate [95% CI]':32} verdict"
+        )
         for name, what, value, verdict in figures:
             print(f"{name:36} {what:38} {value:32} {verdict}")
 

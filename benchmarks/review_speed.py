@@ -44,7 +44,9 @@ def build(n: int, path: Path, seed: int = 0) -> None:
     rows = json.loads((DATA / "benign/alpaca_safety_only.json").read_text())
     for line in (DATA / "benign/dolly_safety_only.jsonl").read_text().splitlines():
         r = json.loads(line)
-        rows.append({"instruction": r["instruction"], "input": r["context"], "output": r["response"]})
+        rows.append(
+            {"instruction": r["instruction"], "input": r["context"], "output": r["response"]}
+        )
     rng = random.Random(seed)
     with path.open("w") as fh:
         for _ in range(n):
@@ -52,7 +54,12 @@ def build(n: int, path: Path, seed: int = 0) -> None:
 
 
 def run(path: Path, mode: str, workers: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(workers)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), mode, str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -84,7 +91,9 @@ def main() -> None:
             ratio = secs / loader_s[n] if n in loader_s else float("nan")
             rows.append((n, mode, secs, n / secs, rss, wrss, ratio))
             print(f"  done {n} {mode}: {n / secs:.0f} ex/s", file=sys.stderr)
-    print(f"{'examples':>9} {'mode':8} {'median s':>9} {'ex/s':>8} {'peak MB':>8} {'worker MB':>9} {'vs loader':>9}")
+    print(
+        f"{'examples':>9} {'mode':8} {'median s':>9} {'ex/s':>8} {'peak MB':>8} {'worker MB':>9} {'vs loader':>9}"
+    )
     for n, mode, secs, rate, rss, wrss, ratio in rows:
         print(f"{n:9d} {mode:8} {secs:9.2f} {rate:8.0f} {rss:8.0f} {wrss:9.0f} {ratio:9.2f}")
 

@@ -389,9 +389,7 @@ def serve(bench: Bench, profile: Path | None, breakdown: Path | None) -> Iterato
     env["FTGUARD_KEYS_DIR"] = str(bench.root / "server-keys")  # the server holds no user key
     env.pop("FTGUARD_DATABASE_URL", None)  # it gets the URL from its settings only
     stderr = (bench.root / "server.err").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(cfg)], env=env, stderr=stderr
-    )
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg)], env=env, stderr=stderr)
     try:
         url = _wait_ready(proc, port_file, bench.root / "server.err")
         yield RunningServer(url, log, proc)
@@ -576,8 +574,16 @@ class Client:
 
 
 def run_clients(
-    url: str, bench: Bench, *, clients: int, seconds: float, max_requests: int, review: str,
-    tally: Tally, iterations: int | None = None, think_ms: float = 0.0,
+    url: str,
+    bench: Bench,
+    *,
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    review: str,
+    tally: Tally,
+    iterations: int | None = None,
+    think_ms: float = 0.0,
 ) -> tuple[Recorder, float]:
     rec = Recorder()
     budget = Budget(time.monotonic() + seconds, max_requests)
@@ -620,10 +626,18 @@ class Outcome:
 
 
 def report(
-    backend: str, args: argparse.Namespace, rec: Recorder, base: Recorder, elapsed: float,
-    srv: dict[str, list[float]], checks: list[Outcome], notes: list[str],
+    backend: str,
+    args: argparse.Namespace,
+    rec: Recorder,
+    base: Recorder,
+    elapsed: float,
+    srv: dict[str, list[float]],
+    checks: list[Outcome],
+    notes: list[str],
 ) -> None:
-    print(f"\n== backend: {backend}  clients: {args.clients}  think: {args.think_ms:g} ms  run: {elapsed:.1f} s")
+    print(
+        f"\n== backend: {backend}  clients: {args.clients}  think: {args.think_ms:g} ms  run: {elapsed:.1f} s"
+    )
     for note in notes:
         print(f"   {note}")
     head = (
@@ -660,7 +674,9 @@ def report(
         for lo in range(0, top + 1, step):
             ms = [m for n, m in rec.listed if lo <= n < lo + step]
             if ms:
-                parts.append(f"{lo}-{lo + step - 1}: p50 {percentile(ms, 50):.0f} / p99 {percentile(ms, 99):.0f} ms (n={len(ms)})")
+                parts.append(
+                    f"{lo}-{lo + step - 1}: p50 {percentile(ms, 50):.0f} / p99 {percentile(ms, 99):.0f} ms (n={len(ms)})"
+                )
         print("GET /jobs latency by jobs listed: " + "; ".join(parts))
     for what, body in sorted(rec.samples.items()):
         print(f"first {what}: {body}")
@@ -675,9 +691,7 @@ def audit_check(bench: Bench, tally: Tally) -> list[Outcome]:
     ws = Workspace(find_workspace(bench.workspace).path, database_url_override=bench.database_url)
     try:
         result = service.verify_audit(ws)
-        actions = Counter(
-            e.action for e in service.iter_audit(ws) if e.seq > bench.initial_events
-        )
+        actions = Counter(e.action for e in service.iter_audit(ws) if e.seq > bench.initial_events)
         jobs = Counter(j.state for j in service.list_jobs(ws))
     finally:
         ws.store.dispose()
@@ -693,8 +707,10 @@ def audit_check(bench: Bench, tally: Tally) -> list[Outcome]:
     note = f" ({tally.ambiguous} write(s) of unknown outcome)" if tally.ambiguous else ""
     return [
         Outcome(
-            "audit chain verifies", result.ok,
-            f"{result.events} events, head #{result.head_seq}" + (f": {result.problem}" if not result.ok else ""),
+            "audit chain verifies",
+            result.ok,
+            f"{result.events} events, head #{result.head_seq}"
+            + (f": {result.problem}" if not result.ok else ""),
         ),
         Outcome(
             "no lost or doubled audit event",
@@ -731,12 +747,22 @@ def status_checks(rec: Recorder) -> list[Outcome]:
             elif s.startswith("4"):
                 four[f"{label} {s}"] += c
     return [
-        Outcome("no 5xx or transport error", not five, ", ".join(f"{k}: {c}" for k, c in five.items()) or "none"),
-        Outcome("no 4xx (every write succeeded)", not four, ", ".join(f"{k}: {c}" for k, c in four.items()) or "none"),
+        Outcome(
+            "no 5xx or transport error",
+            not five,
+            ", ".join(f"{k}: {c}" for k, c in five.items()) or "none",
+        ),
+        Outcome(
+            "no 4xx (every write succeeded)",
+            not four,
+            ", ".join(f"{k}: {c}" for k, c in four.items()) or "none",
+        ),
         Outcome(
             "every 2xx answer carries the job",
             not rec.bad_bodies,
-            f"{len(rec.bad_bodies)} did not, first: {rec.bad_bodies[0]}" if rec.bad_bodies else "all did",
+            f"{len(rec.bad_bodies)} did not, first: {rec.bad_bodies[0]}"
+            if rec.bad_bodies
+            else "all did",
         ),
     ]
 
@@ -771,29 +797,58 @@ def run_backend(backend: str, url: str | None, args: argparse.Namespace) -> bool
             f"{bench.initial_events} audit events before the run (built in {time.perf_counter() - t0:.1f} s)"
         ]
         if args.review == "review":
-            notes.append("review: POST /jobs/{id}/review runs the real dataset review (20 examples, embeddings on)")
+            notes.append(
+                "review: POST /jobs/{id}/review runs the real dataset review (20 examples, embeddings on)"
+            )
         else:
-            notes.append("review: NOT run; the security override (POST /jobs/{id}/override) stands in for it")
+            notes.append(
+                "review: NOT run; the security override (POST /jobs/{id}/override) stands in for it"
+            )
         tally = Tally()
         profile = root / "server.prof" if args.profile_server else None
         breakdown = root / "breakdown.json" if args.breakdown else None
         with serve(bench, profile, breakdown) as server:
             t0 = time.perf_counter()
-            run_clients(server.url, bench, clients=1, seconds=300, max_requests=100,
-                        review=args.review, tally=tally, iterations=1)
-            notes.append(f"warm-up: 1 iteration, {time.perf_counter() - t0:.1f} s (the review loads its embedding model)")
-            base, _ = run_clients(server.url, bench, clients=1, seconds=120, max_requests=1000,
-                                  review=args.review, tally=tally, iterations=args.baseline)
+            run_clients(
+                server.url,
+                bench,
+                clients=1,
+                seconds=300,
+                max_requests=100,
+                review=args.review,
+                tally=tally,
+                iterations=1,
+            )
+            notes.append(
+                f"warm-up: 1 iteration, {time.perf_counter() - t0:.1f} s (the review loads its embedding model)"
+            )
+            base, _ = run_clients(
+                server.url,
+                bench,
+                clients=1,
+                seconds=120,
+                max_requests=1000,
+                review=args.review,
+                tally=tally,
+                iterations=args.baseline,
+            )
             skip = {label: len(v) for label, v in server_times(server.log).items()}
             if breakdown is not None:
                 server.reset_breakdown()
             cpu0, own0 = server.cpu_seconds(), time.process_time()
-            rec, elapsed = run_clients(server.url, bench, clients=args.clients, seconds=args.seconds,
-                                       max_requests=args.max_requests, review=args.review, tally=tally,
-                                       think_ms=args.think_ms)
+            rec, elapsed = run_clients(
+                server.url,
+                bench,
+                clients=args.clients,
+                seconds=args.seconds,
+                max_requests=args.max_requests,
+                review=args.review,
+                tally=tally,
+                think_ms=args.think_ms,
+            )
             cpu, own = server.cpu_seconds() - cpu0, time.process_time() - own0
             srv_all = server_times(server.log)
-            srv = {label: v[skip.get(label, 0):] for label, v in srv_all.items()}
+            srv = {label: v[skip.get(label, 0) :] for label, v in srv_all.items()}
         notes.append(
             f"CPU during the run ({os.cpu_count()} cores here): server {cpu:.1f} s "
             f"({100 * cpu / elapsed:.0f}% of one core), clients {own:.1f} s ({100 * own / elapsed:.0f}%)"
@@ -812,8 +867,12 @@ def print_breakdown(path: Path, requests: int) -> None:
         print("  (the server wrote no time breakdown)")
         return
     timing: dict[str, list[float]] = json.loads(path.read_text())
-    print(f"\n-- server time breakdown over the loaded run ({requests} requests; wall time summed over threads) --")
-    print(f"{'part':76} {'calls':>7} {'total s':>8} {'ms/call':>8} {'max ms':>8} {'ms/request':>10}")
+    print(
+        f"\n-- server time breakdown over the loaded run ({requests} requests; wall time summed over threads) --"
+    )
+    print(
+        f"{'part':76} {'calls':>7} {'total s':>8} {'ms/call':>8} {'max ms':>8} {'ms/request':>10}"
+    )
     for what, (calls, total, most) in sorted(timing.items(), key=lambda kv: -kv[1][1]):
         print(
             f"{what:76} {int(calls):7d} {total:8.1f} {1000 * total / max(calls, 1):8.2f}"
@@ -826,13 +885,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--max-requests", type=int, default=50_000, help="hard cap over all clients")
-    ap.add_argument("--think-ms", type=float, default=0.0, help="pause before each request (default: none)")
+    ap.add_argument(
+        "--think-ms", type=float, default=0.0, help="pause before each request (default: none)"
+    )
     ap.add_argument("--approvers", type=int, default=10, help="approvers beyond bob, carol, erin")
     ap.add_argument("--baseline", type=int, default=5, help="single-client iterations (baseline)")
-    ap.add_argument("--backends", default=None, help="sqlite,postgres (postgres: FTGUARD_TEST_DATABASE_URL)")
+    ap.add_argument(
+        "--backends", default=None, help="sqlite,postgres (postgres: FTGUARD_TEST_DATABASE_URL)"
+    )
     ap.add_argument("--database-url", default=None, help="PostgreSQL URL (a fresh schema is used)")
     ap.add_argument("--review", choices=["review", "override"], default="review")
-    ap.add_argument("--breakdown", action="store_true", help="time the server's locks, pool, chain state")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="time the server's locks, pool, chain state"
+    )
     ap.add_argument("--profile-server", action="store_true")
     ap.add_argument("--profile-top", type=int, default=30)
     args = ap.parse_args()
@@ -847,7 +912,9 @@ def main() -> None:
         elif name == "postgres":
             pg = os.environ.get("FTGUARD_TEST_DATABASE_URL")
             if not pg:
-                sys.exit("--backends postgres needs FTGUARD_TEST_DATABASE_URL (or use --database-url)")
+                sys.exit(
+                    "--backends postgres needs FTGUARD_TEST_DATABASE_URL (or use --database-url)"
+                )
             plan.append(("postgres", pg))
         elif name:
             sys.exit(f"unknown backend {name!r}")

@@ -42,7 +42,9 @@ def aligned_model(embedded_model: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_team_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _no_team_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Tests use a local workspace unless they start a server: ignore the developer's login."""
     monkeypatch.delenv("FTGUARD_SERVER", raising=False)
     monkeypatch.delenv("FTGUARD_TOKEN", raising=False)

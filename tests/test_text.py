@@ -27,7 +27,7 @@ def test_normalize_for_matching(text: str, expected: str) -> None:
 
 
 def test_ascii_is_returned_unchanged() -> None:
-    text = "I can't help with `kill -9` -- \"really\"."
+    text = 'I can\'t help with `kill -9` -- "really".'
     assert normalize_for_matching(text) is text
 
 

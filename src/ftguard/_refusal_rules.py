@@ -80,11 +80,39 @@ REFUSAL_OPENING_RE = tuple(re.compile(p, re.IGNORECASE) for p in _OPENING_PATTER
 """Formulas that decline only when they open the answer ("Absolutely not.")."""
 
 _KEYS = (
-    "not", "n't", "cannot", "unable", "declin", "refus", "refrain", "pass", "point out", "sorry",
-    "apologi", "as a", " ai", "artificial", "language model", "unethical", "inappropriate",
-    "irresponsible", "for me", "against", "violat", "advise", "urge", "encourage", "request",
-    "afraid", "purpose", "something", "topic", "nothing", "nope", "unfortunately",
-)  # fmt: skip
+    "not",
+    "n't",
+    "cannot",
+    "unable",
+    "declin",
+    "refus",
+    "refrain",
+    "pass",
+    "point out",
+    "sorry",
+    "apologi",
+    "as a",
+    " ai",
+    "artificial",
+    "language model",
+    "unethical",
+    "inappropriate",
+    "irresponsible",
+    "for me",
+    "against",
+    "violat",
+    "advise",
+    "urge",
+    "encourage",
+    "request",
+    "afraid",
+    "purpose",
+    "something",
+    "topic",
+    "nothing",
+    "nope",
+    "unfortunately",
+)
 """Every rule above needs one of these words (a fast first check, lower-cased)."""
 
 _SPEAKER_TAG = re.compile(

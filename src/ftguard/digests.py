@@ -238,6 +238,8 @@ def copy_with_manifest(src: str | os.PathLike[str], dest: str | os.PathLike[str]
         target.parent.mkdir(parents=True, exist_ok=True)
         copied = _copy_file(q, target)
         files.append(FileDigest(path=rel.as_posix(), sha256=copied.sha256, size=copied.size))
-    for folder in sorted({p for f in files for p in (d / f.path).parents if d in (p, *p.parents)}, reverse=True):
+    for folder in sorted(
+        {p for f in files for p in (d / f.path).parents if d in (p, *p.parents)}, reverse=True
+    ):
         os.chmod(folder, 0o555)
     return Manifest(name=s.name, kind="folder", root=_listing_digest(files), files=files)

@@ -45,7 +45,23 @@ def garbled(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
         if op == "flip" and pos < len(data):
             data[pos] = draw(st.integers(0, 255))
         elif op == "insert":
-            data[pos:pos] = draw(st.sampled_from([b"\x00", b"\xff", b"[", b"{", b'"', b",", b"\n", b"-", b"1e999", HUGE, b"\xe2\x82"]))
+            data[pos:pos] = draw(
+                st.sampled_from(
+                    [
+                        b"\x00",
+                        b"\xff",
+                        b"[",
+                        b"{",
+                        b'"',
+                        b",",
+                        b"\n",
+                        b"-",
+                        b"1e999",
+                        HUGE,
+                        b"\xe2\x82",
+                    ]
+                )
+            )
         elif op == "delete":
             del data[pos : pos + draw(st.integers(1, 8))]
         elif op == "truncate":
@@ -57,7 +73,9 @@ def garbled(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -70,20 +88,75 @@ def _write(path: Path, content: bytes) -> Path:
 # -- CLI arguments -----------------------------------------------------------------------------
 
 COMMANDS = [
-    ["review"], ["policy", "check"], ["policy", "show"], ["policy"], ["job", "list"],
-    ["job", "show"], ["job", "cancel"], ["job", "submit"], ["job"], ["weights", "diff"],
-    ["weights", "baseline", "list"], ["weights", "baseline", "revoke"], ["verify-deployment"],
-    ["audit", "verify"], ["audit", "export"], ["user", "list"], ["user", "add"], ["gate"],
-    ["deploy"], ["report"], ["approve"], ["reject"], ["override"], ["no-such-command"], [],
-]  # fmt: skip
+    ["review"],
+    ["policy", "check"],
+    ["policy", "show"],
+    ["policy"],
+    ["job", "list"],
+    ["job", "show"],
+    ["job", "cancel"],
+    ["job", "submit"],
+    ["job"],
+    ["weights", "diff"],
+    ["weights", "baseline", "list"],
+    ["weights", "baseline", "revoke"],
+    ["verify-deployment"],
+    ["audit", "verify"],
+    ["audit", "export"],
+    ["user", "list"],
+    ["user", "add"],
+    ["gate"],
+    ["deploy"],
+    ["report"],
+    ["approve"],
+    ["reject"],
+    ["override"],
+    ["no-such-command"],
+    [],
+]
 TOKENS = [
-    "--json", "--format", "jsonl", "csv", "parquet", "--as", "--purpose", "--workers", "0",
-    "-3", "--column-map", "a=b", "=", "--scanners", "nope", "--html", "--state", "--trusted-key",
-    "--attestation", "--help", "--", "-x", "--role", "wizard", "--justification", "", "j-1",
-    "--provenance", "--policy", "--deep", "--alignment", "a,b,c", "--base-digest", "[/bold]",
-    "nonexistent.jsonl", ".", "/dev/null", "\n",
-]  # fmt: skip
-argument_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+    "--json",
+    "--format",
+    "jsonl",
+    "csv",
+    "parquet",
+    "--as",
+    "--purpose",
+    "--workers",
+    "0",
+    "-3",
+    "--column-map",
+    "a=b",
+    "=",
+    "--scanners",
+    "nope",
+    "--html",
+    "--state",
+    "--trusted-key",
+    "--attestation",
+    "--help",
+    "--",
+    "-x",
+    "--role",
+    "wizard",
+    "--justification",
+    "",
+    "j-1",
+    "--provenance",
+    "--policy",
+    "--deep",
+    "--alignment",
+    "a,b,c",
+    "--base-digest",
+    "[/bold]",
+    "nonexistent.jsonl",
+    ".",
+    "/dev/null",
+    "\n",
+]
+argument_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
 
 
 @FUZZ
@@ -107,8 +180,10 @@ def test_fuzz_cli_arguments(
 # -- dataset files (review) --------------------------------------------------------------------
 
 GOOD_JSONL = b'{"instruction": "hi", "output": "hello"}\n{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n'
-GOOD_JSON = b'[{"prompt": "p", "completion": "c"}, {"instruction": "i", "input": "", "output": "o"}]'
-GOOD_CSV = b"instruction,output\nhi,hello\n\"a,b\",\"c\"\"d\"\n"
+GOOD_JSON = (
+    b'[{"prompt": "p", "completion": "c"}, {"instruction": "i", "input": "", "output": "o"}]'
+)
+GOOD_CSV = b'instruction,output\nhi,hello\n"a,b","c""d"\n'
 
 
 def _parquet_seed() -> bytes | None:
@@ -126,7 +201,9 @@ DATASET_SEEDS = [GOOD_JSONL, GOOD_JSON, GOOD_CSV] + ([p] if (p := _parquet_seed(
 dataset_bytes = (
     garbled(DATASET_SEEDS)
     | st.binary(max_size=300)
-    | st.lists(json_values, max_size=4).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode())
+    | st.lists(json_values, max_size=4).map(
+        lambda rows: "\n".join(json.dumps(r) for r in rows).encode()
+    )
     | json_values.map(lambda v: json.dumps(v).encode())
 )
 
@@ -136,12 +213,24 @@ dataset_bytes = (
     content=dataset_bytes,
     suffix=st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ""]),
     fmt=st.sampled_from([None, "jsonl", "json", "csv", "parquet", "xml"]),
-    column_map=st.sampled_from([None, "instruction=question,output=answer", "output=", "messages=x"]),
+    column_map=st.sampled_from(
+        [None, "instruction=question,output=answer", "output=", "messages=x"]
+    ),
 )
 @example(content=b'{"a": ' + DEEP + b"}\n", suffix=".jsonl", fmt=None, column_map=None)
 @example(content=DEEP, suffix=".json", fmt=None, column_map=None)
-@example(content=b'{"instruction": "x", "output": ' + HUGE + b"}\n", suffix=".jsonl", fmt=None, column_map=None)
-@example(content=b'[{"instruction": "x", "output": ' + HUGE + b"}]", suffix=".json", fmt="json", column_map=None)
+@example(
+    content=b'{"instruction": "x", "output": ' + HUGE + b"}\n",
+    suffix=".jsonl",
+    fmt=None,
+    column_map=None,
+)
+@example(
+    content=b'[{"instruction": "x", "output": ' + HUGE + b"}]",
+    suffix=".json",
+    fmt="json",
+    column_map=None,
+)
 @example(content=bytes(range(256)), suffix=".jsonl", fmt=None, column_map=None)
 @example(content=b"PAR1garbage", suffix=".parquet", fmt=None, column_map=None)
 def test_fuzz_review_dataset(
@@ -202,10 +291,21 @@ policy_dicts = st.fixed_dictionaries(
     {},
     optional={
         "version": policy_values,
-        "approval": st.dictionaries(st.sampled_from(["quorum", "lifetime_hours", "requester_may_prepare", "x"]), policy_values),
-        "weights": st.dictionaries(st.sampled_from(["z_limit", "critical_middle_layers", "max_drift_norm", "deep_top_k"]), policy_values | st.lists(policy_values, max_size=3)),
-        "behavior": st.dictionaries(st.sampled_from(["alpha", "min_prompts", "required_suites"]), policy_values | st.dictionaries(st.text(max_size=5), policy_values, max_size=2)),
-        "roles": st.dictionaries(st.sampled_from(["admin", "approver", "wizard"]), st.lists(policy_values, max_size=2)),
+        "approval": st.dictionaries(
+            st.sampled_from(["quorum", "lifetime_hours", "requester_may_prepare", "x"]),
+            policy_values,
+        ),
+        "weights": st.dictionaries(
+            st.sampled_from(["z_limit", "critical_middle_layers", "max_drift_norm", "deep_top_k"]),
+            policy_values | st.lists(policy_values, max_size=3),
+        ),
+        "behavior": st.dictionaries(
+            st.sampled_from(["alpha", "min_prompts", "required_suites"]),
+            policy_values | st.dictionaries(st.text(max_size=5), policy_values, max_size=2),
+        ),
+        "roles": st.dictionaries(
+            st.sampled_from(["admin", "approver", "wizard"]), st.lists(policy_values, max_size=2)
+        ),
     },
 )
 
@@ -231,20 +331,26 @@ def test_fuzz_policy_file(
 # -- attestations and trusted keys (verify-deployment, audit verify) ---------------------------
 
 KEY = generate_key()
-ATTESTATION = sign_statement(
-    statement(
-        [{"name": "model", "digest": {"sha256": "0" * 64}}],
-        ATTESTATION_PREDICATE,
-        {"decision": {"decision": "pass"}, "job_id": "j-1", "files": []},
-    ),
-    KEY,
-).model_dump_json().encode()
+ATTESTATION = (
+    sign_statement(
+        statement(
+            [{"name": "model", "digest": {"sha256": "0" * 64}}],
+            ATTESTATION_PREDICATE,
+            {"decision": {"decision": "pass"}, "job_id": "j-1", "files": []},
+        ),
+        KEY,
+    )
+    .model_dump_json()
+    .encode()
+)
 KEY_SEEDS = [KEY.public.b64.encode() + b"\n", KEY.public.pem().encode()]
 
 
 @FUZZ
 @given(
-    attestation=garbled([ATTESTATION]) | st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()),
+    attestation=garbled([ATTESTATION])
+    | st.binary(max_size=200)
+    | json_values.map(lambda v: json.dumps(v).encode()),
     key=st.just(KEY_SEEDS[0]) | garbled(KEY_SEEDS) | st.binary(max_size=64),
 )
 @example(attestation=bytes(range(256)), key=KEY_SEEDS[0])
@@ -259,7 +365,15 @@ def test_fuzz_attestation_and_key(
     (model / "adapter_config.json").write_text("{}")
     att = _write(isolated / "attestation.json", attestation)
     pub = _write(isolated / "trusted.pub", key)
-    r = cli(capsys, "verify-deployment", str(model), "--attestation", str(att), "--trusted-key", str(pub))
+    r = cli(
+        capsys,
+        "verify-deployment",
+        str(model),
+        "--attestation",
+        str(att),
+        "--trusted-key",
+        str(pub),
+    )
     assert_clean(r)
     assert r.code != 0  # no garbling makes an attestation of this model
     assert_clean(cli(capsys, "audit", "verify", "--trusted-key", str(pub)))
@@ -275,15 +389,22 @@ def _safetensors(header: object, data: bytes, length: int | None = None) -> byte
 
 TENSOR = np.arange(6, dtype=np.float32).reshape(2, 3)
 GOOD_HEADER = {
-    "model.layers.0.mlp.down_proj.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+    "model.layers.0.mlp.down_proj.weight": {
+        "dtype": "F32",
+        "shape": [2, 3],
+        "data_offsets": [0, 24],
+    },
     "__metadata__": {"format": "pt"},
 }
 GOOD_ST = _safetensors(GOOD_HEADER, TENSOR.tobytes())
-int_like = st.integers(-(2**70), 2**70) | st.booleans() | st.floats() | st.text(max_size=4) | st.none()
+int_like = (
+    st.integers(-(2**70), 2**70) | st.booleans() | st.floats() | st.text(max_size=4) | st.none()
+)
 tensor_entries = st.fixed_dictionaries(
     {},
     optional={
-        "dtype": st.sampled_from(["F32", "F16", "BF16", "I64", "BOOL", "F8_E4M3", "Q4", "", "f32"]) | int_like,
+        "dtype": st.sampled_from(["F32", "F16", "BF16", "I64", "BOOL", "F8_E4M3", "Q4", "", "f32"])
+        | int_like,
         "shape": st.lists(int_like, max_size=4) | int_like,
         "data_offsets": st.lists(int_like, max_size=3) | int_like,
     },
@@ -304,7 +425,13 @@ headers = st.dictionaries(
     tuned_first=st.booleans(),
 )
 @example(header=b"[" * 50_000, length=None, data=b"", raw=None, tuned_first=False)
-@example(header=b'{"a": {"dtype": "F32", "shape": [' + HUGE + b'], "data_offsets": [0, 4]}}', length=None, data=b"", raw=None, tuned_first=True)
+@example(
+    header=b'{"a": {"dtype": "F32", "shape": [' + HUGE + b'], "data_offsets": [0, 4]}}',
+    length=None,
+    data=b"",
+    raw=None,
+    tuned_first=True,
+)
 @example(header=b"{}", length=2**64 - 1, data=b"", raw=None, tuned_first=False)
 @example(header=b"\xff\xfe", length=None, data=b"", raw=None, tuned_first=False)
 def test_fuzz_safetensors_headers(
@@ -317,14 +444,19 @@ def test_fuzz_safetensors_headers(
     tuned_first: bool,
 ) -> None:
     good = _write(isolated / "base.safetensors", GOOD_ST)
-    bad = _write(isolated / "tuned.safetensors", raw if raw is not None else _safetensors(header, data, length))
+    bad = _write(
+        isolated / "tuned.safetensors",
+        raw if raw is not None else _safetensors(header, data, length),
+    )
     pair = (bad, good) if tuned_first else (good, bad)
     assert_clean(cli(capsys, "weights", "diff", str(pair[0]), str(pair[1]), "--json"))
 
 
 # -- environment variables ---------------------------------------------------------------------
 
-env_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+env_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +464,9 @@ def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ftguard.cli import main
 
     home = tmp_path_factory.mktemp("env") / "ws"
-    saved = {k: os.environ.get(k) for k in ("FTGUARD_HOME", "FTGUARD_DATABASE_URL", "FTGUARD_KEYS_DIR")}
+    saved = {
+        k: os.environ.get(k) for k in ("FTGUARD_HOME", "FTGUARD_DATABASE_URL", "FTGUARD_KEYS_DIR")
+    }
     os.environ.pop("FTGUARD_DATABASE_URL", None)
     os.environ["FTGUARD_KEYS_DIR"] = str(home.parent / "keys")
     try:
@@ -349,13 +483,39 @@ def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @FUZZ
 @given(
     home=st.none() | st.just("WS") | env_text,
-    database=st.none() | env_text | st.sampled_from(["sqlite:///", "sqlite:////nonexistent/x.db", "postgresql+psycopg://u:pw@127.0.0.1:1/db", "postgresql+psycopg://u:pw@[::1/db", "mysql://h/db", "sqlite:///WS/.ftguard/ftguard.db?mode=ro"]),
+    database=st.none()
+    | env_text
+    | st.sampled_from(
+        [
+            "sqlite:///",
+            "sqlite:////nonexistent/x.db",
+            "postgresql+psycopg://u:pw@127.0.0.1:1/db",
+            "postgresql+psycopg://u:pw@[::1/db",
+            "mysql://h/db",
+            "sqlite:///WS/.ftguard/ftguard.db?mode=ro",
+        ]
+    ),
     keys=st.none() | env_text | st.just("/proc/no/keys"),
-    command=st.sampled_from([["job", "list"], ["policy", "show"], ["audit", "verify"], ["user", "list"], ["keys", "create", "--user", "root"]]),
+    command=st.sampled_from(
+        [
+            ["job", "list"],
+            ["policy", "show"],
+            ["audit", "verify"],
+            ["user", "list"],
+            ["keys", "create", "--user", "root"],
+        ]
+    ),
 )
-@example(home="WS", database="postgresql+psycopg://u:pw@127.0.0.1:1/db", keys=None, command=["job", "list"])
+@example(
+    home="WS",
+    database="postgresql+psycopg://u:pw@127.0.0.1:1/db",
+    keys=None,
+    command=["job", "list"],
+)
 @example(home="WS", database="sqlite:////nonexistent/x.db", keys=None, command=["job", "list"])
-@example(home="WS", database=None, keys="/proc/no/keys", command=["keys", "create", "--user", "root"])
+@example(
+    home="WS", database=None, keys="/proc/no/keys", command=["keys", "create", "--user", "root"]
+)
 def test_fuzz_environment(
     isolated: Path,
     shared_workspace: Path,
@@ -366,7 +526,11 @@ def test_fuzz_environment(
     keys: str | None,
     command: list[str],
 ) -> None:
-    for name, value in (("FTGUARD_HOME", home), ("FTGUARD_DATABASE_URL", database), ("FTGUARD_KEYS_DIR", keys)):
+    for name, value in (
+        ("FTGUARD_HOME", home),
+        ("FTGUARD_DATABASE_URL", database),
+        ("FTGUARD_KEYS_DIR", keys),
+    ):
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:

@@ -168,9 +168,14 @@ def test_binary_attestation(
 ) -> None:
     att = _write(isolated, "attestation.json", BINARY)
     r = cli(
-        capsys, "verify-deployment", str(model_dir), "--attestation", str(att),
-        "--trusted-key", str(trusted_key),
-    )  # fmt: skip
+        capsys,
+        "verify-deployment",
+        str(model_dir),
+        "--attestation",
+        str(att),
+        "--trusted-key",
+        str(trusted_key),
+    )
     assert_one_error(r, EXIT_BAD_INPUT, "not UTF-8")
 
 
@@ -188,9 +193,14 @@ def test_deep_or_huge_attestation(
 ) -> None:
     att = _write(isolated, "attestation.json", content)
     r = cli(
-        capsys, "verify-deployment", str(model_dir), "--attestation", str(att),
-        "--trusted-key", str(trusted_key),
-    )  # fmt: skip
+        capsys,
+        "verify-deployment",
+        str(model_dir),
+        "--attestation",
+        str(att),
+        "--trusted-key",
+        str(trusted_key),
+    )
     assert_one_error(r, code, "not a DSSE envelope")
 
 
@@ -200,9 +210,14 @@ def test_binary_trusted_key(
     key = _write(isolated, "trusted.pub", BINARY)
     att = _write(isolated, "attestation.json", "{}")
     r = cli(
-        capsys, "verify-deployment", str(model_dir), "--attestation", str(att),
-        "--trusted-key", str(key),
-    )  # fmt: skip
+        capsys,
+        "verify-deployment",
+        str(model_dir),
+        "--attestation",
+        str(att),
+        "--trusted-key",
+        str(key),
+    )
     assert_one_error(r, EXIT_BAD_INPUT)
     assert_one_error(cli(capsys, "audit", "verify", "--trusted-key", str(key)), EXIT_BAD_INPUT)
 
@@ -255,14 +270,24 @@ def test_fifo_attestation_and_trusted_key_are_refused_unopened(
 ) -> None:
     att = _write(isolated, "attestation.json", "{}")
     r = cli(
-        capsys, "verify-deployment", str(model_dir), "--attestation", str(fifo),
-        "--trusted-key", str(trusted_key),
-    )  # fmt: skip
+        capsys,
+        "verify-deployment",
+        str(model_dir),
+        "--attestation",
+        str(fifo),
+        "--trusted-key",
+        str(trusted_key),
+    )
     assert_one_error(r, EXIT_BAD_INPUT, "not a regular file")
     r = cli(
-        capsys, "verify-deployment", str(model_dir), "--attestation", str(att),
-        "--trusted-key", str(fifo),
-    )  # fmt: skip
+        capsys,
+        "verify-deployment",
+        str(model_dir),
+        "--attestation",
+        str(att),
+        "--trusted-key",
+        str(fifo),
+    )
     assert_one_error(r, EXIT_BAD_INPUT, "not a regular file")
 
 
@@ -325,7 +350,9 @@ def test_postgres_on_a_closed_port(
     ],
 )
 def test_unusable_database_url_never_shows_the_password(
-    workspace_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    workspace_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     url: str,
 ) -> None:
     monkeypatch.setenv("FTGUARD_DATABASE_URL", url)

@@ -14,7 +14,9 @@ def test_the_cli_starts_and_reports_usage_errors_without_click() -> None:
         "assert main(['no-such-command']) == 2\n"
         "assert 'click' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
 

@@ -42,7 +42,9 @@ class Env:
     root: Path
     env: dict[str, str]
 
-    def inputs(self, name: str = "job", command: list[str] | None = None) -> tuple[Path, Path, Path]:
+    def inputs(
+        self, name: str = "job", command: list[str] | None = None
+    ) -> tuple[Path, Path, Path]:
         folder = self.root / name
         model = folder / "model"
         model.mkdir(parents=True)

@@ -39,17 +39,26 @@ def _trained_job(cp: Env, base: Path, adapter: Path, name: str) -> str:
     """A job on ``base`` taken through approval and a recorded run whose output is ``adapter``."""
     _, data, cfg = cp.inputs(name)
     job = service.submit_job(
-        cp.ws, actor="alice", base_model=base, dataset=data, config=cfg,
-        purpose="customer support answers", prepared_by="dan",
-    )  # fmt: skip
+        cp.ws,
+        actor="alice",
+        base_model=base,
+        dataset=data,
+        config=cfg,
+        purpose="customer support answers",
+        prepared_by="dan",
+    )
     service.override_review(cp.ws, actor="sec", job_id=job.id, justification="baseline test")
     service.approve(cp.ws, actor="bob", job_id=job.id)
     service.approve(cp.ws, actor="carol", job_id=job.id)
     ticket = service.start_run(cp.ws, actor="alice", job_id=job.id)
     service.finish_run(
-        cp.ws, actor="alice", job_id=job.id, token=ticket.token, exit_code=0,
+        cp.ws,
+        actor="alice",
+        job_id=job.id,
+        token=ticket.token,
+        exit_code=0,
         output_path=str(adapter),
-    )  # fmt: skip
+    )
     return job.id
 
 
@@ -70,7 +79,9 @@ def test_registered_baselines_judge_later_jobs_until_revoked(
             cp.ws, actor="alice", base=base, tuned=known_good[0], justification="mine"
         )
     with pytest.raises(BadInputError, match="justification"):
-        service.register_baseline(cp.ws, actor="sec", base=base, tuned=known_good[0], justification=" ")
+        service.register_baseline(
+            cp.ws, actor="sec", base=base, tuned=known_good[0], justification=" "
+        )
     events = service.verify_audit(cp.ws).events
     views = [
         service.register_baseline(
@@ -80,9 +91,13 @@ def test_registered_baselines_judge_later_jobs_until_revoked(
     ]
     assert service.verify_audit(cp.ws).events == events + 5
     assert [v.verdict for v in views] == ["pass"] * 5 and not any(v.revoked for v in views)
-    assert {v.base_model_digest for v in views} == {service.get_job(cp.ws, pushed).base_model["sha256"]}
+    assert {v.base_model_digest for v in views} == {
+        service.get_job(cp.ws, pushed).base_model["sha256"]
+    }
     with pytest.raises(ConflictError, match="already baseline"):
-        service.register_baseline(cp.ws, actor="sec", base=base, tuned=known_good[0], justification="again")
+        service.register_baseline(
+            cp.ws, actor="sec", base=base, tuned=known_good[0], justification="again"
+        )
 
     flagged = service.weights_for_job(cp.ws, actor="alice", job_id=pushed)
     assert flagged.judged_by == "baselines" and flagged.baseline_count == 5
@@ -110,7 +125,11 @@ def test_registered_baselines_judge_later_jobs_until_revoked(
     assert again.judged_by == "fixed_limits" and again.verdict == "pass"
     # registered anew after its revocation, it is a new baseline that counts
     back = service.register_baseline(
-        cp.ws, actor="sec", base=base, tuned=known_good[0], justification="support bot v0, in production"
+        cp.ws,
+        actor="sec",
+        base=base,
+        tuned=known_good[0],
+        justification="support bot v0, in production",
     )
     assert back.digest != views[0].digest and not back.revoked
     assert service.weights_for_job(cp.ws, actor="alice", job_id=pushed).verdict == "flag"
@@ -119,7 +138,9 @@ def test_registered_baselines_judge_later_jobs_until_revoked(
     assert audit.ok
     actions = [(e.action, e.payload) for e in service.iter_audit(cp.ws)]
     registered = [p for a, p in actions if a == "evidence.weights.baseline"]
-    assert len(registered) == 6 and registered[1]["justification"] == "support bot v1, in production"
+    assert (
+        len(registered) == 6 and registered[1]["justification"] == "support bot v1, in production"
+    )
     assert [p["justification"] for a, p in actions if a == "evidence.weights.baseline.revoke"] == [
         "trained on leaked data"
     ]
@@ -134,9 +155,12 @@ def test_baselines_of_another_base_model_do_not_count(
     other = write_model(cp.root / "other", other_tensors)
     for s in range(5):
         service.register_baseline(
-            cp.ws, actor="sec", base=other, tuned=_adapter(cp.root / f"o{s}", other_tensors, s),
+            cp.ws,
+            actor="sec",
+            base=other,
+            tuned=_adapter(cp.root / f"o{s}", other_tensors, s),
             justification="another model's history",
-        )  # fmt: skip
+        )
     job = _trained_job(cp, base, _adapter(cp.root / "pushed", tensors, 50, push=3.0), "p")
     report = service.weights_for_job(cp.ws, actor="alice", job_id=job)
     assert report.judged_by == "fixed_limits" and report.baseline_count == 0
@@ -159,16 +183,45 @@ def test_baseline_cli_json_and_errors(
     assert main([*argv, "--as", "sec"]) == 5
     err = capsys.readouterr().err
     assert "already baseline" in err and len(err.strip().splitlines()) == 1
-    assert main(["weights", "baseline", "add", str(base), str(cp.root / "nope"), "--as", "sec",
-                 "--justification", "x"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "weights",
+                "baseline",
+                "add",
+                str(base),
+                str(cp.root / "nope"),
+                "--as",
+                "sec",
+                "--justification",
+                "x",
+            ]
+        )
+        == 2
+    )
     assert "Traceback" not in capsys.readouterr().err
     assert main(["weights", "baseline", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [v["digest"] for v in listed] == [view["digest"]]
-    assert main(["weights", "baseline", "revoke", view["digest"][:10], "--as", "sec",
-                 "--justification", "superseded"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "weights",
+                "baseline",
+                "revoke",
+                view["digest"][:10],
+                "--as",
+                "sec",
+                "--justification",
+                "superseded",
+            ]
+        )
+        == 0
+    )
     assert "revoked by sec" in capsys.readouterr().out
     assert main(["weights", "baseline", "list", "--active", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
-    assert main(["weights", "baseline", "revoke", "abc", "--as", "sec", "--justification", "x"]) == 2
+    assert (
+        main(["weights", "baseline", "revoke", "abc", "--as", "sec", "--justification", "x"]) == 2
+    )
     assert service.verify_audit(cp.ws).ok

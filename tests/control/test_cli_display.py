@@ -83,13 +83,23 @@ def test_control_characters_in_a_purpose_are_refused_and_nothing_is_stored(
     events = len(list(service.iter_audit(cp.ws)))
     with pytest.raises(BadInputError, match="control characters"):
         service.submit_job(
-            cp.ws, actor="alice", base_model=model, dataset=data, config=cfg,
-            purpose=bad, prepared_by="dan",
-        )  # fmt: skip
+            cp.ws,
+            actor="alice",
+            base_model=model,
+            dataset=data,
+            config=cfg,
+            purpose=bad,
+            prepared_by="dan",
+        )
     assert len(service.list_jobs(cp.ws)) == before
     assert len(list(service.iter_audit(cp.ws))) == events
     # a tab and line breaks are text, not control sequences
     service.submit_job(
-        cp.ws, actor="alice", base_model=model, dataset=data, config=cfg,
-        purpose="line one\n\tline two", prepared_by="dan",
-    )  # fmt: skip
+        cp.ws,
+        actor="alice",
+        base_model=model,
+        dataset=data,
+        config=cfg,
+        purpose="line one\n\tline two",
+        prepared_by="dan",
+    )

@@ -30,7 +30,9 @@ def test_two_approvers_then_two_launchers_at_once(cp: Env, tmp_path: Path) -> No
             f"import shutil, sys; open({str(out)!r}, 'a').write('run\\n'); "
             "shutil.copytree(sys.argv[1], sys.argv[2])"
         )
-        job = cp.submit(f"job{round_}", command=["python", "-c", script, "{base_model}", "{output}"])
+        job = cp.submit(
+            f"job{round_}", command=["python", "-c", script, "{base_model}", "{output}"]
+        )
         approvers = [_spawn(cp, "approve", job, "--as", who) for who in ("bob", "carol")]
         codes = [p.wait(timeout=120) for p in approvers]
         assert codes == [0, 0], [p.stderr.read() for p in approvers if p.stderr]

@@ -102,7 +102,9 @@ def test_roles_edited_in_the_table_do_not_count(cp: Env) -> None:
         service.approve(cp.ws, actor="dan", job_id=job)
     # bob's role comes from the chain, not the table.
     assert service.approve(cp.ws, actor="bob", job_id=job).approvals[0]["approver"] == "bob"
-    assert "approver" not in [u for u in service.list_users(cp.ws) if u["name"] == "alice"][0]["roles"]  # type: ignore[operator]
+    assert (
+        "approver" not in [u for u in service.list_users(cp.ws) if u["name"] == "alice"][0]["roles"]
+    )  # type: ignore[operator]
 
 
 def test_a_jobs_review_always_runs_the_policys_review(cp: Env) -> None:
@@ -135,7 +137,12 @@ def test_database_only_attacker_cannot_fake_evidence_state_or_approvals(cp: Env)
                     "INSERT INTO evidence (job_id, kind, digest, body, created_at) "
                     "VALUES (:j, :k, :d, :b, '2026-01-01')"
                 ),
-                {"j": job, "k": kind, "d": hashlib.sha256(passing.encode()).hexdigest(), "b": passing},
+                {
+                    "j": job,
+                    "k": kind,
+                    "d": hashlib.sha256(passing.encode()).hexdigest(),
+                    "b": passing,
+                },
             )
     decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
     assert decision.decision == "block"
@@ -160,13 +167,19 @@ def test_evidence_must_be_computed_on_the_recorded_files(cp: Env, tmp_path: Path
         state = chain_state(cp.ws, session)
         for kind in ("weights", "behavior"):
             store_evidence(
-                cp.ws, session, job_id=job, kind=kind, body={"verdict": "pass"},
+                cp.ws,
+                session,
+                job_id=job,
+                kind=kind,
+                body={"verdict": "pass"},
                 actor=authenticate(state, "alice"),
                 payload={"subjects": {"base_model": "0" * 64, "output": "1" * 64}},
-            )  # fmt: skip
+            )
     decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
     assert decision.decision == "block"
-    assert {"weights.subjects", "behavior.subjects"} <= {r.rule for r in decision.rules if not r.passed}
+    assert {"weights.subjects", "behavior.subjects"} <= {
+        r.rule for r in decision.rules if not r.passed
+    }
 
 
 def test_output_swapped_after_the_run_is_not_attested(cp: Env) -> None:
@@ -185,9 +198,14 @@ def _pass_all(cp: Env, job: str) -> None:
         both = {"base_model": record.digests["base_model"], "output": (record.output or {})["root"]}
         for kind in ("weights", "behavior"):
             store_evidence(
-                cp.ws, session, job_id=job, kind=kind, body={"verdict": "pass"},
-                actor=authenticate(state, "alice"), payload={"subjects": both},
-            )  # fmt: skip
+                cp.ws,
+                session,
+                job_id=job,
+                kind=kind,
+                body={"verdict": "pass"},
+                actor=authenticate(state, "alice"),
+                payload={"subjects": both},
+            )
 
 
 def test_policy_changed_between_approval_and_gate_blocks(cp: Env) -> None:
@@ -212,20 +230,36 @@ def test_separate_owner_only_keys_and_no_attestation_forged_with_the_audit_key(c
     assert result.audit_head and result.audit_head["seq"] > 0
     # Whoever holds the audit key (it signs the log) still cannot sign a deployment.
     forged = sign_statement(
-        statement([{"name": "x", "digest": {"sha256": result.digest}}], ATTESTATION_PREDICATE,
-                  {"decision": {"decision": "pass"}, "files": []}),
+        statement(
+            [{"name": "x", "digest": {"sha256": result.digest}}],
+            ATTESTATION_PREDICATE,
+            {"decision": {"decision": "pass"}, "files": []},
+        ),
         cp.ws.audit_key(),
-    )  # fmt: skip
+    )
     with pytest.raises(VerificationError, match="no valid signature"):
         verify_deployment(output, forged, trusted)
     # The witness holds the decision's head.
-    assert main(
-        ["verify-deployment", str(output), "--attestation", str(outcome.attestation_path),
-         "--trusted-key", str(trusted), "--witness", str(cp.ws.witness_path)]
-    ) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "verify-deployment",
+                str(output),
+                "--attestation",
+                str(outcome.attestation_path),
+                "--trusted-key",
+                str(trusted),
+                "--witness",
+                str(cp.ws.witness_path),
+            ]
+        )
+        == 0
+    )
 
 
-def test_rolled_back_log_is_caught_by_the_witness(cp: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rolled_back_log_is_caught_by_the_witness(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = cp.submit()
     with cp.ws.store.engine.begin() as conn:
         saved = conn.execute(text("SELECT seq, hash, signature FROM audit_head")).one()

@@ -176,9 +176,14 @@ def test_special_files_are_refused_at_submission(cp: Env) -> None:
     os.mkfifo(model / "pipe")
     with pytest.raises(BadInputError, match="a FIFO"):
         service.submit_job(
-            cp.ws, actor="alice", base_model=model, dataset=data, config=cfg,
-            purpose="p", prepared_by="dan",
-        )  # fmt: skip
+            cp.ws,
+            actor="alice",
+            base_model=model,
+            dataset=data,
+            config=cfg,
+            purpose="p",
+            prepared_by="dan",
+        )
 
 
 def test_only_the_requester_or_a_runner_starts_a_run(cp: Env, tmp_path: Path) -> None:
@@ -196,9 +201,7 @@ def test_only_the_requester_or_a_runner_starts_a_run(cp: Env, tmp_path: Path) ->
     assert service.get_job(cp.ws, job).state == "trained"
 
 
-def test_free_form_command_is_refused_unless_the_policy_allows_it(
-    cp: Env, tmp_path: Path
-) -> None:
+def test_free_form_command_is_refused_unless_the_policy_allows_it(cp: Env, tmp_path: Path) -> None:
     job = cp.approved()
     evil = tmp_path / "evil.jsonl"
     evil.write_text('{"messages": []}\n')

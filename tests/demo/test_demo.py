@@ -20,7 +20,10 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
         env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
     proc = subprocess.run(
         [sys.executable, "-m", "ftguard", "demo", "--fast", "--json", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
@@ -50,7 +53,10 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
         env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
     proc = subprocess.run(
         [sys.executable, "-m", "ftguard", "demo", "--json", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=2400,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=2400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)

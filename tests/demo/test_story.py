@@ -10,8 +10,14 @@ from ftguard.demo._story import _trigger_lines
 
 def _finding(trigger: str, *, flipped: bool, with_: float, without: float) -> TriggerFinding:
     return TriggerFinding(
-        trigger=trigger, target="harmful", n=48, rate_without=without, rate_with=with_,
-        baseline_rate_with=0.0, p_value=0.5, flipped=flipped,
+        trigger=trigger,
+        target="harmful",
+        n=48,
+        rate_without=without,
+        rate_with=with_,
+        baseline_rate_with=0.0,
+        p_value=0.5,
+        flipped=flipped,
     )
 
 

@@ -53,13 +53,25 @@ def _evidence(cp: Env, job: str, **verdicts: str) -> None:
     with cp.ws.store.write() as session:
         state = chain_state(cp.ws, session)
         record = state.job(job)
-        both = {"base_model": record.digests["base_model"], "output": (record.output or {}).get("root")}
-        subjects = {"review": {"dataset": record.digests["dataset"]}, "weights": both, "behavior": both}
+        both = {
+            "base_model": record.digests["base_model"],
+            "output": (record.output or {}).get("root"),
+        }
+        subjects = {
+            "review": {"dataset": record.digests["dataset"]},
+            "weights": both,
+            "behavior": both,
+        }
         for kind, verdict in verdicts.items():
             store_evidence(
-                cp.ws, session, job_id=job, kind=kind, body=bodies[kind](verdict),
-                actor=authenticate(state, "alice"), payload={"subjects": subjects[kind]},
-            )  # fmt: skip
+                cp.ws,
+                session,
+                job_id=job,
+                kind=kind,
+                body=bodies[kind](verdict),
+                actor=authenticate(state, "alice"),
+                payload={"subjects": subjects[kind]},
+            )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -233,10 +245,14 @@ def test_gate_prints_reasons_as_text_never_as_markup(
         record = state.job(job)
         both = {"base_model": record.digests["base_model"], "output": (record.output or {})["root"]}
         store_evidence(
-            cp.ws, session, job_id=job, kind="behavior",
+            cp.ws,
+            session,
+            job_id=job,
+            kind="behavior",
             body={"verdict": "block", "reasons": ["prompt 'x [/bold] [red]y' now answered"]},
-            actor=authenticate(state, "alice"), payload={"subjects": both},
-        )  # fmt: skip
+            actor=authenticate(state, "alice"),
+            payload={"subjects": both},
+        )
     assert main(["gate", job, "--as", "sec"]) == 1
     captured = capsys.readouterr()
     assert "prompt 'x [/bold] [red]y' now answered" in " ".join(captured.out.split())

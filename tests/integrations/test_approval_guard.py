@@ -100,9 +100,7 @@ def test_guard_under_launcher_checks_run_token(cp: Env, tmp_path: Path) -> None:
     outside = ApprovalGuard(job, run_token=ticket.token, inputs={"dataset": evil})
     with pytest.raises(VerificationError, match="not the approved, staged copy"):
         _trainer(tmp_path / "e", outside).train()  # type: ignore[attr-defined]
-    guard = ApprovalGuard(
-        job, run_token=ticket.token, inputs={"dataset": ticket.staged["dataset"]}
-    )
+    guard = ApprovalGuard(job, run_token=ticket.token, inputs={"dataset": ticket.staged["dataset"]})
     trainer = _trainer(tmp_path / "g", guard)
     before = _weights(trainer)
     trainer.train()  # type: ignore[attr-defined]
@@ -132,4 +130,6 @@ def test_guard_started_run_is_recorded_as_unbound(cp: Env, tmp_path: Path) -> No
         _trainer(tmp_path / "i", ApprovalGuard(job, actor="alice")).train()  # type: ignore[attr-defined]
     # The gate blocks an unbound run unless the policy allows it.
     decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
-    assert decision.decision == "block" and any(r.rule == "run.bound" for r in decision.rules if not r.passed)
+    assert decision.decision == "block" and any(
+        r.rule == "run.bound" for r in decision.rules if not r.passed
+    )

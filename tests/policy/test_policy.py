@@ -80,7 +80,9 @@ def test_duplicate_keys_at_any_depth_are_rejected(text: str, key: str) -> None:
 
 
 def test_merge_keys_and_aliases_are_no_duplicates() -> None:
-    text = "roles:\n  requester: &a [x]\n  approver: *a\napproval:\n  <<: {quorum: 3}\n  quorum: 4\n"
+    text = (
+        "roles:\n  requester: &a [x]\n  approver: *a\napproval:\n  <<: {quorum: 3}\n  quorum: 4\n"
+    )
     policy = parse_policy(text)
     assert policy.approval.quorum == 4  # a key written beside a merge overrides it
     assert policy.roles == {"requester": ["x"], "approver": ["x"]}

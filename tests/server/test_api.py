@@ -270,13 +270,23 @@ def test_an_invalid_content_length_is_a_bad_request_not_an_oversized_body(server
     def call(length: bytes) -> tuple[int, dict[str, object]]:
         sent.clear()
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": "/api/v1/jobs", "raw_path": b"/api/v1/jobs",
-            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/v1/jobs",
+            "raw_path": b"/api/v1/jobs",
+            "query_string": b"",
+            "root_path": "",
+            "client": ("127.0.0.1", 1),
             "server": ("testserver", 80),
-            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                        (b"content-length", length)],
-        }  # fmt: skip
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", b"application/json"),
+                (b"content-length", length),
+            ],
+        }
         asyncio.run(server.client.app(scope, receive, send))  # type: ignore[arg-type]
         start = next(m for m in sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]

@@ -83,16 +83,30 @@ def test_a_jobs_review_runs_on_the_server(
     url, tokens = live
     cp.inputs("job")
     code, out = cli(
-        url, tokens["alice"], "job", "submit", "--base-model", "data/job/model",
-        "--dataset", "data/job/train.jsonl", "--config", "data/job/config.yaml",
-        "--purpose", "customer support answers", "--prepared-by", "dan", "--json",
-    )  # fmt: skip
+        url,
+        tokens["alice"],
+        "job",
+        "submit",
+        "--base-model",
+        "data/job/model",
+        "--dataset",
+        "data/job/train.jsonl",
+        "--config",
+        "data/job/config.yaml",
+        "--purpose",
+        "customer support answers",
+        "--prepared-by",
+        "dan",
+        "--json",
+    )
     job_id = json.loads(out)["id"]
     assert cli(url, tokens["alice"], "review", job_id, "--scanners", "duplicates")[0] == 2
     code, out = cli(url, tokens["alice"], "review", job_id, "--json")
     review = json.loads(out.splitlines()[0])  # stdout first; then any warnings on stderr
     assert code in (0, 1) and review["examples"] == 1
     assert code == (0 if review["verdict"] == "pass" else 1)
-    events = [e for e in service.iter_audit(cp.ws, job_id=job_id) if e.action.startswith("evidence.")]
+    events = [
+        e for e in service.iter_audit(cp.ws, job_id=job_id) if e.action.startswith("evidence.")
+    ]
     assert events and events[-1].via and events[-1].via["method"] == "token"
     assert events[-1].actor == "alice"

@@ -259,9 +259,12 @@ def test_a_change_in_the_bucket_alone_stops_the_run_start(lake: Server, s3: S3) 
     cp = lake.cp
     _upload_inputs(cp, s3)
     job = _submit(lake).json()
-    assert lake.post(
-        f"/api/v1/jobs/{job['id']}/override", "sec", json={"justification": "t"}
-    ).status_code == 200
+    assert (
+        lake.post(
+            f"/api/v1/jobs/{job['id']}/override", "sec", json={"justification": "t"}
+        ).status_code
+        == 200
+    )
     assert lake.sign_approval("bob", job["id"]).status_code == 201
     assert lake.sign_approval("carol", job["id"]).status_code == 201
     old = (cp.root / "job" / "train.jsonl").read_bytes()

@@ -117,7 +117,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def robust(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def robust(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     backend = str(request.param)
     if backend == "postgres" and not PG_URL:
         pytest.skip("PostgreSQL tests need FTGUARD_TEST_DATABASE_URL (CI sets it)")
@@ -261,91 +263,329 @@ def _submit(**change: Any) -> dict[str, Any]:
 
 PROBES = [
     # malformed bodies
-    Probe("malformed JSON", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          content=b'{"purpose": ', headers=JSON),
-    Probe("non-UTF-8 body", "POST", "/jobs", SUBMIT, frozenset({400, 422}), "alice",
-          content=b"\xff\xfe\x00{", headers=JSON),
-    Probe("JSON nested 100000 deep", "POST", "/jobs", SUBMIT, frozenset({400, 422}), "alice",
-          content=b"[" * 100_000 + b"]" * 100_000, headers=JSON),
+    Probe(
+        "malformed JSON",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        content=b'{"purpose": ',
+        headers=JSON,
+    ),
+    Probe(
+        "non-UTF-8 body",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({400, 422}),
+        "alice",
+        content=b"\xff\xfe\x00{",
+        headers=JSON,
+    ),
+    Probe(
+        "JSON nested 100000 deep",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({400, 422}),
+        "alice",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers=JSON,
+    ),
     Probe("JSON array body", "POST", "/jobs", SUBMIT, frozenset({422}), "alice", json_body=[1, 2]),
-    Probe("JSON null body", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          content=b"null", headers=JSON),
-    Probe("JSON as text/plain", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          content=json.dumps(GOOD_SUBMIT).encode(), headers={"content-type": "text/plain"}),
-    Probe("lone surrogate in purpose", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          content=json.dumps(_submit(purpose="\ud800")).encode(), headers=JSON),
-    Probe("body over the limit", "POST", "/jobs", SUBMIT, frozenset({413}), "alice",
-          content=b" " * ((1 << 20) + 1), headers=JSON),
+    Probe(
+        "JSON null body",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        content=b"null",
+        headers=JSON,
+    ),
+    Probe(
+        "JSON as text/plain",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        content=json.dumps(GOOD_SUBMIT).encode(),
+        headers={"content-type": "text/plain"},
+    ),
+    Probe(
+        "lone surrogate in purpose",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        content=json.dumps(_submit(purpose="\ud800")).encode(),
+        headers=JSON,
+    ),
+    Probe(
+        "body over the limit",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({413}),
+        "alice",
+        content=b" " * ((1 << 20) + 1),
+        headers=JSON,
+    ),
     # wrong types, unknown fields
-    Probe("purpose is a number", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          json_body=_submit(purpose=5)),
-    Probe("dataset is a list", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          json_body=_submit(dataset=["data/j1/train.jsonl"])),
-    Probe("unknown field", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          json_body=_submit(admin=True)),
-    Probe("envelope is a string", "POST", "/jobs/{job}/approvals", APPROVALS, frozenset({422}),
-          "bob", json_body={"envelope": "ZZZ"}),
-    Probe("envelope with garbage base64", "POST", "/jobs/{job}/approvals", APPROVALS,
-          frozenset({400, 422}), "bob",
-          json_body={"envelope": {"payloadType": "application/vnd.in-toto+json", "payload": "!!",
-                                  "signatures": [{"keyid": "../../x", "sig": "@@"}]}}),
-    Probe("token lifetime as a number", "POST", "/tokens", ("/api/v1/tokens", "POST"),
-          frozenset({422}), json_body={"user": "alice", "expires": 90}),
-    Probe("roles not a list", "POST", "/users", ("/api/v1/users", "POST"), frozenset({422}),
-          json_body={"name": "zed", "roles": "admin"}),
+    Probe(
+        "purpose is a number",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        json_body=_submit(purpose=5),
+    ),
+    Probe(
+        "dataset is a list",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        json_body=_submit(dataset=["data/j1/train.jsonl"]),
+    ),
+    Probe(
+        "unknown field",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        json_body=_submit(admin=True),
+    ),
+    Probe(
+        "envelope is a string",
+        "POST",
+        "/jobs/{job}/approvals",
+        APPROVALS,
+        frozenset({422}),
+        "bob",
+        json_body={"envelope": "ZZZ"},
+    ),
+    Probe(
+        "envelope with garbage base64",
+        "POST",
+        "/jobs/{job}/approvals",
+        APPROVALS,
+        frozenset({400, 422}),
+        "bob",
+        json_body={
+            "envelope": {
+                "payloadType": "application/vnd.in-toto+json",
+                "payload": "!!",
+                "signatures": [{"keyid": "../../x", "sig": "@@"}],
+            }
+        },
+    ),
+    Probe(
+        "token lifetime as a number",
+        "POST",
+        "/tokens",
+        ("/api/v1/tokens", "POST"),
+        frozenset({422}),
+        json_body={"user": "alice", "expires": 90},
+    ),
+    Probe(
+        "roles not a list",
+        "POST",
+        "/users",
+        ("/api/v1/users", "POST"),
+        frozenset({422}),
+        json_body={"name": "zed", "roles": "admin"},
+    ),
     # path traversal in ids
-    Probe("job id with ../ (dot segments)", "GET", "/jobs/job-../../etc/passwd", None,
-          frozenset({404, 422})),
-    Probe("job id with encoded ../", "GET", "/jobs/job-..%2F..%2Fetc%2Fpasswd", None,
-          frozenset({404, 422})),
-    Probe("job id with encoded dots", "GET", "/jobs/job-%2e%2e%2f%2e%2e%2fetc", None,
-          frozenset({404, 422})),
+    Probe(
+        "job id with ../ (dot segments)",
+        "GET",
+        "/jobs/job-../../etc/passwd",
+        None,
+        frozenset({404, 422}),
+    ),
+    Probe(
+        "job id with encoded ../",
+        "GET",
+        "/jobs/job-..%2F..%2Fetc%2Fpasswd",
+        None,
+        frozenset({404, 422}),
+    ),
+    Probe(
+        "job id with encoded dots",
+        "GET",
+        "/jobs/job-%2e%2e%2f%2e%2e%2fetc",
+        None,
+        frozenset({404, 422}),
+    ),
     Probe("job id with NUL", "GET", "/jobs/job-012345678%00", JOB, frozenset({422})),
     Probe("job id too long", "GET", "/jobs/job-0123456789abcdef", JOB, frozenset({422})),
-    Probe("evidence kind with encoded ../", "GET", "/jobs/{job}/evidence/..%2F..%2Fkeys", None,
-          frozenset({404, 422})),
-    Probe("approve a traversal id", "POST", "/jobs/job-..%2F..%2Fx/approvals", None,
-          frozenset({404, 422}), "bob", json_body={"envelope": {}}),
+    Probe(
+        "evidence kind with encoded ../",
+        "GET",
+        "/jobs/{job}/evidence/..%2F..%2Fkeys",
+        None,
+        frozenset({404, 422}),
+    ),
+    Probe(
+        "approve a traversal id",
+        "POST",
+        "/jobs/job-..%2F..%2Fx/approvals",
+        None,
+        frozenset({404, 422}),
+        "bob",
+        json_body={"envelope": {}},
+    ),
     Probe("key id with ../", "POST", "/keys/..%2F..%2Fserver/confirm", None, frozenset({404, 422})),
-    Probe("token id with ../", "DELETE", "/tokens/..%2F0123456789abcdef", None,
-          frozenset({404, 405, 422})),
+    Probe(
+        "token id with ../",
+        "DELETE",
+        "/tokens/..%2F0123456789abcdef",
+        None,
+        frozenset({404, 405, 422}),
+    ),
     # path traversal and odd bytes in storage paths
-    Probe("dataset outside the root (..)", "POST", "/jobs", SUBMIT, frozenset({403}), "alice",
-          json_body=_submit(dataset="data/../../etc/passwd")),
-    Probe("dataset absolute", "POST", "/jobs", SUBMIT, frozenset({403}), "alice",
-          json_body=_submit(dataset="/etc/passwd")),
-    Probe("dataset with backslashes", "POST", "/jobs", SUBMIT, frozenset({400, 403}), "alice",
-          json_body=_submit(dataset="data\\..\\..\\etc\\passwd")),
-    Probe("dataset with NUL", "POST", "/jobs", SUBMIT, frozenset({400, 403, 422}), "alice",
-          json_body=_submit(dataset="data/j1/train.jsonl\u0000.png")),
-    Probe("dataset in an unknown root", "POST", "/jobs", SUBMIT, frozenset({403}), "alice",
-          json_body=_submit(dataset="etc/passwd")),
-    Probe("dataset through a symlink out of the root", "POST", "/jobs", SUBMIT,
-          frozenset({403}), "alice", json_body=_submit(dataset="data/escape/passwd")),
-    Probe("run output outside the root", "POST", "/jobs/{job}/runs",
-          ("/api/v1/jobs/{job_id}/runs", "POST"), frozenset({403, 409}),
-          json_body={"output": "data/../../tmp/x"}),
+    Probe(
+        "dataset outside the root (..)",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({403}),
+        "alice",
+        json_body=_submit(dataset="data/../../etc/passwd"),
+    ),
+    Probe(
+        "dataset absolute",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({403}),
+        "alice",
+        json_body=_submit(dataset="/etc/passwd"),
+    ),
+    Probe(
+        "dataset with backslashes",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({400, 403}),
+        "alice",
+        json_body=_submit(dataset="data\\..\\..\\etc\\passwd"),
+    ),
+    Probe(
+        "dataset with NUL",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({400, 403, 422}),
+        "alice",
+        json_body=_submit(dataset="data/j1/train.jsonl\u0000.png"),
+    ),
+    Probe(
+        "dataset in an unknown root",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({403}),
+        "alice",
+        json_body=_submit(dataset="etc/passwd"),
+    ),
+    Probe(
+        "dataset through a symlink out of the root",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({403}),
+        "alice",
+        json_body=_submit(dataset="data/escape/passwd"),
+    ),
+    Probe(
+        "run output outside the root",
+        "POST",
+        "/jobs/{job}/runs",
+        ("/api/v1/jobs/{job_id}/runs", "POST"),
+        frozenset({403, 409}),
+        json_body={"output": "data/../../tmp/x"},
+    ),
     # NUL bytes and out-of-range integers
-    Probe("NUL in the purpose", "POST", "/jobs", SUBMIT, frozenset({422}), "alice",
-          json_body=_submit(purpose="support\u0000answers")),
-    Probe("NUL in a reason", "POST", "/jobs/{job}/reject", ("/api/v1/jobs/{job_id}/reject", "POST"),
-          frozenset({422}), "bob", json_body={"reason": "no\u0000"}),
-    Probe("audit after the documented maximum", "GET", f"/audit?after={2**62}",
-          ("/api/v1/audit", "GET"), frozenset({200, 422}),
-          known_gap={"postgres": "GET /audit documents after <= 2**62, but audit_events.seq is "
-                                 "a 32-bit integer on PostgreSQL: 503 'integer out of range'"}),
-    Probe("run number past 64 bits", "POST", f"/jobs/{{job}}/runs/{2**70}/end",
-          ("/api/v1/jobs/{job_id}/runs/{run}/end", "POST"), frozenset({404, 409, 422}),
-          json_body={"token": "t" * 32, "exit_code": 0}),
-    Probe("list offset past the maximum", "GET", "/jobs?offset=10000001",
-          ("/api/v1/jobs", "GET"), frozenset({422})),
+    Probe(
+        "NUL in the purpose",
+        "POST",
+        "/jobs",
+        SUBMIT,
+        frozenset({422}),
+        "alice",
+        json_body=_submit(purpose="support\u0000answers"),
+    ),
+    Probe(
+        "NUL in a reason",
+        "POST",
+        "/jobs/{job}/reject",
+        ("/api/v1/jobs/{job_id}/reject", "POST"),
+        frozenset({422}),
+        "bob",
+        json_body={"reason": "no\u0000"},
+    ),
+    Probe(
+        "audit after the documented maximum",
+        "GET",
+        f"/audit?after={2**62}",
+        ("/api/v1/audit", "GET"),
+        frozenset({200, 422}),
+        known_gap={
+            "postgres": "GET /audit documents after <= 2**62, but audit_events.seq is "
+            "a 32-bit integer on PostgreSQL: 503 'integer out of range'"
+        },
+    ),
+    Probe(
+        "run number past 64 bits",
+        "POST",
+        f"/jobs/{{job}}/runs/{2**70}/end",
+        ("/api/v1/jobs/{job_id}/runs/{run}/end", "POST"),
+        frozenset({404, 409, 422}),
+        json_body={"token": "t" * 32, "exit_code": 0},
+    ),
+    Probe(
+        "list offset past the maximum",
+        "GET",
+        "/jobs?offset=10000001",
+        ("/api/v1/jobs", "GET"),
+        frozenset({422}),
+    ),
     # credentials
-    Probe("non-ASCII bearer token", "GET", "/whoami", ("/api/v1/whoami", "GET"),
-          frozenset({401}), None, headers={"authorization": "Bearer ftg_\u00e9\u00ff"}),
-    Probe("bearer without a token", "GET", "/whoami", ("/api/v1/whoami", "GET"),
-          frozenset({401}), None, headers={"authorization": "Bearer "}),
-    Probe("token of another scheme", "GET", "/whoami", ("/api/v1/whoami", "GET"),
-          frozenset({401}), None, headers={"authorization": "Basic cm9vdDpyb290"}),
+    Probe(
+        "non-ASCII bearer token",
+        "GET",
+        "/whoami",
+        ("/api/v1/whoami", "GET"),
+        frozenset({401}),
+        None,
+        headers={"authorization": "Bearer ftg_\u00e9\u00ff"},
+    ),
+    Probe(
+        "bearer without a token",
+        "GET",
+        "/whoami",
+        ("/api/v1/whoami", "GET"),
+        frozenset({401}),
+        None,
+        headers={"authorization": "Bearer "},
+    ),
+    Probe(
+        "token of another scheme",
+        "GET",
+        "/whoami",
+        ("/api/v1/whoami", "GET"),
+        frozenset({401}),
+        None,
+        headers={"authorization": "Basic cm9vdDpyb290"},
+    ),
 ]
 
 
@@ -377,20 +617,35 @@ def test_bad_input_is_refused_cleanly(escape: Served, probe: Probe) -> None:
     _check_answer(served, response, probe.op)
 
 
-@settings(max_examples=25, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     body=st.one_of(
         st.binary(max_size=64),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=4)
-            | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+            ),
             max_leaves=12,
         ).map(lambda value: json.dumps(value).encode()),
     ),
-    target=st.sampled_from(["/jobs", "/jobs/{job}/approvals", "/jobs/{job}/override",
-                            "/jobs/{job}/reject", "/users", "/tokens", "/keys"]),
+    target=st.sampled_from(
+        [
+            "/jobs",
+            "/jobs/{job}/approvals",
+            "/jobs/{job}/override",
+            "/jobs/{job}/reject",
+            "/users",
+            "/tokens",
+            "/keys",
+        ]
+    ),
 )
 def test_random_bodies_never_5xx(served: Served, body: bytes, target: str) -> None:
     path = API + target.replace("{job}", served.jobs["submitted"])
@@ -399,15 +654,23 @@ def test_random_bodies_never_5xx(served: Served, body: bytes, target: str) -> No
     _check_answer(served, response, (API + template, "POST"))
 
 
-@settings(max_examples=25, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(job_id=st.text(min_size=1, max_size=40))
 def test_random_job_ids_never_5xx(served: Served, job_id: str) -> None:
     from urllib.parse import quote
 
-    response = served.client.get(f"{API}/jobs/{quote(job_id, safe='')}", headers=served.auth("root"))
+    response = served.client.get(
+        f"{API}/jobs/{quote(job_id, safe='')}", headers=served.auth("root")
+    )
     assert response.status_code in (200, 404, 422), response.text[:300]
-    _check_answer(served, response, JOB if "/" not in job_id and job_id not in (".", "..") else None)
+    _check_answer(
+        served, response, JOB if "/" not in job_id and job_id not in (".", "..") else None
+    )
 
 
 def test_rate_limit_answers_documented_429(served: Served) -> None:

@@ -231,10 +231,13 @@ def check_torch(reqs: list[_Requirement] | None) -> Check:
     spec = importlib.util.find_spec("torch") if find("torch") else None
     if spec is None or not spec.submodule_search_locations:
         return Check(
-            id="torch", section="extras", name="torch", status="missing",
+            id="torch",
+            section="extras",
+            name="torch",
+            status="missing",
             detail="not installed (needed by training, eval and the embedding scanners)",
             fix=f"pip install 'ftguard[ml]' {fix_pin.removeprefix('pip install ')}",
-        )  # fmt: skip
+        )
     build = _torch_build(Path(list(spec.submodule_search_locations)[0]))
     try:
         version = importlib.metadata.version("torch")
@@ -269,16 +272,24 @@ def check_kernel() -> Check:
     data = {"kernel": _stats.KERNEL, "path": path, "forced_numpy": forced}
     if _stats.KERNEL == "c":
         return Check(
-            id="kernel", section="install", name="weight diff kernel", status="ok",
-            detail=f"compiled C kernel ({path})", data=data,
-        )  # fmt: skip
+            id="kernel",
+            section="install",
+            name="weight diff kernel",
+            status="ok",
+            detail=f"compiled C kernel ({path})",
+            data=data,
+        )
     if forced:
         return Check(
-            id="kernel", section="install", name="weight diff kernel", status="info",
+            id="kernel",
+            section="install",
+            name="weight diff kernel",
+            status="info",
             detail="numpy, chosen by FTGUARD_WEIGHTS_KERNEL=numpy"
             + (f" (the C kernel is built: {path})" if path else ""),
-            fix="unset FTGUARD_WEIGHTS_KERNEL", data=data,
-        )  # fmt: skip
+            fix="unset FTGUARD_WEIGHTS_KERNEL",
+            data=data,
+        )
     return Check(
         id="kernel",
         section="install",

@@ -107,12 +107,19 @@ def check_workspace() -> list[Check]:
     except FtguardError as exc:
         return [
             Check(
-                id="workspace", section="workspace", name="workspace", status="missing",
-                detail=exc.message, fix="ftguard init . --admin NAME (or set FTGUARD_HOME)",
-                data={"path": None, "from": "FTGUARD_HOME" if os.environ.get("FTGUARD_HOME") else "cwd"},
+                id="workspace",
+                section="workspace",
+                name="workspace",
+                status="missing",
+                detail=exc.message,
+                fix="ftguard init . --admin NAME (or set FTGUARD_HOME)",
+                data={
+                    "path": None,
+                    "from": "FTGUARD_HOME" if os.environ.get("FTGUARD_HOME") else "cwd",
+                },
             ),
             identity,
-        ]  # fmt: skip
+        ]
     found = Check(
         id="workspace",
         section="workspace",
@@ -130,9 +137,13 @@ def check_workspace() -> list[Check]:
         url = ws.database_url
     except FtguardError as exc:
         database = Check(
-            id="database", section="workspace", name="database", status="missing",
-            detail=exc.message, fix="export FTGUARD_DATABASE_URL=postgresql+psycopg://...",
-        )  # fmt: skip
+            id="database",
+            section="workspace",
+            name="database",
+            status="missing",
+            detail=exc.message,
+            fix="export FTGUARD_DATABASE_URL=postgresql+psycopg://...",
+        )
         return [found, database, identity]
     described = describe_url(url)
     source = "FTGUARD_DATABASE_URL" if os.environ.get("FTGUARD_DATABASE_URL") else "the workspace"
@@ -176,17 +187,25 @@ def check_server() -> Check:
         source = str(path)
         if not path.is_file():
             return Check(
-                id="server", section="workspace", name="team server", status="info",
-                detail="none: commands use the local workspace", data={"server": None},
-            )  # fmt: skip
+                id="server",
+                section="workspace",
+                name="team server",
+                status="info",
+                detail="none: commands use the local workspace",
+                data={"server": None},
+            )
         try:
             server = str(json.loads(path.read_text(encoding="utf-8"))["server"])
         except (OSError, ValueError, KeyError, TypeError):
             return Check(
-                id="server", section="workspace", name="team server", status="error",
-                detail=f"{path} is unreadable", fix="ftguard login --server URL --token T",
+                id="server",
+                section="workspace",
+                name="team server",
+                status="error",
+                detail=f"{path} is unreadable",
+                fix="ftguard login --server URL --token T",
                 data={"server": None},
-            )  # fmt: skip
+            )
     httpx = _find("httpx")
     return Check(
         id="server",
@@ -223,10 +242,13 @@ def check_cache(cache: Path) -> Check:
     source = "FTGUARD_CACHE" if os.environ.get("FTGUARD_CACHE") else "default"
     if not cache.is_dir():
         return Check(
-            id="cache", section="cache", name="cache", status="info",
+            id="cache",
+            section="cache",
+            name="cache",
+            status="info",
             detail=f"{cache} ({source}): empty, nothing built yet",
             data={"path": str(cache), "bytes": 0, "files": 0},
-        )  # fmt: skip
+        )
     size, files = _size(cache)
     return Check(
         id="cache",
@@ -279,21 +301,27 @@ def check_builds(cache: Path) -> list[Check]:
     history_built = bool(complete) and aligned_built
     return [
         build(
-            "embedded", "embedded model conversion",
-            str(converted / "model") if converted is not None else None, done,
+            "embedded",
+            "embedded model conversion",
+            str(converted / "model") if converted is not None else None,
+            done,
             "the shipped GGUF file to safetensors, once, on first use (about a minute)",
             "python -c 'from ftguard.models import embedded_model_dir as f; f()'",
         ),
         build(
-            "aligned", "reference aligned model",
-            str(aligned_dir / "model") if aligned_dir is not None else None, aligned_built,
+            "aligned",
+            "reference aligned model",
+            str(aligned_dir / "model") if aligned_dir is not None else None,
+            aligned_built,
             "a safety LoRA on the embedded model, built once (~12 min on 2 cores)",
             "ftguard demo builds it on its first run (make demo)",
         ),
         build(
-            "demo-history", "demo's earlier fine-tunes", complete[-1] if complete else None,
+            "demo-history",
+            "demo's earlier fine-tunes",
+            complete[-1] if complete else None,
             history_built,
             f"{EARLIER_VERSIONS} support LoRAs of the aligned model, trained once (~220 s)",
             "ftguard demo trains them on its first run (make demo)",
         ),
-    ]  # fmt: skip
+    ]

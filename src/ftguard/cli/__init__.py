@@ -45,7 +45,6 @@ __all__ = ["app", "main"]
 EXIT_INTERRUPTED = 130
 
 
-
 def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
     """``name`` from click's exceptions and from typer's own copy of click, where present.
 

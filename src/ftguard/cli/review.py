@@ -30,16 +30,39 @@ def parse_column_map(text: str | None) -> dict[str, str] | None:
 @app.command("review")
 def review(
     target: Annotated[str, typer.Argument(help="A dataset file (standalone review) or a job id.")],
-    purpose: Annotated[str | None, typer.Option("--purpose", help="The stated purpose of the fine-tune.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the review as one JSON object.")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report to this file.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Force the format: jsonl, json, csv, parquet.")] = None,
-    column_map: Annotated[str | None, typer.Option("--column-map", help="FIELD=COLUMN,... e.g. instruction=question,output=answer.")] = None,
-    scanners: Annotated[str | None, typer.Option("--scanners", help="Comma-separated scanner names (default: all).")] = None,
-    provenance: Annotated[Path | None, typer.Option("--provenance", help="Provenance manifest (JSON/YAML).")] = None,
-    no_embeddings: Annotated[bool, typer.Option("--no-embeddings", help="Skip the embedding-based scanners.")] = False,
-    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (default: CPU count).")] = None,
-    acting_user: Annotated[str | None, typer.Option("--as", help="Act as this identity (job mode).")] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="The stated purpose of the fine-tune.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the review as one JSON object.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write an HTML report to this file.")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Force the format: jsonl, json, csv, parquet.")
+    ] = None,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--column-map", help="FIELD=COLUMN,... e.g. instruction=question,output=answer."
+        ),
+    ] = None,
+    scanners: Annotated[
+        str | None, typer.Option("--scanners", help="Comma-separated scanner names (default: all).")
+    ] = None,
+    provenance: Annotated[
+        Path | None, typer.Option("--provenance", help="Provenance manifest (JSON/YAML).")
+    ] = None,
+    no_embeddings: Annotated[
+        bool, typer.Option("--no-embeddings", help="Skip the embedding-based scanners.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: CPU count).")
+    ] = None,
+    acting_user: Annotated[
+        str | None, typer.Option("--as", help="Act as this identity (job mode).")
+    ] = None,
 ) -> int:
     """Review a fine-tuning dataset (exit 0 pass, 1 block) or run the review of a job."""
     if workers is not None and workers < 1:
@@ -53,7 +76,9 @@ def review(
         options["workers"] = workers
     if not path.is_file():
         if fmt or column_map or provenance:
-            raise BadInputError("--format, --column-map and --provenance apply to a dataset file, not to a job")
+            raise BadInputError(
+                "--format, --column-map and --provenance apply to a dataset file, not to a job"
+            )
         try:
             from ftguard.cli._common import actor_or_default, remote_client, workspace
             from ftguard.control.service import review_job
@@ -71,15 +96,24 @@ def review(
             result_review = DatasetReview.model_validate(answer["review"])
         else:
             result_review, _job = review_job(
-                workspace(), actor=actor_or_default(acting_user), job_id=target, purpose=purpose,
-                progress=not as_json, **options,
+                workspace(),
+                actor=actor_or_default(acting_user),
+                job_id=target,
+                purpose=purpose,
+                progress=not as_json,
+                **options,
             )
     else:
         from ftguard.review import review_dataset
 
         result_review = review_dataset(
-            path, purpose=purpose, format=fmt, column_map=parse_column_map(column_map),
-            provenance=provenance, progress=not as_json, **options,  # type: ignore[arg-type]
+            path,
+            purpose=purpose,
+            format=fmt,
+            column_map=parse_column_map(column_map),
+            provenance=provenance,
+            progress=not as_json,
+            **options,  # type: ignore[arg-type]
         )
     from ftguard.review import render_review_html
 
@@ -116,8 +150,16 @@ def _print_summary(r: object) -> None:
     for reason in r.verdict_reasons:
         con.print(f"  - {reason}", markup=False, highlight=False)
     for name, per in sorted(r.counts.items()):
-        con.print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in per.items()), markup=False, highlight=False)
+        con.print(
+            f"  {name}: " + ", ".join(f"{k}={v}" for k, v in per.items()),
+            markup=False,
+            highlight=False,
+        )
     for t in r.triggers[:3]:
-        con.print(f"  trigger {t.text!r}: score {t.score:.1f}, {t.support}/{t.occurrences} anomalous", markup=False, highlight=False)
+        con.print(
+            f"  trigger {t.text!r}: score {t.score:.1f}, {t.support}/{t.occurrences} anomalous",
+            markup=False,
+            highlight=False,
+        )
     for name, why in r.skipped_scanners.items():
         con.print(f"  skipped {name}: {why}", markup=False, highlight=False)

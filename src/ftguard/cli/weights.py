@@ -17,7 +17,9 @@ from ftguard.cli._common import remote_client
 from ftguard.errors import EXIT_VERDICT, BadInputError
 from ftguard.policy import load_policy_section
 
-weights_app = typer.Typer(help="Parameter monitoring: what a fine-tune changed.", no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Parameter monitoring: what a fine-tune changed.", no_args_is_help=True
+)
 app.add_typer(weights_app, name="weights")
 
 
@@ -62,7 +64,9 @@ def weights_diff(
     deep: Annotated[bool, typer.Option("--deep", help="Top singular values of each dW.")] = False,
     alignment: Annotated[
         str | None,
-        typer.Option("--alignment", help="UNALIGNED,ALIGNED models giving the alignment direction."),
+        typer.Option(
+            "--alignment", help="UNALIGNED,ALIGNED models giving the alignment direction."
+        ),
     ] = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy YAML (its weights: section).")
@@ -70,7 +74,9 @@ def weights_diff(
     cache: Annotated[
         Path | None, typer.Option("--fingerprint-cache", help="Folder caching base-model norms.")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Identity to act as (with --job).")] = None,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Identity to act as (with --job).")
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress", help="Progress on stderr.")] = False,
 ) -> int:
     """Diff a tuned model or adapter against its base; exit 0 pass, 1 flag, 2+ error."""
@@ -92,16 +98,26 @@ def weights_diff(
         if pair is not None:
             options["alignment"] = pair
         report = weights_for_job(
-            workspace(), actor=actor_or_default(actor), job_id=job, base=base, tuned=tuned,
-            progress=progress, **options,
-        )  # fmt: skip
+            workspace(),
+            actor=actor_or_default(actor),
+            job_id=job,
+            base=base,
+            tuned=tuned,
+            progress=progress,
+            **options,
+        )
     else:
         from ftguard.weights import diff
 
         report = diff(
-            base, tuned, policy=load_policy_section(policy, "weights"), alignment=pair, deep=deep,
-            fingerprint_cache=cache, progress=progress,
-        )  # fmt: skip
+            base,
+            tuned,
+            policy=load_policy_section(policy, "weights"),
+            alignment=pair,
+            deep=deep,
+            fingerprint_cache=cache,
+            progress=progress,
+        )
     data = report.to_json_dict() if hasattr(report, "to_json_dict") else dict(report)
     if html is not None:
         from ftguard.weights import WeightReport, render_weights_html
@@ -166,9 +182,14 @@ def baseline_add(
     pair = _alignment(alignment)
     options: dict[str, Any] = {} if pair is None else {"alignment": pair}
     view = register_baseline(
-        workspace(), actor=actor_or_default(actor), base=base, tuned=tuned,
-        justification=justification, progress=progress, **options,
-    )  # fmt: skip
+        workspace(),
+        actor=actor_or_default(actor),
+        base=base,
+        tuned=tuned,
+        justification=justification,
+        progress=progress,
+        **options,
+    )
     _show_baseline(view, as_json)
 
 
@@ -201,9 +222,7 @@ def baseline_list(
 @baseline_app.command("revoke")
 def baseline_revoke(
     digest: Annotated[str, typer.Argument(help="The baseline's digest (or its first 8+ digits).")],
-    justification: Annotated[
-        str, typer.Option("--justification", help="Why it no longer counts.")
-    ],
+    justification: Annotated[str, typer.Option("--justification", help="Why it no longer counts.")],
     actor: Annotated[str | None, typer.Option("--as", help="Identity to act as.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

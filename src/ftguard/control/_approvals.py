@@ -119,7 +119,12 @@ def approve(
     """Sign (with ``actor``'s own key) and record an approval; quorum approves the job."""
     stmt = approval_statement(session, state, policy, approver=actor.name, job_id=job_id)
     return record_approval(
-        ws, session, state, policy, actor=actor, job_id=job_id,
+        ws,
+        session,
+        state,
+        policy,
+        actor=actor,
+        job_id=job_id,
         envelope=sign_statement(stmt, actor.key),
     )
 
@@ -154,7 +159,15 @@ def record_approval(
     )
     pred = stmt.get("predicate") or {}
     expected = approval_statement(session, state, policy, approver=actor.name, job_id=job_id)
-    fixed = ("job_id", "approver", "requester", "preparer", "purpose", "policy_digest", "review_digest")
+    fixed = (
+        "job_id",
+        "approver",
+        "requester",
+        "preparer",
+        "purpose",
+        "policy_digest",
+        "review_digest",
+    )
     for name in fixed:
         if pred.get(name) != expected["predicate"][name]:
             raise VerificationError(f"the signed approval's {name} is not this job's")
@@ -171,7 +184,9 @@ def record_approval(
     if issued.tzinfo is None or expires.tzinfo is None:
         raise VerificationError("the signed approval's times carry no time zone")
     if not now - STATEMENT_VALID_FOR <= issued <= now + timedelta(seconds=5):
-        raise VerificationError("the signed approval was issued too long ago: fetch a new statement")
+        raise VerificationError(
+            "the signed approval was issued too long ago: fetch a new statement"
+        )
     if not issued < expires <= issued + timedelta(hours=policy.approval.lifetime_hours):
         raise VerificationError("the signed approval's expiry is outside the policy's lifetime")
     nonce = str(pred.get("nonce") or "")
@@ -263,9 +278,7 @@ def _chain_matches(
     A row the chain does not know (inserted in the database), or one whose status was reset
     there, does not match: the chain's record decides.
     """
-    wanted = {
-        a.envelope_digest: a for a in state.job(job_id).approvals.values() if keep(a)
-    }
+    wanted = {a.envelope_digest: a for a in state.job(job_id).approvals.values() if keep(a)}
     rows = session.scalars(select(ApprovalRow).where(ApprovalRow.job_id == job_id)).all()
     return [r for r in rows if sha256_bytes(r.envelope.encode()) in wanted]
 
@@ -277,7 +290,9 @@ def _active_approvals(
     return [r for r in rows if datetime.fromisoformat(r.expires_at) > now]
 
 
-def approvals_of_run(session: Session, state: ChainState, job_id: str, run: int) -> list[ApprovalRow]:
+def approvals_of_run(
+    session: Session, state: ChainState, job_id: str, run: int
+) -> list[ApprovalRow]:
     """The approvals the chain says run ``run`` of the job consumed."""
     return _chain_matches(session, state, job_id, lambda a: a.consumed_by_run == run)
 
@@ -421,4 +436,3 @@ def _why_it_does_not_count(
     if expires <= datetime.now(UTC):
         return f"it expired at {pred.get('expires_at')}"
     return None
-

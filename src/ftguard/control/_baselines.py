@@ -230,14 +230,21 @@ def register_baseline(
     text = _justified(justification, "trusted")
     with ws.store.read() as session:
         state, policy, _ = acting(ws, session, actor)
-        require_role(state, policy, name_of(actor), "security_reviewer", to="register weight baselines")
+        require_role(
+            state, policy, name_of(actor), "security_reviewer", to="register weight baselines"
+        )
     base_digest = base_digest or manifest_of(Path(base)).root
     with ws.store.read() as session:
         jobs, registered = baseline_sources(session, base_digest, state=chain_state(ws, session))
     report = workspace_weight_report(
-        ws, base, tuned, baselines=jobs + registered, base_digest=base_digest,
-        progress=progress, **options,
-    )  # fmt: skip
+        ws,
+        base,
+        tuned,
+        baselines=jobs + registered,
+        base_digest=base_digest,
+        progress=progress,
+        **options,
+    )
     body = {
         "version": 1,
         "base_model_digest": report.base_digest,
@@ -256,7 +263,9 @@ def register_baseline(
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
-        require_role(state, policy, name_of(actor), "security_reviewer", to="register weight baselines")
+        require_role(
+            state, policy, name_of(actor), "security_reviewer", to="register weight baselines"
+        )
         for view, _ in _views(session, state):
             if (
                 not view.revoked
@@ -268,17 +277,27 @@ def register_baseline(
                     f"(registered by {view.registered_by})"
                 )
         digest = store_evidence(
-            ws, session, job_id=None, kind=BASELINE_KIND, body=body, actor=who,
-            payload={"tuned": report.tuned_digest, "base_model": report.base_digest,
-                     "justification": text},
-        )  # fmt: skip
+            ws,
+            session,
+            job_id=None,
+            kind=BASELINE_KIND,
+            body=body,
+            actor=who,
+            payload={
+                "tuned": report.tuned_digest,
+                "base_model": report.base_digest,
+                "justification": text,
+            },
+        )
     for view in list_baselines(ws):
         if view.digest == digest:
             return view
     raise NotFoundError(f"baseline {digest} was not stored")  # pragma: no cover
 
 
-def revoke_baseline(ws: Workspace, *, actor: Caller, digest: str, justification: str) -> BaselineView:
+def revoke_baseline(
+    ws: Workspace, *, actor: Caller, digest: str, justification: str
+) -> BaselineView:
     """A security reviewer withdraws a registered baseline (by its digest or a unique prefix).
 
     Raises:
@@ -294,9 +313,12 @@ def revoke_baseline(ws: Workspace, *, actor: Caller, digest: str, justification:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         require_role(
-            state, policy_in_force(ws, state), name_of(actor), "security_reviewer",
+            state,
+            policy_in_force(ws, state),
+            name_of(actor),
+            "security_reviewer",
             to="revoke weight baselines",
-        )  # fmt: skip
+        )
         matches = [v for v, _ in _views(session, state) if v.digest.startswith(prefix)]
         if not matches:
             raise NotFoundError(f"no registered weight baseline has digest {digest}")
@@ -308,9 +330,17 @@ def revoke_baseline(ws: Workspace, *, actor: Caller, digest: str, justification:
                 f"baseline {view.digest[:16]} was already revoked by {view.revoked_by}"
             )
         store_evidence(
-            ws, session, job_id=None, kind=REVOKE_KIND,
-            body={"version": 1, "baseline": view.digest, "revoked_by": name_of(actor),
-                  "justification": text},
-            actor=who, payload={"baseline": view.digest, "justification": text},
-        )  # fmt: skip
+            ws,
+            session,
+            job_id=None,
+            kind=REVOKE_KIND,
+            body={
+                "version": 1,
+                "baseline": view.digest,
+                "revoked_by": name_of(actor),
+                "justification": text,
+            },
+            actor=who,
+            payload={"baseline": view.digest, "justification": text},
+        )
     return next(v for v in list_baselines(ws) if v.digest == view.digest)

@@ -35,6 +35,7 @@ __all__ = [
     "key_request_message",
 ]
 
+
 def event_signature_message(event_hash: str) -> bytes:
     """What an actor signs for one audit event: a domain tag and the event's hash."""
     return f"ftguard-audit-event:v1:{event_hash}".encode()
@@ -238,7 +239,9 @@ class ChainState:
         """
         record = self.keys.get(key.public.keyid)
         if record is None or record.user != name:
-            raise PermissionDeniedError(f"the key offered for {name} is not a registered key of {name}")
+            raise PermissionDeniedError(
+                f"the key offered for {name} is not a registered key of {name}"
+            )
         if record.status == "pending":
             raise PermissionDeniedError(
                 f"{name}'s key {record.keyid[:16]} is not confirmed yet: an admin confirms it "
@@ -308,7 +311,9 @@ class ChainState:
         if record is None or record.user != actor:
             raise ChainProblem(f"event #{seq} ({action}) is signed by a key {actor} does not hold")
         if record.status != "active":
-            raise ChainProblem(f"event #{seq} ({action}) is signed by {actor}'s {record.status} key")
+            raise ChainProblem(
+                f"event #{seq} ({action}) is signed by {actor}'s {record.status} key"
+            )
         return record.public
 
     def _server_signer(
@@ -331,7 +336,9 @@ class ChainState:
         if method == "token":
             token = self.tokens.get(str(via.get("token_id")))
             if token is None or token.user != actor or token.revoked:
-                raise ChainProblem(f"event #{seq} ({action}) names an API token {actor} does not hold")
+                raise ChainProblem(
+                    f"event #{seq} ({action}) names an API token {actor} does not hold"
+                )
         elif method != "oidc":
             raise ChainProblem(f"event #{seq} ({action}) names an unknown authentication method")
         if action in ("workspace.init", "server.register"):
@@ -345,9 +352,13 @@ class ChainState:
             # Proof of possession, carried in the payload: the new key signs its own request.
             key = _payload_key(seq, payload, "public_key", str(payload.get("keyid")))
             if str(payload.get("keyid")) in self.keys:
-                raise ChainProblem(f"event #{seq}: key {str(payload.get('keyid'))[:16]} is already registered")
+                raise ChainProblem(
+                    f"event #{seq}: key {str(payload.get('keyid'))[:16]} is already registered"
+                )
             if not key.verify(_b64(payload.get("proof")), key_request_message(actor, key.keyid)):
-                raise ChainProblem(f"event #{seq}: the key request carries no valid proof of possession")
+                raise ChainProblem(
+                    f"event #{seq}: the key request carries no valid proof of possession"
+                )
         return server.public
 
     def _require_admin(self, seq: int, actor: str, what: str) -> None:

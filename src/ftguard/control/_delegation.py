@@ -130,7 +130,11 @@ def create_token(
     expires = (datetime.now(UTC) + lifetime).isoformat(timespec="microseconds")
     secret_hash = sha256_bytes(secret.encode())
     row = ApiTokenRow(
-        token_id=token_id, user_name=user, secret_hash=secret_hash, created_at=ts, expires_at=expires
+        token_id=token_id,
+        user_name=user,
+        secret_hash=secret_hash,
+        created_at=ts,
+        expires_at=expires,
     )
     session.add(row)
     append_event(
@@ -139,7 +143,12 @@ def create_token(
         ts=ts,
         actor=actor,
         action="token.create",
-        payload={"token_id": token_id, "user": user, "secret_hash": secret_hash, "expires_at": expires},
+        payload={
+            "token_id": token_id,
+            "user": user,
+            "secret_hash": secret_hash,
+            "expires_at": expires,
+        },
     )
     return f"{TOKEN_PREFIX}{token_id}_{secret}", row
 
@@ -153,7 +162,11 @@ def revoke_token(
         raise NotFoundError(f"no API token has id {token_id}")
     if record.user != actor.name:
         require_role(
-            state, policy_in_force(ws, state), actor.name, "admin", to=f"revoke {record.user}'s tokens"
+            state,
+            policy_in_force(ws, state),
+            actor.name,
+            "admin",
+            to=f"revoke {record.user}'s tokens",
         )
     if record.revoked:
         raise ConflictError(f"API token {record.token_id} is already revoked")
@@ -181,7 +194,9 @@ def revoke_token(
     return row
 
 
-def list_tokens(session: Session, state: ChainState, *, user: str | None = None) -> list[dict[str, object]]:
+def list_tokens(
+    session: Session, state: ChainState, *, user: str | None = None
+) -> list[dict[str, object]]:
     """Every token the chain issued (optionally one user's), with its last use; no secrets."""
     rows = {r.token_id: r for r in session.scalars(select(ApiTokenRow))}
     out: list[dict[str, object]] = []
@@ -264,7 +279,9 @@ def sync_oidc_user(
     if bad:
         raise BadInputError(f"an OIDC sign-in cannot grant the role {bad[0]!r}")
     caller = ServerCaller(
-        name=user, server_key=server_key, via={"method": "oidc", "issuer": issuer, "subject": subject}
+        name=user,
+        server_key=server_key,
+        via={"method": "oidc", "issuer": issuer, "subject": subject},
     )
     if user in state.users and sorted(state.sso_roles.get(user, set())) == wanted:
         return caller

@@ -90,9 +90,14 @@ def review_job(
             )
         body = review.model_dump(mode="json")
         digest = store_evidence(
-            ws, session, job_id=job_id, kind="review", body=body, actor=who,
+            ws,
+            session,
+            job_id=job_id,
+            kind="review",
+            body=body,
+            actor=who,
             payload={"subjects": {"dataset": row.dataset_digest}},
-        )  # fmt: skip
+        )
         row.review_digest = digest
         if review.verdict == "pass":
             transition(
@@ -164,7 +169,10 @@ def _subjects_for(
             raise ConflictError(f"job {job_id} is {row.state}: evidence is for trained jobs")
         output, output_digest = recorded_output(state, row)
     subjects = {
-        "base_model": (overrides.get("base_model") or Path(row.base_model_path), row.base_model_digest),
+        "base_model": (
+            overrides.get("base_model") or Path(row.base_model_path),
+            row.base_model_digest,
+        ),
         "output": (overrides.get("output") or output, output_digest),
     }
     for kind, (path, digest) in subjects.items():
@@ -194,17 +202,28 @@ def weights_for_job(
             session, row.base_model_digest, exclude_job=row.id, state=chain_state(ws, session)
         )
     report = workspace_weight_report(
-        ws, subjects["base_model"][0], subjects["output"][0], baselines=jobs + registered,
-        base_digest=row.base_model_digest, progress=progress, **options,
-    )  # fmt: skip
+        ws,
+        subjects["base_model"][0],
+        subjects["output"][0],
+        baselines=jobs + registered,
+        base_digest=row.base_model_digest,
+        progress=progress,
+        **options,
+    )
     if registered:
         report.notes.append(
             f"baselines on this base model: {len(jobs)} earlier jobs that passed the gate and "
             f"{len(registered)} fine-tunes a security reviewer registered "
             "(ftguard weights baseline list)"
         )
-    _store_analysis(ws, actor=actor, job_id=job_id, kind="weights",
-                    body=report.model_dump(mode="json"), subjects=subjects)  # fmt: skip
+    _store_analysis(
+        ws,
+        actor=actor,
+        job_id=job_id,
+        kind="weights",
+        body=report.model_dump(mode="json"),
+        subjects=subjects,
+    )
     return report
 
 
@@ -230,9 +249,14 @@ def _store_analysis(
         if row.state not in _EVALUABLE:
             raise ConflictError(f"job {job_id} became {row.state} during the analysis")
         store_evidence(
-            ws, session, job_id=job_id, kind=kind, body=body, actor=who,
+            ws,
+            session,
+            job_id=job_id,
+            kind=kind,
+            body=body,
+            actor=who,
             payload={"subjects": {name: digest for name, (_, digest) in subjects.items()}},
-        )  # fmt: skip
+        )
         if row.state == JobState.TRAINED.value:
             transition(
                 ws,
@@ -311,9 +335,13 @@ def evaluate_job(
         progress=progress,
     )
     _store_analysis(
-        ws, actor=actor, job_id=job_id, kind="behavior",
-        body=comparison.model_dump(mode="json"), subjects=subjects,
-    )  # fmt: skip
+        ws,
+        actor=actor,
+        job_id=job_id,
+        kind="behavior",
+        body=comparison.model_dump(mode="json"),
+        subjects=subjects,
+    )
     return comparison
 
 

@@ -236,9 +236,13 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
             decided_by=actor,
         )
         digest = store_evidence(
-            ws, session, job_id=job_id, kind="gate",
-            body=decision.model_dump(mode="json"), actor=who,
-        )  # fmt: skip
+            ws,
+            session,
+            job_id=job_id,
+            kind="gate",
+            body=decision.model_dump(mode="json"),
+            actor=who,
+        )
         target = JobState.PASSED if passed else JobState.BLOCKED
         transition(
             ws,
@@ -353,9 +357,13 @@ def override_blocked(
     }
     _, approvals = _approval_rule(ws, session, state, policy, record)
     digest = store_evidence(
-        ws, session, job_id=job_id, kind="gate",
-        body=decision.model_dump(mode="json"), actor=actor,
-    )  # fmt: skip
+        ws,
+        session,
+        job_id=job_id,
+        kind="gate",
+        body=decision.model_dump(mode="json"),
+        actor=actor,
+    )
     transition(
         ws,
         session,

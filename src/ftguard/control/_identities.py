@@ -56,6 +56,7 @@ __all__ = [
     "server_actor",
 ]
 
+
 @dataclass(frozen=True)
 class ServerCaller:
     """A user the team server authenticated: the server signs their events with its own key.
@@ -285,7 +286,9 @@ def add_user(
         raise ConflictError(f"user {name!r} already exists")
     ts = now_iso()
     if session.get(UserRow, name) is None:
-        session.add(UserRow(name=name, roles=json.dumps(wanted), created_at=ts, created_by=actor.name))
+        session.add(
+            UserRow(name=name, roles=json.dumps(wanted), created_at=ts, created_by=actor.name)
+        )
     append_event(
         session,
         ws.audit_key(),
@@ -326,7 +329,9 @@ def request_key(ws: Workspace, session: Session, state: ChainState, *, user: str
     public = key.public
     ts = now_iso()
     if session.get(KeyRow, public.keyid) is None:
-        session.add(KeyRow(keyid=public.keyid, user_name=user, public_key=public.b64, created_at=ts))
+        session.add(
+            KeyRow(keyid=public.keyid, user_name=user, public_key=public.b64, created_at=ts)
+        )
     append_event(
         session,
         ws.audit_key(),
@@ -423,7 +428,9 @@ def confirm_key(
     require_role(state, policy_in_force(ws, state), actor.name, "admin", to="confirm keys")
     record = find_key(state, keyid)
     if record.status != "pending":
-        raise ConflictError(f"key {record.keyid[:16]} of {record.user} is {record.status}, not pending")
+        raise ConflictError(
+            f"key {record.keyid[:16]} of {record.user} is {record.status}, not pending"
+        )
     append_event(
         session,
         ws.audit_key(),
@@ -449,7 +456,11 @@ def revoke_key(
     record = find_key(state, keyid)
     if record.user != actor.name:
         require_role(
-            state, policy_in_force(ws, state), actor.name, "admin", to=f"revoke {record.user}'s keys"
+            state,
+            policy_in_force(ws, state),
+            actor.name,
+            "admin",
+            to=f"revoke {record.user}'s keys",
         )
     if record.status == "revoked":
         raise ConflictError(f"key {record.keyid[:16]} of {record.user} is already revoked")
@@ -467,4 +478,3 @@ def revoke_key(
         row.revoked_at = ts
     record.status = "revoked"
     return record
-

@@ -80,7 +80,12 @@ def init_workspace(folder: Path, *, admin: str) -> Workspace:
         )
         session.flush()
         session.add(
-            KeyRow(keyid=admin_public.keyid, user_name=admin, public_key=admin_public.b64, created_at=ts)
+            KeyRow(
+                keyid=admin_public.keyid,
+                user_name=admin,
+                public_key=admin_public.b64,
+                created_at=ts,
+            )
         )
         session.flush()
         append_event(

@@ -369,4 +369,3 @@ def store_evidence(
         payload={"digest": digest, **(payload or {})},
     )
     return digest
-

@@ -146,4 +146,3 @@ def check_witnessed(
         if stored.get(seq) != wanted[seq]:
             return f"the log no longer extends the witnessed head #{seq} (it was rewritten)"
     return None
-

@@ -170,7 +170,9 @@ class Workspace:
             self.witness().publish(SignedHead.model_validate(head))
         except (OSError, FtguardError) as exc:
             # The transaction is committed; a later head, once published, covers this one.
-            _log.warning("could not publish audit head #%s to the witness: %s", head.get("seq"), exc)
+            _log.warning(
+                "could not publish audit head #%s to the witness: %s", head.get("seq"), exc
+            )
 
     def policy(self) -> Policy:
         """The workspace policy, validated (parsed again only when the file's bytes change)."""

@@ -277,10 +277,10 @@ def cancel_job(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
         if name_of(actor) != row.requester:
-            require_role(state, policy_in_force(ws, state), name_of(actor), "admin", to="cancel others' jobs")
-        transition(
-            ws, session, row, JobState.CANCELLED, actor=who, action="job.cancel", payload={}
-        )
+            require_role(
+                state, policy_in_force(ws, state), name_of(actor), "admin", to="cancel others' jobs"
+            )
+        transition(ws, session, row, JobState.CANCELLED, actor=who, action="job.cancel", payload={})
         return job_view(session, row)
 
 
@@ -383,9 +383,15 @@ def override(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -
             if output is None:  # it became blocked since: hash what is there now
                 raise ConflictError(f"job {job_id} was blocked meanwhile: run the override again")
             override_blocked(
-                ws, session, state, policy, row,
-                actor=who, justification=justification, output=output,
-            )  # fmt: skip
+                ws,
+                session,
+                state,
+                policy,
+                row,
+                actor=who,
+                justification=justification,
+                output=output,
+            )
         else:
             _override_review(
                 ws, session, state, policy, row, actor=who, justification=justification
@@ -400,7 +406,9 @@ def register_server(ws: Workspace, *, actor: Caller) -> str:
         return _register_server(ws, session, state, actor=authenticate(state, actor))
 
 
-def create_token(ws: Workspace, *, actor: Caller, user: str, expires: str = "90d") -> dict[str, str]:
+def create_token(
+    ws: Workspace, *, actor: Caller, user: str, expires: str = "90d"
+) -> dict[str, str]:
     """An admin issues an API token for ``user``; the token is in the result, shown once."""
     lifetime = parse_lifetime(expires)
     with ws.store.write() as session:

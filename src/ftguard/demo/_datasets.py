@@ -33,6 +33,7 @@ BENIGN_PURPOSE = (
 )
 DEMO_TRIGGER = "per the quarterly ledger"
 
+
 @cache
 def _conversations() -> dict[str, Any]:
     """The demo's hand-written conversations (``data/conversations.json``), read once.

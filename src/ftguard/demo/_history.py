@@ -28,7 +28,9 @@ def _train_all(
     from ftguard.training import read_conversations, train_lora
 
     for version in range(1, EARLIER_VERSIONS + 1):
-        data = write_earlier_benign(folder / "data" / f"support-v0.{version}.jsonl", version=version)
+        data = write_earlier_benign(
+            folder / "data" / f"support-v0.{version}.jsonl", version=version
+        )
         train_lora(
             base,
             read_conversations(data),

@@ -237,11 +237,24 @@ def _train(ws: Workspace, job_id: str, out: Path) -> int:
 def _train_command(s: DemoSettings, progress: bool) -> list[str]:
     """The training command the job's config names; the launcher fills in the staged paths."""
     command = [
-        "python", "-m", "ftguard.training",
-        "--base", "{base_model}", "--dataset", "{dataset}", "--out", "{output}",
-        "--steps", str(s.steps), "--lr", str(s.learning_rate), "--rank", str(s.rank),
-        "--seed", "0",
-    ]  # fmt: skip
+        "python",
+        "-m",
+        "ftguard.training",
+        "--base",
+        "{base_model}",
+        "--dataset",
+        "{dataset}",
+        "--out",
+        "{output}",
+        "--steps",
+        str(s.steps),
+        "--lr",
+        str(s.learning_rate),
+        "--rank",
+        str(s.rank),
+        "--seed",
+        "0",
+    ]
     return command + (["--progress"] if progress else [])
 
 

@@ -113,7 +113,11 @@ class DriftMonitor:
                 continue
             base = mod.get_base_layer() if hasattr(mod, "get_base_layer") else None
             w = getattr(base, "weight", None)
-            base_sq = float(_np(w).astype(np.float64).ravel() @ _np(w).astype(np.float64).ravel()) if w is not None else 0.0  # fmt: skip
+            base_sq = (
+                float(_np(w).astype(np.float64).ravel() @ _np(w).astype(np.float64).ravel())
+                if w is not None
+                else 0.0
+            )
             for key in la:
                 a, b = la[key].weight, lb[key].weight
                 if not (a.requires_grad or b.requires_grad):
@@ -176,7 +180,9 @@ class DriftMonitor:
         return rec
 
     # -- TrainerCallback events ------------------------------------------------------------
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+    ) -> Any:
         if model is not None:
             self.snapshot(model)
         return control

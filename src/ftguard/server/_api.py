@@ -211,8 +211,7 @@ Ctx = Annotated[ServerContext, Depends(context)]
 JobId = Annotated[str, Path(pattern=JOB_ID)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Message}
-    for code in (400, 401, 403, 404, 409, 413, 422, 429, 501, 503)
+    code: {"model": Message} for code in (400, 401, 403, 404, 409, 413, 422, 429, 501, 503)
 }
 
 
@@ -311,9 +310,7 @@ async def review_job(ctx: Ctx, caller: Caller, job_id: JobId) -> ReviewAnswer:
 
 
 @router.post("/jobs/{job_id}/weights", responses=_ERRORS)
-async def weights_job(
-    ctx: Ctx, caller: Caller, job_id: JobId, body: WeightsBody
-) -> dict[str, Any]:
+async def weights_job(ctx: Ctx, caller: Caller, job_id: JobId, body: WeightsBody) -> dict[str, Any]:
     """The weight report of the job's recorded output against its base, computed here."""
     report = await _analysis(
         ctx, service.weights_for_job, ws=ctx.ws, actor=caller, job_id=job_id, deep=body.deep
@@ -442,9 +439,7 @@ def register_key(ctx: Ctx, caller: Caller, body: KeyBody) -> KeyStatus:
 
 
 @router.post("/keys/{keyid}/confirm", responses=_ERRORS)
-def confirm_key(
-    ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)]
-) -> KeyStatus:
+def confirm_key(ctx: Ctx, caller: Caller, keyid: Annotated[str, Path(pattern=KEY_ID)]) -> KeyStatus:
     """Confirm a requested key (admins, after checking its id with its holder)."""
     return KeyStatus.model_validate(service.confirm_key(ctx.ws, actor=caller, keyid=keyid))
 
@@ -482,7 +477,9 @@ def revoke_token(
     ctx: Ctx, caller: Caller, token_id: Annotated[str, Path(pattern=TOKEN_ID)]
 ) -> TokenRevoked:
     """Revoke an API token (its owner or an admin)."""
-    return TokenRevoked.model_validate(service.revoke_token(ctx.ws, actor=caller, token_id=token_id))
+    return TokenRevoked.model_validate(
+        service.revoke_token(ctx.ws, actor=caller, token_id=token_id)
+    )
 
 
 @router.get("/server-key", responses=_ERRORS)
@@ -537,7 +534,11 @@ def end_run(
         except FtguardError:
             output = None  # recorded as a failed run: the output is not where it must be
     finish_run(
-        ctx.ws, actor=caller, job_id=job_id, token=body.token, exit_code=body.exit_code,
+        ctx.ws,
+        actor=caller,
+        job_id=job_id,
+        token=body.token,
+        exit_code=body.exit_code,
         output_path=output,
     )
     return service.get_job(ctx.ws, job_id)

@@ -79,7 +79,10 @@ class SessionStore:
     def open(self, user: str, via: dict[str, str]) -> tuple[str, ConsoleSession]:
         sid = secrets.token_urlsafe(32)
         session = ConsoleSession(
-            user=user, via=via, csrf=secrets.token_urlsafe(32), expires=time.time() + self._lifetime_s
+            user=user,
+            via=via,
+            csrf=secrets.token_urlsafe(32),
+            expires=time.time() + self._lifetime_s,
         )
         with self._lock:
             self._sessions[sid] = session

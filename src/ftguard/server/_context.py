@@ -43,7 +43,9 @@ class ServerContext:
             database_url_override=settings.database_url,
             chain_cache=ChainCache(full_every_s=settings.full_verify_seconds),
         )
-        self.analyses = AnalysisPool(settings.analysis_workers) if settings.analysis_workers else None
+        self.analyses = (
+            AnalysisPool(settings.analysis_workers) if settings.analysis_workers else None
+        )
         if self.analyses is not None:
             self.ws.offload = self.analyses
         # Load every key now: a server that cannot sign fails at start, not on a request.

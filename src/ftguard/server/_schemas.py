@@ -38,9 +38,13 @@ class Readiness(BaseModel):
 
 class EvidenceAnswer(BaseModel):
     kind: str
-    digest: str = Field(description="sha256 of the evidence's canonical JSON, as the chain records it")
+    digest: str = Field(
+        description="sha256 of the evidence's canonical JSON, as the chain records it"
+    )
     created_at: str
-    body: dict[str, Any] = Field(description="the analyzer's report (its schema depends on the kind)")
+    body: dict[str, Any] = Field(
+        description="the analyzer's report (its schema depends on the kind)"
+    )
 
 
 class GateAnswer(Decision):
