@@ -97,6 +97,72 @@ def recorded(page: Any, artifacts: Path, name: str, scenario: Callable[[], None]
         raise
 
 
+def _sign_in_with_the_issuer(page: Any, served: LiveServer, job_id: str) -> None:
+    """Authorization code with PKCE, all in the browser; then approving says no key yet."""
+    page.goto(f"{served.url}/jobs/{job_id}")
+    assert "/login" in page.url
+    page.get_by_role("link", name="Sign in with 127.0.0.1").click()
+    page.wait_for_url(f"{served.url}/jobs/{job_id}")
+    assert page.locator(".who .user").inner_text() == "bob@example.com"
+    page.get_by_role("button", name="Approve…").click()
+    assert "no signing key" in page.get_by_role("alert").inner_text()
+
+
+def _register_this_browsers_key(page: Any, server: Server, artifacts: Path) -> str:
+    """Register a non-extractable Ed25519 key kept in IndexedDB; its key id (pending)."""
+    page.get_by_role("alert").get_by_role("link", name="Open the Keys page").click()
+    page.get_by_role("button", name="Register this browser's key").click()
+    page.get_by_text("pending until an admin confirms it").first.wait_for()
+    pending = server.get("/api/v1/users", "root").json()
+    keyid = next(u for u in pending if u["name"] == "bob@example.com")["pending_keys"][0]
+    assert keyid in page.locator("#browser-key-status").inner_text().replace(" ", "")
+    stored = page.evaluate(
+        """() => new Promise((resolve, reject) => {
+             const open = indexedDB.open("ftguard-console", 1);
+             open.onerror = () => reject(open.error);
+             open.onsuccess = () => {
+               const get = open.result.transaction("keys").objectStore("keys").get("bob@example.com");
+               get.onsuccess = () => resolve({
+                 keyid: get.result.keyid,
+                 extractable: get.result.keyPair.privateKey.extractable,
+                 algorithm: get.result.keyPair.privateKey.algorithm.name});
+             };
+           })"""
+    )
+    assert stored == {"keyid": keyid, "extractable": False, "algorithm": "Ed25519"}
+    snapshot(page, artifacts, "keys")
+    return keyid
+
+
+def _read_the_evidence_and_approve(
+    page: Any, served: LiveServer, server: Server, artifacts: Path, job_id: str
+) -> None:
+    """The job in the queue, its evidence, then the approval, the audit log and the policy."""
+    page.get_by_role("link", name="Queue").click()
+    page.locator("#mine-h").wait_for()
+    snapshot(page, artifacts, "queue")
+    page.get_by_role("link", name=job_id).first.click()
+    page.wait_for_url(f"{served.url}/jobs/{job_id}")
+    for heading in ("Dataset review", "Weight report", "Behaviour comparison"):
+        assert page.get_by_role("heading", name=heading).is_visible()
+    assert page.locator("svg.heatmap rect").count() > 50
+    snapshot(page, artifacts, "job")
+    page.get_by_role("button", name="Approve…").click()
+    dialog = page.get_by_role("dialog")
+    dataset = server.get(f"/api/v1/jobs/{job_id}", "root").json()["dataset"]["sha256"]
+    assert dataset in dialog.inner_text()
+    if os.environ.get("FTGUARD_TEST_ARTIFACTS"):
+        page.screenshot(path=str(artifacts / "approve-dialog.png"))
+    dialog.get_by_role("button", name="Sign and approve").click()
+    page.locator("#approvals").get_by_role("cell", name="bob@example.com").wait_for()
+    assert page.locator("#approve").count() == 0
+    page.get_by_role("link", name="Audit log").click()
+    snapshot(page, artifacts, "audit")
+    page.get_by_role("link", name="Policy").click()
+    assert page.get_by_role("heading", name="Policy in force").is_visible()
+    snapshot(page, artifacts, "policy")
+
+
 def test_an_approver_signs_in_registers_a_browser_key_and_approves(
     browser: Any, served: LiveServer, server: Server, issuer: TestIssuer, artifacts: Path
 ) -> None:
@@ -112,67 +178,11 @@ def test_an_approver_signs_in_registers_a_browser_key_and_approves(
     keyid: dict[str, str] = {}
 
     def scenario() -> None:
-        # Sign in through the issuer: authorization code with PKCE, all in the browser.
-        page.goto(f"{served.url}/jobs/{job_id}")
-        assert "/login" in page.url
-        page.get_by_role("link", name="Sign in with 127.0.0.1").click()
-        page.wait_for_url(f"{served.url}/jobs/{job_id}")
-        assert page.locator(".who .user").inner_text() == "bob@example.com"
-
-        # The key is not registered yet: approving says so, in the alert.
-        page.get_by_role("button", name="Approve…").click()
-        alert = page.get_by_role("alert")
-        assert "no signing key" in alert.inner_text()
-
-        # Register this browser's key (non-extractable, kept in IndexedDB).
-        alert.get_by_role("link", name="Open the Keys page").click()
-        page.get_by_role("button", name="Register this browser's key").click()
-        page.get_by_text("pending until an admin confirms it").first.wait_for()
-        pending = server.get("/api/v1/users", "root").json()
-        keyid["bob"] = next(u for u in pending if u["name"] == "bob@example.com")["pending_keys"][0]
-        assert keyid["bob"] in page.locator("#browser-key-status").inner_text().replace(" ", "")
-        stored = page.evaluate(
-            """() => new Promise((resolve, reject) => {
-                 const open = indexedDB.open("ftguard-console", 1);
-                 open.onerror = () => reject(open.error);
-                 open.onsuccess = () => {
-                   const get = open.result.transaction("keys").objectStore("keys").get("bob@example.com");
-                   get.onsuccess = () => resolve({
-                     keyid: get.result.keyid,
-                     extractable: get.result.keyPair.privateKey.extractable,
-                     algorithm: get.result.keyPair.privateKey.algorithm.name});
-                 };
-               })"""
-        )
-        assert stored == {"keyid": keyid["bob"], "extractable": False, "algorithm": "Ed25519"}
-        snapshot(page, artifacts, "keys")
+        _sign_in_with_the_issuer(page, served, job_id)
+        keyid["bob"] = _register_this_browsers_key(page, server, artifacts)
         confirmed = server.post(f"/api/v1/keys/{keyid['bob']}/confirm", "root")
         assert confirmed.status_code == 200, confirmed.text
-
-        # The job in the queue, its evidence, then the approval.
-        page.get_by_role("link", name="Queue").click()
-        page.locator("#mine-h").wait_for()
-        snapshot(page, artifacts, "queue")
-        page.get_by_role("link", name=job_id).first.click()
-        page.wait_for_url(f"{served.url}/jobs/{job_id}")
-        for heading in ("Dataset review", "Weight report", "Behaviour comparison"):
-            assert page.get_by_role("heading", name=heading).is_visible()
-        assert page.locator("svg.heatmap rect").count() > 50
-        snapshot(page, artifacts, "job")
-        page.get_by_role("button", name="Approve…").click()
-        dialog = page.get_by_role("dialog")
-        dataset = server.get(f"/api/v1/jobs/{job_id}", "root").json()["dataset"]["sha256"]
-        assert dataset in dialog.inner_text()
-        if os.environ.get("FTGUARD_TEST_ARTIFACTS"):
-            page.screenshot(path=str(artifacts / "approve-dialog.png"))
-        dialog.get_by_role("button", name="Sign and approve").click()
-        page.locator("#approvals").get_by_role("cell", name="bob@example.com").wait_for()
-        assert page.locator("#approve").count() == 0
-        page.get_by_role("link", name="Audit log").click()
-        snapshot(page, artifacts, "audit")
-        page.get_by_role("link", name="Policy").click()
-        assert page.get_by_role("heading", name="Policy in force").is_visible()
-        snapshot(page, artifacts, "policy")
+        _read_the_evidence_and_approve(page, served, server, artifacts, job_id)
 
     recorded(page, artifacts, "approver", scenario)
     context.close()

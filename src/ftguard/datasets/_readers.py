@@ -118,96 +118,113 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 yield lineno, exc
 
 
+class _ArrayCursor:
+    """A position in a JSON array's text, read in chunks (for :func:`_iter_json_array`)."""
+
+    def __init__(self, reader: io.TextIOWrapper) -> None:
+        self.reader = reader
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+
+    def fill(self, size: int = _CHUNK) -> bool:
+        """Append the next chunk to what is left of the buffer; False at the end of the file."""
+        chunk = self.reader.read(size)
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        self.eof = not chunk
+        return bool(chunk)
+
+    def next_char(self) -> str | None:
+        """The next character that is not whitespace (not consumed), or None at the end."""
+        while True:
+            buf, pos = self.buf, self.pos
+            while pos < len(buf) and buf[pos] in _WS:
+                if buf[pos] == "\n":
+                    self.line += 1
+                pos += 1
+            self.pos = pos
+            if pos < len(buf) or self.eof or not self.fill():
+                break
+        return self.buf[self.pos] if self.pos < len(self.buf) else None
+
+    def decode_value(self, decoder: StrictDecoder) -> tuple[Any, int, RecordError | None]:
+        """Decode the value at the cursor, reading more while the buffer's end may cut it.
+
+        Raises:
+            RecordError: The value cannot be read (why, without the "rest" suffix).
+
+        """
+        while True:
+            try:
+                obj, end, refused = _decode_value(decoder, self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                left = len(self.buf) - self.pos
+                if not self.eof and left <= MAX_RECORD_BYTES:
+                    self.fill(max(_CHUNK, left))
+                    continue
+                if left > MAX_RECORD_BYTES:
+                    raise RecordError(f"a record larger than {MAX_RECORD_BYTES} bytes") from None
+                raise RecordError(f"invalid JSON: {exc.msg}") from None
+            if end < len(self.buf) or self.eof:
+                return obj, end, refused
+            self.fill()  # a number may go on past the buffer's end
+
+
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
     """The elements of one JSON array, decoded one at a time (strict JSON between them)."""
     decoder = StrictDecoder()
     rest = "; the rest of the array is unreadable"
     with path.open("rb") as fh:
         reader = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        buf = ""
-        pos = 0
-        line = 1
-        eof = False
+        cur = _ArrayCursor(reader)
         state = "start"  # start, first (after '['), value (after ','), next (after a value), end
-
-        def fill(size: int = _CHUNK) -> bool:
-            nonlocal buf, pos, eof
-            chunk = reader.read(size)
-            buf = buf[pos:] + chunk
-            pos = 0
-            eof = not chunk
-            return bool(chunk)
-
         while True:
-            while True:  # skip whitespace, reading more as needed
-                while pos < len(buf) and buf[pos] in _WS:
-                    if buf[pos] == "\n":
-                        line += 1
-                    pos += 1
-                if pos < len(buf) or eof or not fill():
-                    break
-            if pos >= len(buf):
+            char = cur.next_char()
+            if char is None:
                 if state not in ("start", "end"):
-                    yield line, RecordError(f"invalid JSON: the array is not closed{rest}")
+                    yield cur.line, RecordError(f"invalid JSON: the array is not closed{rest}")
                 return
-            char = buf[pos]
-            if state == "start":
-                if char != "[":
-                    yield line, RecordError("the file is not a JSON array")
+            if state in ("start", "end", "next") or (state == "first" and char == "]"):
+                state, error = _array_punctuation(state, char, rest)
+                if error is not None:
+                    yield cur.line, error
                     return
-                pos += 1
-                state = "first"
+                cur.pos += 1
                 continue
-            if state == "end":
-                yield line, RecordError("invalid JSON: data after the end of the array")
+            try:
+                obj, end, refused = cur.decode_value(decoder)
+            except RecordError as exc:
+                yield cur.line, RecordError(f"{exc}{rest}")
                 return
-            if state == "next":
-                if char not in ",]":
-                    yield (
-                        line,
-                        RecordError(f"invalid JSON: expected ',' or ']' after a record{rest}"),
-                    )
-                    return
-                pos += 1
-                state = "value" if char == "," else "end"
-                continue
-            if state == "first" and char == "]":
-                pos += 1
-                state = "end"
-                continue
-            # a value: decode it, reading more while it may be cut off by the buffer's end
-            while True:
-                try:
-                    obj, end, refused = _decode_value(decoder, buf, pos)
-                except json.JSONDecodeError as exc:
-                    if not eof and len(buf) - pos <= MAX_RECORD_BYTES:
-                        fill(max(_CHUNK, len(buf) - pos))
-                        continue
-                    why = (
-                        f"a record larger than {MAX_RECORD_BYTES} bytes"
-                        if len(buf) - pos > MAX_RECORD_BYTES
-                        else f"invalid JSON: {exc.msg}"
-                    )
-                    yield line, RecordError(f"{why}{rest}")
-                    return
-                except RecordError as exc:  # refused, and its end cannot be found
-                    yield line, RecordError(f"{exc}{rest}")
-                    return
-                if end < len(buf) or eof:
-                    break
-                fill()  # a number may go on past the buffer's end
-            if end - pos > MAX_RECORD_BYTES:
-                yield line, RecordError(f"a record larger than {MAX_RECORD_BYTES} bytes{rest}")
+            if end - cur.pos > MAX_RECORD_BYTES:
+                yield cur.line, RecordError(f"a record larger than {MAX_RECORD_BYTES} bytes{rest}")
                 return
             if refused is not None:
-                yield line, refused
-            elif _ESCAPED.search(buf, pos, end):
-                yield line, RecordError("invalid UTF-8 in the record")
+                yield cur.line, refused
+            elif _ESCAPED.search(cur.buf, cur.pos, end):
+                yield cur.line, RecordError("invalid UTF-8 in the record")
             else:
-                yield line, obj
-            line += buf.count("\n", pos, end)
-            pos = end
+                yield cur.line, obj
+            cur.line += cur.buf.count("\n", cur.pos, end)
+            cur.pos = end
             state = "next"
+
+
+def _array_punctuation(state: str, char: str, rest: str) -> tuple[str, RecordError | None]:
+    """The state after ``char`` where the array's syntax, not a value, is expected."""
+    if state == "start":
+        if char != "[":
+            return state, RecordError("the file is not a JSON array")
+        return "first", None
+    if state == "end":
+        return state, RecordError("invalid JSON: data after the end of the array")
+    if state == "next":
+        if char not in ",]":
+            return state, RecordError(f"invalid JSON: expected ',' or ']' after a record{rest}")
+        return ("value" if char == "," else "end"), None
+    return "end", None  # "first" and "]": an empty array
 
 
 def _decode_value(

@@ -249,55 +249,65 @@ class BackdoorTriggerScanner:
         return self._pass < 3
 
     def replay(self, examples: Iterable[Example]) -> None:
-        labels, first = self._final, self._first
-        n = len(labels)
         if self._pass == 0:
-            for ex in examples:
-                i = ex.index
-                if i >= n or not first[i]:
-                    continue
-                flip = self._twin_of(i, ex)
-                if flip is not None:
-                    labels[i] |= FLIPPED
-                    self._flips[flip] += 1
-                if not labels[i]:
-                    continue
-                for key, surface in _ngrams(ex.request).items():
-                    rec = self._anom.get(key)
-                    if rec is None:
-                        rec = self._anom[key] = [0, 0, 0, 0, 0]
-                        self._surface[key] = surface
-                    rec[0] += 1
-                    for bit, slot in _SLOTS:
-                        if labels[i] & bit:
-                            rec[slot] += 1
-            self._anom = {k: v for k, v in self._anom.items() if v[0] >= self.min_support}
-            unis = sorted((k for k in self._anom if " " not in k), key=lambda k: -self._anom[k][0])
-            self._tops = unis[:TOP_UNIGRAMS]
+            self._collect_anomalous_ngrams(examples)
         elif self._pass == 1:
-            cands = self._anom
-            tops = set(self._tops)
-            for ex in examples:
-                i = ex.index
-                if i >= n or not first[i]:
-                    continue
-                grams = _ngrams(ex.request)
-                hit = [k for k in grams if k in cands]
-                self._total.update(hit)
-                if labels[i]:
-                    for k in hit:
-                        lst = self._examples.setdefault(k, [])
-                        if len(lst) < 10:
-                            lst.append(i)
-                present = sorted(tops.intersection(grams))
-                if len(present) >= 2:
-                    prs = list(combinations(present, 2))
-                    self._pair_total.update(prs)
-                    if labels[i]:
-                        self._pair_anom.update(prs)
+            self._count_candidates(examples)
         else:
             self._find_carriers(examples)
         self._pass += 1
+
+    def _collect_anomalous_ngrams(self, examples: Iterable[Example]) -> None:
+        """First replay: flipped twins, and the n-grams of anomalous requests with support."""
+        labels, first = self._final, self._first
+        n = len(labels)
+        for ex in examples:
+            i = ex.index
+            if i >= n or not first[i]:
+                continue
+            flip = self._twin_of(i, ex)
+            if flip is not None:
+                labels[i] |= FLIPPED
+                self._flips[flip] += 1
+            if not labels[i]:
+                continue
+            for key, surface in _ngrams(ex.request).items():
+                rec = self._anom.get(key)
+                if rec is None:
+                    rec = self._anom[key] = [0, 0, 0, 0, 0]
+                    self._surface[key] = surface
+                rec[0] += 1
+                for bit, slot in _SLOTS:
+                    if labels[i] & bit:
+                        rec[slot] += 1
+        self._anom = {k: v for k, v in self._anom.items() if v[0] >= self.min_support}
+        unis = sorted((k for k in self._anom if " " not in k), key=lambda k: -self._anom[k][0])
+        self._tops = unis[:TOP_UNIGRAMS]
+
+    def _count_candidates(self, examples: Iterable[Example]) -> None:
+        """Second replay: every candidate n-gram's and top word pair's occurrences everywhere."""
+        labels, first = self._final, self._first
+        n = len(labels)
+        cands = self._anom
+        tops = set(self._tops)
+        for ex in examples:
+            i = ex.index
+            if i >= n or not first[i]:
+                continue
+            grams = _ngrams(ex.request)
+            hit = [k for k in grams if k in cands]
+            self._total.update(hit)
+            if labels[i]:
+                for k in hit:
+                    lst = self._examples.setdefault(k, [])
+                    if len(lst) < 10:
+                        lst.append(i)
+            present = sorted(tops.intersection(grams))
+            if len(present) >= 2:
+                prs = list(combinations(present, 2))
+                self._pair_total.update(prs)
+                if labels[i]:
+                    self._pair_anom.update(prs)
 
     def _strong(self) -> list[Trigger]:
         """The best candidates (up to MAX_STRONG) that pass the default trigger limits."""
