@@ -40,7 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--base", type=Path, required=True, help="safetensors model folder")
     parser.add_argument(
-        "--dataset", type=Path, required=True, help="OpenAI chat JSONL or Alpaca JSON/JSONL"
+        "--dataset",
+        type=Path,
+        required=True,
+        help=(
+            "a dataset in any format the review reads (ftguard.datasets: OpenAI chat, Alpaca, "
+            "ShareGPT, prompt/completion; JSONL, JSON, CSV/TSV, Parquet); refused if any "
+            "record is unreadable"
+        ),
     )
     parser.add_argument("--out", type=Path, required=True, help="output adapter folder")
     parser.add_argument("--steps", type=int, default=30)
