@@ -19,7 +19,7 @@ from ftguard.errors import BadInputError
 from ftguard.review._example import Example
 from ftguard.review._models import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
 from ftguard.review._policy import ReviewPolicy
-from ftguard.review._verdict import judge
+from ftguard.review._verdict import decide_verdict
 from ftguard.review._worker import scan_chunk
 from ftguard.review.scanners._registry import (
     BUILTIN_SCANNERS,
@@ -184,7 +184,9 @@ def review_dataset(
     )
     findings = sorted(tally.findings, key=lambda f: (f.example, -severity_rank(f.severity)))
     ran = {o.name for o in objs}
-    verdict, reasons = judge(policy, n, findings, dataset_findings, triggers, run.provenance, ran)
+    verdict, reasons = decide_verdict(
+        policy, n, findings, dataset_findings, triggers, run.provenance, ran
+    )
     from ftguard.digests import manifest_of
 
     return DatasetReview(

@@ -8,10 +8,10 @@ from ftguard.review._models import DatasetFinding, Finding, Trigger, severity_ra
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review.scanners.quality_provenance import check_provenance
 
-__all__ = ["judge"]
+__all__ = ["decide_verdict"]
 
 
-def judge(
+def decide_verdict(
     policy: ReviewPolicy,
     n: int,
     findings: list[Finding],
