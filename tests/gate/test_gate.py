@@ -184,15 +184,19 @@ def test_golden_attestations_still_verify(tmp_path: Path) -> None:
     versions = sorted(p for p in GOLDEN.iterdir() if p.is_dir())
     assert versions, "no golden attestations found"
     for folder in versions:
-        result = verify_deployment(
-            folder / "model", folder / "attestation.json", folder / "trusted.pub"
-        )
+        args = (folder / "model", folder / "attestation.json", folder / "trusted.pub")
+        signed = (folder / "model.sig").exists()
+        result = verify_deployment(*args, allow_legacy_attestation=not signed)
         assert result.decision == "pass"
+        if not signed:
+            # Issued before the gate signed models: refused unless legacy is allowed explicitly.
+            with pytest.raises(VerificationError, match="names no model_signing signature"):
+                verify_deployment(*args)
         tampered = tmp_path / folder.name
         shutil.copytree(folder / "model", tampered)
         (tampered / "adapter_config.json").write_text("{}")
         with pytest.raises(VerificationError):
-            verify_deployment(tampered, folder / "attestation.json", folder / "trusted.pub")
+            verify_deployment(tampered, *args[1:], allow_legacy_attestation=True)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ftguard.attest._keys import PrivateKey, PublicKey
+from ftguard.digests import canonical_json
 from ftguard.errors import VerificationError
 
 __all__ = [
@@ -27,11 +28,6 @@ __all__ = [
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-
-
-def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

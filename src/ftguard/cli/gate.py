@@ -19,7 +19,7 @@ from ftguard.cli._common import (
     workspace,
 )
 from ftguard.control import service
-from ftguard.errors import EXIT_VERDICT
+from ftguard.errors import EXIT_VERDICT, BadInputError
 from ftguard.gate import Decision
 
 
@@ -40,11 +40,13 @@ def gate(
             f"{client.server}{answer['attestation_url']}" if answer.get("attestation_url") else None
         )
         as_dict = dict(answer, attestation=where)
+        files: dict[str, Path] = {}
     else:
         outcome = service.decide_gate(workspace(), actor=actor_or_default(actor), job_id=job_id)
         decision = outcome.decision
         where = str(outcome.attestation_path) if outcome.attestation_path else None
         as_dict = outcome.to_json_dict()
+        files = outcome.files
     if as_json:
         print_json(as_dict)
     else:
@@ -55,6 +57,8 @@ def gate(
             console.print(f"  {mark:>14}  {escape(rule.rule):<18} {escape(rule.reason)}")
         if where:
             console.print(f"attestation: {escape(where)}")
+        for name, path in sorted(files.items()):
+            console.print(f"{name.replace('_', ' ')}: {escape(str(path))}")
     if decision.decision != "pass":
         raise typer.Exit(EXIT_VERDICT)
 
@@ -64,8 +68,32 @@ def deploy(
     job_id: Annotated[str, typer.Argument(help="A job that passed the gate.")],
     actor: ActorOption = None,
     as_json: JsonOption = False,
+    mlflow_model: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            help="Also register the output as a version of this MLflow registered model and "
+            "point --alias at it (needs ftguard[mlflow]).",
+        ),
+    ] = None,
+    alias: Annotated[
+        str, typer.Option("--alias", help="The MLflow alias to set (with --mlflow).")
+    ] = "approved",
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="The MLflow tracking server (default: MLFLOW_TRACKING_URI)."
+        ),
+    ] = None,
 ) -> None:
-    """Mark a passed job deployed (refused for any other state)."""
+    """Mark a passed job deployed (refused for any other state); --mlflow registers it too."""
+    if mlflow_model is not None:
+        from ftguard.cli._mlflow import deploy_to_mlflow
+
+        deploy_to_mlflow(
+            job_id, actor_or_default(actor), mlflow_model, alias, tracking_uri, as_json
+        )
+        return
     path = service.deploy_job(workspace(), actor=actor_or_default(actor), job_id=job_id)
     if as_json:
         print_json({"job": job_id, "state": "deployed", "attestation": str(path)})
@@ -77,14 +105,19 @@ def deploy(
 
 @app.command("verify-deployment")
 def verify_deployment_cmd(
-    model_path: Annotated[Path, typer.Argument(help="Model or adapter folder to be served.")],
-    attestation: Annotated[Path, typer.Option("--attestation", help="Attestation file.")],
+    model_path: Annotated[
+        Path | None,
+        typer.Argument(help="Model or adapter folder to be served (not with --mlflow)."),
+    ] = None,
+    attestation: Annotated[
+        Path | None, typer.Option("--attestation", help="Attestation file (not with --mlflow).")
+    ] = None,
     trusted_key: Annotated[
         Path,
         typer.Option(
             "--trusted-key", help="The workspace's attestation public key (keys/attestation.pub)."
         ),
-    ],
+    ] = ...,  # type: ignore[assignment]  # required (typer: ...), after the optional path
     witness: Annotated[
         str | None,
         typer.Option(
@@ -92,20 +125,98 @@ def verify_deployment_cmd(
             help="The audit log's witness (a file or file:PATH): the decision's head must be in it.",
         ),
     ] = None,
+    model_signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-signature",
+            help="The model's OpenSSF Model Signing signature (default: model.sig beside the "
+            "attestation).",
+        ),
+    ] = None,
+    model_signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-signing-key",
+            help="The published model-signing public key (keys/model-signing.pub); when given "
+            "it must be the key the attestation names.",
+        ),
+    ] = None,
+    allow_legacy_attestation: Annotated[
+        bool,
+        typer.Option(
+            "--allow-legacy-attestation",
+            help="Accept an attestation issued before the gate signed models (it names no "
+            "model signature).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            help="Verify a registered MLflow version instead (models:/NAME@ALIAS or "
+            "models:/NAME/VERSION): its files against the attestation stored with them.",
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="The MLflow tracking server (default: MLFLOW_TRACKING_URI)."
+        ),
+    ] = None,
+    download_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--download-to",
+            help="With --mlflow: keep the verified files in this empty folder (model/, ftguard/).",
+        ),
+    ] = None,
 ) -> None:
-    """Serving side: exit 0 only if the attestation is valid, trusted and matches the files."""
+    """Serving side: exit 0 only if the attestation and the model signature both verify.
+
+    The attestation must be valid, trusted and name exactly these files; the OpenSSF Model
+    Signing signature it names must verify over the same files (exit 6 otherwise).
+    """
     from ftguard.control import open_witness
-    from ftguard.gate import verify_deployment
+    from ftguard.errors import VerificationError
+    from ftguard.gate import check_deployment
 
     heads = None
     if witness is not None:
         uri = witness if ":" in witness.split("/")[0] else f"file:{witness}"
         heads = [(h.seq, h.hash) for h in open_witness(uri).heads()]
-    result = verify_deployment(model_path, attestation, trusted_key, witness_heads=heads)
+    if mlflow_uri is not None:
+        from ftguard.cli._mlflow import verify_from_mlflow
+
+        verify_from_mlflow(
+            mlflow_uri, trusted_key, tracking_uri, download_to, heads, model_signing_key, as_json
+        )
+        return
+    if model_path is None or attestation is None:
+        raise BadInputError(
+            "name the model folder and --attestation (or --mlflow models:/NAME@ALIAS)"
+        )
+    report = check_deployment(
+        model_path,
+        attestation,
+        trusted_key,
+        witness_heads=heads,
+        model_signature=model_signature,
+        model_signing_key=model_signing_key,
+        allow_legacy_attestation=allow_legacy_attestation,
+    )
     if as_json:
-        print_json(result)
+        out = report.verification.model_dump(mode="json") if report.verification else {}
+        out.update(report.model_dump(mode="json", exclude={"verification"}))
+        print_json(out)
     else:
+        for name, check in report.checks.items():
+            mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+            console.print(f"  {mark:>14}  {name:<14} {escape(check.detail)}")
+    if not report.ok:
+        raise VerificationError(report.reasons[0])
+    if not as_json and report.verification is not None:
+        result = report.verification
         console.print(
             f"verified: {escape(str(model_path))} is the model job {escape(result.job_id)} "
             "passed the gate with "

@@ -62,7 +62,7 @@ def review_job(
             f"a job's review runs the policy's full review on the job's stated purpose; "
             f"{given} can only be chosen when reviewing a dataset file"
         )
-    options = {k: v for k, v in options.items() if k == "workers"}
+    options = {k: v for k, v in options.items() if k in ("workers", "engine")}
     with ws.store.read() as session:
         state, policy, _ = acting(ws, session, actor)
         row = checked_job(session, state, job_id)

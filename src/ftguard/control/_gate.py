@@ -5,6 +5,12 @@ each analysis's newest evidence whose digest the chain records *and* whose subje
 it was computed on) are the job's recorded base model and output, and the output manifest the
 launcher recorded, which it hashes again before it signs. The attestation names that exact
 manifest and the audit head the decision was recorded under.
+
+Beside it, in the job's reports folder: on a pass the model's OpenSSF Model Signing signature
+(``model.sig``, by the workspace's EC P-256 model-signing key, which the attestation names); on
+every decision a SLSA Verification Summary (``vsa.json``) and, where the decision read a
+behaviour comparison, its in-toto Test Result (``test-result.json``), both signed with the
+attestation key. No key leaves this process.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ftguard.attest import Envelope, ensure_model_signing_key, model_signing_keyid, sign_model
 from ftguard.control._approvals import verify_job_approvals
 from ftguard.control._chain import Actor, ChainState, JobRecord
 from ftguard.control._identities import (
@@ -26,12 +33,26 @@ from ftguard.control._identities import (
     name_of,
     require_role,
 )
-from ftguard.control._jobs import chain_evidence, checked_job, store_evidence, transition
+from ftguard.control._jobs import (
+    chain_evidence,
+    checked_job,
+    evidence_body,
+    store_evidence,
+    transition,
+)
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import Manifest, manifest_of
 from ftguard.errors import BadInputError, ConflictError, FtguardError, PermissionDeniedError
-from ftguard.gate import Decision, RuleResult, evaluate_rules, issue_attestation
+from ftguard.gate import (
+    MODEL_SIGNATURE_FILENAME,
+    Decision,
+    RuleResult,
+    behavior_test_result,
+    evaluate_rules,
+    gate_verification_summary,
+    issue_attestation,
+)
 from ftguard.policy import Policy
 from ftguard.store import AuditEventRow, JobRow
 
@@ -45,16 +66,36 @@ __all__ = [
 ]
 
 
-class GateOutcome:
-    """A decision and, on pass, where its attestation was written."""
+STANDARD_FILES = {
+    "model_signature": MODEL_SIGNATURE_FILENAME,
+    "verification_summary": "vsa.json",
+    "test_result": "test-result.json",
+}
+"""The files the gate writes beside ``attestation.json``, by their JSON key."""
 
-    def __init__(self, decision: Decision, attestation_path: Path | None) -> None:
+
+class GateOutcome:
+    """A decision and, on pass, where its attestation was written.
+
+    ``files`` names the other files the gate wrote: ``model_signature`` (a pass),
+    ``verification_summary`` (always), ``test_result`` (when a behaviour comparison was read).
+    """
+
+    def __init__(
+        self,
+        decision: Decision,
+        attestation_path: Path | None,
+        files: dict[str, Path] | None = None,
+    ) -> None:
         self.decision = decision
         self.attestation_path = attestation_path
+        self.files = dict(files or {})
 
     def to_json_dict(self) -> dict[str, Any]:
         out = self.decision.model_dump(mode="json")
         out["attestation"] = str(self.attestation_path) if self.attestation_path else None
+        for name in STANDARD_FILES:
+            out[name] = str(self.files[name]) if name in self.files else None
         return out
 
 
@@ -257,7 +298,48 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
         if passed:
             assert current is not None
             path = _attest(ws, session, row, decision, approvals, current, who)
-    return GateOutcome(decision, path)
+            subject: Manifest | None = current
+        else:
+            subject = current or _recorded_output(record)
+        files = _standard_attestations(ws, session, row, decision, approvals, subject)
+    return GateOutcome(decision, path, files)
+
+
+def _recorded_output(record: JobRecord) -> Manifest | None:
+    output = record.output or {}
+    return _recorded_manifest(output) if output.get("root") else None
+
+
+def model_signing_key_paths(ws: Workspace) -> tuple[Path, Path]:
+    """The workspace's EC P-256 model-signing key (owner-only) and its published public key.
+
+    They live beside the attestation key: ``keys/model-signing.key`` and
+    ``keys/model-signing.pub``.
+    """
+    keys = ws.attestation_key_path.parent
+    return keys / "model-signing.key", keys / "model-signing.pub"
+
+
+def _sign_model(ws: Workspace, row: JobRow, manifest: Manifest) -> dict[str, Any]:
+    """Sign the output with ``model_signing``; what the attestation records of the signature."""
+    private, public = model_signing_key_paths(ws)
+    pem = ensure_model_signing_key(private, public)
+    signature = ws.reports_dir / row.id / MODEL_SIGNATURE_FILENAME
+    digest = sign_model(
+        Path(str(row.output_path)), signature, private_key=private, expected=manifest
+    )
+    return {
+        "signature": MODEL_SIGNATURE_FILENAME,
+        "signature_sha256": digest,
+        "public_key": pem.decode(),
+        "keyid": model_signing_keyid(pem),
+    }
+
+
+def _write_envelope(path: Path, envelope: Envelope) -> None:
+    body = json.loads(envelope.model_dump_json())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, indent=2) + "\n")
 
 
 def _attest(
@@ -276,13 +358,49 @@ def _attest(
         key=ws.attestation_key(),
         approvals=approvals,
         audit_head={"seq": head.get("seq"), "hash": head.get("hash")},
+        model_signature=_sign_model(ws, row, manifest),
     )
-    body = json.loads(envelope.model_dump_json())
+    body: dict[str, Any] = json.loads(envelope.model_dump_json())
     store_evidence(ws, session, job_id=row.id, kind="attestation", body=body, actor=actor)
     out = ws.reports_dir / row.id / "attestation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(body, indent=2) + "\n")
+    _write_envelope(out, envelope)
     return out
+
+
+def _standard_attestations(
+    ws: Workspace,
+    session: Session,
+    row: JobRow,
+    decision: Decision,
+    approvals: list[dict[str, Any]],
+    manifest: Manifest | None,
+) -> dict[str, Path]:
+    """Write the decision's SLSA VSA and the behaviour comparison's in-toto Test Result.
+
+    Nothing is written without a known output (there is no artifact to name); a stale Test
+    Result of an earlier decision is removed when this one read no behaviour comparison.
+    """
+    folder = ws.reports_dir / row.id
+    files: dict[str, Path] = {}
+    if decision.decision == "pass":
+        files["model_signature"] = folder / STANDARD_FILES["model_signature"]
+    if manifest is None:
+        return files
+    key = ws.attestation_key()
+    vsa = folder / STANDARD_FILES["verification_summary"]
+    _write_envelope(
+        vsa, gate_verification_summary(manifest, decision, approvals=approvals, key=key)
+    )
+    files["verification_summary"] = vsa
+    tested = folder / STANDARD_FILES["test_result"]
+    behavior = decision.evidence.get("behavior")
+    if behavior is None:
+        tested.unlink(missing_ok=True)
+        return files
+    body = evidence_body(session, behavior)
+    _write_envelope(tested, behavior_test_result(manifest, row.id, (behavior, body), key=key))
+    files["test_result"] = tested
+    return files
 
 
 def override_gate(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> GateOutcome:
@@ -379,7 +497,8 @@ def override_blocked(
     )
     assert current is not None
     path = _attest(ws, session, row, decision, approvals, current, actor)
-    return GateOutcome(decision, path)
+    files = _standard_attestations(ws, session, row, decision, approvals, current)
+    return GateOutcome(decision, path, files)
 
 
 def deploy_job(ws: Workspace, *, actor: Caller, job_id: str) -> Path:

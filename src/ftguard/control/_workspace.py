@@ -156,9 +156,16 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
-        """The database; every committed audit head is published to the witness."""
+        """The database; every committed audit head is published to the witness.
+
+        The job events its transactions commit go to the workspace's webhooks
+        (:mod:`ftguard.integrations._webhook_delivery`), after the commit, in the background.
+        """
+        from ftguard.integrations._webhook_delivery import attach_webhooks
+
         store = Store(self.database_url)
         store.on_commit = self._publish_head
+        attach_webhooks(self, store)
         return store
 
     def witness(self) -> Witness:

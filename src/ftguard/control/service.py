@@ -29,6 +29,7 @@ from ftguard.control._baselines import (
     register_baseline,
     revoke_baseline,
 )
+from ftguard.control._bom import job_bom
 from ftguard.control._chain import Actor, ChainState
 from ftguard.control._delegation import authenticate_token, parse_lifetime, sync_oidc_user
 from ftguard.control._delegation import create_token as _create_token
@@ -105,6 +106,7 @@ __all__ = [
     "get_job",
     "init_workspace",
     "iter_audit",
+    "job_bom",
     "launch",
     "list_baselines",
     "list_jobs",

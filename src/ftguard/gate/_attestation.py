@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ftguard._files import read_text_file
 from ftguard.attest import (
@@ -24,16 +24,26 @@ from ftguard.gate._decision import Decision
 
 __all__ = [
     "ATTESTATION_PREDICATE",
+    "CheckResult",
     "DeploymentVerification",
     "issue_attestation",
-    "verify_deployment",
+    "read_attestation",
+    "verify_attestation",
 ]
 
 ATTESTATION_PREDICATE = "https://ftguard.dev/deployment/v1"
 
 
+class CheckResult(BaseModel):
+    """One check of a deployment verification."""
+
+    ok: bool
+    detail: str
+    """What was found (a sentence), or why the check failed."""
+
+
 class DeploymentVerification(BaseModel):
-    """What :func:`verify_deployment` established."""
+    """What :func:`ftguard.gate.verify_deployment` established."""
 
     ok: bool
     job_id: str
@@ -45,6 +55,11 @@ class DeploymentVerification(BaseModel):
     audit_head: dict[str, Any] | None = None
     witnessed: bool | None = None
     """With a witness: whether the decision's audit head is among the witnessed heads."""
+    model_signing: dict[str, Any] | None = None
+    """The OpenSSF Model Signing signature the attestation names (``None``: issued before
+    the gate signed models)."""
+    checks: dict[str, CheckResult] = Field(default_factory=dict)
+    """Each check by name: ``attestation`` and ``model_signing``."""
 
 
 def issue_attestation(
@@ -54,11 +69,15 @@ def issue_attestation(
     key: PrivateKey,
     approvals: list[dict[str, Any]],
     audit_head: dict[str, Any] | None = None,
+    model_signature: dict[str, Any] | None = None,
 ) -> Envelope:
     """Sign an in-toto Statement that the model (a path, or its manifest) passed the gate.
 
     ``audit_head`` is the audit chain's head (``seq``, ``hash``) the decision was recorded
     under: a witness of the log can later show the decision was never rolled back.
+    ``model_signature`` names the OpenSSF Model Signing signature of the same files
+    (``signature``: its file name, ``signature_sha256``, ``public_key``: the PEM of the key
+    that made it, ``keyid``), so that verifiers trust exactly that signature and key.
     """
     if decision.decision != "pass":
         raise VerificationError("an attestation is only issued for a passing decision")
@@ -72,17 +91,19 @@ def issue_attestation(
         "files": [f.model_dump() for f in manifest.files],
         "audit_head": audit_head,
     }
+    if model_signature is not None:
+        predicate["model_signing"] = model_signature
     return sign_statement(statement([manifest.subject()], ATTESTATION_PREDICATE, predicate), key)
 
 
-def verify_deployment(
+def verify_attestation(
     model_path: str | Path,
     attestation: str | Path | Envelope,
     trusted_key: str | Path | PublicKey,
     *,
     witness_heads: list[tuple[int, str]] | None = None,
 ) -> DeploymentVerification:
-    """Check, before serving, that a model is the one the gate attested.
+    """Check that a model is the one ftguard's deployment attestation names.
 
     Passes only when the attestation's signature is valid under the trusted key, the decision
     is ``pass``, and the files at ``model_path`` have exactly the attested digest.
@@ -139,8 +160,10 @@ def verify_deployment(
                 "the attestation's audit head is not in the witness: the decision was made in a "
                 "log the witness never saw (rolled back, or not this workspace's)"
             )
+    signing = predicate.get("model_signing")
     return DeploymentVerification(
         ok=True,
+        model_signing=signing if isinstance(signing, dict) else None,
         audit_head=head if isinstance(head, dict) else None,
         witnessed=witnessed,
         job_id=str(predicate.get("job_id")),

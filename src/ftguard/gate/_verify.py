@@ -1,0 +1,213 @@
+"""The serving side's check: ftguard's attestation *and* the OpenSSF Model Signing signature.
+
+A model may be served only when both hold:
+
+- ``attestation``: ftguard's deployment attestation is signed by the trusted attestation key,
+  records a pass, and names exactly the files being served (and, with a witness, an audit head
+  the witness holds);
+- ``model_signing``: the ``model_signing`` signature the attestation names verifies with
+  ``model_signing`` itself, by the EC key the attestation names, over the same files; the
+  signature file is the very one the gate issued (its SHA-256 is in the attestation).
+
+Either missing, malformed or signed by another key fails closed. :func:`check_deployment`
+reports every check; :func:`verify_deployment` raises on the first failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ftguard._files import read_regular_file
+from ftguard.attest import (
+    Envelope,
+    PublicKey,
+    read_model_signing_public_key,
+    verify_model_signature,
+)
+from ftguard.errors import VerificationError
+from ftguard.gate._attestation import CheckResult, DeploymentVerification, verify_attestation
+
+__all__ = [
+    "MODEL_SIGNATURE_FILENAME",
+    "DeploymentReport",
+    "check_deployment",
+    "verify_deployment",
+]
+
+MODEL_SIGNATURE_FILENAME = "model.sig"
+"""The gate writes the model's signature beside the attestation under this name."""
+
+
+class DeploymentReport(BaseModel):
+    """Every check of a deployment verification; ``ok`` only when all of them passed."""
+
+    ok: bool
+    model: str
+    checks: dict[str, CheckResult]
+    reasons: list[str]
+    """The failed checks' details, in check order."""
+    verification: DeploymentVerification | None = None
+    """What the attestation established (``None`` when it did not verify)."""
+
+
+def _default_signature(attestation: str | Path | Envelope) -> Path | None:
+    if isinstance(attestation, Envelope):
+        return None
+    return Path(attestation).parent / MODEL_SIGNATURE_FILENAME
+
+
+def _model_signing_check(
+    model_path: str | Path,
+    attested: dict[str, Any] | None,
+    signature: Path | None,
+    given_key: Path | None,
+    *,
+    require: bool,
+) -> CheckResult:
+    """Verify the model signature against what the (verified) attestation names.
+
+    Raises:
+        VerificationError: Anything does not check out.
+
+    """
+    if attested is None:
+        if require:
+            raise VerificationError(
+                "the attestation names no model_signing signature (issued before the gate "
+                "signed models); refusing without --allow-legacy-attestation"
+            )
+        return CheckResult(ok=True, detail="skipped: a legacy attestation names no signature")
+    attested_pem = read_model_signing_public_key(
+        str(attested.get("public_key") or "").encode(), where="key in the attestation"
+    )
+    if given_key is not None:
+        given = read_model_signing_public_key(
+            read_regular_file(given_key, what="model-signing public key", max_bytes=1 << 16)
+        )
+        if given != attested_pem:
+            raise VerificationError(
+                "the model-signing key given is not the one the attestation names"
+            )
+    if signature is None:
+        raise VerificationError("no model signature given (--model-signature)")
+    if not signature.is_file():
+        raise VerificationError(f"no model signature at {signature}")
+    data = read_regular_file(signature, what="model signature", max_bytes=64 << 20)
+    if hashlib.sha256(data).hexdigest() != attested.get("signature_sha256"):
+        raise VerificationError(
+            f"{signature} is not the model signature the gate issued with this attestation"
+        )
+    check = verify_model_signature(model_path, signature, attested_pem)
+    return CheckResult(
+        ok=True,
+        detail=f"model_signing signature over {check.files} file(s) verifies with the "
+        f"attested EC key {check.keyid[:12]}",
+    )
+
+
+def check_deployment(
+    model_path: str | Path,
+    attestation: str | Path | Envelope,
+    trusted_key: str | Path | PublicKey,
+    *,
+    witness_heads: list[tuple[int, str]] | None = None,
+    model_signature: str | Path | None = None,
+    model_signing_key: str | Path | None = None,
+    allow_legacy_attestation: bool = False,
+) -> DeploymentReport:
+    """Run every check of a deployment and report each; never raises for a failed check.
+
+    Args:
+        model_path: The model folder or adapter folder (or a single file) to be served.
+        attestation: ftguard's attestation file (a DSSE envelope), or a parsed envelope.
+        trusted_key: The workspace's attestation public key (``keys/attestation.pub``).
+        witness_heads: A witness's ``(seq, hash)`` heads; the decision's head must be one.
+        model_signature: The ``model_signing`` signature (default: ``model.sig`` beside the
+            attestation file).
+        model_signing_key: The published model-signing public key (``keys/model-signing.pub``);
+            optional, since the trusted attestation names it; when given it must be that key.
+        allow_legacy_attestation: Accept an attestation issued before the gate signed models
+            (it names no signature); an attestation that names one always needs it.
+
+    Raises:
+        BadInputError: A given file cannot be read (not a failed check: bad input).
+
+    """
+    checks: dict[str, CheckResult] = {}
+    verification: DeploymentVerification | None = None
+    try:
+        verification = verify_attestation(
+            model_path, attestation, trusted_key, witness_heads=witness_heads
+        )
+        checks["attestation"] = CheckResult(
+            ok=True,
+            detail=f"job {verification.job_id} passed the gate for sha256:"
+            f"{verification.digest[:16]} (key {verification.keyid[:12]})",
+        )
+    except VerificationError as exc:
+        checks["attestation"] = CheckResult(ok=False, detail=exc.message)
+    signature = Path(model_signature) if model_signature else _default_signature(attestation)
+    if verification is None:
+        checks["model_signing"] = CheckResult(
+            ok=False,
+            detail="not checked: the attestation, which names the trusted signature and key, "
+            "did not verify",
+        )
+    else:
+        try:
+            checks["model_signing"] = _model_signing_check(
+                model_path,
+                verification.model_signing,
+                signature,
+                Path(model_signing_key) if model_signing_key else None,
+                require=not allow_legacy_attestation,
+            )
+        except VerificationError as exc:
+            checks["model_signing"] = CheckResult(ok=False, detail=exc.message)
+        verification.checks = dict(checks)
+        verification.ok = all(c.ok for c in checks.values())
+    reasons = [c.detail for c in checks.values() if not c.ok]
+    return DeploymentReport(
+        ok=not reasons,
+        model=str(model_path),
+        checks=checks,
+        reasons=reasons,
+        verification=verification,
+    )
+
+
+def verify_deployment(
+    model_path: str | Path,
+    attestation: str | Path | Envelope,
+    trusted_key: str | Path | PublicKey,
+    *,
+    witness_heads: list[tuple[int, str]] | None = None,
+    model_signature: str | Path | None = None,
+    model_signing_key: str | Path | None = None,
+    allow_legacy_attestation: bool = False,
+) -> DeploymentVerification:
+    """Check, before serving, that a model is the one the gate attested and signed.
+
+    The arguments are those of :func:`check_deployment`.
+
+    Raises:
+        VerificationError: A check failed; the message is the first failed check's.
+        BadInputError: A path cannot be read.
+
+    """
+    report = check_deployment(
+        model_path,
+        attestation,
+        trusted_key,
+        witness_heads=witness_heads,
+        model_signature=model_signature,
+        model_signing_key=model_signing_key,
+        allow_legacy_attestation=allow_legacy_attestation,
+    )
+    if not report.ok or report.verification is None:
+        raise VerificationError(report.reasons[0])
+    return report.verification
