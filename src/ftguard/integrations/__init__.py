@@ -1,1 +1,81 @@
-"""Integrations with training stacks: the transformers callbacks and the launcher."""
+"""Integrations: training stacks, model registries, serving-time admission, event webhooks.
+
+- :mod:`ftguard.integrations.hf`: the transformers callbacks (``ApprovalGuard``,
+  ``DriftMonitor``).
+- MLflow (the ``mlflow`` extra): :func:`register_job_model` puts a job that passed the gate in
+  the model registry under an alias; :func:`verify_registered_model` checks a registered
+  version against its attestation.
+- Admission: :func:`check_model` (allow or deny, with reasons, over the gate's verification),
+  :func:`review_admission` (a Kubernetes AdmissionReview in, its answer out) and
+  :func:`make_admission_server`.
+- Events: signed webhooks on job state changes (:func:`add_webhook`, :func:`verify_webhook`).
+
+Names are imported on first use: ``import ftguard.integrations`` imports none of them (and
+never mlflow).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [  # noqa: F822 (imported lazily by __getattr__)
+    "ANNOTATION_ATTESTATION",
+    "ANNOTATION_MODEL_SIGNATURE",
+    "ANNOTATION_MODEL_URI",
+    "EVENT_TYPES",
+    "SIGNATURE_HEADER",
+    "AdmissionConfig",
+    "AdmissionDecision",
+    "MlflowRegistration",
+    "MlflowVerification",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "add_webhook",
+    "check_model",
+    "list_deliveries",
+    "list_webhooks",
+    "make_admission_server",
+    "redeliver_webhooks",
+    "register_job_model",
+    "remove_webhook",
+    "review_admission",
+    "sign_webhook",
+    "verify_registered_model",
+    "verify_webhook",
+    "webhook_dispatcher",
+]
+
+_MODULES = {
+    "ANNOTATION_ATTESTATION": "_admission",
+    "ANNOTATION_MODEL_SIGNATURE": "_admission",
+    "ANNOTATION_MODEL_URI": "_admission",
+    "AdmissionConfig": "_admission",
+    "AdmissionDecision": "_admission",
+    "check_model": "_admission",
+    "make_admission_server": "_admission",
+    "review_admission": "_admission",
+    "MlflowRegistration": "_mlflow",
+    "MlflowVerification": "_mlflow",
+    "register_job_model": "_mlflow",
+    "verify_registered_model": "_mlflow",
+    "EVENT_TYPES": "_webhooks",
+    "SIGNATURE_HEADER": "_webhooks",
+    "WebhookDelivery": "_webhooks",
+    "WebhookEndpoint": "_webhooks",
+    "add_webhook": "_webhooks",
+    "list_deliveries": "_webhooks",
+    "list_webhooks": "_webhooks",
+    "remove_webhook": "_webhooks",
+    "sign_webhook": "_webhooks",
+    "verify_webhook": "_webhooks",
+    "redeliver_webhooks": "_webhook_delivery",
+    "webhook_dispatcher": "_webhook_delivery",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"ftguard.integrations.{module}"), name)

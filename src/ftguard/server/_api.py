@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -39,6 +40,7 @@ from ftguard.server._schemas import (
     TokenView,
     UserAdded,
     UserView,
+    VerifyAnswer,
 )
 from ftguard.server._storage import reference_of, resolve_input, resolve_output
 
@@ -542,3 +544,69 @@ def end_run(
         output_path=output,
     )
     return service.get_job(ctx.ws, job_id)
+
+
+class VerifyBody(_Body):
+    model: str = Field(
+        max_length=4096, description="ROOT/relative/path of the model folder or file to be served"
+    )
+    attestation: str = Field(
+        max_length=4096,
+        description="a job id (the attestation the gate issued for it) or ROOT/relative/path "
+        "of an attestation file",
+    )
+    model_signature: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="ROOT/relative/path of the model signature (default: model.sig beside the "
+        "attestation)",
+    )
+
+
+@router.post("/verify", responses=_ERRORS)
+def verify(ctx: Ctx, caller: Caller, body: VerifyBody) -> VerifyAnswer:
+    """Whether a model may be served: the gate's deployment check, answered allow or deny.
+
+    The model's files must be exactly those the trusted attestation names, its model signature
+    must verify, and the decision's audit head must be in this server's witness. A model that
+    does not verify is an answer (``allowed: false`` with the reasons), not an error.
+    """
+    from ftguard.integrations import check_model
+
+    roots = ctx.settings.storage_roots
+    model = resolve_input(roots, body.model, what="model")
+    signature = (
+        resolve_input(roots, body.model_signature, what="model_signature")
+        if body.model_signature
+        else None
+    )
+    if re.fullmatch(JOB_ID, body.attestation):
+        service.get_job(ctx.ws, body.attestation)
+        attestation = ctx.ws.reports_dir / body.attestation / "attestation.json"
+        if not attestation.is_file():
+            reason = f"job {body.attestation} has no attestation: it has not passed the gate"
+            return VerifyAnswer(
+                allowed=False,
+                model=body.model,
+                reasons=[reason],
+                job_id=None,
+                digest=None,
+                checks={},
+            )
+    else:
+        attestation = resolve_input(roots, body.attestation, what="attestation")
+    decision = check_model(
+        model,
+        attestation,
+        ctx.ws.attestation_public_key(),
+        witness_heads=[(h.seq, h.hash) for h in ctx.ws.witness().heads()],
+        model_signature=signature,
+    )
+    return VerifyAnswer(
+        allowed=decision.allowed,
+        model=body.model,
+        reasons=decision.reasons,
+        job_id=decision.job_id,
+        digest=decision.digest,
+        checks=decision.checks,
+    )

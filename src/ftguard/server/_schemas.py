@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftguard.gate import Decision
+from ftguard.gate import CheckResult, Decision
 from ftguard.policy import Policy
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "TokenView",
     "UserAdded",
     "UserView",
+    "VerifyAnswer",
 ]
 
 
@@ -113,3 +114,16 @@ class TokenView(BaseModel):
     expires_at: str | None
     status: Literal["active", "expired", "revoked"]
     last_used_at: str | None
+
+
+class VerifyAnswer(BaseModel):
+    """Whether a model may be served (``POST /api/v1/verify``): allow or deny, with reasons."""
+
+    allowed: bool
+    model: str = Field(description="the model as named in the request (ROOT/relative/path)")
+    reasons: list[str] = Field(description="why it is denied: each failed check (empty: allowed)")
+    job_id: str | None = Field(description="the job whose attestation the model matched")
+    digest: str | None = Field(description="the model's sha256 root digest (allowed only)")
+    checks: dict[str, CheckResult] = Field(
+        description="each check by name (attestation, model_signing) and what it found"
+    )

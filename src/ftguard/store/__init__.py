@@ -15,6 +15,8 @@ from ftguard.store._tables import (
     KeyRow,
     MetaRow,
     UserRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
 )
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "MetaRow",
     "Store",
     "UserRow",
+    "WebhookDeliveryRow",
+    "WebhookEndpointRow",
     "describe_url",
     "sqlite_url",
 ]

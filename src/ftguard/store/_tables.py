@@ -20,6 +20,8 @@ __all__ = [
     "KeyRow",
     "MetaRow",
     "UserRow",
+    "WebhookDeliveryRow",
+    "WebhookEndpointRow",
 ]
 
 
@@ -145,3 +147,35 @@ class AuditCheckpointRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(Text)
     keyid: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookEndpointRow(Base):
+    """A receiver of job events (``ftguard webhooks add``); its secret is a file, never here."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)  # JSON list of event types
+    created_at: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[str] = mapped_column(String(128))
+    removed_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """The delivery log: one row per event and endpoint, updated after every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(32), index=True)
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    audit_seq: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)  # the JSON sent (no secret)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(40))
+    last_attempt_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    delivered_at: Mapped[str | None] = mapped_column(String(40), nullable=True)

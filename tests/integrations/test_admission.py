@@ -1,0 +1,278 @@
+"""Admission at serving time: real AdmissionReview v1 documents against the webhook on loopback."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import ssl
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftguard.attest import load_public_key_file
+from ftguard.cli import main
+from ftguard.integrations import (
+    AdmissionConfig,
+    check_model,
+    make_admission_server,
+    review_admission,
+)
+from tests.control.conftest import Env
+from tests.integrations._jobs import passed_job
+
+DOCUMENTS = Path(__file__).parent / "admission"
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+Post = Callable[..., tuple[int, dict[str, Any]]]
+
+
+def review_document(name: str, **values: str) -> dict[str, Any]:
+    """A stored AdmissionReview with ``${NAME}`` placeholders filled in."""
+    text = (DOCUMENTS / name).read_text()
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ftguard-admission.ml-serving.svc")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def webhook(cp: Env) -> Iterator[tuple[Post, Callable[..., None]]]:
+    """The webhook over HTTPS on loopback (self-signed certificate); ``post(body)``."""
+    cert, key = _self_signed(cp.root)
+    holder: dict[str, Any] = {}
+
+    def start(**overrides: Any) -> None:
+        stop()
+        config = AdmissionConfig(
+            trusted_key=load_public_key_file(cp.ws.attestation_pub_path),
+            model_roots=(cp.root,),
+            **overrides,
+        )
+        server = make_admission_server(config, host="127.0.0.1", port=0, tls_cert=cert, tls_key=key)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        holder.update(server=server, thread=thread)
+
+    def stop() -> None:
+        if "server" in holder:
+            holder["server"].shutdown()
+            holder["server"].server_close()
+            holder.clear()
+
+    context = ssl.create_default_context(cafile=str(cert))
+
+    def post(body: Any, path: str = "/validate") -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        port = holder["server"].server_address[1]
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    start()
+    try:
+        yield post, start
+    finally:
+        stop()
+
+
+@SQLITE
+def test_an_attested_model_is_admitted_for_a_pod_and_an_inference_service(
+    cp: Env, webhook: tuple[Post, Callable[..., None]]
+) -> None:
+    post, _ = webhook
+    job, adapter, attestation = passed_job(cp)
+    code, answer = post(
+        review_document("pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation))
+    )
+    assert code == 200 and answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["kind"] == "AdmissionReview"
+    response = answer["response"]
+    assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    assert response["allowed"] is True
+    assert f"serves the model job {job} passed the gate" in response["status"]["message"]
+    code, answer = post(
+        review_document(
+            "inferenceservice-create.json",
+            MODEL_URI=adapter.as_uri(),
+            ATTESTATION=attestation.as_uri(),
+        )
+    )
+    assert code == 200 and answer["response"]["allowed"] is True
+    assert answer["response"]["uid"] == "0df28fbd-5f5f-11e8-bc74-36e6bb280816"
+    # The library call the webhook and the server's /verify share.
+    decision = check_model(adapter, attestation, cp.ws.attestation_pub_path)
+    assert decision.allowed and decision.job_id == job and decision.reasons == []
+
+
+@SQLITE
+def test_tampered_unattested_and_unannotated_models_are_denied(
+    cp: Env, webhook: tuple[Post, Callable[..., None]]
+) -> None:
+    post, start = webhook
+    job, adapter, attestation = passed_job(cp)
+    pod = review_document("pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation))
+
+    # Missing attestation annotation.
+    missing = json.loads(json.dumps(pod))
+    del missing["request"]["object"]["metadata"]["annotations"]["ftguard.dev/attestation"]
+    _, answer = post(missing)
+    assert answer["response"]["allowed"] is False
+    assert "missing attestation" in answer["response"]["status"]["message"]
+
+    # An attestation outside the webhook's model roots is never read.
+    outside = json.loads(json.dumps(pod))
+    outside["request"]["object"]["metadata"]["annotations"]["ftguard.dev/attestation"] = (
+        "/etc/hostname"
+    )
+    _, answer = post(outside)
+    assert answer["response"]["allowed"] is False
+    assert "outside the webhook's model roots" in answer["response"]["status"]["message"]
+
+    # An object store URI the webhook cannot read.
+    remote = json.loads(json.dumps(pod))
+    remote["request"]["object"]["metadata"]["annotations"]["ftguard.dev/model-uri"] = (
+        "s3://models/bot"
+    )
+    _, answer = post(remote)
+    assert (
+        answer["response"]["allowed"] is False
+        and "models:/" in answer["response"]["status"]["message"]
+    )
+
+    # No annotations at all: denied by default, allowed where the policy says so.
+    unannotated = review_document("pod-unannotated.json")
+    _, answer = post(unannotated)
+    assert answer["response"] == {
+        "uid": "b7a3f4c2-1d2e-4f5a-8b9c-0d1e2f3a4b5c",
+        "allowed": False,
+        "status": {
+            "code": 403,
+            "message": "ftguard: denied ml-serving/debug-shell: it has no ftguard.dev/model-uri "
+            "annotation (unannotated objects are denied by this webhook's policy)",
+        },
+    }
+    start(unannotated="allow")
+    _, answer = post(unannotated)
+    assert answer["response"]["allowed"] is True
+
+    # The model's files changed after the gate signed them: denied, naming the file.
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights" * 9 + b"weightz")
+    _, answer = post(pod)
+    assert answer["response"]["allowed"] is False
+    message = answer["response"]["status"]["message"]
+    assert "not the attested model (changed: adapter_model.safetensors)" in message
+    decision = check_model(adapter, attestation, cp.ws.attestation_pub_path)
+    assert not decision.allowed and decision.job_id is None
+    assert decision.checks["attestation"].ok is False
+
+
+@SQLITE
+def test_malformed_reviews_are_refused_and_odd_objects_denied(
+    cp: Env, webhook: tuple[Post, Callable[..., None]]
+) -> None:
+    post, _ = webhook
+    assert post(b"{not json")[0] == 400
+    pod = review_document("pod-create.json", MODEL_URI="/x", ATTESTATION="/y")
+    old = json.loads(json.dumps(pod))
+    old["apiVersion"] = "admission.k8s.io/v1beta1"
+    code, answer = post(old)
+    assert code == 400 and "admission.k8s.io/v1" in answer["error"]
+    no_uid = json.loads(json.dumps(pod))
+    del no_uid["request"]["uid"]
+    assert post(no_uid)[0] == 400
+    assert post([1, 2])[0] == 400
+    assert post(pod, path="/other")[0] == 404
+
+    bad = json.loads(json.dumps(pod))
+    bad["request"]["object"]["metadata"]["annotations"] = {"ftguard.dev/model-uri": ["/x"]}
+    code, answer = post(bad)
+    assert code == 200 and answer["response"]["allowed"] is False
+    assert "annotations are not a map of strings" in answer["response"]["status"]["message"]
+
+    deployment = json.loads(json.dumps(pod))
+    deployment["request"]["kind"] = {"group": "apps", "version": "v1", "kind": "Deployment"}
+    _, answer = post(deployment)
+    assert answer["response"]["allowed"] is False
+    assert "not Deployment (apps)" in answer["response"]["status"]["message"]
+
+    deleting = json.loads(json.dumps(pod))
+    deleting["request"]["operation"] = "DELETE"
+    _, answer = post(deleting)
+    assert answer["response"]["allowed"] is True
+
+
+@SQLITE
+def test_admission_review_command_answers_one_document(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job, adapter, attestation = passed_job(cp)
+    document = cp.root / "review.json"
+    document.write_text(
+        json.dumps(
+            review_document("pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation))
+        )
+    )
+    args = ["admission", "review", str(document), "--trusted-key", str(cp.ws.attestation_pub_path)]
+    assert main([*args, "--model-root", str(cp.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["response"]["allowed"] is True
+    assert main(args) == 1  # no model root: nothing may be read
+    assert "has no --model-root" in capsys.readouterr().out
+
+
+def test_review_admission_needs_a_v1_review() -> None:
+    from ftguard.attest import generate_key
+    from ftguard.errors import BadInputError
+
+    config = AdmissionConfig(trusted_key=generate_key().public)
+    with pytest.raises(BadInputError, match="not an AdmissionReview"):
+        review_admission({"kind": "Pod"}, config)
+    answer = review_admission(review_document("pod-unannotated.json"), config)
+    assert answer["response"]["allowed"] is False
