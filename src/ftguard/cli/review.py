@@ -60,6 +60,14 @@ def review(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes (default: CPU count).")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where the review runs: local, or ray (RAY_ADDRESS, else a local Ray "
+            "runtime; needs ftguard[ray]). Default: $FTGUARD_ENGINE, else the policy's.",
+        ),
+    ] = None,
     acting_user: Annotated[
         str | None, typer.Option("--as", help="Act as this identity (job mode).")
     ] = None,
@@ -74,6 +82,10 @@ def review(
         options["scanners"] = names
     if workers is not None:
         options["workers"] = workers
+    if engine is not None:
+        from ftguard.review._engine import choose_engine
+
+        options["engine"] = choose_engine(engine)
     if not path.is_file():
         if fmt or column_map or provenance:
             raise BadInputError(
@@ -89,6 +101,11 @@ def review(
             if purpose is not None or names or no_embeddings:
                 raise BadInputError(
                     "a job's review runs the policy's full review on the job's stated purpose"
+                )
+            if engine is not None:
+                raise BadInputError(
+                    "the team server chooses where a job's review runs "
+                    "(FTGUARD_ENGINE where the server runs, or the policy)"
                 )
             from ftguard.review import DatasetReview
 

@@ -31,11 +31,15 @@ from ftguard.review.scanners._registry import (
     scanners,
 )
 
-__all__ = ["DEFAULT_SCANNERS", "review_dataset"]
+__all__ = ["DEFAULT_SCANNERS", "ENGINES", "ENGINE_ENV", "review_dataset"]
 
 DEFAULT_SCANNERS = list(BUILTIN_SCANNERS)
 CHUNK = 256
 MAX_FINDINGS = 200_000
+ENGINES = ("local", "ray")
+"""Where a review runs: this machine's processes, or a Ray cluster (``ftguard[ray]``)."""
+ENGINE_ENV = "FTGUARD_ENGINE"
+"""Environment variable naming the engine when the caller does not."""
 
 
 _MAX_PROVENANCE_BYTES = 16 << 20
@@ -131,6 +135,7 @@ def review_dataset(
     workers: int | None = None,
     progress: bool = False,
     embeddings: bool = True,
+    engine: str | None = None,
 ) -> DatasetReview:
     """Review a fine-tuning dataset and judge it by ``policy``.
 
@@ -147,12 +152,16 @@ def review_dataset(
             1 runs everything in this process).
         progress: Show a progress bar on stderr.
         embeddings: Run the scanners that need the embedding model.
+        engine: ``local`` (this machine) or ``ray`` (a Ray cluster: ``RAY_ADDRESS``, else
+            a local Ray runtime; see docs/scale.md). Default: ``$FTGUARD_ENGINE``, else the
+            policy's ``engine`` where it has one, else ``local``. Both give the same review.
 
     Returns:
         The :class:`DatasetReview` evidence with its verdict.
 
     Raises:
-        BadInputError: When the file is missing, is not a dataset, or a scanner is unknown.
+        BadInputError: When the file is missing, is not a dataset, or a scanner is unknown,
+            the engine is unknown, or ``ray`` is chosen without ``ftguard[ray]``.
 
     """
     started = time.perf_counter()
@@ -160,6 +169,21 @@ def review_dataset(
     policy = policy or ReviewPolicy()
     if not path.is_file():
         raise BadInputError(f"{path}: no such dataset file")
+    if choose_engine(engine, policy) == "ray":
+        from ftguard.review._ray import review_on_ray
+
+        return review_on_ray(
+            path,
+            purpose=purpose,
+            policy=policy,
+            format=format,
+            column_map=column_map,
+            scanners=scanners,
+            provenance=provenance,
+            workers=workers,
+            progress=progress,
+            embeddings=embeddings,
+        )
     fmt = format or detect_format(path)
     objs, skipped = _chosen_scanners(scanners, embeddings=embeddings)
     run = RunContext(
@@ -182,6 +206,44 @@ def review_dataset(
         run,
         tally,
     )
+    return _review_of(
+        path, fmt, policy, objs, skipped, run, tally, dataset_findings, triggers, started
+    )
+
+
+def choose_engine(engine: str | None, policy: ReviewPolicy | None = None) -> str:
+    """The engine a review runs on: the one named, else ``$FTGUARD_ENGINE``, else the policy's.
+
+    Raises:
+        BadInputError: An engine that is not one of :data:`ENGINES`.
+
+    """
+    chosen = (
+        engine or os.environ.get(ENGINE_ENV, "").strip() or getattr(policy, "engine", None)
+    ) or "local"
+    if chosen not in ENGINES:
+        source = "--engine" if engine else ENGINE_ENV if os.environ.get(ENGINE_ENV) else "policy"
+        raise BadInputError(
+            f"{source}: unknown review engine {chosen!r} (choose from {', '.join(ENGINES)})"
+        )
+    return str(chosen)
+
+
+def _review_of(
+    path: Path,
+    fmt: str,
+    policy: ReviewPolicy,
+    objs: list[Any],
+    skipped: dict[str, str],
+    run: RunContext,
+    tally: _Tally,
+    dataset_findings: list[DatasetFinding],
+    triggers: list[Trigger],
+    started: float,
+) -> DatasetReview:
+    """The review evidence from what the scanners found: the findings sorted, the verdict."""
+    n = run.examples
+    purpose = run.purpose
     findings = sorted(tally.findings, key=lambda f: (f.example, -severity_rank(f.severity)))
     ran = {o.name for o in objs}
     verdict, reasons = decide_verdict(
@@ -309,8 +371,13 @@ def _after_chunk(
     dataset_scanners: list[Any],
     run: RunContext,
     tally: _Tally,
+    ctx: BatchContext | None = None,
 ) -> None:
-    """Add a chunk's unreadable records, batch findings and dataset-scanner observations."""
+    """Add a chunk's unreadable records, batch findings and dataset-scanner observations.
+
+    ``ctx`` is the chunk's batch context when its shared values (embeddings, scores) were
+    computed elsewhere (the Ray engine's actors); otherwise a new one.
+    """
     exs = [e for e in chunk if isinstance(e, Example)]
     for issue in (e for e in chunk if isinstance(e, LoadIssue)):
         found.append(
@@ -322,7 +389,7 @@ def _after_chunk(
                 line=issue.line,
             )
         )
-    ctx = BatchContext(run, exs)
+    ctx = ctx if ctx is not None else BatchContext(run, exs)
     for bsc in batch_scanners:
         found.extend(bsc.scan_batch(exs, ctx))
     found.sort(key=lambda f: f.example)
@@ -336,13 +403,21 @@ def _finish_dataset_scanners(
     examples_again: Callable[[], Iterator[Example]],
     run: RunContext,
     tally: _Tally,
+    replay: Callable[[Any], None] | None = None,
 ) -> tuple[list[DatasetFinding], list[Trigger]]:
-    """Let each dataset scanner take its extra passes and conclude; count what it found."""
+    """Let each dataset scanner take its extra passes and conclude; count what it found.
+
+    ``replay(scanner)`` takes one extra pass for a scanner (the Ray engine's, spread over the
+    cluster); by default the scanner replays ``examples_again()`` here.
+    """
     dataset_findings: list[DatasetFinding] = []
     triggers: list[Trigger] = []
     for dsc in dataset_scanners:
         while getattr(dsc, "wants_pass", lambda: False)():
-            dsc.replay(examples_again())
+            if replay is not None:
+                replay(dsc)
+            else:
+                dsc.replay(examples_again())
         result = dsc.finish(run)
         dataset_findings.extend(result.findings)
         triggers.extend(result.triggers)
