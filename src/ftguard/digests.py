@@ -12,16 +12,21 @@ folder while hashing it, in one pass, so the copy is exactly what was hashed.
 
 Large files are hashed in 1 MiB blocks; several files are hashed on a thread pool
 (``hashlib`` releases the GIL on large updates).
+
+:func:`canonical_json` is the one canonical JSON form that digests, signatures and cache
+keys over JSON values are computed from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +35,7 @@ from ftguard.errors import BadInputError
 __all__ = [
     "FileDigest",
     "Manifest",
+    "canonical_json",
     "copy_with_manifest",
     "manifest_of",
     "sha256_bytes",
@@ -85,6 +91,47 @@ class Manifest(BaseModel):
 def sha256_bytes(data: bytes) -> str:
     """SHA-256 of ``data`` as lowercase hex."""
     return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(
+    value: Any,
+    *,
+    ensure_ascii: bool = False,
+    spaced: bool = False,
+    default: Callable[[Any], Any] | None = None,
+) -> bytes:
+    r"""The one canonical JSON form of ``value``, as UTF-8 bytes.
+
+    Every digest, signature and cache key computed over a JSON value hashes this form.
+    Object keys are sorted at every depth, there is no whitespace, non-ASCII text is written
+    as UTF-8, floats as Python's shortest round-trip ``repr`` (``0.1``, ``1e-05``), and NaN
+    and the infinities as ``NaN``/``Infinity``/``-Infinity`` (as :mod:`json` writes them).
+    Two values that are equal as JSON give the same bytes, whatever their key order.
+
+    The keyword arguments only keep bytes that were hashed before this function existed (a
+    policy digest stored in approvals, the cache folders' names), each for the callers named;
+    new callers leave them at their defaults.
+
+    Args:
+        value: Any JSON-serialisable value. Give dicts string keys: :mod:`json` writes
+            int, float, bool and None keys as strings but sorts them as they were.
+        ensure_ascii: Escape every non-ASCII character as ``\uXXXX`` (policy digest;
+            the reference model's, demo history's and behaviour caches' keys).
+        spaced: Python's default separators ``", "`` and ``": "`` instead of none (the
+            reference model's, demo history's and behaviour caches' keys; suite digests).
+        default: Called for a value JSON cannot encode (the behaviour caches' keys: ``str``).
+
+    Raises:
+        TypeError: A value JSON cannot encode (and no ``default``), or keys of mixed types.
+
+    """
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(", ", ": ") if spaced else (",", ":"),
+        ensure_ascii=ensure_ascii,
+        default=default,
+    ).encode("utf-8")
 
 
 def sha256_file(path: Path) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,3 +119,17 @@ def test_policy_file(models: dict[str, Path], capsys: pytest.CaptureFixture[str]
     pol.write_text("weights:\n  no_such_limit: 1\n")
     rc = main(["weights", "diff", str(models["base"]), str(models["big"]), "--policy", str(pol)])
     assert rc == 2 and "no_such_limit" in capsys.readouterr().err
+
+
+def test_diff_loads_neither_the_control_plane_nor_other_commands(models: dict[str, Path]) -> None:
+    """``ftguard weights diff`` on local files imports only what it uses (start-up time)."""
+    code = (
+        "import sys\n"
+        "from ftguard.cli import main\n"
+        f"rc = main(['weights', 'diff', {str(models['base'])!r}, {str(models['same'])!r}, '--json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
+        " or m.startswith(('ftguard.control', 'ftguard.cli.audit', 'ftguard.cli._common')))\n"
+        "print(rc, heavy)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.strip().splitlines()[-1] == "0 []", p.stdout[-500:] + p.stderr[-500:]

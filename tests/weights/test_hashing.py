@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError
 from ftguard.weights import diff
-from ftguard.weights._hashing import hash_file, start_manifests
+from ftguard.weights._hashing import Cancelled, hash_file, start_digests, start_manifests
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ckpt import llama_tensors, perturb, write_adapter, write_model  # noqa: E402
@@ -84,3 +85,35 @@ def test_links_and_empty_folders_are_refused_like_digests(tmp_path: Path) -> Non
     (folder / "link.txt").symlink_to(folder / "real.txt")
     with ThreadPoolExecutor(1) as pool, pytest.raises(BadInputError, match="symbolic link"):
         start_manifests([folder], pool)
+
+
+def test_digests_started_early_give_the_same_report(tmp_path: Path) -> None:
+    w = llama_tensors(num_layers=4, seed=3)
+    base = write_model(tmp_path / "base", w, shards=2)
+    tuned = write_model(tmp_path / "tuned", perturb(w, 0.01), shards=3)
+    plain = diff(base, tuned)
+    with start_digests(base, tuned) as running:
+        early = diff(base, tuned, digests=running)
+    assert (early.base_digest, early.tuned_digest) == (
+        manifest_of(base).root,
+        manifest_of(tuned).root,
+    )
+    assert early.model_dump(exclude={"seconds"}) == plain.model_dump(exclude={"seconds"})
+    with start_digests(base, base) as wrong, pytest.raises(ValueError, match="tuned"):
+        diff(base, tuned, digests=wrong)
+    with start_digests(base, base) as wrong:  # a known digest needs no hashing
+        assert diff(base, tuned, digests=wrong, tuned_digest="1" * 64).tuned_digest == "1" * 64
+
+
+def test_closing_stops_the_hashing(tmp_path: Path) -> None:
+    f = tmp_path / "x.bin"
+    f.write_bytes(os.urandom(3 * (1 << 20)))
+    stop = threading.Event()
+    assert hash_file(f, stop=stop)[0] == manifest_of(f).root
+    stop.set()
+    with pytest.raises(Cancelled):
+        hash_file(f, stop=stop)
+    running = start_digests(f, f)
+    running.close()  # returns: whatever was left is cancelled or stopped within a block
+    with pytest.raises(BadInputError, match="no such file"):
+        start_digests(f, tmp_path / "nowhere")

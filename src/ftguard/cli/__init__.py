@@ -7,6 +7,12 @@ error (unknown command or option, missing argument) in click's usage block and e
 low-level errors that should have been turned into an ``FtguardError`` where they arose (an
 ``OSError``, a ``RecursionError``, invalid UTF-8, a missing optional package) are caught last
 so that they too end in one line.
+
+Command groups are imported on demand: ``main`` imports only the module of the command named
+on the command line (``ftguard weights diff`` never imports the control plane), and every
+module when no known command is named (``ftguard --help``, a typo) or when ``app`` is read
+from this package; the commands then stand in their modules' import order whatever was
+imported first, so the help is the same either way.
 """
 
 from __future__ import annotations
@@ -14,25 +20,12 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ftguard._progress import quiet_third_party
-from ftguard.cli import (  # noqa: F401  (importing a module registers its commands)
-    audit,
-    demo,
-    doctor,
-    eval,
-    gate,
-    jobs,
-    review,
-    run,
-    server,
-    users,
-    weights,
-    workspace,
-)
-from ftguard.cli._app import app
+from ftguard.cli._app import app as _app
 from ftguard.errors import (
     EXIT_BAD_INPUT,
     EXIT_DEPENDENCY,
@@ -40,9 +33,95 @@ from ftguard.errors import (
     MissingDependencyError,
 )
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    app = _app
+
+__all__ = ["COMMAND_MODULES", "app", "main"]
 
 EXIT_INTERRUPTED = 130
+
+COMMAND_MODULES: dict[str, str] = {
+    # Root commands and groups by the module of ftguard.cli that registers them (importing
+    # a module registers its commands).
+    "demo": "demo",
+    "report": "demo",
+    "doctor": "doctor",
+    "eval": "eval",
+    "gate": "gate",
+    "deploy": "gate",
+    "verify-deployment": "gate",
+    "approve": "jobs",
+    "reject": "jobs",
+    "override": "jobs",
+    "review": "review",
+    "run": "run",
+    "login": "server",
+    "logout": "server",
+    "whoami": "server",
+    "init": "workspace",
+    "audit": "audit",
+    "job": "jobs",
+    "server": "server",
+    "token": "server",
+    "user": "users",
+    "keys": "users",
+    "weights": "weights",
+    "policy": "workspace",
+    "bom": "bom",
+    "admission": "admission",
+    "webhooks": "webhooks",
+}
+"""Every root command and group by its module (tests/cli/test_lazy_commands.py checks it)."""
+
+_MODULE_ORDER = (
+    "admission",
+    "audit",
+    "bom",
+    "demo",
+    "doctor",
+    "eval",
+    "gate",
+    "jobs",
+    "review",
+    "run",
+    "server",
+    "users",
+    "webhooks",
+    "weights",
+    "workspace",
+)
+"""The command modules, in the order ``import`` registered them before they were lazy."""
+
+
+def load_commands(argv: list[str] | None = None) -> None:
+    """Register the commands that ``argv`` can reach: its first word's module, else all.
+
+    With no argv, or one whose first word is an option or no known command, every module is
+    imported; the root commands and groups are then put back in the order of their modules
+    in :data:`_MODULE_ORDER` (as importing every module registers them), so that help and
+    usage text do not depend on which command a process ran first.
+    """
+    first = argv[0] if argv else None
+    module = COMMAND_MODULES.get(first) if first is not None else None
+    if module is not None:
+        importlib.import_module(f"ftguard.cli.{module}")
+        return
+    for name in _MODULE_ORDER:
+        importlib.import_module(f"ftguard.cli.{name}")
+    order = {module: i for i, module in enumerate(_MODULE_ORDER)}
+
+    def rank(name: str | None) -> int:  # stable sort: a module's own order is kept
+        return order.get(COMMAND_MODULES.get(name or "", ""), len(order))
+
+    _app.registered_commands.sort(key=lambda c: rank(c.name))
+    _app.registered_groups.sort(key=lambda g: rank(g.name))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole application, every command registered
+        load_commands()
+        return _app
+    raise AttributeError(name)
 
 
 def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
@@ -84,6 +163,7 @@ _EXTRAS = {
     "fastapi": "server",
     "uvicorn": "server",
     "httpx": "server",
+    "mlflow": "mlflow",
 }
 # Control characters (C0, DEL, C1 such as CSI) and the separators str.splitlines() breaks at.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -124,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script's entry point)."""
     quiet_third_party()
     try:
-        result = app(args=argv, prog_name="ftguard", standalone_mode=False)
+        load_commands(sys.argv[1:] if argv is None else argv)
+        result = _app(args=argv, prog_name="ftguard", standalone_mode=False)
     except FtguardError as exc:
         return _fail(exc.message, exc.exit_code)
     except _EXITS as exc:

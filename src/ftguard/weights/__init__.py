@@ -12,22 +12,58 @@ Example:
 
 """
 
-from ftguard.weights._diff import diff
-from ftguard.weights._html import render_weights_html
-from ftguard.weights._naming import TensorName, parse_name
-from ftguard.weights._policy import WeightsPolicy
-from ftguard.weights._report import (
-    AdapterInfo,
-    AlignmentLayer,
-    AlignmentReport,
-    Fingerprint,
-    GroupStats,
-    TensorStats,
-    WeightFlag,
-    WeightReport,
-)
-from ftguard.weights._safetensors import Checkpoint, open_checkpoint, parse_header
-from ftguard.weights._svg import weights_heatmap_svg
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftguard.weights._diff import diff
+    from ftguard.weights._hashing import InputDigests, start_digests
+    from ftguard.weights._html import render_weights_html
+    from ftguard.weights._naming import TensorName, parse_name
+    from ftguard.weights._policy import WeightsPolicy
+    from ftguard.weights._report import (
+        AdapterInfo,
+        AlignmentLayer,
+        AlignmentReport,
+        Fingerprint,
+        GroupStats,
+        TensorStats,
+        WeightFlag,
+        WeightReport,
+    )
+    from ftguard.weights._safetensors import Checkpoint, open_checkpoint, parse_header
+    from ftguard.weights._svg import weights_heatmap_svg
+
+_HOME = {
+    "diff": "_diff",
+    "InputDigests": "_hashing",
+    "start_digests": "_hashing",
+    "render_weights_html": "_html",
+    "TensorName": "_naming",
+    "parse_name": "_naming",
+    "WeightsPolicy": "_policy",
+    "Checkpoint": "_safetensors",
+    "open_checkpoint": "_safetensors",
+    "parse_header": "_safetensors",
+    "weights_heatmap_svg": "_svg",
+    **dict.fromkeys(
+        (
+            "AdapterInfo",
+            "AlignmentLayer",
+            "AlignmentReport",
+            "Fingerprint",
+            "GroupStats",
+            "TensorStats",
+            "WeightFlag",
+            "WeightReport",
+        ),
+        "_report",
+    ),
+}
+"""Each public name by the module that defines it: imported on first use, so that starting
+the digests (:func:`start_digests`) does not wait for numpy and the report models."""
 
 __all__ = [
     "AdapterInfo",
@@ -36,6 +72,7 @@ __all__ = [
     "Checkpoint",
     "Fingerprint",
     "GroupStats",
+    "InputDigests",
     "TensorName",
     "TensorStats",
     "WeightFlag",
@@ -46,5 +83,19 @@ __all__ = [
     "parse_header",
     "parse_name",
     "render_weights_html",
+    "start_digests",
     "weights_heatmap_svg",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ftguard.weights' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ftguard.weights.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

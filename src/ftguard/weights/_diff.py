@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +16,17 @@ import numpy as np
 from ftguard.errors import BadInputError
 from ftguard.weights._aggregate import group_stats
 from ftguard.weights._alignment import alignment_report, alignment_terms, check_alignment_pair
-from ftguard.weights._anomaly import _tensor_feature, fingerprint_of, judge
+from ftguard.weights._anomaly import Judgement, _tensor_feature, fingerprint_of, judge
 from ftguard.weights._cache import load_base_norms, save_base_norms
-from ftguard.weights._hashing import start_manifests
+from ftguard.weights._hashing import InputDigests
 from ftguard.weights._lora import Adapter, is_adapter, lora_summary, open_adapter
 from ftguard.weights._naming import TensorName, is_critical, layer_count, parse_name
 from ftguard.weights._policy import WeightsPolicy
 from ftguard.weights._report import (
     AdapterInfo,
+    AlignmentReport,
     Fingerprint,
+    GroupStats,
     TensorStats,
     WeightReport,
 )
@@ -57,6 +61,8 @@ class _Ctx:
         n = base.config.get("num_hidden_layers") if base.config else None
         self.n_layers = int(n) if isinstance(n, int) else layer_count(base.names)
         self.progress = progress
+        self.engine = "local"
+        """Where a full diff's statistics are computed: ``local`` or ``ray``."""
 
     def critical(self, tn: TensorName) -> bool:
         return is_critical(
@@ -74,14 +80,86 @@ class _Ctx:
                 print(file=sys.stderr)
 
 
-class _Known:
-    """A digest the caller already has, shaped like a running manifest."""
+@dataclass
+class _Inputs:
+    """A diff's inputs, opened: the base, the tuned model or the adapter, the alignment pair."""
 
-    def __init__(self, root: str | None) -> None:
-        self.root = root or ""
+    base: Checkpoint
+    tuned: Checkpoint | None
+    adapter: Adapter | None
+    alignment: list[Checkpoint]
 
-    def result(self) -> _Known:
-        return self
+    @property
+    def kind(self) -> str:
+        return "lora" if self.adapter is not None else "full"
+
+    def data_paths(self) -> dict[str, list[Path]]:
+        """Each role's data files, in the order the diff reads them."""
+        if self.tuned is not None:
+            tuned = self.tuned.data_paths
+        else:
+            tuned = [self.adapter.file.path] if self.adapter is not None else []
+        out = {"base": self.base.data_paths, "tuned": tuned}
+        out.update(zip(("un", "al"), (ck.data_paths for ck in self.alignment), strict=False))
+        return out
+
+    def close(self) -> None:
+        for ck in [self.base, self.tuned, *self.alignment]:
+            if ck is not None:
+                ck.close()
+        if self.adapter is not None:
+            self.adapter.file.close()
+
+
+def _open_inputs(base: Path, tuned: Path, alignment: tuple[Path, Path] | None) -> _Inputs:
+    """Refuse pickle files, then open every input (headers validated, nothing read yet)."""
+    for p in (base, tuned, *(alignment or ())):
+        if Path(p).is_file() and Path(p).suffix.lower() in PICKLE_SUFFIXES:
+            refuse_pickle(Path(p))
+    adapter_mode = tuned.exists() and is_adapter(tuned)
+    base_ck = open_checkpoint(base)
+    tuned_ck = None if adapter_mode else open_checkpoint(tuned)
+    ad = open_adapter(tuned) if adapter_mode else None
+    al_cks = [open_checkpoint(Path(p)) for p in alignment] if alignment else []
+    return _Inputs(base_ck, tuned_ck, ad, al_cks)
+
+
+class _Roots:
+    """Each input's root digest: one the caller already has, or its manifest's once hashed."""
+
+    def __init__(self, known: dict[str, str | None], running: InputDigests) -> None:
+        self.known, self.running = known, running
+
+    def root(self, role: str) -> str:
+        return self.known.get(role) or self.running.manifest(role).root
+
+
+def _hashing(
+    paths: dict[str, Path],
+    inputs: _Inputs,
+    known: dict[str, str | None],
+    given: InputDigests | None,
+    workers: int,
+) -> tuple[InputDigests, bool]:
+    """The running digests of the inputs without a known digest, and whether this diff owns them.
+
+    Owned: started here, in the diff's read order; else the caller's (``digests=``).
+
+    Raises:
+        ValueError: ``given`` was started for other paths than this diff's.
+
+    """
+    todo = {role: p for role, p in paths.items() if not known.get(role)}
+    if given is None:
+        first = inputs.data_paths()
+        return InputDigests(todo, first={r: first.get(r, []) for r in todo}, workers=workers), True
+    wrong = sorted(role for role, p in todo.items() if given.paths.get(role) != p)
+    if wrong:
+        raise ValueError(
+            f"digests= was started for other inputs than this diff's ({', '.join(wrong)}): "
+            "pass start_digests() the same paths"
+        )
+    return given, False
 
 
 def _check_dtype(ck: Checkpoint, name: str) -> None:
@@ -131,20 +209,12 @@ def _full(
             )
         _check_dtype(base, n)
         _check_dtype(tuned, n)
-    items = [(n, lo, hi) for n in common for lo, hi in windows(base.info(n).numel)]
-    sched = Schedule([base, tuned], items, READ_AHEAD)
-    futs: dict[str, list[Future[DiffSums]]] = {}
-    for i, (n, _, _) in enumerate(items):
-        futs.setdefault(n, []).append(
-            pool.submit(window_sums, sched, i, base, tuned, pol.change_tolerance)
-        )
-    sums: dict[str, DiffSums] = {}
-    try:
-        for i, n in enumerate(common, 1):
-            sums[n] = merge([f.result() for f in futs[n]])
-            ctx.tick(i, len(common))
-    finally:
-        sched.close()
+    if ctx.engine == "ray":  # one Ray task per shard pair (weights/_ray.py)
+        from ftguard.weights._ray import tensor_sums_on_ray
+
+        sums = tensor_sums_on_ray(base, tuned, common, pol.change_tolerance, progress=ctx.progress)
+    else:
+        sums = _sums_here(ctx, tuned, common, pool)
     deep_futs: dict[str, Future[np.ndarray]] = {}
     norms: dict[str, float] = {}
     out: list[TensorStats] = []
@@ -177,6 +247,28 @@ def _full(
         if n not in base:
             out.append(_stats_for(ctx, n, tuned.info(n).shape, source="added", diff_norm=0.0))
     return out, norms
+
+
+def _sums_here(
+    ctx: _Ctx, tuned: Checkpoint, common: list[str], pool: ThreadPoolExecutor
+) -> dict[str, DiffSums]:
+    """Each common tensor's statistics, its windows on this machine's threads."""
+    base, pol = ctx.base, ctx.policy
+    items = [(n, lo, hi) for n in common for lo, hi in windows(base.info(n).numel)]
+    sched = Schedule([base, tuned], items, READ_AHEAD)
+    futs: dict[str, list[Future[DiffSums]]] = {}
+    for i, (n, _, _) in enumerate(items):
+        futs.setdefault(n, []).append(
+            pool.submit(window_sums, sched, i, base, tuned, pol.change_tolerance)
+        )
+    sums: dict[str, DiffSums] = {}
+    try:
+        for i, n in enumerate(common, 1):
+            sums[n] = merge([f.result() for f in futs[n]])
+            ctx.tick(i, len(common))
+    finally:
+        sched.close()
+    return sums
 
 
 def _base_norms(ctx: _Ctx, pool: ThreadPoolExecutor) -> dict[str, float]:
@@ -274,6 +366,170 @@ def _lora(
     return out, pairs
 
 
+@dataclass
+class _Analysis:
+    """What the statistics step found: per-tensor stats and what the later steps need."""
+
+    tensors: list[TensorStats]
+    norms: dict[str, float]
+    base_digest: str
+    bytes_read: int
+    pairs: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _analyse_full(
+    ctx: _Ctx,
+    inputs: _Inputs,
+    roots: _Roots,
+    pool: ThreadPoolExecutor,
+    deep: bool,
+    cache: Path | None,
+) -> _Analysis:
+    """A full tuned model: every common tensor's statistics in one read of both models."""
+    assert inputs.tuned is not None
+    tensors, norms = _full(ctx, inputs.tuned, pool, deep)
+    read = file_bytes(inputs.base.data_paths) + file_bytes(inputs.tuned.data_paths)
+    b_digest = roots.root("base")
+    save_base_norms(cache, b_digest, norms)
+    return _Analysis(tensors, norms, b_digest, read)
+
+
+def _analyse_adapter(
+    ctx: _Ctx,
+    inputs: _Inputs,
+    roots: _Roots,
+    pool: ThreadPoolExecutor,
+    deep: bool,
+    cache: Path | None,
+) -> _Analysis:
+    """A LoRA adapter, in factored form, against the base's norms (read, or cached)."""
+    ad, base_ck = inputs.adapter, inputs.base
+    assert ad is not None
+    notes: list[str] = []
+    b_digest = roots.root("base")
+    read = file_bytes(base_ck.data_paths)
+    cached = load_base_norms(cache, b_digest)
+    if cached is None or any(
+        n not in cached for n in base_ck.names if base_ck.info(n).dtype in ANALYSED_DTYPES
+    ):
+        norms = _base_norms(ctx, pool)
+        save_base_norms(cache, b_digest, norms)
+    else:
+        norms, read = cached, 0
+        notes.append("base tensor norms read from the fingerprint cache")
+    read += file_bytes([ad.file.path])
+    tensors, pairs = _lora(ctx, ad, norms, pool)
+    if deep:
+        notes.append("adapters are always analysed in factored form; --deep adds nothing")
+    return _Analysis(tensors, norms, b_digest, read, pairs, notes)
+
+
+def _alignment(
+    inputs: _Inputs, found: _Analysis, roots: _Roots, pool: ThreadPoolExecutor
+) -> AlignmentReport | None:
+    """The change measured against the alignment direction V; sets each tensor's cosine."""
+    if not inputs.alignment:
+        return None
+    un, al = inputs.alignment
+    base_ck, tuned_ck = inputs.base, inputs.tuned
+    check_alignment_pair(base_ck, un, al)
+    todo = [
+        t.name
+        for t in found.tensors
+        if t.diff_norm > 0 and t.source in ("full", "lora", "modules_to_save")
+    ]
+
+    def terms(name: str) -> tuple[str, tuple[float, float, float] | None]:
+        p = found.pairs.get(name)
+        if p is not None:
+            return name, alignment_terms(un, al, name, pair=p)  # type: ignore[arg-type]
+        if tuned_ck is None:
+            return name, None
+        return name, alignment_terms(un, al, name, base=base_ck, tuned=tuned_ck)
+
+    terms_of = {n: t for n, t in pool.map(terms, todo) if t is not None}
+    align = alignment_report(
+        terms_of, unaligned_digest=roots.root("un"), aligned_digest=roots.root("al")
+    )
+    for t in found.tensors:
+        if t.name in terms_of:
+            ip, dsq, vsq = terms_of[t.name]
+            t.alignment_cosine = ip / math.sqrt(dsq * vsq) if dsq * vsq > 0 else 0.0
+    if not terms_of:
+        found.notes.append("the alignment direction V is zero wherever this update changed weights")
+    return align
+
+
+@dataclass
+class _Verdict:
+    """The grouped statistics, the fingerprint and the judgement of one update."""
+
+    layers: list[GroupStats]
+    modules: list[GroupStats]
+    total: float
+    fingerprint: Fingerprint
+    judgement: Judgement
+
+
+def _judged(
+    ctx: _Ctx,
+    found: _Analysis,
+    kind: str,
+    align: AlignmentReport | None,
+    baselines: list[Fingerprint],
+) -> _Verdict:
+    """Group, fingerprint and judge the update; sets each tensor's baseline z-score."""
+    tensors = found.tensors
+    layers, modules, total = group_stats(ctx, tensors, found.norms)
+    fp = fingerprint_of(
+        base_digest=found.base_digest,
+        kind=kind,
+        tensors=tensors,
+        layers=layers,
+        modules=modules,
+        total_relative_change=total,
+        alignment=align,
+    )
+    critical = {f"layer.{g.layer}.rel" for g in layers if g.critical and g.layer is not None}
+    critical |= {f"module.{g.kind}.rel" for g in modules if g.critical}
+    critical |= {_tensor_feature(t) for t in tensors if t.critical and t.layer is None}
+    j = judge(
+        fp,
+        policy=ctx.policy,
+        baselines=baselines,
+        critical_features=critical,
+        tensors=tensors,
+        layers=layers,
+        alignment=align,
+    )
+    for t in tensors:
+        if (z := j.feature_z.get(_tensor_feature(t))) is not None and math.isfinite(z):
+            t.baseline_z = z
+    return _Verdict(layers, modules, total, fp, j)
+
+
+def _by_change(t: TensorStats) -> tuple[float, str]:
+    """Sort key: the largest finite relative change first (unknown and infinite last)."""
+    rel = t.relative_change
+    return (-(rel if rel is not None and math.isfinite(rel) else -1.0), t.name)
+
+
+def _adapter_info(ad: Adapter | None) -> AdapterInfo | None:
+    if ad is None:
+        return None
+    tm = ad.config.get("target_modules") or []
+    return AdapterInfo(
+        peft_type="LORA",
+        rank=ad.rank,
+        alpha=ad.alpha,
+        use_rslora=bool(ad.config.get("use_rslora")),
+        target_modules=[tm] if isinstance(tm, str) else [str(x) for x in tm],
+        modules_to_save=[str(x) for x in ad.config.get("modules_to_save") or []],
+        lora_pairs=len(ad.lora_keys),
+    )
+
+
 def diff(
     base: Path,
     tuned: Path,
@@ -287,6 +543,8 @@ def diff(
     progress: bool = False,
     base_digest: str | None = None,
     tuned_digest: str | None = None,
+    digests: InputDigests | None = None,
+    engine: str = "local",
 ) -> WeightReport:
     """Report what a fine-tune changed in the weights and whether that is normal.
 
@@ -305,180 +563,71 @@ def diff(
             example bound in an approval); skips hashing the base (SHA-256 is often slower
             than the diff itself).
         tuned_digest: The same for the tuned model or adapter.
+        digests: The inputs' digests already being computed,
+            ``start_digests(base, tuned, alignment=alignment)`` (the CLI starts them before
+            it imports this engine); the caller closes them. Default: hashed here, alongside
+            the diff, in its read order.
+        engine: ``local``, or ``ray``: a full model's per-tensor statistics computed by one
+            Ray task per shard pair (``RAY_ADDRESS``, else a local Ray runtime; the files
+            at the same paths on every node; needs ``ftguard[ray]``), the same report.
+            Adapters are analysed here either way.
 
     Raises:
         BadInputError: A bad, truncated or pickle-based file, an unsupported adapter or
             dtype, or models that do not match.
+        ValueError: ``digests`` were started for other paths.
 
     """
     t0 = time.perf_counter()
     policy = policy or WeightsPolicy()
     base, tuned = Path(base), Path(tuned)
-    for p in (base, tuned, *(alignment or ())):
-        if Path(p).is_file() and Path(p).suffix.lower() in PICKLE_SUFFIXES:
-            refuse_pickle(Path(p))
-    adapter_mode = tuned.exists() and is_adapter(tuned)
+    paths = {"base": base, "tuned": tuned}
+    if alignment:
+        paths.update(un=Path(alignment[0]), al=Path(alignment[1]))
+    known = {"base": base_digest, "tuned": tuned_digest}
     n_workers = workers or min(8, os.cpu_count() or 1)
-    base_ck = open_checkpoint(base)
-    tuned_ck = None if adapter_mode else open_checkpoint(tuned)
-    ad = open_adapter(tuned) if adapter_mode else None
-    al_cks = [open_checkpoint(Path(p)) for p in alignment] if alignment else []
-    ctx = _Ctx(policy, base_ck, progress, n_workers)
-    notes: list[str] = []
-    with ThreadPoolExecutor(n_workers) as hasher, ThreadPoolExecutor(n_workers) as pool:
-        known = {"base": base_digest, "tuned": tuned_digest}
-        inputs = [
-            ("base", base, base_ck.data_paths),
-            ("tuned", tuned, tuned_ck.data_paths if tuned_ck else [ad.file.path] if ad else []),
-            *(
-                (k, Path(p), ck.data_paths)
-                for k, p, ck in zip(("un", "al"), alignment or (), al_cks, strict=False)
-            ),
-        ]
-        to_hash = [(k, p, first) for k, p, first in inputs if not known.get(k)]
-        jobs = dict(
-            zip(
-                [k for k, _, _ in to_hash],
-                start_manifests(
-                    [p for _, p, _ in to_hash], hasher, first=[f for _, _, f in to_hash]
-                ),
-                strict=True,
-            )
-        )
-        dig = {k: _Known(known[k]) if known.get(k) else jobs[k] for k, _, _ in inputs}
-        bytes_read = file_bytes(base_ck.data_paths)
-        pairs: dict[str, object] = {}
-        if tuned_ck is not None:
-            tensors, norms = _full(ctx, tuned_ck, pool, deep)
-            bytes_read += file_bytes(tuned_ck.data_paths)
-            b_digest = dig["base"].result().root
-            save_base_norms(fingerprint_cache, b_digest, norms)
-        else:
-            assert ad is not None
-            b_digest = dig["base"].result().root
-            cached = load_base_norms(fingerprint_cache, b_digest)
-            if cached is None or any(
-                n not in cached for n in base_ck.names if base_ck.info(n).dtype in ANALYSED_DTYPES
-            ):
-                norms = _base_norms(ctx, pool)
-                save_base_norms(fingerprint_cache, b_digest, norms)
-            else:
-                norms, bytes_read = cached, 0
-                notes.append("base tensor norms read from the fingerprint cache")
-            bytes_read += file_bytes([ad.file.path])
-            tensors, pairs = _lora(ctx, ad, norms, pool)
-            if deep:
-                notes.append("adapters are always analysed in factored form; --deep adds nothing")
-        align = None
-        if al_cks:
-            un, al = al_cks
-            check_alignment_pair(base_ck, un, al)
-            todo = [
-                t.name
-                for t in tensors
-                if t.diff_norm > 0 and t.source in ("full", "lora", "modules_to_save")
-            ]
-
-            def terms(name: str) -> tuple[str, tuple[float, float, float] | None]:
-                p = pairs.get(name)
-                if p is not None:
-                    return name, alignment_terms(un, al, name, pair=p)  # type: ignore[arg-type]
-                src = tuned_ck if tuned_ck is not None else None
-                if src is None:
-                    return name, None
-                return name, alignment_terms(un, al, name, base=base_ck, tuned=src)
-
-            found = {n: t for n, t in pool.map(terms, todo) if t is not None}
-            align = alignment_report(
-                found,
-                unaligned_digest=dig["un"].result().root,
-                aligned_digest=dig["al"].result().root,
-            )
-            for t in tensors:
-                if t.name in found:
-                    ip, dsq, vsq = found[t.name]
-                    t.alignment_cosine = ip / math.sqrt(dsq * vsq) if dsq * vsq > 0 else 0.0
-            if not found:
-                notes.append(
-                    "the alignment direction V is zero wherever this update changed weights"
-                )
-        t_digest = dig["tuned"].result().root
-    layers, modules, total = group_stats(ctx, tensors, norms)
-    kind = "lora" if adapter_mode else "full"
-    fp = fingerprint_of(
-        base_digest=b_digest,
-        kind=kind,
-        tensors=tensors,
-        layers=layers,
-        modules=modules,
-        total_relative_change=total,
-        alignment=align,
-    )
-    critical = {f"layer.{g.layer}.rel" for g in layers if g.critical and g.layer is not None}
-    critical |= {f"module.{g.kind}.rel" for g in modules if g.critical}
-    critical |= {_tensor_feature(t) for t in tensors if t.critical and t.layer is None}
-    j = judge(
-        fp,
-        policy=policy,
-        baselines=baselines or [],
-        critical_features=critical,
-        tensors=tensors,
-        layers=layers,
-        alignment=align,
-    )
-    for t in tensors:
-        if (z := j.feature_z.get(_tensor_feature(t))) is not None and math.isfinite(z):
-            t.baseline_z = z
-    tensors.sort(
-        key=lambda t: (
-            -(
-                t.relative_change
-                if t.relative_change is not None and math.isfinite(t.relative_change)
-                else -1.0
-            ),
-            t.name,
-        )
-    )
-    adapter_info = None
-    if ad is not None:
-        tm = ad.config.get("target_modules") or []
-        adapter_info = AdapterInfo(
-            peft_type="LORA",
-            rank=ad.rank,
-            alpha=ad.alpha,
-            use_rslora=bool(ad.config.get("use_rslora")),
-            target_modules=[tm] if isinstance(tm, str) else [str(x) for x in tm],
-            modules_to_save=[str(x) for x in ad.config.get("modules_to_save") or []],
-            lora_pairs=len(ad.lora_keys),
-        )
-    for ck in [base_ck, tuned_ck, *al_cks]:
-        if ck is not None:
-            ck.close()
-    if ad is not None:
-        ad.file.close()
+    inputs = _open_inputs(base, tuned, alignment)
+    ctx = _Ctx(policy, inputs.base, progress, n_workers)
+    if engine not in ("local", "ray"):
+        raise BadInputError(f"unknown weights engine {engine!r} (choose from local, ray)")
+    ctx.engine = engine
+    with contextlib.ExitStack() as stack:
+        stack.callback(inputs.close)
+        running, owned = _hashing(paths, inputs, known, digests, n_workers)
+        if owned:
+            stack.enter_context(running)
+        roots = _Roots(known, running)
+        with ThreadPoolExecutor(n_workers) as pool:
+            analyse = _analyse_full if inputs.tuned is not None else _analyse_adapter
+            found = analyse(ctx, inputs, roots, pool, deep, fingerprint_cache)
+            align = _alignment(inputs, found, roots, pool)
+        t_digest = roots.root("tuned")
+    v = _judged(ctx, found, inputs.kind, align, baselines or [])
+    found.tensors.sort(key=_by_change)
+    j = v.judgement
     return WeightReport(
         verdict="flag" if j.flags or j.score > policy.anomaly_score_limit else "pass",
         anomaly_score=float(j.score),
         judged_by=j.judged_by,
         judgement=j.text,  # type: ignore[arg-type]
         flags=j.flags,
-        tensors=tensors,
-        layers=layers,
-        modules=modules,
-        fingerprint=fp,
-        baseline_count=sum(1 for b in baselines or [] if b.base_digest == b_digest),
-        base_digest=b_digest,
+        tensors=found.tensors,
+        layers=v.layers,
+        modules=v.modules,
+        fingerprint=v.fingerprint,
+        baseline_count=sum(1 for b in baselines or [] if b.base_digest == found.base_digest),
+        base_digest=found.base_digest,
         tuned_digest=t_digest,
-        tuned_kind=kind,
+        tuned_kind=inputs.kind,
         model_type=ctx.model_type if isinstance(ctx.model_type, str) else None,
         num_layers=ctx.n_layers,
-        total_relative_change=total,
-        tensors_total=len(base_ck.names),
-        tensors_changed=sum(1 for t in tensors if t.diff_norm > 0),
-        adapter=adapter_info,
+        total_relative_change=v.total,
+        tensors_total=len(inputs.base.names),
+        tensors_changed=sum(1 for t in found.tensors if t.diff_norm > 0),
+        adapter=_adapter_info(inputs.adapter),
         alignment=align,
         deep=deep,
         seconds=time.perf_counter() - t0,
-        bytes_read=bytes_read,
-        notes=notes,
+        bytes_read=found.bytes_read,
+        notes=found.notes,
     )

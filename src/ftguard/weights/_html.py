@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from importlib import resources
 
+from ftguard._html import render_report
 from ftguard.weights._report import WeightFlag, WeightReport
 from ftguard.weights._svg import weights_heatmap_svg
 
@@ -38,13 +38,8 @@ def key_flags(report: WeightReport, n: int = 5) -> list[WeightFlag]:
 
 def render_weights_html(report: WeightReport, *, top: int = 25) -> str:
     """Render a self-contained HTML page of the report (no script, no external resources)."""
-    import jinja2
     from markupsafe import Markup
 
-    text = (
-        resources.files("ftguard.weights").joinpath("templates/weights.html.j2").read_text("utf-8")
-    )
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     from ftguard.policy._weights import WeightsPolicy
 
     z_limit = WeightsPolicy().z_limit
@@ -54,10 +49,15 @@ def render_weights_html(report: WeightReport, *, top: int = 25) -> str:
         if report.judged_by == "baselines"
         else ""
     )
-    return env.from_string(text).render(
-        r=report,
-        key=key_flags(report),
-        top=report.tensors[:top],
-        rel_svg=Markup(rel_svg),
-        z_svg=Markup(z_svg),  # noqa: S704 - built with every text escaped
+    return render_report(
+        "ftguard.weights",
+        "weights.html.j2",
+        {
+            "r": report,
+            "key": key_flags(report),
+            "top": report.tensors[:top],
+            "rel_svg": Markup(rel_svg),
+            "z_svg": Markup(z_svg),  # noqa: S704 - built with every text escaped
+        },
+        strict_undefined=True,
     )

@@ -115,15 +115,17 @@ def is_adapter(path: Path) -> bool:
     )
 
 
-def open_adapter(path: Path) -> Adapter:
-    """Open and validate a PEFT adapter; refuse non-LoRA types clearly.
+_MARKERS = (
+    (".lora_A.", "A", False),
+    (".lora_B.", "B", False),
+    (".lora_embedding_A", "A", True),
+    (".lora_embedding_B", "B", True),
+)
+"""(key marker, which half of the pair, embedding pair?) of the LoRA tensors' keys."""
 
-    Raises:
-        BadInputError: Not a LoRA adapter, DoRA, a pickle-based ``adapter_model.bin``, or a
-            file whose keys are not LoRA pairs.
 
-    """
-    folder = path if path.is_dir() else path.parent
+def _lora_config(folder: Path) -> dict[str, Any]:
+    """``adapter_config.json``, refused unless it describes a plain LoRA adapter."""
     try:
         config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -141,25 +143,29 @@ def open_adapter(path: Path) -> Adapter:
             f"{folder.name}: DoRA adapters are not analysed in factored form; merge the adapter "
             "(model.merge_and_unload()) and diff the full weights"
         )
+    return config
+
+
+def _adapter_file(path: Path, folder: Path) -> Path:
+    """The adapter's safetensors file; a pickle-based one is refused by name."""
     st = folder / "adapter_model.safetensors" if path.is_dir() else path
     if not st.is_file():
         pickles = [p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickles:
             refuse_pickle(pickles[0])
         raise BadInputError(f"{folder.name}: adapter_model.safetensors is missing")
-    adapter = Adapter(path=folder, config=config, file=SafetensorsFile(st))
+    return st
+
+
+def _classify_keys(adapter: Adapter, folder: Path) -> None:
+    """Sort the file's keys into LoRA pairs (by module) and fully saved tensors (by name)."""
     halves: dict[str, dict[str, str]] = {}
     for key in adapter.file.tensors:
         stripped = key
         for p in _PREFIXES:
             if stripped.startswith(p):
                 stripped = stripped[len(p) :]
-        for marker, which, emb in (
-            (".lora_A.", "A", False),
-            (".lora_B.", "B", False),
-            (".lora_embedding_A", "A", True),
-            (".lora_embedding_B", "B", True),
-        ):
+        for marker, which, emb in _MARKERS:
             if marker in stripped:
                 module = stripped.split(marker)[0]
                 halves.setdefault(module, {})[which] = key
@@ -175,6 +181,20 @@ def open_adapter(path: Path) -> Adapter:
         if set(h) != {"A", "B"}:
             raise BadInputError(f"{folder.name}: LoRA pair of {module} is incomplete")
         adapter.lora_keys[module] = (h["A"], h["B"])
+
+
+def open_adapter(path: Path) -> Adapter:
+    """Open and validate a PEFT adapter; refuse non-LoRA types clearly.
+
+    Raises:
+        BadInputError: Not a LoRA adapter, DoRA, a pickle-based ``adapter_model.bin``, or a
+            file whose keys are not LoRA pairs.
+
+    """
+    folder = path if path.is_dir() else path.parent
+    config = _lora_config(folder)
+    adapter = Adapter(path=folder, config=config, file=SafetensorsFile(_adapter_file(path, folder)))
+    _classify_keys(adapter, folder)
     if not adapter.lora_keys and not adapter.saved:
         raise BadInputError(f"{folder.name}: the adapter holds no tensors")
     return adapter
