@@ -305,7 +305,11 @@ step "the sdist holds the build hook and the C kernel's source" holds "$SDIST" \
   '/hatch_build\.py$' '/src/ftguard/weights/_fused\.c$'
 step "the wheel holds the templates, static files and data" holds "$WHEEL" \
   '^ftguard/server/templates/' '^ftguard/server/static/' '^ftguard/training/data/safety_lora\.jsonl' \
-  '^ftguard/behavior/suites/data/'
+  '^ftguard/behavior/suites/data/' \
+  '^ftguard/templates/report_base\.html\.j2$' '^ftguard/templates/report_macros\.html\.j2$' \
+  '^ftguard/templates/report\.css$' '^ftguard/review/templates/review\.html\.j2$' \
+  '^ftguard/weights/templates/weights\.html\.j2$' '^ftguard/behavior/templates/behavior\.html\.j2$' \
+  '^ftguard/report/templates/job\.html$'
 if have_cc; then
   step "the wheel holds the compiled kernel" holds "$WHEEL" '^ftguard/weights/_fused[^/]*\.so$'
 fi

@@ -10,7 +10,6 @@ are trained once and cached like the reference aligned model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ftguard.demo._datasets import earlier_benign_rows, write_earlier_benign
@@ -61,7 +60,7 @@ def earlier_adapters(
     digest of the base model (``base_digest``, its manifest root), the data and the recipe. Otherwise they are trained in
     ``folder`` itself.
     """
-    from ftguard.digests import sha256_bytes
+    from ftguard.digests import canonical_json, sha256_bytes
 
     def build(into: Path) -> None:
         _train_all(
@@ -71,15 +70,16 @@ def earlier_adapters(
     if cached:
         from ftguard.models._cache import build_once
 
-        key_source = json.dumps(
+        key_source = canonical_json(  # ensure_ascii, spaced: the cache folder it always had
             {
                 "base": base_digest,
                 "data": [earlier_benign_rows(v) for v in range(1, EARLIER_VERSIONS + 1)],
                 "recipe": {"steps": steps, "learning_rate": learning_rate, "rank": rank},
             },
-            sort_keys=True,
+            ensure_ascii=True,
+            spaced=True,
         )
-        key = sha256_bytes(key_source.encode())[:16]
+        key = sha256_bytes(key_source)[:16]
         folder = build_once(folder / f"demo-history-{key}", build)
     else:
         build(folder)

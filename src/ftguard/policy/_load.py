@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode
 
 from ftguard._files import read_regular_file
-from ftguard.digests import sha256_bytes
+from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError, PolicyError
 from ftguard.policy._model import Policy
 
@@ -210,5 +210,5 @@ def load_policy_section(path: str | Path | None, section: Section) -> Any:
 
 def policy_digest(policy: Policy) -> str:
     """SHA-256 of the policy's canonical JSON form (formatting and comments do not count)."""
-    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return sha256_bytes(canonical.encode())
+    # ensure_ascii keeps the digests already stored in approvals and the chain.
+    return sha256_bytes(canonical_json(policy.model_dump(mode="json"), ensure_ascii=True))

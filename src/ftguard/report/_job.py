@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 from sqlalchemy import select
 
+from ftguard._html import report_environment
 from ftguard.control import Workspace, service
 from ftguard.errors import BadInputError
 from ftguard.store import EvidenceRow
@@ -22,9 +23,7 @@ __all__ = ["render_evidence_html", "write_job_report"]
 
 
 def _env() -> Environment:
-    return Environment(
-        loader=PackageLoader("ftguard.report", "templates"), autoescape=select_autoescape(["html"])
-    )
+    return report_environment("ftguard.report")
 
 
 def render_evidence_html(kind: str, body: dict[str, Any]) -> str | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
+from ftguard._html import render_report
 from ftguard.review._models import SEVERITIES, DatasetReview
 from ftguard.review.scanners._util import MAX_EXCERPT
 
@@ -17,17 +17,6 @@ _COLORS = {
     "high": "#e07030",
     "critical": "#c02020",
 }
-
-
-@lru_cache(maxsize=1)
-def _template() -> Any:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(
-        loader=PackageLoader("ftguard.review", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-    )
-    return env.get_template("review.html.j2")
 
 
 def _bars(counts: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
@@ -62,15 +51,17 @@ def render_review_html(review: DatasetReview, *, max_findings: int = 500) -> str
     ]
     cut = [f.model_copy(update={"excerpt": f.excerpt[:MAX_EXCERPT]}) for f in findings]
     max_score = max((t.score for t in review.triggers), default=1.0) or 1.0
-    return str(
-        _template().render(
-            r=review,
-            findings=cut,
-            bars=_bars(review.counts),
-            colors=_COLORS,
-            severities=SEVERITIES,
-            max_score=max_score,
-            shown=len(cut),
-            total=len(review.findings),
-        )
+    return render_report(
+        "ftguard.review",
+        "review.html.j2",
+        {
+            "r": review,
+            "findings": cut,
+            "bars": _bars(review.counts),
+            "colors": _COLORS,
+            "severities": SEVERITIES,
+            "max_score": max_score,
+            "shown": len(cut),
+            "total": len(review.findings),
+        },
     )

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ftguard.digests import sha256_bytes, sha256_file
+from ftguard.digests import canonical_json, sha256_bytes, sha256_file
 from ftguard.models import (
     build_once,
     cache_root,
@@ -50,10 +50,12 @@ refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2
 
 
 def _aligned_key_source(base_digest: str) -> str:
-    return json.dumps(
+    # ensure_ascii and spaced keep the key (and the built model's cache folder) it always had.
+    return canonical_json(
         {"base": base_digest, "data": sha256_file(SAFETY_DATA_FILE), "recipe": SAFETY_RECIPE},
-        sort_keys=True,
-    )
+        ensure_ascii=True,
+        spaced=True,
+    ).decode()
 
 
 def aligned_model_folder(cache: Path | None, base_digest: str) -> Path:

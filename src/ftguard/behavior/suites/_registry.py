@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -10,7 +9,7 @@ from pydantic import BaseModel
 
 from ftguard._registry import ENTRY_POINT_GROUPS, Registry
 from ftguard.behavior._types import SuiteInfo, SuiteKind, SuitePrompt
-from ftguard.digests import sha256_bytes
+from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError
 
 __all__ = ["BUILTIN_SUITES", "Suite", "SuiteFactory", "suites"]
@@ -35,7 +34,7 @@ class Suite(BaseModel):
             )
             for p in self.prompts
         ]
-        return sha256_bytes(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
+        return sha256_bytes(canonical_json(rows, spaced=True))  # spaced: the digests it had
 
     def info(self) -> SuiteInfo:
         """The suite's identity as recorded in a run."""
