@@ -32,8 +32,8 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks hatch_build.py examples
-	$(BIN)/ruff format --check src tests benchmarks hatch_build.py examples
+	$(BIN)/ruff check src tests benchmarks hatch_build.py examples scripts
+	$(BIN)/ruff format --check src tests benchmarks hatch_build.py examples scripts
 	$(BIN)/mypy
 
 # Build the sdist and wheel, install each into a fresh venv without extras (then the wheel with

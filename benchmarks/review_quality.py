@@ -52,7 +52,9 @@ from pathlib import Path
 from scipy.stats import binomtest
 
 from ftguard.review import review_dataset
-from ftguard.review._train_classifier import is_held_out
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from _review_training_data import is_held_out  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BD = DATA / "poisoned" / "backdoorllm"

@@ -48,3 +48,20 @@ def test_harmful_persuasion_flagged_and_benign_persuasion_spared(tmp_path: Path)
     # benign persuasion on a sensitive topic (refugees, vaccination) can be flagged: the request
     # classifier weighs topic words more than the stance; a known limit (docs/review.md)
     assert len(false) <= 2, sorted(false)
+
+
+def test_test_examples_are_not_training_requests() -> None:
+    """The examples above are not (near-)copies of the shipped classifier's generated training
+    requests, and argue none of the claims of the (unshipped) persuasion experiment."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from _review_training_data import (
+        claim_overlaps,
+        generated_benign,
+        generated_harmful,
+        near_duplicates,
+    )
+
+    assert claim_overlaps(HARMFUL + BENIGN) == []
+    assert near_duplicates(generated_harmful() + generated_benign(), HARMFUL + BENIGN) == []

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
 
 from ftguard.review import review_dataset
-from ftguard.review._train_classifier import is_held_out
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from _review_training_data import (  # noqa: E402
+    claim_overlaps,
+    evaluation_requests,
+    generated_requests,
+    is_held_out,
+    near_duplicates,
+    normalized,
+    project_evaluation_requests,
+    training_set,
+)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 BD = DATA / "poisoned" / "backdoorllm"
@@ -137,14 +151,10 @@ def test_refusals_to_harmful_requests_are_safe_data() -> None:
     )  # measured 0.83
 
 
-def test_classifier_training_data_excludes_evaluation_sets() -> None:
-    """Train/test hygiene: no held-out benign request, AdvBench goal or BackdoorLLM request is trained on."""
+def _evaluation_requests() -> list[str]:
+    """Every evaluation request as the benchmark builds it (held-out halves with their inputs)."""
     import csv
 
-    from ftguard.review._train_classifier import training_texts
-
-    texts, labels = training_texts(DATA)
-    trained = {" ".join(t.lower().split()) for t in texts}
     held_out = [r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "") for r in _benign()]
     dolly = [
         json.loads(line)
@@ -157,10 +167,38 @@ def test_classifier_training_data_excludes_evaluation_sets() -> None:
     ]
     with (DATA / "harmful_prompts/advbench_harmful_behaviors.csv").open() as fh:
         held_out += [r["goal"] for r in csv.DictReader(fh)]
-    held_out += [
-        r["instruction"]
-        for r in json.loads((BD / "vpi/backdoor400_jailbreak_vpi.json").read_text())
-    ]
-    leaked = [t for t in held_out if " ".join(t.lower().split()) in trained]
-    assert leaked == [], leaked[:3]
-    assert 0.1 < sum(labels) / len(labels) < 0.3
+    for path in sorted(BD.rglob("*.json")):
+        held_out += [r["instruction"] for r in json.loads(path.read_text())]
+    return held_out + project_evaluation_requests()
+
+
+def test_classifier_training_data_excludes_evaluation_sets() -> None:
+    """Train/test hygiene: no evaluation request (held-out benign halves, AdvBench, BackdoorLLM,
+    the project's persuasion, framed and specific request sets) is trained on."""
+    held_out = _evaluation_requests()
+    assert len(project_evaluation_requests()) >= 150  # persuasion (80), framed, specific
+    for persuasion in (False, True):
+        ts = training_set(DATA, persuasion=persuasion)
+        trained = {normalized(t) for t in ts.texts}
+        leaked = [t for t in held_out if normalized(t) in trained]
+        assert leaked == [], leaked[:3]
+        assert 0.1 < sum(ts.labels) / len(ts.labels) < 0.3
+        # the generated persuasion requests are in only when asked for
+        essays = sum("persuasive essay arguing that" in t for t in ts.texts)
+        assert (essays >= 20) == persuasion, essays
+
+
+def test_generated_requests_do_not_near_duplicate_evaluation_requests() -> None:
+    """No generated training request is a reworded copy of an evaluation request, and no
+    generated persuasion claim is a claim of the project's persuasion evaluation set."""
+    trained = set(training_set(DATA, persuasion=True).texts)
+    generated = [t for t in generated_requests() if t in trained]
+    assert len(generated) > 1500
+    pairs = near_duplicates(generated, _evaluation_requests())
+    assert pairs == [], pairs[:3]
+    assert claim_overlaps(project_evaluation_requests()) == []
+    # the check can fail: a reworded evaluation request is caught
+    persuasion = project_evaluation_requests()[0]
+    reworded = persuasion.replace("Write", "Please write").rstrip(".") + " now."
+    assert near_duplicates([reworded], [persuasion]) == [(reworded, persuasion)]
+    assert evaluation_requests(DATA) >= {normalized(persuasion)}

@@ -66,7 +66,7 @@ class HarmfulComplianceScanner:
     """Harmful requests that the example teaches the model to comply with.
 
     The request (system + user text) is scored by a logistic regression over MiniLM
-    embeddings and hashed word n-grams (trained by ``ftguard.review._train_classifier``);
+    embeddings and hashed word n-grams (trained by ``scripts/train_review_classifier.py``);
     the answer is checked for a refusal by rules. A request above the threshold whose
     answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
     threshold, else medium ("possibly harmful"); a request up to AFFIRMATIVE_MARGIN below
