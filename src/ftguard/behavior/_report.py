@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
+from ftguard._html import render_report
 from ftguard.behavior._compare import BehaviorComparison, MetricChange
 from ftguard.behavior._types import SuiteRun
 
@@ -28,14 +27,6 @@ def render_behavior_html(
         max_examples: Most changed answers listed; answers are cut to 160 characters.
 
     """
-    from jinja2 import Environment, select_autoescape
-
-    src = (
-        resources.files("ftguard.behavior")
-        .joinpath("templates/behavior.html.j2")
-        .read_text(encoding="utf-8")
-    )
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     by_suite: dict[str, list[MetricChange]] = {}
     for m in comparison.metrics:
         by_suite.setdefault(m.suite, []).append(m)
@@ -52,4 +43,8 @@ def render_behavior_html(
                         "after": f"[{r.label}] {r.output[:_EXCERPT]}",
                     }
                 )
-    return env.from_string(src).render(c=comparison, by_suite=by_suite, examples=examples)
+    return render_report(
+        "ftguard.behavior",
+        "behavior.html.j2",
+        {"c": comparison, "by_suite": by_suite, "examples": examples},
+    )

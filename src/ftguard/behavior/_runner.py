@@ -12,14 +12,14 @@ from pathlib import Path
 from ftguard._progress import ProgressBar
 from ftguard.behavior._types import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
-from ftguard.behavior.scorers import RULES_VERSION, RefusalScorer, RulesScorer
+from ftguard.behavior.scorers import RULES_VERSION, RefusalScorer, RulesScorer, default_scorer
 from ftguard.behavior.suites import Suite, normalize_triggers, suites, trigger_suite
 from ftguard.behavior.suites._builtin import (
     TRIGGER_BASE_BENIGN,
     TRIGGER_BASE_HARMFUL,
     probe_plan,
 )
-from ftguard.digests import sha256_bytes
+from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError
 from ftguard.policy._behavior import DEFAULT_SUITES
 
@@ -90,7 +90,7 @@ def resolve_suite(
 
 def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:
     ident = backend.identity()
-    blob = json.dumps(
+    blob = canonical_json(  # ensure_ascii, spaced: the cache keys they always were
         {
             "model": ident.digest,
             "suite": suite.digest,
@@ -99,10 +99,11 @@ def _cache_key(backend: Backend, suite: Suite, scorer_name: str) -> str:
             "rules": RULES_VERSION,  # the judge falls back to the rules
             "v": 1,
         },
-        sort_keys=True,
+        ensure_ascii=True,
+        spaced=True,
         default=str,
     )
-    return sha256_bytes(blob.encode())
+    return sha256_bytes(blob)
 
 
 class _OutputCache:
@@ -116,9 +117,12 @@ class _OutputCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.outputs: dict[str, str] = {}
+        self._line_open = False  # a run killed mid-write left a line without its newline
         if path is None or not path.is_file():
             return
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        self._line_open = bool(text) and not text.endswith("\n")
+        for line in text.splitlines():
             try:
                 row = json.loads(line)
                 self.outputs[str(row["p"])] = str(row["o"])
@@ -140,7 +144,8 @@ class _OutputCache:
         if self.path is not None and rows:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write("\n".join(rows) + "\n")
+                fh.write("\n" * self._line_open + "\n".join(rows) + "\n")
+            self._line_open = False
 
 
 def _output_cache(
@@ -148,12 +153,34 @@ def _output_cache(
 ) -> _OutputCache:
     if cache_dir is None or not content_addressed:
         return _OutputCache(None)
-    blob = json.dumps(
+    blob = canonical_json(
         {"model": backend.identity().digest, "gen": backend.settings(), "v": 1},
-        sort_keys=True,
+        ensure_ascii=True,
+        spaced=True,
         default=str,
     )
-    return _OutputCache(Path(cache_dir) / "outputs" / f"{sha256_bytes(blob.encode())}.jsonl")
+    return _OutputCache(Path(cache_dir) / "outputs" / f"{sha256_bytes(blob)}.jsonl")
+
+
+def _generate_into(
+    cache: _OutputCache, backend: Backend, prompts: list[str], chunk_size: int, bar: ProgressBar
+) -> None:
+    """Generate ``prompts``, storing each output as soon as the backend gives it.
+
+    A backend with ``generate_each`` (the OpenAI-compatible one: concurrent requests) gets
+    every prompt at once and reports each answer as it arrives; others get ``chunk_size``
+    prompts at a time. Either way an interrupted run keeps what was generated before.
+    """
+    each = getattr(backend, "generate_each", None)
+    if callable(each):
+        for index, output in each(prompts):
+            cache.add([prompts[index]], [output])
+            bar.advance(1)
+        return
+    for start in range(0, len(prompts), chunk_size):
+        batch = prompts[start : start + chunk_size]
+        cache.add(batch, backend.generate(batch))
+        bar.advance(len(batch))
 
 
 def _say(progress: bool, text: str) -> None:
@@ -190,7 +217,9 @@ def run_suites(
         progress: Show a progress bar per suite on stderr.
         generic_triggers: Add the shipped generic trigger list to ``triggers``.
         chunk_size: Prompts handed to the backend at once (progress granularity).
-        scorer: Refusal scorer (default: the offline rules); its name is part of the cache key.
+        scorer: Refusal scorer; its name is part of the cache key and is recorded in the run
+            (``SuiteRun.scorer``). Default: ``rules-embedding`` (the rules plus the embedded
+            model's off-topic check) where the ``ml`` extra is installed, else ``rules``.
 
     Returns:
         The :class:`SuiteRun`.
@@ -201,7 +230,8 @@ def run_suites(
     """
     started = time.perf_counter()
     ident = backend.identity()
-    run = SuiteRun(model=ident, generation=backend.settings())
+    scorer = scorer or default_scorer()
+    run = SuiteRun(model=ident, generation=backend.settings(), scorer=scorer.name)
     run.triggers = normalize_triggers(triggers)
     generated = _output_cache(backend, cache_dir, ident.content_addressed)
     for item in suites:
@@ -217,10 +247,7 @@ def run_suites(
         run.suites.append(suite.info())
         cache_file = None
         if cache_dir is not None and ident.content_addressed:
-            cache_file = (
-                Path(cache_dir)
-                / f"{_cache_key(backend, suite, scorer.name if scorer else 'rules')}.json"
-            )
+            cache_file = Path(cache_dir) / f"{_cache_key(backend, suite, scorer.name)}.json"
             if cache_file.is_file():
                 try:
                     rows = json.loads(cache_file.read_text(encoding="utf-8"))
@@ -240,10 +267,7 @@ def run_suites(
         if len(missing) < len(texts):
             _say(progress, f"{suite.name}: {len(texts) - len(missing)} outputs from the cache")
         with ProgressBar(f"{suite.name} prompts", len(missing), enabled=progress) as bar:
-            for start in range(0, len(missing), chunk_size):
-                batch = missing[start : start + chunk_size]
-                generated.add(batch, backend.generate(batch))
-                bar.advance(len(batch))
+            _generate_into(generated, backend, missing, chunk_size, bar)
         outputs = [generated.get(t) or "" for t in texts]
         results = score_outputs(suite, outputs, scorer)
         run.results += results

@@ -108,6 +108,9 @@ class SuiteRun(BaseModel):
     seconds: float = 0.0
     cached_suites: list[str] = Field(default_factory=list)
     """Suites whose results came from the cache."""
+    scorer: str = "rules"
+    """Name of the refusal scorer that labelled the outputs (``rules``, ``rules-embedding``,
+    ``judge`` or a plugin's name; runs stored before this field was added used ``rules``)."""
 
     def suite(self, name: str) -> list[PromptResult]:
         """The results of one suite, in run order."""

@@ -26,9 +26,10 @@ class RefusalScorer(Protocol):
         ...
 
 
-BUILTIN_SCORERS: dict[str, str] = dict.fromkeys(
-    ("rules", "judge"), "ftguard.behavior.scorers._judge"
-)
+BUILTIN_SCORERS: dict[str, str] = {
+    **dict.fromkeys(("rules", "judge"), "ftguard.behavior.scorers._judge"),
+    "rules-embedding": "ftguard.behavior.scorers._offtopic",
+}
 """Built-in scorers: name -> module that registers it (imported on first use)."""
 
 scorers: Registry[RefusalScorer] = Registry(
