@@ -35,14 +35,25 @@ def _require_ml() -> None:
 
 
 def _backend(
-    model: str, adapter: Path | None, endpoint: str | None, max_new_tokens: int, batch_size: int
+    model: str,
+    adapter: Path | None,
+    endpoint: str | None,
+    max_new_tokens: int,
+    batch_size: int,
+    served: dict[str, Any],
 ) -> Any:
     from ftguard.behavior import OpenAIChatBackend, TransformersBackend
 
+    given = {k: v for k, v in served.items() if v is not None}
     if endpoint:
         if adapter is not None:
             raise BadInputError("--adapter applies to local models, not to --endpoint")
-        return OpenAIChatBackend(endpoint, model, max_new_tokens=max_new_tokens)
+        return OpenAIChatBackend(
+            endpoint, model, max_new_tokens=max_new_tokens, batch_size=batch_size, **given
+        )
+    if given:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise BadInputError(f"{names} apply to --endpoint (a served model), not to local models")
     _require_ml()
     return TransformersBackend(model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens)
 
@@ -89,9 +100,38 @@ def eval_command(
         str | None,
         typer.Option(help="OpenAI-compatible base URL serving MODEL (and the baseline)."),
     ] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            help="With --endpoint: 'chat' (default; one conversation a request, the server's "
+            "chat template) or 'completions' (--batch-size prompts a request, rendered with "
+            "--chat-template)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="With --endpoint: requests in flight (default 16).")
+    ] = None,
+    chat_template: Annotated[
+        Path | None,
+        typer.Option(help="With --api completions: the model's chat template file or folder."),
+    ] = None,
+    model_digest: Annotated[
+        str | None,
+        typer.Option(
+            help="With --endpoint: digest (or pinned revision) of the served MODEL's weights; "
+            "makes its run cached and resumable."
+        ),
+    ] = None,
+    baseline_digest: Annotated[
+        str | None, typer.Option(help="With --endpoint: the same for the baseline.")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per answer.")] = 64,
     batch_size: Annotated[
-        int, typer.Option(help="Prompts generated together (local models).")
+        int,
+        typer.Option(
+            help="Prompts generated together (local models; prompts a request with "
+            "--api completions)."
+        ),
     ] = 16,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Cache folder for runs (default: $FTGUARD_CACHE/behavior).")
@@ -162,9 +202,12 @@ def eval_command(
 
         cache_dir = cache_root() / "behavior"
 
-    def run_on(name: str, on_adapter: Path | None) -> Any:
+    served = {"api": api, "concurrency": concurrency, "chat_template": chat_template}
+
+    def run_on(name: str, on_adapter: Path | None, digest: str | None) -> Any:
+        settings = {**served, "model_digest": digest}
         return run_suites(
-            _backend(name, on_adapter, endpoint, max_new_tokens, batch_size),
+            _backend(name, on_adapter, endpoint, max_new_tokens, batch_size, settings),
             suites,
             triggers=trig or None,
             limit_per_suite=limit,
@@ -174,14 +217,14 @@ def eval_command(
 
     if baseline is None and html is not None:  # before minutes of generation, not after
         raise BadInputError("--html needs --baseline (the report is of a comparison)")
-    after = run_on(model, adapter)
+    after = run_on(model, adapter, model_digest)
     if baseline is None:
         if as_json:
             typer.echo(json.dumps(after.to_json_dict(), indent=2))
         else:
             _print_run(after)
         return 0
-    before = run_on(baseline, baseline_adapter)
+    before = run_on(baseline, baseline_adapter, baseline_digest)
     comparison = compare(before, after, policy=load_policy_section(policy, "behavior"))
     return _emit(comparison, before, after, as_json=as_json, html=html, render=render_behavior_html)
 
