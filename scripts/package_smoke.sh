@@ -142,6 +142,13 @@ for info in pkgutil.walk_packages(ftguard.__path__, "ftguard."):
             skipped.setdefault(root, []).append(info.name)
         else:
             bad.append(f"{info.name}: imports {exc.name!r}, which no dependency or extra declares")
+# Core dependencies imported lazily (on first use) must import too: model-signing 1.1 imports
+# OpenSSL without declaring pyOpenSSL, which only the gate'"'"'s signing step would have found.
+from ftguard.attest._model_signing import _import_model_signing
+try:
+    _import_model_signing()
+except ModuleNotFoundError as exc:
+    bad.append(f"model_signing (the gate'"'"'s model signature): imports {exc.name!r}, undeclared")
 print("modules that need an extra:", skipped or "none")
 if bad:
     sys.exit("\n".join(bad))
