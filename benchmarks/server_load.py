@@ -125,6 +125,32 @@ if cfg["breakdown"]:
     timed(Workspace, "policy", "policy_in_force: Workspace.policy() (YAML parse)")
     timed(Workspace, "audit_key", "Workspace.audit_key() (key file read)")
     timed(service, "list_jobs", "service.list_jobs (job_view per job)")
+    from contextlib import contextmanager
+    import anyio.to_thread
+    from ftguard.store import Store
+
+    plain_write = Store.write
+
+    @contextmanager
+    def timed_write(self):
+        started = time.perf_counter()
+        with plain_write(self) as session:
+            note("Store.write entry (writer queue + BEGIN/FOR UPDATE)", started)
+            yield session
+
+    Store.write = timed_write
+    plain_run_sync = anyio.to_thread.run_sync
+
+    async def timed_run_sync(func, *args, **kwargs):
+        queued = time.perf_counter()
+
+        def started(*a):
+            note("waiting for a worker thread (anyio limiter)", queued)
+            return func(*a)
+
+        return await plain_run_sync(started, *args, **kwargs)
+
+    anyio.to_thread.run_sync = timed_run_sync
     # SIGUSR1: forget what was measured so far (the warm-up and the baseline).
     signal.signal(signal.SIGUSR1, lambda *_: timing.clear())
 app = create_app(ServerSettings(**cfg["settings"]))

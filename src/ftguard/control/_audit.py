@@ -331,58 +331,119 @@ class ChainCache:
 
     Each call checks only the events appended since the last one, and the signed head; the
     whole chain is verified again at least every ``full_every_s`` seconds (and at start).
+
+    Catching up is done by one thread at a time: requests that find the head moved wait for
+    the thread already replaying the new events and share its result, instead of each
+    verifying the same signatures again. The periodic full verification runs in the one
+    request that finds it due, while the others go on from the last verified state.
     """
 
     def __init__(self, full_every_s: float = 300.0) -> None:
         self._point: ReplayPoint | None = None
         self._full_at = float("-inf")
         self._full_every_s = full_every_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _point and _full_at (held briefly)
+        self._catching_up = threading.Lock()  # one incremental replay at a time
+        self._full_check = threading.Lock()  # one full verification at a time
 
     def view(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
         """The verified state, shared and not copied: for callers that only read it.
 
-        When the signed head is still the one last verified, no event is read at all.
+        When the signed head is still the one last verified, no event is read at all. A read
+        whose snapshot predates the last verified point (another request caught up after this
+        one began) gets that newer verified state.
         """
         head = session.get(AuditHeadRow, 1)
         with self._lock:
-            point = self._point
-            due = time.monotonic() - self._full_at > self._full_every_s
-        if (
-            point is not None
-            and not due
-            and head is not None
-            and head.seq == point.seq
-            and head.hash == point.hash
-            and _sig_ok(key, head.signature, "head", head.seq, head.hash)
-        ):
-            return AuditVerification(
-                ok=True, events=point.seq, head_seq=point.seq, head_hash=point.hash
-            ), point.state
-        return self.replay(session, key)
+            point, due = self._point, self._due()
+        if point is not None and not due and head is not None:
+            if head.seq < point.seq:
+                return _verified(point), point.state
+            if (
+                head.seq == point.seq
+                and head.hash == point.hash
+                and _sig_ok(key, head.signature, "head", head.seq, head.hash)
+            ):
+                return _verified(point), point.state
+        return self._advance(session, key, head, older_snapshot_ok=True)
 
     def replay(
         self, session: Session, key: PublicKey
     ) -> tuple[AuditVerification, ChainState | None]:
-        """Like :func:`replay_chain`, continuing from the last verified state when fresh."""
+        """Like :func:`replay_chain`: the verified state, as a copy the caller may change.
+
+        For writers, whose transaction sees the newest head: a head older than the point this
+        process verified is not taken on trust but verified from the start.
+        """
+        head = session.get(AuditHeadRow, 1)
+        verification, state = self._advance(session, key, head, older_snapshot_ok=False)
+        return verification, None if state is None else state.copy()
+
+    def _due(self) -> bool:
+        """Whether the periodic full verification is due (call with ``_lock`` held)."""
+        return self._point is None or time.monotonic() - self._full_at > self._full_every_s
+
+    def _advance(
+        self,
+        session: Session,
+        key: PublicKey,
+        head: AuditHeadRow | None,
+        *,
+        older_snapshot_ok: bool,
+    ) -> tuple[AuditVerification, ChainState | None]:
+        """Bring the shared point up to ``head`` (this session's view of it) and return it."""
         with self._lock:
-            point = self._point
-            due = time.monotonic() - self._full_at > self._full_every_s
-        since = None if due else point
-        verification, state = replay_chain(session, key, since=since)
-        if state is None and since is not None:
-            verification, state = replay_chain(session, key)
-            since = None
-        unchanged = since is not None and verification.head_seq == since.seq
-        if state is not None and not unchanged:
+            due, first = self._due(), self._point is None
+        # Before the first verification every request waits for it; later, the request that
+        # finds the full verification due runs it and the others go on incrementally.
+        if due and self._full_check.acquire(blocking=first):
+            try:
+                with self._lock:
+                    still_due = self._due()
+                if still_due:  # not done by the request this one waited for
+                    return self._full(session, key)
+            finally:
+                self._full_check.release()
+        with self._catching_up:
             with self._lock:
+                point = self._point
+            if point is None:  # the last full verification failed: there is nothing to go on
+                return self._full(session, key)
+            if head is not None and head.seq <= point.seq:
+                if head.seq == point.seq and head.hash == point.hash:
+                    return _verified(point), point.state  # another request caught up to it
+                if head.seq < point.seq and older_snapshot_ok:
+                    return _verified(point), point.state
+                return self._full(session, key)  # a head behind or beside the verified one
+            verification, state = replay_chain(session, key, since=point)
+            if state is None:  # perhaps rewritten before the point: verify it all again
+                return self._full(session, key)
+            with self._lock:
+                if verification.head_seq >= (self._point.seq if self._point else -1):
+                    self._point = ReplayPoint(state, verification.head_seq, verification.head_hash)
+            return verification, state
+
+    def _full(
+        self, session: Session, key: PublicKey
+    ) -> tuple[AuditVerification, ChainState | None]:
+        """Verify the whole chain; keep its state as the point, or drop the point if it fails.
+
+        Dropping it makes every later request verify the chain again (and refuse to act)
+        until it holds, rather than go on from a state the chain no longer supports.
+        """
+        verification, state = replay_chain(session, key)
+        with self._lock:
+            if state is None:
+                self._point = None
+            else:
                 if self._point is None or verification.head_seq >= self._point.seq:
-                    self._point = ReplayPoint(
-                        state.copy(), verification.head_seq, verification.head_hash
-                    )
-                if since is None:
-                    self._full_at = time.monotonic()
+                    self._point = ReplayPoint(state, verification.head_seq, verification.head_hash)
+                self._full_at = time.monotonic()
         return verification, state
+
+
+def _verified(point: ReplayPoint) -> AuditVerification:
+    return AuditVerification(ok=True, events=point.seq, head_seq=point.seq, head_hash=point.hash)
 
 
 def _check_event(

@@ -176,12 +176,18 @@ class ChainState:
     baselines: list[EvidenceRecord] = field(default_factory=list)
     seq: int = 0
     head_hash: str = "0" * 64
+    _owned_jobs: set[str] = field(default_factory=set, repr=False, compare=False)
+    """Jobs whose records this state may change in place; the others are shared with a copy
+    and are copied on their first change (:meth:`_changed_job`)."""
 
     def copy(self) -> ChainState:
         """An independent copy, made field by field (far cheaper than ``copy.deepcopy``).
 
-        Public keys and evidence records are immutable once recorded and are shared.
+        Public keys and evidence records are immutable once recorded and are shared. Job
+        records are shared too and copied on write, by whichever state changes one first, so
+        a copy costs one dictionary of references however many jobs the chain holds.
         """
+        self._owned_jobs = set()  # the copy now shares every job record with this state
         return ChainState(
             users={k: set(v) for k, v in self.users.items()},
             sso_roles={k: set(v) for k, v in self.sso_roles.items()},
@@ -191,7 +197,7 @@ class ChainState:
             policy_digest=self.policy_digest,
             audit_keyid=self.audit_keyid,
             attestation_keyid=self.attestation_keyid,
-            jobs={k: j.copy() for k, j in self.jobs.items()},
+            jobs=dict(self.jobs),
             baselines=list(self.baselines),
             seq=self.seq,
             head_hash=self.head_hash,
@@ -221,6 +227,16 @@ class ChainState:
             for k, r in self.keys.items()
             if r.status == "active" and (user is None or r.user == user)
         }
+
+    def _changed_job(self, job_id: str | None) -> JobRecord | None:
+        """The record of ``job_id`` for changing in place (copied first if it is shared)."""
+        if job_id is None:
+            return None
+        record = self.jobs.get(job_id)
+        if record is not None and job_id not in self._owned_jobs:
+            record = self.jobs[job_id] = record.copy()
+            self._owned_jobs.add(job_id)
+        return record
 
     def job(self, job_id: str) -> JobRecord:
         record = self.jobs.get(job_id)
@@ -457,6 +473,7 @@ class ChainState:
             digests={k: str(payload.get(k)) for k in ("dataset", "base_model", "config")},
             policy_digest=str(payload.get("policy")),
         )
+        self._owned_jobs.add(job_id)
 
     def _evidence(
         self, seq: int, actor: str, kind: str, job_id: str | None, payload: dict[str, Any]
@@ -471,7 +488,7 @@ class ChainState:
         if job_id is None:
             self.baselines.append(record)
             return
-        job = self.jobs.get(job_id)
+        job = self._changed_job(job_id)
         if job is None:
             raise ChainProblem(f"event #{seq} stores evidence on unknown job {job_id}")
         job.evidence.append(record)
@@ -479,7 +496,7 @@ class ChainState:
     def _job_event(
         self, seq: int, actor: str, action: str, job_id: str, payload: dict[str, Any]
     ) -> None:
-        job = self.jobs.get(job_id)
+        job = self._changed_job(job_id)
         if job is None:
             raise ChainProblem(f"event #{seq} ({action}) names unknown job {job_id}")
         if action == "job.approve":
