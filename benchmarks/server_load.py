@@ -95,16 +95,43 @@ if cfg["breakdown"]:
     from ftguard.control import service
     from ftguard.control._audit import ChainCache
     from ftguard.control._workspace import Workspace
+    import contextvars, re
     lock = threading.Lock()
     timing = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    # Per request: where a slow one (over 100 ms in the server) spent its time.
+    this_request = contextvars.ContextVar("this_request", default=None)
+    slow = []
 
     def note(what, started):
         took = time.perf_counter() - started
+        parts = this_request.get()
         with lock:
             entry = timing[what]
             entry[0] += 1
             entry[1] += took
             entry[2] = max(entry[2], took)
+            if parts is not None:
+                parts[what] = parts.get(what, 0.0) + took
+
+    class Attribute:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            parts = {}
+            token = this_request.set(parts)
+            started = time.perf_counter()
+            try:
+                await self.inner(scope, receive, send)
+            finally:
+                took = time.perf_counter() - started
+                this_request.reset(token)
+                if took > 0.1:
+                    route = re.sub(r"/jobs/[^/]+", "/jobs/{id}", scope["path"].removeprefix("/api/v1"))
+                    with lock:
+                        slow.append([f"{scope['method']} {route}", took, parts])
 
     def timed(owner, name, what):
         fn = getattr(owner, name, None)
@@ -141,18 +168,21 @@ if cfg["breakdown"]:
     Store.write = timed_write
     plain_run_sync = anyio.to_thread.run_sync
 
-    async def timed_run_sync(func, *args, **kwargs):
+    async def timed_run_sync(func, *args, limiter=None, **kwargs):
         queued = time.perf_counter()
+        tokens = limiter or anyio.to_thread.current_default_thread_limiter()
+        if tokens.available_tokens == 0:  # every thread of this limiter is taken: a queue
+            note("a request found every worker thread of its limiter taken", queued)
 
         def started(*a):
             note("waiting for a worker thread (anyio limiter)", queued)
             return func(*a)
 
-        return await plain_run_sync(started, *args, **kwargs)
+        return await plain_run_sync(started, *args, limiter=limiter, **kwargs)
 
     anyio.to_thread.run_sync = timed_run_sync
     # SIGUSR1: forget what was measured so far (the warm-up and the baseline).
-    signal.signal(signal.SIGUSR1, lambda *_: timing.clear())
+    signal.signal(signal.SIGUSR1, lambda *_: (timing.clear(), slow.clear()))
 app = create_app(ServerSettings(**cfg["settings"]))
 if cfg["breakdown"]:
     engine = app.state.ctx.ws.store.engine
@@ -185,7 +215,7 @@ sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("127.0.0.1", 0))
 # The options 'ftguard server' runs uvicorn with (src/ftguard/cli/server.py).
 config = uvicorn.Config(
-    app, workers=1, log_level="warning", access_log=False, timeout_graceful_shutdown=30
+    Attribute(app) if cfg["breakdown"] else app, workers=1, log_level="warning", access_log=False, timeout_graceful_shutdown=30
 )
 server = uvicorn.Server(config)
 Path(cfg["port_file"]).write_text(str(sock.getsockname()[1]))
@@ -194,7 +224,7 @@ try:
 finally:  # uvicorn re-raises the SIGINT it caught once it has shut down
     if cfg["breakdown"]:
         with lock:
-            Path(cfg["breakdown"]).write_text(json.dumps(timing))
+            Path(cfg["breakdown"]).write_text(json.dumps({"parts": timing, "slow": slow}))
     if profiles:
         stats = pstats.Stats(profiles[0])
         for prof in profiles[1:]:
@@ -892,7 +922,8 @@ def print_breakdown(path: Path, requests: int) -> None:
     if not path.exists():
         print("  (the server wrote no time breakdown)")
         return
-    timing: dict[str, list[float]] = json.loads(path.read_text())
+    written = json.loads(path.read_text())
+    timing: dict[str, list[float]] = written["parts"]
     print(
         f"\n-- server time breakdown over the loaded run ({requests} requests; wall time summed over threads) --"
     )
@@ -904,6 +935,26 @@ def print_breakdown(path: Path, requests: int) -> None:
             f"{what:76} {int(calls):7d} {total:8.1f} {1000 * total / max(calls, 1):8.2f}"
             f" {1000 * most:8.0f} {1000 * total / max(requests, 1):10.2f}"
         )
+    print_slow_requests(written["slow"])
+
+
+def print_slow_requests(slow: list[tuple[str, float, dict[str, float]]]) -> None:
+    """Where the requests that took over 100 ms in the server spent it, per endpoint."""
+    by_route: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for route, took, parts in slow:
+        by_route.setdefault(route, []).append((took, parts))
+    print("\n-- requests over 100 ms in the server: mean ms per part (parts may overlap) --")
+    for route, rows in sorted(by_route.items(), key=lambda kv: -len(kv[1])):
+        if route.endswith("/review"):
+            continue  # the review's own analysis is the time, by design
+        mean = sum(t for t, _ in rows) / len(rows)
+        print(f"{route}: {len(rows)} requests, mean {1000 * mean:.0f} ms")
+        totals: dict[str, float] = {}
+        for _, parts in rows:
+            for what, took in parts.items():
+                totals[what] = totals.get(what, 0.0) + took
+        for what, total in sorted(totals.items(), key=lambda kv: -kv[1])[:5]:
+            print(f"    {1000 * total / len(rows):7.0f}  {what}")
 
 
 def main() -> None:

@@ -163,3 +163,24 @@ def test_service_reads_agree_with_an_uncached_workspace(cp: Env, cached: Workspa
     job = cp.approved("a")
     assert service.get_job(cached, job).state == service.get_job(cp.ws, job).state == "approved"
     assert _view(cached).jobs[job].state == "approved"
+
+
+def test_a_read_is_one_snapshot_while_others_write(cp: Env, cached: Workspace) -> None:
+    """A reader that reads the head and then the events must not see events past its head.
+
+    PostgreSQL's default isolation (READ COMMITTED) would show each statement what committed
+    since the last: a replay then finds an event "added without the workspace key" and the
+    server refuses to act (found under load by benchmarks/server_load.py).
+    """
+    _view(cached)
+    head = text("SELECT seq FROM audit_head WHERE id = 1")
+    with cached.store.read() as session:
+        before = session.execute(head).scalar_one()
+        writer = threading.Thread(target=cp.submit, args=("meanwhile",))
+        writer.start()
+        writer.join()
+        assert session.execute(head).scalar_one() == before
+        events = session.execute(text("SELECT max(seq) FROM audit_events")).scalar_one()
+        assert events == before
+        assert chain_view(cached, session).seq == before  # and the replay holds
+    assert _view(cached).seq > before

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -94,6 +96,38 @@ class BodyLimit:
             await self.app(scope, counted, send)
         except _BodyTooLarge:
             await _too_large(scope, receive, send, self.limit)
+
+
+_WRITES_AT_ONCE = 8
+"""Changing requests handled at once; more wait without holding a worker thread."""
+_ANALYSIS_PATH = re.compile(r"/api/v1/jobs/[^/]+/(review|weights|eval)")
+
+
+class WriteAdmission:
+    """Let at most ``_WRITES_AT_ONCE`` changing requests take worker threads at a time.
+
+    Writes are serialised by the store, so a burst of them would otherwise fill the worker
+    threads with requests queued for the write lock, and a ``GET`` would wait behind them for
+    a thread. Queued here, they wait in the event loop instead. Analyses (which run in
+    threads of their own, :func:`ftguard.server._api._analysis`) are not counted.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._slots: anyio.Semaphore | None = None
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") in ("GET", "HEAD", "OPTIONS")
+            or _ANALYSIS_PATH.fullmatch(str(scope.get("path", "")))
+        ):
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:  # created in the server's event loop, on first use
+            self._slots = anyio.Semaphore(_WRITES_AT_ONCE)
+        async with self._slots:
+            await self.app(scope, receive, send)
 
 
 _HEADERS = [
@@ -284,6 +318,7 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
         return JSONResponse({"status": "ready", "audit_head": state.seq})
 
+    app.add_middleware(WriteAdmission)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     return app

@@ -140,6 +140,14 @@ class Store:
         event.listen(self._sessions, "after_commit", self._after_commit)
         event.listen(self._sessions, "after_soft_rollback", self._after_rollback)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # PostgreSQL's default (READ COMMITTED) lets each statement see what committed since
+        # the last one; a reader that reads the audit head and then the events could see an
+        # event newer than its head. REPEATABLE READ gives reads one snapshot, as SQLite does.
+        self._reading = (
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
+            if self.is_postgres
+            else self.engine
+        )
         self._writer = threading.Lock()
 
     def _after_commit(self, session: Session) -> None:
@@ -197,7 +205,7 @@ class Store:
         """A session for reading: a consistent snapshot that takes no write lock."""
         token = _READING.set(True)
         try:
-            with self.usable(), self._sessions() as session, session.begin():
+            with self.usable(), self._sessions(bind=self._reading) as session, session.begin():
                 yield session
         finally:
             _READING.reset(token)
@@ -214,7 +222,15 @@ class Store:
                     )
                     yield session
             else:
-                with self._writer, self.usable(), self._sessions() as session, session.begin():
+                # The connection is checked out (and opened, if the pool has none idle) before
+                # the writer lock is taken, so writers queue only for the transaction itself.
+                with (
+                    self.usable(),
+                    self.engine.connect() as connection,
+                    self._writer,
+                    self._sessions(bind=connection) as session,
+                    session.begin(),
+                ):
                     yield session
         finally:
             _READING.reset(token)
