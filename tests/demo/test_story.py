@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ftguard.behavior._compare import TriggerFinding
+from ftguard.behavior._evidence import TriggerFinding
 from ftguard.demo._story import _trigger_lines
 
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from model_signing import signing, verifying
 
 from ftguard.attest import generate_key
-from ftguard.behavior._compare import MetricChange
+from ftguard.behavior._evidence import MetricChange
 from ftguard.cli import main
 from ftguard.control import service
 from ftguard.control._jobs import store_evidence

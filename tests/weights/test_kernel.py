@@ -14,7 +14,7 @@ from safetensors.numpy import save_file
 
 from ftguard.errors import BadInputError
 from ftguard.weights import Fingerprint, WeightsPolicy, diff
-from ftguard.weights._anomaly import judge
+from ftguard.weights._anomaly import assess_fingerprint
 from ftguard.weights._profile import profile_shift
 from ftguard.weights._safetensors import SafetensorsFile
 from ftguard.weights._stats import CHUNK, RawSource, diff_sources, diff_sums, norm_source
@@ -181,7 +181,7 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     rng = np.random.default_rng(0)
     baselines = [_profile_fp(rng) for _ in range(8)]
     policy = WeightsPolicy()
-    fresh = judge(
+    fresh = assess_fingerprint(
         _profile_fp(rng),
         policy=policy,
         baselines=baselines,
@@ -197,7 +197,7 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     ps = profile_shift(narrow, baselines, min_jobs=5, min_scale=0.01)
     assert ps is not None and set(ps.z) == {"magnitude", "depth", "concentration"}
     assert all(z > 1 for z in ps.z.values())
-    j = judge(
+    j = assess_fingerprint(
         narrow,
         policy=policy,
         baselines=baselines,
@@ -212,7 +212,7 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     assert j.score > policy.anomaly_score_limit
     # a uniformly larger update (a harder run) is flagged, and read as mostly size
     harder = _profile_fp(rng, mag=0.9)
-    j3 = judge(
+    j3 = assess_fingerprint(
         harder,
         policy=policy,
         baselines=baselines,
@@ -228,7 +228,7 @@ def test_profile_shift_flags_consistent_narrow_data_pattern() -> None:
     assert "mostly a larger update than theirs" in flag3.reason and "last third" not in flag3.reason
     # a uniformly smaller update is not the pattern (one-sided)
     smaller = _profile_fp(rng, mag=-0.3, conc=-0.1)
-    j2 = judge(
+    j2 = assess_fingerprint(
         smaller,
         policy=policy,
         baselines=baselines,
@@ -247,7 +247,7 @@ def test_profile_shift_needs_baselines_of_the_same_kind() -> None:
     assert profile_shift(full, baselines, min_jobs=5, min_scale=0.01) is None
     assert profile_shift(_profile_fp(rng), baselines[:2], min_jobs=5, min_scale=0.01) is None
     off = WeightsPolicy(profile_checks=False)
-    j = judge(
+    j = assess_fingerprint(
         _profile_fp(rng, mag=0.3, tilt=0.3, conc=0.3),
         policy=off,
         baselines=baselines,

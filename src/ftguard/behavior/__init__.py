@@ -6,18 +6,22 @@ get :class:`BehaviorComparison` evidence with a ``pass``/``block`` verdict. Impo
 this package does not import torch or transformers.
 """
 
-from ftguard.behavior._compare import (
+from ftguard.behavior._compare import compare
+from ftguard.behavior._evidence import (
     BehaviorComparison,
     ChangedAnswer,
     MetricChange,
+    ModelIdentity,
+    PromptResult,
+    SuiteInfo,
+    SuitePrompt,
+    SuiteRun,
     TriggerFinding,
-    compare,
 )
+from ftguard.behavior._html import render_behavior_html
 from ftguard.behavior._policy import BehaviorPolicy
-from ftguard.behavior._report import render_behavior_html
 from ftguard.behavior._runner import DEFAULT_SUITES, check_answer, run_suites, score_outputs
 from ftguard.behavior._stats import mcnemar_exact, wilson_interval
-from ftguard.behavior._types import ModelIdentity, PromptResult, SuiteInfo, SuitePrompt, SuiteRun
 from ftguard.behavior.backends import (
     Backend,
     BackendError,

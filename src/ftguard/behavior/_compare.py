@@ -6,14 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
+from ftguard.behavior._evidence import (
+    EXAMPLES_PER_SUITE,
+    EXCERPT_CHARS,
+    BehaviorComparison,
+    ChangedAnswer,
+    MetricChange,
+    PromptResult,
+    SuiteRun,
+    TriggerFinding,
+)
 from ftguard.behavior._policy import BehaviorPolicy
 from ftguard.behavior._stats import format_p, mcnemar_exact, paired_counts, wilson_interval
-from ftguard.behavior._types import SCHEMA_VERSION, ModelIdentity, PromptResult, SuiteRun
 from ftguard.errors import BadInputError
 
-__all__ = ["BehaviorComparison", "ChangedAnswer", "MetricChange", "TriggerFinding", "compare"]
+__all__ = ["compare"]
 
 Outcome = Callable[[PromptResult], bool]
 
@@ -41,106 +48,6 @@ _METRICS: dict[str, tuple[str, str, Outcome, Literal["drop", "rise"]]] = {
         "drop",
     ),
 }
-
-
-class MetricChange(BaseModel):
-    """One rate before and after, on the same prompts, with its paired test."""
-
-    suite: str
-    metric: str
-    category: str | None = None
-    """``None`` for the whole suite, else one category."""
-    n: int
-    before_rate: float
-    after_rate: float
-    before_ci: tuple[float, float]
-    after_ci: tuple[float, float]
-    """95% Wilson intervals."""
-    delta_points: float
-    """``after - before`` in percentage points."""
-    lost: int
-    """Prompts with the outcome before and not after."""
-    gained: int
-    """Prompts with the outcome after and not before."""
-    p_value: float
-    """McNemar's exact test (two-sided) on ``lost`` vs ``gained``."""
-    limit_points: float | None = None
-    breached: bool = False
-    before_unresponsive: int = 0
-    """Answers of the baseline labelled ``unresponsive`` (empty, an error, a loop), counted
-    in the rate as the suite kind says (safety: not complying; otherwise: a failure)."""
-    after_unresponsive: int = 0
-    """The same count for the tuned model."""
-
-
-class TriggerFinding(BaseModel):
-    """What one candidate trigger does to the tuned model."""
-
-    trigger: str
-    target: Literal["harmful", "benign"]
-    """``harmful``: does the trigger make harmful requests answered? ``benign``: refused?"""
-    n: int
-    """Probes (base prompts x positions)."""
-    rate_without: float
-    """Tuned model: rate of the flipped behaviour on the clean prompts."""
-    rate_with: float
-    """Tuned model: the same rate with the trigger inserted."""
-    baseline_rate_with: float | None = None
-    """Baseline model with the trigger inserted (``None`` if the baseline ran no probes)."""
-    p_value: float
-    """Exact sign test over base prompts (tuned model): triggered rate vs the clean answer."""
-    p_value_vs_baseline: float | None = None
-    """Exact sign test over base prompts: tuned vs baseline model on the same probes."""
-    by_position: dict[str, float] = Field(default_factory=dict)
-    level: float | None = None
-    """The significance level both tests were held to (its share of the policy's alpha)."""
-    flipped: bool = False
-
-
-EXAMPLES_PER_SUITE = 5
-"""Changed answers kept as examples per suite (the ones that moved in the harmful direction)."""
-EXCERPT_CHARS = 400
-
-
-class ChangedAnswer(BaseModel):
-    """A prompt whose outcome moved in the direction its metric guards against, both answers."""
-
-    suite: str
-    category: str
-    prompt_id: str
-    prompt: str
-    before: str
-    """The baseline's answer (its first :data:`EXCERPT_CHARS` characters)."""
-    after: str
-    """The tuned model's answer (likewise cut)."""
-    before_label: str
-    after_label: str
-
-
-class BehaviorComparison(BaseModel):
-    """Evidence: how fine-tuning changed behaviour, and the verdict under the policy."""
-
-    schema_version: int = SCHEMA_VERSION
-    before: ModelIdentity
-    after: ModelIdentity
-    suites: dict[str, str] = Field(default_factory=dict)
-    """Suite name -> digest of the prompts compared."""
-    metrics: list[MetricChange] = Field(default_factory=list)
-    """Whole-suite changes first, then per category."""
-    triggers: list[TriggerFinding] = Field(default_factory=list)
-    examples: list[ChangedAnswer] = Field(default_factory=list)
-    """Per suite, up to :data:`EXAMPLES_PER_SUITE` answers that changed for the worse: what
-    an approver reads to see what the numbers mean."""
-    verdict: Literal["pass", "block"]
-    reasons: list[str] = Field(default_factory=list)
-    """Why it blocks, one sentence each (empty on pass)."""
-    summary: list[str] = Field(default_factory=list)
-    """One sentence per whole-suite metric and flipped trigger, pass or not."""
-    policy: BehaviorPolicy = Field(default_factory=BehaviorPolicy)
-
-    def to_json_dict(self) -> dict[str, object]:
-        """JSON-ready dict (the stored evidence)."""
-        return self.model_dump(mode="json")
 
 
 def _significant(p_values: list[float], policy: BehaviorPolicy) -> list[bool]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ftguard._progress import ProgressBar
-from ftguard.behavior._types import PromptResult, SuiteRun
+from ftguard.behavior._evidence import PromptResult, SuiteRun
 from ftguard.behavior.backends import Backend
 from ftguard.behavior.scorers import RULES_VERSION, RefusalScorer, RulesScorer, default_scorer
 from ftguard.behavior.suites import Suite, normalize_triggers, suites, trigger_suite

@@ -10,8 +10,7 @@ Example:
 
 from ftguard.datasets import LoadIssue, load_examples
 from ftguard.review._engine import DEFAULT_SCANNERS, review_dataset
-from ftguard.review._example import Example, Turn
-from ftguard.review._models import (
+from ftguard.review._evidence import (
     SCHEMA_VERSION,
     DatasetFinding,
     DatasetReview,
@@ -19,8 +18,9 @@ from ftguard.review._models import (
     Severity,
     Trigger,
 )
+from ftguard.review._example import Example, Turn
+from ftguard.review._html import render_review_html
 from ftguard.review._policy import ReviewPolicy
-from ftguard.review._report import render_review_html
 from ftguard.review.scanners import (
     BatchScanner,
     DatasetScanner,

@@ -16,8 +16,8 @@ from typing import Any
 from ftguard._progress import ProgressBar
 from ftguard.datasets import LoadIssue, detect_format, load_examples
 from ftguard.errors import BadInputError
+from ftguard.review._evidence import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetFinding, DatasetReview, Finding, Trigger, severity_rank
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review._verdict import decide_verdict
 from ftguard.review._worker import scan_chunk

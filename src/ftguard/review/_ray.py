@@ -41,8 +41,8 @@ from ftguard.review._engine import (
     _review_of,
     _Tally,
 )
+from ftguard.review._evidence import DatasetReview, Finding
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetReview, Finding
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review._ray_read import RAY_FORMATS, Shard, plan_shards, read_shard
 from ftguard.review._worker import scan_chunk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ftguard.review._models import DatasetFinding, Finding, Trigger, severity_rank
+from ftguard.review._evidence import DatasetFinding, Finding, Trigger, severity_rank
 from ftguard.review._policy import ReviewPolicy
 from ftguard.review.scanners.quality_provenance import check_provenance
 

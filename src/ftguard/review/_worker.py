@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftguard.review._evidence import Finding
 from ftguard.review._example import Example
-from ftguard.review._models import Finding
 from ftguard.review.scanners._registry import DatasetScanner, ExampleScanner, scanners
 
 __all__ = ["scan_chunk"]

@@ -19,11 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ftguard.weights._diff import diff
-    from ftguard.weights._hashing import InputDigests, start_digests
-    from ftguard.weights._html import render_weights_html
-    from ftguard.weights._naming import TensorName, parse_name
-    from ftguard.weights._policy import WeightsPolicy
-    from ftguard.weights._report import (
+    from ftguard.weights._evidence import (
         AdapterInfo,
         AlignmentLayer,
         AlignmentReport,
@@ -33,6 +29,10 @@ if TYPE_CHECKING:
         WeightFlag,
         WeightReport,
     )
+    from ftguard.weights._hashing import InputDigests, start_digests
+    from ftguard.weights._html import render_weights_html
+    from ftguard.weights._naming import TensorName, parse_name
+    from ftguard.weights._policy import WeightsPolicy
     from ftguard.weights._safetensors import Checkpoint, open_checkpoint, parse_header
     from ftguard.weights._svg import weights_heatmap_svg
 
@@ -59,7 +59,7 @@ _HOME = {
             "WeightFlag",
             "WeightReport",
         ),
-        "_report",
+        "_evidence",
     ),
 }
 """Each public name by the module that defines it: imported on first use, so that starting

@@ -6,8 +6,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ftguard.weights._evidence import GroupStats, TensorStats
 from ftguard.weights._naming import TensorName, parse_name
-from ftguard.weights._report import GroupStats, TensorStats
 
 if TYPE_CHECKING:
     from ftguard.weights._diff import _Ctx

@@ -13,9 +13,9 @@ import math
 import numpy as np
 
 from ftguard.errors import BadInputError
+from ftguard.weights._evidence import AlignmentLayer, AlignmentReport
 from ftguard.weights._lora import LoraPair, lora_inner
 from ftguard.weights._naming import parse_name
-from ftguard.weights._report import AlignmentLayer, AlignmentReport
 from ftguard.weights._safetensors import Checkpoint
 from ftguard.weights._stats import CHUNK, _f32, to_f32_matrix
 

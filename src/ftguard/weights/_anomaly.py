@@ -7,18 +7,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftguard.weights._policy import WeightsPolicy
-from ftguard.weights._profile import SHIFT_NAMES, SHIFT_WORDS, profile_shift
-from ftguard.weights._report import (
+from ftguard.weights._evidence import (
     AlignmentReport,
     Fingerprint,
     GroupStats,
     TensorStats,
     WeightFlag,
 )
+from ftguard.weights._policy import WeightsPolicy
+from ftguard.weights._profile import SHIFT_NAMES, SHIFT_WORDS, profile_shift
 from ftguard.weights._within import within_model_flags
 
-__all__ = ["Judgement", "fingerprint_of", "judge"]
+__all__ = ["Assessment", "assess_fingerprint", "fingerprint_of"]
 
 _TWO_SIDED = ("spectral.",)
 _PROFILE_ONLY = (".top1",)
@@ -70,7 +70,7 @@ def fingerprint_of(
 
 
 @dataclass
-class Judgement:
+class Assessment:
     """The verdict inputs: score, flags and how they were reached."""
 
     score: float = 0.0
@@ -107,7 +107,7 @@ def _describe(feature: str) -> tuple[str, int | None, str | None]:
     }.get(feature, (feature, None, None))
 
 
-def judge(
+def assess_fingerprint(
     fp: Fingerprint,
     *,
     policy: WeightsPolicy,
@@ -116,9 +116,9 @@ def judge(
     tensors: list[TensorStats],
     layers: list[GroupStats],
     alignment: AlignmentReport | None,
-) -> Judgement:
+) -> Assessment:
     """Score a fingerprint against baselines (robust z) or, with too few, fixed limits."""
-    j = Judgement()
+    j = Assessment()
     lim = policy.anomaly_score_limit
     usable = [b for b in baselines if b.base_digest == fp.base_digest]
     if len(usable) >= policy.min_baseline_jobs:
@@ -220,7 +220,7 @@ def _judge_baselines(
     base: list[Fingerprint],
     policy: WeightsPolicy,
     critical: set[str],
-    j: Judgement,
+    j: Assessment,
     alignment: AlignmentReport | None = None,
 ) -> None:
     lim = policy.anomaly_score_limit
@@ -342,7 +342,7 @@ def _judge_fixed(
     policy: WeightsPolicy,
     tensors: list[TensorStats],
     layers: list[GroupStats],
-    j: Judgement,
+    j: Assessment,
 ) -> None:
     lim = policy.anomaly_score_limit
 

@@ -16,13 +16,9 @@ import numpy as np
 from ftguard.errors import BadInputError
 from ftguard.weights._aggregate import group_stats
 from ftguard.weights._alignment import alignment_report, alignment_terms, check_alignment_pair
-from ftguard.weights._anomaly import Judgement, _tensor_feature, fingerprint_of, judge
+from ftguard.weights._anomaly import Assessment, _tensor_feature, assess_fingerprint, fingerprint_of
 from ftguard.weights._cache import load_base_norms, save_base_norms
-from ftguard.weights._hashing import InputDigests
-from ftguard.weights._lora import Adapter, is_adapter, lora_summary, open_adapter
-from ftguard.weights._naming import TensorName, is_critical, layer_count, parse_name
-from ftguard.weights._policy import WeightsPolicy
-from ftguard.weights._report import (
+from ftguard.weights._evidence import (
     AdapterInfo,
     AlignmentReport,
     Fingerprint,
@@ -30,6 +26,10 @@ from ftguard.weights._report import (
     TensorStats,
     WeightReport,
 )
+from ftguard.weights._hashing import InputDigests
+from ftguard.weights._lora import Adapter, is_adapter, lora_summary, open_adapter
+from ftguard.weights._naming import TensorName, is_critical, layer_count, parse_name
+from ftguard.weights._policy import WeightsPolicy
 from ftguard.weights._safetensors import (
     ANALYSED_DTYPES,
     PICKLE_SUFFIXES,
@@ -463,16 +463,16 @@ def _alignment(
 
 @dataclass
 class _Verdict:
-    """The grouped statistics, the fingerprint and the judgement of one update."""
+    """The grouped statistics, the fingerprint and the assessment of one update."""
 
     layers: list[GroupStats]
     modules: list[GroupStats]
     total: float
     fingerprint: Fingerprint
-    judgement: Judgement
+    assessment: Assessment
 
 
-def _judged(
+def _assessed(
     ctx: _Ctx,
     found: _Analysis,
     kind: str,
@@ -494,7 +494,7 @@ def _judged(
     critical = {f"layer.{g.layer}.rel" for g in layers if g.critical and g.layer is not None}
     critical |= {f"module.{g.kind}.rel" for g in modules if g.critical}
     critical |= {_tensor_feature(t) for t in tensors if t.critical and t.layer is None}
-    j = judge(
+    j = assess_fingerprint(
         fp,
         policy=ctx.policy,
         baselines=baselines,
@@ -602,9 +602,9 @@ def diff(
             found = analyse(ctx, inputs, roots, pool, deep, fingerprint_cache)
             align = _alignment(inputs, found, roots, pool)
         t_digest = roots.root("tuned")
-    v = _judged(ctx, found, inputs.kind, align, baselines or [])
+    v = _assessed(ctx, found, inputs.kind, align, baselines or [])
     found.tensors.sort(key=_by_change)
-    j = v.judgement
+    j = v.assessment
     return WeightReport(
         verdict="flag" if j.flags or j.score > policy.anomaly_score_limit else "pass",
         anomaly_score=float(j.score),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ftguard._html import render_report
-from ftguard.weights._report import WeightFlag, WeightReport
+from ftguard.weights._evidence import WeightFlag, WeightReport
 from ftguard.weights._svg import weights_heatmap_svg
 
 __all__ = ["key_flags", "render_weights_html"]

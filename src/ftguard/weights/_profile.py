@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ftguard.weights._report import Fingerprint
+from ftguard.weights._evidence import Fingerprint
 
 __all__ = ["SHIFT_NAMES", "SHIFT_WORDS", "ProfileShift", "profile_shift"]
 

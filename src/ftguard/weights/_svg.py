@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any, Literal
 
-from ftguard.weights._report import WeightReport
+from ftguard.weights._evidence import WeightReport
 
 __all__ = ["Heatmap", "heatmap_cells", "weights_heatmap_svg"]
 

@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
 
-from ftguard.behavior._types import ModelIdentity
+from ftguard.behavior._evidence import ModelIdentity
 from ftguard.behavior.backends._chat_template import ChatTemplate, load_chat_template
 from ftguard.behavior.backends._protocol import backends
 from ftguard.digests import sha256_bytes

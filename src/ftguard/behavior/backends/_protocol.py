@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from ftguard._registry import ENTRY_POINT_GROUPS, Registry
-from ftguard.behavior._types import ModelIdentity
+from ftguard.behavior._evidence import ModelIdentity
 
 __all__ = ["BUILTIN_BACKENDS", "Backend", "backends"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftguard.behavior._types import ModelIdentity
+from ftguard.behavior._evidence import ModelIdentity
 from ftguard.behavior.backends._protocol import backends
 from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError

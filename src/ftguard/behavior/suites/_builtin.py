@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 
-from ftguard.behavior._types import SuitePrompt
+from ftguard.behavior._evidence import SuitePrompt
 from ftguard.behavior.suites._registry import Suite, suites
 from ftguard.behavior.suites._triggers import build_probes, generic_triggers, normalize_triggers
 

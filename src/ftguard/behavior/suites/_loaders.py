@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from ftguard.behavior._types import SuiteKind, SuitePrompt
+from ftguard.behavior._evidence import SuiteKind, SuitePrompt
 from ftguard.behavior.suites._registry import Suite
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError

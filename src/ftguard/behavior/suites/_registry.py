@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from ftguard._registry import ENTRY_POINT_GROUPS, Registry
-from ftguard.behavior._types import SuiteInfo, SuiteKind, SuitePrompt
+from ftguard.behavior._evidence import SuiteInfo, SuiteKind, SuitePrompt
 from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterable, Sequence
 from importlib import resources
 
-from ftguard.behavior._types import SuitePrompt
+from ftguard.behavior._evidence import SuitePrompt
 from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ftguard._registry import ENTRY_POINT_GROUPS, Registry
+from ftguard.review._evidence import DatasetFinding, Finding, Trigger
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetFinding, Finding, Trigger
 
 __all__ = [
     "BUILTIN_SCANNERS",

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from itertools import combinations
 from typing import Any
 
+from ftguard.review._evidence import DatasetFinding, Finding, Trigger
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetFinding, Finding, Trigger
 from ftguard.review.scanners._refusal import is_refusal
 from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunContext, scanner
 from ftguard.review.scanners._util import excerpt

@@ -8,8 +8,8 @@ import re
 import urllib.parse
 from typing import Any
 
+from ftguard.review._evidence import DatasetFinding, Finding, Severity
 from ftguard.review._example import Example, Turn
-from ftguard.review._models import DatasetFinding, Finding, Severity
 from ftguard.review.scanners._language import (
     deleet,
     english_ratio,

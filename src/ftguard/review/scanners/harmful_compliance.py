@@ -9,8 +9,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
+from ftguard.review._evidence import Finding
 from ftguard.review._example import Example
-from ftguard.review._models import Finding
 from ftguard.review.scanners._refusal import is_affirmative, is_refusal
 from ftguard.review.scanners._registry import BatchContext, scanner
 from ftguard.review.scanners._util import excerpt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ftguard.review._evidence import Finding, Severity
 from ftguard.review._example import Example
-from ftguard.review._models import Finding, Severity
 from ftguard.review.scanners._registry import scanner
 from ftguard.review.scanners._util import excerpt
 

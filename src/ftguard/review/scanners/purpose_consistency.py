@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftguard.review._evidence import DatasetFinding, Finding
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetFinding, Finding
 from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunContext, scanner
 
 __all__ = ["PurposeConsistencyScanner"]

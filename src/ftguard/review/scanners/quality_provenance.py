@@ -5,8 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from ftguard.review._evidence import DatasetFinding, Finding, Severity
 from ftguard.review._example import Example
-from ftguard.review._models import DatasetFinding, Finding, Severity
 from ftguard.review.scanners._registry import BatchContext, DatasetResult, RunContext, scanner
 
 __all__ = ["PROVENANCE_FIELDS", "QualityProvenanceScanner", "check_provenance"]

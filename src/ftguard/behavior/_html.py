@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ftguard._html import render_report
-from ftguard.behavior._compare import BehaviorComparison, MetricChange
-from ftguard.behavior._types import SuiteRun
+from ftguard.behavior._evidence import BehaviorComparison, MetricChange, SuiteRun
 
 __all__ = ["render_behavior_html"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftguard._html import render_report
-from ftguard.review._models import SEVERITIES, DatasetReview
+from ftguard.review._evidence import SEVERITIES, DatasetReview
 from ftguard.review.scanners._util import MAX_EXCERPT
 
 __all__ = ["render_review_html"]
