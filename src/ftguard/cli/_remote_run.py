@@ -23,9 +23,7 @@ from pathlib import Path, PurePosixPath
 from ftguard._objects import ObjectRoot, fetch, upload
 from ftguard.attest import Envelope, PublicKey
 from ftguard.cli._remote import RemoteClient, pinned_server_key
-from ftguard.control._remote_runs import verify_run_ticket
-from ftguard.control._runs import fill_command
-from ftguard.control._staging import INPUT_KINDS, stage_into
+from ftguard.control import INPUT_KINDS, fill_command, stage_into, verify_run_ticket
 from ftguard.errors import BadInputError, FtguardError, PermissionDeniedError
 
 __all__ = ["local_path", "run_remote"]

@@ -12,7 +12,7 @@ from ftguard.cli._app import app
 from ftguard.cli._common import JsonOption, err_console, print_json, user_text
 
 if TYPE_CHECKING:
-    from ftguard.integrations._admission import AdmissionConfig
+    from ftguard.integrations import AdmissionConfig
 
 admission_app = typer.Typer(
     help="Admission at serving time: a Kubernetes validating webhook over the gate's check.",
@@ -62,7 +62,7 @@ def _config(
 ) -> AdmissionConfig:
     from ftguard.attest import load_public_key_file
     from ftguard.errors import BadInputError
-    from ftguard.integrations._admission import AdmissionConfig
+    from ftguard.integrations import AdmissionConfig
 
     if unannotated not in ("deny", "allow"):
         raise BadInputError("--unannotated is deny or allow")

@@ -93,8 +93,7 @@ def server(
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "server") from exc
     from ftguard.policy import read_yaml
-    from ftguard.server._app import create_app
-    from ftguard.server._settings import ServerSettings
+    from ftguard.server import ServerSettings, create_app
 
     values: dict[str, object] = {}
     if config is not None:

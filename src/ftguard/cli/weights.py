@@ -46,7 +46,7 @@ def _start_digests(
     as it always has; where ``diff`` refuses an input (a pickle file), leaving the context
     stops the hashing within one block.
     """
-    from ftguard.weights._hashing import start_digests
+    from ftguard.weights import start_digests
 
     try:
         return start_digests(base, tuned, alignment=pair)

@@ -68,7 +68,7 @@ def earlier_adapters(
         )
 
     if cached:
-        from ftguard.models._cache import build_once
+        from ftguard.models import build_once
 
         key_source = canonical_json(  # ensure_ascii, spaced: the cache folder it always had
             {

@@ -3,6 +3,6 @@
 It lives in :mod:`ftguard.datasets` (the one dataset reader); this module keeps the name.
 """
 
-from ftguard.datasets._example import Example, Role, Turn
+from ftguard.datasets import Example, Role, Turn
 
 __all__ = ["Example", "Role", "Turn"]
