@@ -78,3 +78,31 @@ async def test_analyses_are_not_counted_as_writes() -> None:
                 await anyio.sleep(0.01)
         inner.release.set()
     assert inner.most_inside == _WRITES_AT_ONCE + 3
+
+
+async def test_slow_bodies_hold_no_slot() -> None:
+    """Clients that never finish their bodies (an attacker needs no token) do not stop writes."""
+    inner = _Counting()
+    inner.release.set()
+    transport = httpx.ASGITransport(app=WriteAdmission(inner))
+    never = anyio.Event()
+
+    async def stalled_body() -> Any:
+        yield b'{"partial": '
+        await never.wait()
+        yield b"1}"
+
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        anyio.create_task_group() as tg,
+    ):
+        for n in range(2 * _WRITES_AT_ONCE):
+            tg.start_soon(
+                lambda n=n: client.post(f"/api/v1/jobs/{n}/reject", content=stalled_body())
+            )
+        await anyio.sleep(0.05)
+        with anyio.fail_after(5):  # an approval still gets through, body and all
+            answer = await client.post("/api/v1/jobs/x/approvals", content=b'{"ok": 1}')
+        assert answer.status_code == 200 and answer.text == "/api/v1/jobs/x/approvals"
+        assert inner.most_inside == 1  # the stalled requests never reached the app
+        never.set()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session
 
 from ftguard import __version__
@@ -111,9 +111,7 @@ def _on_commit(session: Session) -> None:
     events = session.info.pop(_CAPTURED, None)
     if not events:
         return
-    bind = session.bind  # an Engine, or a Connection (SQLite writers check one out first)
-    engine = bind.engine if isinstance(bind, Connection) else bind
-    dispatcher = _DISPATCHERS.get(engine) if isinstance(engine, Engine) else None
+    dispatcher = _DISPATCHERS.get(session.bind) if isinstance(session.bind, Engine) else None
     if dispatcher is not None:
         dispatcher.enqueue(events)
 

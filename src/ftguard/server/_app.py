@@ -110,6 +110,9 @@ class WriteAdmission:
     threads with requests queued for the write lock, and a ``GET`` would wait behind them for
     a thread. Queued here, they wait in the event loop instead. Analyses (which run in
     threads of their own, :func:`ftguard.server._api._analysis`) are not counted.
+
+    A request's body is read before it takes a slot, so that clients sending bodies slowly
+    (or never finishing them, authenticated or not) cannot hold the slots and stop writes.
     """
 
     def __init__(self, app: Any) -> None:
@@ -124,10 +127,33 @@ class WriteAdmission:
         ):
             await self.app(scope, receive, send)
             return
+        body = await _read_body(receive)  # within BodyLimit: an oversized body stops here
+        if body is None:  # the client went away before its body was complete
+            return
         if self._slots is None:  # created in the server's event loop, on first use
             self._slots = anyio.Semaphore(_WRITES_AT_ONCE)
+        given = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the client's disconnect
+
         async with self._slots:
-            await self.app(scope, receive, send)
+            await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 _HEADERS = [

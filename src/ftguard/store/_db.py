@@ -222,15 +222,7 @@ class Store:
                     )
                     yield session
             else:
-                # The connection is checked out (and opened, if the pool has none idle) before
-                # the writer lock is taken, so writers queue only for the transaction itself.
-                with (
-                    self.usable(),
-                    self.engine.connect() as connection,
-                    self._writer,
-                    self._sessions(bind=connection) as session,
-                    session.begin(),
-                ):
+                with self._writer, self.usable(), self._sessions() as session, session.begin():
                     yield session
         finally:
             _READING.reset(token)
