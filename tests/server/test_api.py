@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
 from ftguard.attest import generate_key, load_private_key, sign_statement
-from ftguard.control import service
+from ftguard.control import note_token_use, service
 from ftguard.control._identities import private_key_path
 from ftguard.digests import sha256_bytes
 from ftguard.store import ApiTokenRow
-from tests.server.conftest import Server
+from tests.control.conftest import Env
+from tests.server.conftest import Server, serving
 
 
 def test_whoami_names_the_user_roles_and_how_they_were_authenticated(server: Server) -> None:
@@ -133,6 +135,50 @@ def test_only_admins_issue_tokens_and_a_token_is_never_listed(server: Server) ->
     listed = server.get("/api/v1/tokens", "root").text
     assert made.json()["token"] not in listed and made.json()["token_id"] in listed
     assert [t["user"] for t in server.get("/api/v1/tokens", "erin").json()] == ["erin", "erin"]
+
+
+def _last_use_stored(server: Server, user: str) -> str | None:
+    token_id = server.tokens[user].split("_")[1]
+    with server.cp.ws.store.read() as session:
+        row = session.get(ApiTokenRow, token_id)
+        assert row is not None
+        return row.last_used_at
+
+
+def test_a_tokens_use_is_written_off_the_request_path_and_listed_at_once(server: Server) -> None:
+    before = datetime.now(UTC).isoformat(timespec="microseconds")
+    assert server.get("/api/v1/whoami", "carol").status_code == 200
+    # The request did not write: the use waits for the background writer...
+    assert _last_use_stored(server, "carol") is None
+    # ...but a listing writes what is noted first, so it never shows a stale last use.
+    listed = {t["user"]: t["last_used_at"] for t in server.get("/api/v1/tokens", "root").json()}
+    assert listed["carol"] is not None and listed["carol"] >= before
+    assert listed["erin"] is None  # never used
+    assert _last_use_stored(server, "carol") == listed["carol"]
+
+
+def test_the_background_writer_records_uses_and_an_older_use_never_wins(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ftguard.server._context as context
+
+    monkeypatch.setattr(context, "_TOKEN_USE_FLUSH_S", 0.05)
+    assert server.get("/api/v1/whoami", "erin").status_code == 200
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while _last_use_stored(server, "erin") is None and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.05)
+    stored = _last_use_stored(server, "erin")
+    assert stored is not None
+    with server.cp.ws.store.write() as session:  # a late writer with an older time
+        note_token_use(session, server.tokens["erin"].split("_")[1], "2000-01-01T00:00:00+00:00")
+    assert _last_use_stored(server, "erin") == stored
+
+
+def test_uses_noted_before_shutdown_are_written_at_shutdown(cp: Env) -> None:
+    with serving(cp) as running:
+        assert running.get("/api/v1/whoami", "bob").status_code == 200
+        assert _last_use_stored(running, "bob") is None
+    assert _last_use_stored(running, "bob") is not None
 
 
 def test_a_key_registered_over_the_api_needs_proof_and_an_admin(server: Server) -> None:

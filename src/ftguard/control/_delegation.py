@@ -219,11 +219,16 @@ def list_tokens(
     return out
 
 
-def note_token_use(session: Session, token_id: str) -> None:
-    """Record that a token was just used (in its index row)."""
+def note_token_use(session: Session, token_id: str, used_at: str | None = None) -> None:
+    """Record a token's last use (``used_at``, ISO 8601; now by default) in its index row.
+
+    An earlier time than the one stored is ignored: uses recorded out of order never move
+    the last use back.
+    """
     row = session.get(ApiTokenRow, token_id)
-    if row is not None:
-        row.last_used_at = now_iso()
+    when = used_at or now_iso()
+    if row is not None and (row.last_used_at is None or row.last_used_at < when):
+        row.last_used_at = when
 
 
 def authenticate_token(state: ChainState, server_key: PrivateKey, presented: str) -> ServerCaller:

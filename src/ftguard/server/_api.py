@@ -462,6 +462,7 @@ def tokens(ctx: Ctx, caller: Caller) -> list[TokenView]:
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
     admin = "admin" in state.roles_of(caller.name)
+    ctx.write_token_uses()  # the last uses noted but not yet written
     listed = service.list_tokens(ctx.ws, user=None if admin else caller.name)
     return [TokenView.model_validate(t) for t in listed]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerContext"]
 
+_log = logging.getLogger("ftguard.server")
+
 _TOKEN_USE_EVERY_S = 60.0
+"""A token's last use is noted at most this often."""
+_TOKEN_USE_FLUSH_S = 5.0
+"""Noted uses wait this long at most before a background thread writes them, so that no
+request waits in the writer queue to record its own token's use."""
 _ANALYSIS_THREADS = 64
 """Analyses in progress at once (more wait without holding a thread); the analysis workers
 run as many of them at a time as there are workers."""
@@ -57,7 +65,11 @@ class ServerContext:
         self._analysis_threads: anyio.CapacityLimiter | None = None
         self._oidc: tuple[str, OidcVerifier] | None = None
         self._token_used: dict[str, float] = {}
+        self._token_uses_to_write: dict[str, str] = {}
+        self._token_use_writer: threading.Thread | None = None
+        self._closing = threading.Event()
         self._lock = threading.Lock()
+        self._writing_token_uses = threading.Lock()
 
     def analysis_threads(self) -> anyio.CapacityLimiter:
         """The threads that wait on analyses, apart from those that answer other requests.
@@ -69,7 +81,14 @@ class ServerContext:
         return self._analysis_threads
 
     def close(self) -> None:
-        """Stop the analysis workers and close the database's pooled connections."""
+        """Write the noted token uses, stop the workers, close the pooled connections."""
+        self._closing.set()
+        if self._token_use_writer is not None:
+            self._token_use_writer.join()
+        try:
+            self.write_token_uses()
+        except Exception:  # shutting down goes on; a last use is a convenience, not a record
+            _log.warning("token uses not written at shutdown", exc_info=True)
         if self.analyses is not None:
             self.analyses.shutdown()
         self.ws.store.dispose()
@@ -94,11 +113,49 @@ class ServerContext:
             return self._oidc[1]
 
     def note_token_use(self, token_id: str) -> None:
-        """Record a token's last use, at most once a minute per token."""
+        """Note a token's use (at most once a minute per token); written in the background.
+
+        The request goes on at once: a thread writes the noted uses every few seconds, and
+        :meth:`write_token_uses` writes them now (before they are listed, and at close).
+        """
         now = time.monotonic()
         with self._lock:
             if now - self._token_used.get(token_id, float("-inf")) < _TOKEN_USE_EVERY_S:
                 return
             self._token_used[token_id] = now
-        with self.ws.store.write() as session:
-            note_token_use(session, token_id)
+            self._token_uses_to_write[token_id] = datetime.now(UTC).isoformat(
+                timespec="microseconds"
+            )
+            if self._token_use_writer is None and not self._closing.is_set():
+                self._token_use_writer = threading.Thread(
+                    target=self._write_token_uses_until_closed,
+                    name="ftguard-token-uses",
+                    daemon=True,
+                )
+                self._token_use_writer.start()
+
+    def write_token_uses(self) -> None:
+        """Write every noted token use now, in one transaction.
+
+        A use that cannot be written (the database is down) stays noted for the next try.
+        """
+        with self._writing_token_uses:
+            with self._lock:
+                noted, self._token_uses_to_write = self._token_uses_to_write, {}
+            if not noted:
+                return
+            try:
+                with self.ws.store.write() as session:
+                    for token_id, used_at in noted.items():
+                        note_token_use(session, token_id, used_at)
+            except Exception:
+                with self._lock:
+                    self._token_uses_to_write = noted | self._token_uses_to_write
+                raise
+
+    def _write_token_uses_until_closed(self) -> None:
+        while not self._closing.wait(_TOKEN_USE_FLUSH_S):
+            try:
+                self.write_token_uses()
+            except Exception:  # the next round retries; the requests go on
+                _log.warning("token uses not written; retrying", exc_info=True)
