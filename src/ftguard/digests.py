@@ -37,9 +37,12 @@ __all__ = [
     "Manifest",
     "canonical_json",
     "copy_with_manifest",
+    "listing_digest",
     "manifest_of",
+    "refuse_special",
     "sha256_bytes",
     "sha256_file",
+    "walk_files",
 ]
 
 _BLOCK = 1 << 20
@@ -146,7 +149,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _refuse_special(path: Path, mode: int) -> None:
+def refuse_special(path: Path, mode: int) -> None:
+    """Refuse ``path``, which ``mode`` shows is not a regular file or folder, naming what it is."""
     if stat.S_ISLNK(mode):
         what = "a symbolic link"
     elif stat.S_ISFIFO(mode):
@@ -163,7 +167,7 @@ def _refuse_special(path: Path, mode: int) -> None:
     )
 
 
-def _walk_files(folder: Path) -> Iterator[Path]:
+def walk_files(folder: Path) -> Iterator[Path]:
     """Every regular file under ``folder`` in path order; refuses anything else."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames.sort()
@@ -171,16 +175,17 @@ def _walk_files(folder: Path) -> Iterator[Path]:
             p = Path(dirpath) / name
             mode = p.lstat().st_mode
             if not stat.S_ISDIR(mode):
-                _refuse_special(p, mode)
+                refuse_special(p, mode)
         for name in sorted(filenames):
             p = Path(dirpath) / name
             mode = p.lstat().st_mode
             if not stat.S_ISREG(mode):
-                _refuse_special(p, mode)
+                refuse_special(p, mode)
             yield p
 
 
-def _listing_digest(files: list[FileDigest]) -> str:
+def listing_digest(files: list[FileDigest]) -> str:
+    """A folder manifest's root digest: SHA-256 over its files' paths, digests and sizes."""
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.path):
         h.update(f"{f.path}\0{f.sha256}\0{f.size}\n".encode())
@@ -203,7 +208,7 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
     if not p.exists():
         raise BadInputError(f"no such file or folder: {p}")
     if not (p.is_file() or p.is_dir()):
-        _refuse_special(p, p.stat().st_mode)
+        refuse_special(p, p.stat().st_mode)
     if p.is_file():
         st = p.stat()
         digest = sha256_file(p)
@@ -215,7 +220,7 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
         )
     if not p.is_dir():
         raise BadInputError(f"not a regular file or folder: {p}")
-    paths = list(_walk_files(p))
+    paths = list(walk_files(p))
     if not paths:
         raise BadInputError(f"folder is empty: {p}")
     n = workers or min(8, os.cpu_count() or 1)
@@ -225,7 +230,7 @@ def manifest_of(path: str | os.PathLike[str], *, workers: int | None = None) -> 
         FileDigest(path=q.relative_to(p).as_posix(), sha256=d, size=q.stat().st_size)
         for q, d in zip(paths, digests, strict=True)
     ]
-    return Manifest(name=p.name, kind="folder", root=_listing_digest(files), files=files)
+    return Manifest(name=p.name, kind="folder", root=listing_digest(files), files=files)
 
 
 def _copy_file(src: Path, dest: Path) -> FileDigest:
@@ -239,7 +244,7 @@ def _copy_file(src: Path, dest: Path) -> FileDigest:
     with os.fdopen(fd, "rb") as fin:
         mode = os.fstat(fin.fileno()).st_mode
         if not stat.S_ISREG(mode):
-            _refuse_special(src, mode)
+            refuse_special(src, mode)
         with open(dest, "xb") as fout:
             while block := fin.read(_BLOCK):
                 h.update(block)
@@ -274,8 +279,8 @@ def copy_with_manifest(src: str | os.PathLike[str], dest: str | os.PathLike[str]
             files=[FileDigest(path=s.name, sha256=one.sha256, size=one.size)],
         )
     if not s.is_dir():
-        _refuse_special(s, s.stat().st_mode)
-    paths = list(_walk_files(s))
+        refuse_special(s, s.stat().st_mode)
+    paths = list(walk_files(s))
     if not paths:
         raise BadInputError(f"folder is empty: {s}")
     files: list[FileDigest] = []
@@ -289,4 +294,4 @@ def copy_with_manifest(src: str | os.PathLike[str], dest: str | os.PathLike[str]
         {p for f in files for p in (d / f.path).parents if d in (p, *p.parents)}, reverse=True
     ):
         os.chmod(folder, 0o555)
-    return Manifest(name=s.name, kind="folder", root=_listing_digest(files), files=files)
+    return Manifest(name=s.name, kind="folder", root=listing_digest(files), files=files)

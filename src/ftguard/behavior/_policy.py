@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ftguard.policy._behavior import BehaviorPolicy
+from ftguard.policy import BehaviorPolicy
 
 __all__ = ["BehaviorPolicy"]

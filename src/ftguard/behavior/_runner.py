@@ -21,7 +21,7 @@ from ftguard.behavior.suites._builtin import (
 )
 from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError
-from ftguard.policy._behavior import DEFAULT_SUITES
+from ftguard.policy import DEFAULT_SUITES
 
 __all__ = ["DEFAULT_SUITES", "check_answer", "resolve_suite", "run_suites", "score_outputs"]
 

@@ -83,7 +83,7 @@ def review(
     if workers is not None:
         options["workers"] = workers
     if engine is not None:
-        from ftguard.review._engine import choose_engine
+        from ftguard.review import choose_engine
 
         options["engine"] = choose_engine(engine)
     if not path.is_file():

@@ -303,7 +303,7 @@ def evaluate_job(
     objects (default: safety, safety_tasks, over_refusal, capability and triggers).
     """
     from ftguard.behavior import DEFAULT_SUITES
-    from ftguard.weights._lora import is_adapter
+    from ftguard.weights import is_adapter
 
     with ws.store.read() as session:
         policy = policy_in_force(ws, chain_state(ws, session))

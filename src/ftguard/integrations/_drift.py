@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ftguard.weights._lora import LoraPair, factored_svd
-from ftguard.weights._policy import WeightsPolicy
+from ftguard.policy import WeightsPolicy
+from ftguard.weights import LoraPair, factored_svd
 
 __all__ = ["DriftMonitor", "policy_from_file"]
 

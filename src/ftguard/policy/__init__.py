@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftguard.policy._behavior import BehaviorPolicy
+from ftguard.policy._behavior import DEFAULT_SUITES, BehaviorPolicy
 from ftguard.policy._load import (
     default_policy_yaml,
     load_policy,
@@ -20,15 +20,20 @@ from ftguard.policy._model import (
     Role,
     ServerPolicy,
 )
+from ftguard.policy._review import ReviewPolicy
+from ftguard.policy._weights import WeightsPolicy
 
 __all__ = [
+    "DEFAULT_SUITES",
     "ROLES",
     "BehaviorPolicy",
     "OidcIssuerPolicy",
     "ServerPolicy",
+    "WeightsPolicy",
     "ApprovalPolicy",
     "GatePolicy",
     "Policy",
+    "ReviewPolicy",
     "Role",
     "default_policy_yaml",
     "load_policy",

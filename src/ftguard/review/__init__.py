@@ -9,7 +9,7 @@ Example:
 """
 
 from ftguard.datasets import LoadIssue, load_examples
-from ftguard.review._engine import DEFAULT_SCANNERS, review_dataset
+from ftguard.review._engine import DEFAULT_SCANNERS, ENGINES, choose_engine, review_dataset
 from ftguard.review._evidence import (
     SCHEMA_VERSION,
     DatasetFinding,
@@ -32,6 +32,7 @@ from ftguard.review.scanners import (
 
 __all__ = [
     "DEFAULT_SCANNERS",
+    "ENGINES",
     "SCHEMA_VERSION",
     "BatchScanner",
     "DatasetFinding",
@@ -46,6 +47,7 @@ __all__ = [
     "Severity",
     "Trigger",
     "Turn",
+    "choose_engine",
     "load_examples",
     "render_review_html",
     "review_dataset",

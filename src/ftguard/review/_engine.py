@@ -31,7 +31,7 @@ from ftguard.review.scanners._registry import (
     scanners,
 )
 
-__all__ = ["DEFAULT_SCANNERS", "ENGINES", "ENGINE_ENV", "review_dataset"]
+__all__ = ["DEFAULT_SCANNERS", "ENGINES", "ENGINE_ENV", "choose_engine", "review_dataset"]
 
 DEFAULT_SCANNERS = list(BUILTIN_SCANNERS)
 CHUNK = 256

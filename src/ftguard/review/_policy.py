@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ftguard.policy._review import ReviewPolicy
+from ftguard.policy import ReviewPolicy
 
 __all__ = ["ReviewPolicy"]

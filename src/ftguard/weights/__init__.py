@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     )
     from ftguard.weights._hashing import InputDigests, start_digests
     from ftguard.weights._html import render_weights_html
+    from ftguard.weights._lora import LoraPair, factored_svd, is_adapter
     from ftguard.weights._naming import TensorName, parse_name
     from ftguard.weights._policy import WeightsPolicy
     from ftguard.weights._safetensors import Checkpoint, open_checkpoint, parse_header
+    from ftguard.weights._stats import KERNEL
     from ftguard.weights._svg import weights_heatmap_svg
 
 _HOME = {
@@ -41,12 +43,16 @@ _HOME = {
     "InputDigests": "_hashing",
     "start_digests": "_hashing",
     "render_weights_html": "_html",
+    "LoraPair": "_lora",
+    "factored_svd": "_lora",
+    "is_adapter": "_lora",
     "TensorName": "_naming",
     "parse_name": "_naming",
     "WeightsPolicy": "_policy",
     "Checkpoint": "_safetensors",
     "open_checkpoint": "_safetensors",
     "parse_header": "_safetensors",
+    "KERNEL": "_stats",
     "weights_heatmap_svg": "_svg",
     **dict.fromkeys(
         (
@@ -66,6 +72,7 @@ _HOME = {
 the digests (:func:`start_digests`) does not wait for numpy and the report models."""
 
 __all__ = [
+    "KERNEL",
     "AdapterInfo",
     "AlignmentLayer",
     "AlignmentReport",
@@ -73,12 +80,15 @@ __all__ = [
     "Fingerprint",
     "GroupStats",
     "InputDigests",
+    "LoraPair",
     "TensorName",
     "TensorStats",
     "WeightFlag",
     "WeightReport",
     "WeightsPolicy",
     "diff",
+    "factored_svd",
+    "is_adapter",
     "open_checkpoint",
     "parse_header",
     "parse_name",

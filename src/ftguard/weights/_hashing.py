@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from ftguard.digests import FileDigest, Manifest, _listing_digest, _refuse_special, _walk_files
+from ftguard.digests import FileDigest, Manifest, listing_digest, refuse_special, walk_files
 from ftguard.errors import BadInputError
 
 __all__ = ["InputDigests", "ManifestJob", "hash_file", "start_digests", "start_manifests"]
@@ -72,7 +72,7 @@ def hash_file(
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            _refuse_special(path, st.st_mode)
+            refuse_special(path, st.st_mode)
         advise = hasattr(os, "posix_fadvise")
         if advise:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -123,9 +123,7 @@ class ManifestJob:
             FileDigest(path=q.relative_to(self.path).as_posix(), sha256=sha, size=size)
             for q, (sha, size) in zip(self._files, digests, strict=True)
         ]
-        return Manifest(
-            name=self.path.name, kind="folder", root=_listing_digest(files), files=files
-        )
+        return Manifest(name=self.path.name, kind="folder", root=listing_digest(files), files=files)
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -134,8 +132,8 @@ def _files_of(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        _refuse_special(path, path.stat().st_mode)
-    files = list(_walk_files(path))
+        refuse_special(path, path.stat().st_mode)
+    files = list(walk_files(path))
     if not files:
         raise BadInputError(f"folder is empty: {path}")
     return files

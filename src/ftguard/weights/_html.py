@@ -40,7 +40,7 @@ def render_weights_html(report: WeightReport, *, top: int = 25) -> str:
     """Render a self-contained HTML page of the report (no script, no external resources)."""
     from markupsafe import Markup
 
-    from ftguard.policy._weights import WeightsPolicy
+    from ftguard.policy import WeightsPolicy
 
     z_limit = WeightsPolicy().z_limit
     rel_svg = weights_heatmap_svg(report, metric="relative", ident="rel")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ftguard.policy._weights import WeightsPolicy
+from ftguard.policy import WeightsPolicy
 
 __all__ = ["WeightsPolicy"]

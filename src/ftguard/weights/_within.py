@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ftguard.policy._weights import WeightsPolicy
+from ftguard.policy import WeightsPolicy
 from ftguard.weights._evidence import GroupStats, TensorStats, WeightFlag
 
 __all__ = ["WithinScore", "within_model_flags", "within_model_scores"]
