@@ -159,9 +159,9 @@ class Workspace:
         """The database; every committed audit head is published to the witness.
 
         The job events its transactions commit go to the workspace's webhooks
-        (:mod:`ftguard.integrations._webhook_delivery`), after the commit, in the background.
+        (:func:`ftguard.integrations.attach_webhooks`), after the commit, in the background.
         """
-        from ftguard.integrations._webhook_delivery import attach_webhooks
+        from ftguard.integrations import attach_webhooks
 
         store = Store(self.database_url)
         store.on_commit = self._publish_head

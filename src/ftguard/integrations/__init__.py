@@ -8,7 +8,8 @@
 - Admission: :func:`check_model` (allow or deny, with reasons, over the gate's verification),
   :func:`review_admission` (a Kubernetes AdmissionReview in, its answer out) and
   :func:`make_admission_server`.
-- Events: signed webhooks on job state changes (:func:`add_webhook`, :func:`verify_webhook`).
+- Events: signed webhooks on job state changes (:func:`add_webhook`, :func:`verify_webhook`);
+  :func:`attach_webhooks` is how a workspace's store sends them after each commit.
 
 Names are imported on first use: ``import ftguard.integrations`` imports none of them (and
 never mlflow).
@@ -17,9 +18,44 @@ never mlflow).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = [  # noqa: F822 (imported lazily by __getattr__)
+if TYPE_CHECKING:
+    from ftguard.integrations._admission import (
+        ANNOTATION_ATTESTATION,
+        ANNOTATION_MODEL_SIGNATURE,
+        ANNOTATION_MODEL_URI,
+        AdmissionConfig,
+        AdmissionDecision,
+        check_model,
+        make_admission_server,
+        review_admission,
+    )
+    from ftguard.integrations._mlflow import (
+        MlflowRegistration,
+        MlflowVerification,
+        register_job_model,
+        verify_registered_model,
+    )
+    from ftguard.integrations._webhook_delivery import (
+        attach_webhooks,
+        redeliver_webhooks,
+        webhook_dispatcher,
+    )
+    from ftguard.integrations._webhooks import (
+        EVENT_TYPES,
+        SIGNATURE_HEADER,
+        WebhookDelivery,
+        WebhookEndpoint,
+        add_webhook,
+        list_deliveries,
+        list_webhooks,
+        remove_webhook,
+        sign_webhook,
+        verify_webhook,
+    )
+
+__all__ = [
     "ANNOTATION_ATTESTATION",
     "ANNOTATION_MODEL_SIGNATURE",
     "ANNOTATION_MODEL_URI",
@@ -32,6 +68,7 @@ __all__ = [  # noqa: F822 (imported lazily by __getattr__)
     "WebhookDelivery",
     "WebhookEndpoint",
     "add_webhook",
+    "attach_webhooks",
     "check_model",
     "list_deliveries",
     "list_webhooks",
@@ -69,6 +106,7 @@ _MODULES = {
     "remove_webhook": "_webhooks",
     "sign_webhook": "_webhooks",
     "verify_webhook": "_webhooks",
+    "attach_webhooks": "_webhook_delivery",
     "redeliver_webhooks": "_webhook_delivery",
     "webhook_dispatcher": "_webhook_delivery",
 }

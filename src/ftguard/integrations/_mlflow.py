@@ -30,19 +30,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from ftguard.attest import PublicKey
-from ftguard.control._audit import append_event
-from ftguard.control._gate import deploy_job
-from ftguard.control._identities import (
+from ftguard.control import (
     Caller,
+    JobState,
+    Workspace,
+    append_event,
     authenticate,
     chain_state,
+    checked_job,
     name_of,
+    now_iso,
     policy_in_force,
     require_role,
 )
-from ftguard.control._jobs import checked_job
-from ftguard.control._states import JobState
-from ftguard.control._workspace import Workspace, now_iso
+from ftguard.control.service import deploy_job
 from ftguard.digests import manifest_of
 from ftguard.errors import (
     BadInputError,

@@ -33,8 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session
 
 from ftguard import __version__
-from ftguard.control._chain import parse_payload
-from ftguard.control._workspace import Workspace, now_iso
+from ftguard.control import Workspace, now_iso, parse_payload
 from ftguard.integrations._webhooks import (
     SIGNATURE_HEADER,
     event_type_of,

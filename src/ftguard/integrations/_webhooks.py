@@ -29,9 +29,15 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from ftguard.control._audit import append_event
-from ftguard.control._identities import Caller, acting, name_of, require_role
-from ftguard.control._workspace import Workspace, now_iso
+from ftguard.control import (
+    Caller,
+    Workspace,
+    acting,
+    append_event,
+    name_of,
+    now_iso,
+    require_role,
+)
 from ftguard.errors import BadInputError, NotFoundError, VerificationError
 from ftguard.store import WebhookDeliveryRow, WebhookEndpointRow
 
