@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from ftguard.cli import _entry
+import sys
 
-_entry()
+from ftguard.cli import main
+
+sys.exit(main())

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from ftguard._registry import ENTRY_POINT_GROUPS, PluginInfo, PluginKind, PluginSource, Registry
 
 if TYPE_CHECKING:
-    from ftguard.behavior.backends._protocol import backends
-    from ftguard.behavior.scorers._registry import scorers
-    from ftguard.behavior.suites._registry import suites
-    from ftguard.review.scanners._registry import scanners
+    from ftguard.behavior.backends import backends
+    from ftguard.behavior.scorers import scorers
+    from ftguard.behavior.suites import suites
+    from ftguard.review.scanners import scanners
 
 __all__ = [
     "ENTRY_POINT_GROUPS",
@@ -52,10 +52,10 @@ __all__ = [
 ]
 
 _HOMES: dict[str, tuple[PluginKind, str]] = {
-    "scanners": ("scanner", "ftguard.review.scanners._registry"),
-    "suites": ("suite", "ftguard.behavior.suites._registry"),
-    "backends": ("backend", "ftguard.behavior.backends._protocol"),
-    "scorers": ("scorer", "ftguard.behavior.scorers._registry"),
+    "scanners": ("scanner", "ftguard.review.scanners"),
+    "suites": ("suite", "ftguard.behavior.suites"),
+    "backends": ("backend", "ftguard.behavior.backends"),
+    "scorers": ("scorer", "ftguard.behavior.scorers"),
 }
 _BY_KIND: dict[PluginKind, tuple[str, str]] = {
     kind: (attr, mod) for attr, (kind, mod) in _HOMES.items()

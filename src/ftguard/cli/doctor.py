@@ -30,7 +30,7 @@ def doctor(as_json: JsonOption = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ftguard._doctor import diagnose
+    from ftguard.cli._doctor import diagnose
     from ftguard.errors import EXIT_DEPENDENCY
 
     report = diagnose()

@@ -13,21 +13,21 @@ import platform
 import sys
 
 from ftguard import __version__
-from ftguard._doctor._install import (
+from ftguard.cli._doctor._install import (
     check_extras,
     check_install,
     check_kernel,
     check_torch,
     requirements,
 )
-from ftguard._doctor._local import (
+from ftguard.cli._doctor._local import (
     check_builds,
     check_cache,
     check_models,
     check_server,
     check_workspace,
 )
-from ftguard._doctor._model import Check, DoctorReport, Status
+from ftguard.cli._doctor._model import Check, DoctorReport, Status
 
 __all__ = ["Check", "DoctorReport", "Status", "diagnose"]
 

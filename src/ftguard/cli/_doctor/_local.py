@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from ftguard._doctor._install import find as _find
-from ftguard._doctor._model import Check
+from ftguard.cli._doctor._install import find as _find
+from ftguard.cli._doctor._model import Check
 
 __all__ = ["check_builds", "check_cache", "check_models", "check_server", "check_workspace"]
 

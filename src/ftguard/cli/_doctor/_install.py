@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ftguard import __version__
-from ftguard._doctor._model import Check
+from ftguard.cli._doctor._model import Check
 
 __all__ = ["check_extras", "check_install", "check_kernel", "check_torch", "find", "requirements"]
 
@@ -261,7 +261,7 @@ def check_torch(reqs: list[_Requirement] | None) -> Check:
 
 def check_kernel() -> Check:
     """The weight diff's compiled C kernel, or the numpy fallback, as ``weights`` chooses."""
-    from ftguard.weights import _stats
+    from ftguard.weights import KERNEL
 
     try:
         spec = importlib.util.find_spec("ftguard.weights._fused")
@@ -269,8 +269,8 @@ def check_kernel() -> Check:
         spec = None
     path = spec.origin if spec is not None else None
     forced = os.environ.get("FTGUARD_WEIGHTS_KERNEL", "").strip().lower() == "numpy"
-    data = {"kernel": _stats.KERNEL, "path": path, "forced_numpy": forced}
-    if _stats.KERNEL == "c":
+    data = {"kernel": KERNEL, "path": path, "forced_numpy": forced}
+    if KERNEL == "c":
         return Check(
             id="kernel",
             section="install",
