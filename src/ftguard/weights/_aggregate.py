@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ftguard.policy import WeightsPolicy
 from ftguard.weights._evidence import GroupStats, TensorStats
 from ftguard.weights._naming import TensorName, parse_name
 
-if TYPE_CHECKING:
-    from ftguard.weights._diff import _Ctx
+__all__ = ["GroupContext", "group_stats"]
 
-__all__ = ["group_stats"]
+
+class GroupContext(Protocol):
+    """What the aggregates read of a diff's context (the diff engine's, in ``_diff``).
+
+    A Protocol, so that this module does not import the engine that imports it.
+    """
+
+    policy: WeightsPolicy
+    n_layers: int
+
+    def critical(self, tn: TensorName) -> bool: ...
 
 
 def _groups(
-    ctx: _Ctx,
+    ctx: GroupContext,
     tensors: list[TensorStats],
     norms: dict[str, float],
     key: Callable[[TensorName], object],
@@ -38,7 +48,7 @@ def _groups(
 
 
 def group_stats(
-    ctx: _Ctx, tensors: list[TensorStats], norms: dict[str, float]
+    ctx: GroupContext, tensors: list[TensorStats], norms: dict[str, float]
 ) -> tuple[list[GroupStats], list[GroupStats], float]:
     total_d = sum(t.diff_norm**2 for t in tensors if math.isfinite(t.diff_norm))
     total_b = sum(norms.values())
