@@ -181,6 +181,23 @@ if cfg["breakdown"]:
         return await plain_run_sync(started, *args, limiter=limiter, **kwargs)
 
     anyio.to_thread.run_sync = timed_run_sync
+    import types
+
+    import ftguard.server._app as app_module
+
+    class TimedSlots:  # WriteAdmission's semaphore, timed while a request waits for a slot
+        def __init__(self, slots):
+            self.inner = anyio.Semaphore(slots)
+
+        async def __aenter__(self):
+            queued = time.perf_counter()
+            await self.inner.acquire()
+            note("waiting for a write slot (WriteAdmission)", queued)
+
+        async def __aexit__(self, *exc):
+            self.inner.release()
+
+    app_module.anyio = types.SimpleNamespace(Semaphore=TimedSlots)
     # SIGUSR1: forget what was measured so far (the warm-up and the baseline).
     signal.signal(signal.SIGUSR1, lambda *_: (timing.clear(), slow.clear()))
 app = create_app(ServerSettings(**cfg["settings"]))
@@ -199,6 +216,8 @@ if cfg["breakdown"]:
         if locking:
             note("waiting for the store lock (BEGIN IMMEDIATE / audit_head FOR UPDATE)", conn.info["t0"])
             conn.info["held"] = time.perf_counter()
+        elif "held" in conn.info:
+            note("SQL statements under the store lock", conn.info["t0"])
         else:
             note("other SQL statements", conn.info["t0"])
 

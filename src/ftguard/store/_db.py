@@ -217,9 +217,12 @@ class Store:
         try:
             if self.is_postgres:
                 with self.usable(), self._sessions() as session, session.begin():
-                    session.execute(
-                        select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update()
-                    )
+                    # The whole head row, locked and held (the session's identity map holds
+                    # rows weakly): later reads of it in this transaction (the chain's
+                    # catch-up, each append) come from the session, not from the server.
+                    session.info["locked_audit_head"] = session.scalars(
+                        select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+                    ).first()
                     yield session
             else:
                 with self._writer, self.usable(), self._sessions() as session, session.begin():
