@@ -184,3 +184,29 @@ def test_a_read_is_one_snapshot_while_others_write(cp: Env, cached: Workspace) -
         assert events == before
         assert chain_view(cached, session).seq == before  # and the replay holds
     assert _view(cached).seq > before
+
+
+def test_a_database_made_under_another_audit_key_is_refused_before_and_after_caching(
+    cp: Env, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as env:  # another workspace, in a SQLite file of its own
+        env.delenv("FTGUARD_DATABASE_URL", raising=False)
+        other = service.init_workspace(tmp_path_factory.mktemp("other") / "ws", admin="root")
+        other_url = other.database_url
+        other.store.dispose()
+    cache = ChainCache(full_every_s=3600)
+    ours = Workspace(cp.ws.path, chain_cache=cache)
+    swapped = Workspace(cp.ws.path, database_url_override=other_url, chain_cache=cache)
+    plain = Workspace(cp.ws.path, database_url_override=other_url)
+    try:
+        with plain.store.write() as session, pytest.raises(VerificationError, match="audit key"):
+            chain_state(plain, session)
+        with ours.store.write() as session:  # checked once, then remembered by the cache...
+            chain_state(ours, session)
+        assert cache.database_audit_key == cp.ws.audit_public_key().b64
+        # ...and a database swapped in later still fails: its chain is not signed by our key.
+        with swapped.store.write() as session, pytest.raises(VerificationError):
+            chain_state(swapped, session)
+    finally:
+        for ws in (ours, swapped, plain):
+            ws.store.dispose()

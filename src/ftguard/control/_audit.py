@@ -345,6 +345,8 @@ class ChainCache:
         self._lock = threading.Lock()  # guards _point and _full_at (held briefly)
         self._catching_up = threading.Lock()  # one incremental replay at a time
         self._full_check = threading.Lock()  # one full verification at a time
+        self.database_audit_key: str | None = None
+        """The audit key the database was found to be made under (checked once)."""
 
     def view(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
         """The verified state, shared and not copied: for callers that only read it.
