@@ -67,7 +67,7 @@ CHILD = r"""
 import cProfile, json, logging, pstats, signal, socket, sys, threading
 from pathlib import Path
 import uvicorn
-from ftguard.server import ServerSettings, create_app
+from ftguard.server import ServerSettings, create_app, settle_heap
 
 cfg = json.loads(sys.argv[1])
 log = logging.getLogger("ftguard.server")
@@ -198,9 +198,21 @@ if cfg["breakdown"]:
             self.inner.release()
 
     app_module.anyio = types.SimpleNamespace(Semaphore=TimedSlots)
+    import gc
+
+    collecting = {}
+
+    def timed_gc(phase, info):  # a collection stops every thread of the server
+        if phase == "start":
+            collecting["at"] = time.perf_counter()
+        elif "at" in collecting:
+            note(f"garbage collection, generation {info['generation']} (every thread waits)", collecting.pop("at"))
+
+    gc.callbacks.append(timed_gc)
     # SIGUSR1: forget what was measured so far (the warm-up and the baseline).
     signal.signal(signal.SIGUSR1, lambda *_: (timing.clear(), slow.clear()))
 app = create_app(ServerSettings(**cfg["settings"]))
+settle_heap()  # as 'ftguard server' does once its app is built
 if cfg["breakdown"]:
     engine = app.state.ctx.ws.store.engine
 

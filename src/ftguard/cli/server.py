@@ -93,7 +93,7 @@ def server(
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "server") from exc
     from ftguard.policy import read_yaml
-    from ftguard.server import ServerSettings, create_app
+    from ftguard.server import ServerSettings, create_app, settle_heap
 
     values: dict[str, object] = {}
     if config is not None:
@@ -123,6 +123,7 @@ def server(
     log.setLevel(logging.INFO)
     log.propagate = False
     application = create_app(settings)
+    settle_heap()
     console.print(
         f"ftguard server on {'https' if ssl_certfile else 'http'}://{host}:{port}/", style="bold"
     )

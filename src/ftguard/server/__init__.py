@@ -8,7 +8,7 @@ Needs the ``server`` extra (``pip install 'ftguard[server]'``).
 
 from __future__ import annotations
 
-from ftguard.server._app import create_app
+from ftguard.server._app import create_app, settle_heap
 from ftguard.server._settings import ServerSettings
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "create_app", "settle_heap"]
