@@ -28,3 +28,19 @@ def test_version() -> None:
         [sys.executable, "-m", "ftguard", "--version"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == f"ftguard {__version__}"
+
+
+def test_version_loads_no_command() -> None:
+    script = (
+        "import sys\n"
+        "from ftguard.cli import main\n"
+        "assert main(['--version']) == 0\n"
+        "assert not [m for m in sys.modules if m.startswith(('ftguard.control', 'sqlalchemy'))]\n"
+        "assert not [m for m in sys.modules if m.startswith('ftguard.cli.') and\n"
+        "            m.split('.')[2] in ('weights', 'jobs', 'server', 'review')]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("ftguard ")

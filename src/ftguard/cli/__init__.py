@@ -96,12 +96,14 @@ _MODULE_ORDER = (
 def load_commands(argv: list[str] | None = None) -> None:
     """Register the commands that ``argv`` can reach: its first word's module, else all.
 
-    With no argv, or one whose first word is an option or no known command, every module is
-    imported; the root commands and groups are then put back in the order of their modules
+    ``--version`` needs none. With no argv, or one whose first word is another option or no
+    known command, every module is imported; the root commands and groups are then put back in the order of their modules
     in :data:`_MODULE_ORDER` (as importing every module registers them), so that help and
     usage text do not depend on which command a process ran first.
     """
     first = argv[0] if argv else None
+    if first == "--version":  # answered by the root callback, before any command
+        return
     module = COMMAND_MODULES.get(first) if first is not None else None
     if module is not None:
         importlib.import_module(f"ftguard.cli.{module}")
