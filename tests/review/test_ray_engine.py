@@ -211,6 +211,22 @@ def test_ray_engine_matches_on_parquet_and_many_shards(tmp_path: Path, on_cluste
     assert _comparable(on_ray) == _comparable(local)
 
 
+def test_embedding_actors_leave_cpu_for_the_read_tasks() -> None:
+    """An actor pool as large as the CPUs reserves half a CPU an actor and a read task.
+
+    With one CPU, an actor reserving the whole CPU starved the tasks feeding it (the review
+    made no progress); a node of one CPU now holds an actor and a task.
+    """
+    from ftguard.review._ray import _cpu_share
+
+    assert _cpu_share(cpus=1, gpus=0, pool=1) == 0.5
+    assert _cpu_share(cpus=2, gpus=0, pool=2) == 0.5
+    assert _cpu_share(cpus=3, gpus=0, pool=3) == 0.5
+    assert _cpu_share(cpus=3, gpus=0, pool=2) == 1.0  # a CPU is left for the tasks
+    assert _cpu_share(cpus=96, gpus=0, pool=32) == 1.0
+    assert _cpu_share(cpus=8, gpus=8, pool=8) == 1.0  # GPU actors: the GPU is the reservation
+
+
 def test_shards_read_what_the_reader_reads(tmp_path: Path) -> None:
     """Byte ranges cut at chunk starts give the same records, lines and errors as one read."""
     from ftguard.datasets import load_examples

@@ -222,11 +222,13 @@ def _scan_on_ray(
     batch_names = tuple(o.name for o in objs if isinstance(o, BatchScanner))
     dataset_scanners = [o for o in objs if isinstance(o, DatasetScanner)]
     keep = any(o.uses_embeddings for o in dataset_scanners)
+    embed = bool(batch_names or keep)
+    cpus, gpus = cluster_resources(ray)
+    pool = workers or (gpus or cpus)
+    share = _cpu_share(cpus, gpus, pool) if embed else 1.0
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
-    ds = ds.flat_map(read_and_scan, fn_kwargs={"names": names})
-    if batch_names or keep:
-        cpus, gpus = cluster_resources(ray)
-        pool = workers or (gpus or cpus)
+    ds = ds.flat_map(read_and_scan, fn_kwargs={"names": names}, num_cpus=share)
+    if embed:
         ds = ds.map_batches(
             ChunkEmbedder,
             fn_constructor_kwargs={"batch_names": batch_names, "keep_embeddings": keep, "run": run},
@@ -234,6 +236,7 @@ def _scan_on_ray(
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool),
             num_gpus=1 if gpus else 0,
+            num_cpus=share,
         )
     n = 0
     expected = 0
@@ -253,6 +256,22 @@ def _scan_on_ray(
             n += len(result.items)
             bar.advance(len(result.items))
     return n
+
+
+def _cpu_share(cpus: int, gpus: int, pool: int) -> float:
+    """The CPUs each embedding actor and each read task reserves (Ray's logical CPUs).
+
+    One each, except on a CPU-only cluster whose CPUs the full actor pool would take:
+    there each reserves half a CPU, so every CPU can hold an actor and a read task at
+    once. With one CPU, an actor reserving the whole CPU left none for the read tasks
+    that feed it and the review made no progress; halves rather than ``cpus / (pool + 1)``
+    so that a node of one CPU still fits an actor and a task. The reservation is
+    bookkeeping: the actors (which wait for the tasks' chunks) and the tasks share the
+    cores as processes do.
+    """
+    if gpus or cpus >= pool + 1:
+        return 1.0
+    return 0.5
 
 
 def examples_of(ray: Any, shards: list[Shard]) -> Iterator[Example]:
