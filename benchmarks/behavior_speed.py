@@ -19,6 +19,9 @@ same number of torch threads and never run at the same time.
 
     .venv/bin/python benchmarks/behavior_speed.py [--prompts 32] [--max-new-tokens 32]
         [--batch-size 16] [--concurrency 1,4,16] [--repeats 3] [--threads 0] [--no-single]
+
+On a machine shared with other work, pass ``--threads 1``: with several torch threads, one
+descheduled thread holds the others up, and the times become erratic (docs/scale.md).
 """
 
 from __future__ import annotations

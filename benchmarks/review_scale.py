@@ -9,9 +9,10 @@ JSONL. Each configuration runs in a fresh subprocess:
   ``engine="ray", workers=k`` (k embedding actors).
 
 Printed per configuration and size: examples per second (wall clock, Ray start-up
-excluded: it is reported on its own) and the peak resident memory of the driver and of the
-largest Ray worker process (sampled every 0.2 s with psutil; ``ray::`` processes). Two
-sizes show whether worker memory is flat in the dataset's size.
+excluded: it is reported on its own), the peak resident memory of the driver and of the
+largest Ray worker process (sampled every 0.2 s with psutil; ``ray::`` processes) and the
+driver's own CPU seconds during the review (on Ray: its in-order merge, the part that does
+not scale out). Two sizes show whether worker memory is flat in the dataset's size.
 
     .venv/bin/python benchmarks/review_scale.py                     # 1,000,000 examples
     .venv/bin/python benchmarks/review_scale.py --n 4000 --sizes 1000,4000
@@ -100,12 +101,14 @@ if engine == "ray":
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     startup = time.perf_counter() - t
 t = time.perf_counter()
+cpu0 = sum(me.cpu_times()[:2])
 r = review_dataset(Path(path), purpose="short writing and facts about everyday topics",
                    workers=workers, engine=engine, embeddings=emb)
 dt = time.perf_counter() - t
+cpu = sum(me.cpu_times()[:2]) - cpu0  # the driver's own CPU seconds (its merge, on Ray)
 stop.set()
 print(json.dumps({"n": r.examples, "seconds": dt, "startup": startup, "verdict": r.verdict,
-                  "driver_mb": peak["driver"] / 2**20, "worker_mb": peak["worker"] / 2**20,
+                  "driver_mb": peak["driver"] / 2**20, "driver_cpu": cpu, "worker_mb": peak["worker"] / 2**20,
                   "findings": len(r.findings), "triggers": [t.text for t in r.triggers[:1]]}))
 if engine == "ray":
     ray.shutdown()
@@ -137,7 +140,7 @@ def main() -> None:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     print(f"embeddings: {'on' if emb else 'off'}; sizes: {sizes}")
     print(f"{'config':<10}{'examples':>10}{'seconds':>10}{'ex/s':>9}{'ray start s':>12}"
-          f"{'driver MiB':>12}{'worker MiB':>12}  verdict")  # fmt: skip
+          f"{'driver MiB':>12}{'worker MiB':>12}{'driver CPU s':>13}  verdict")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             path = generate(Path(tmp) / f"scale-{size}.jsonl", size)
@@ -151,7 +154,8 @@ def main() -> None:
                 print(
                     f"{config:<10}{r['n']:>10}{float(r['seconds']):>10.1f}{rate:>9.1f}"  # type: ignore[arg-type]
                     f"{float(r['startup']):>12.1f}{float(r['driver_mb']):>12.0f}"  # type: ignore[arg-type]
-                    f"{float(r['worker_mb']):>12.0f}  {r['verdict']} {r['triggers']}",  # type: ignore[arg-type]
+                    f"{float(r['worker_mb']):>12.0f}{float(r['driver_cpu']):>13.1f}"  # type: ignore[arg-type]
+                    f"  {r['verdict']} {r['triggers']}",
                     flush=True,
                 )
             same = {json.dumps([r["n"], r["verdict"], r["findings"]]) for r in results.values()}
