@@ -6,6 +6,14 @@ import subprocess
 import sys
 
 
+def _run(script: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_the_cli_starts_and_reports_usage_errors_without_click() -> None:
     script = (
         "import sys; sys.modules['click'] = None\n"  # as if click were not installed
@@ -14,11 +22,7 @@ def test_the_cli_starts_and_reports_usage_errors_without_click() -> None:
         "assert main(['no-such-command']) == 2\n"
         "assert 'click' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in _run(script).stderr
 
 
 def test_version() -> None:
@@ -39,8 +43,4 @@ def test_version_loads_no_command() -> None:
         "assert not [m for m in sys.modules if m.startswith('ftguard.cli.') and\n"
         "            m.split('.')[2] in ('weights', 'jobs', 'server', 'review')]\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().startswith("ftguard ")
+    assert _run(script).stdout.strip().startswith("ftguard ")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -17,6 +16,7 @@ from ftguard.control import (
     Workspace,
     find_workspace,
     note_token_use,
+    now_iso,
     policy_in_force,
 )
 from ftguard.policy import policy_digest
@@ -123,9 +123,7 @@ class ServerContext:
             if now - self._token_used.get(token_id, float("-inf")) < _TOKEN_USE_EVERY_S:
                 return
             self._token_used[token_id] = now
-            self._token_uses_to_write[token_id] = datetime.now(UTC).isoformat(
-                timespec="microseconds"
-            )
+            self._token_uses_to_write[token_id] = now_iso()
             if self._token_use_writer is None and not self._closing.is_set():
                 self._token_use_writer = threading.Thread(
                     target=self._write_token_uses_until_closed,
