@@ -114,8 +114,8 @@ def chain_state(ws: Workspace, session: Session) -> ChainState:
             raise VerificationError("the database's audit key is not this workspace's audit key")
         if cache is not None:
             cache.database_audit_key = key.b64
-    if ws.chain_cache is not None:
-        verification, state = ws.chain_cache.replay(session, key)
+    if cache is not None:
+        verification, state = cache.replay(session, key)
     else:
         verification, state = replay_chain(session, key)
     if state is None:

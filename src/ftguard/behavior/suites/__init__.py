@@ -14,6 +14,7 @@ from ftguard.behavior.suites._loaders import (
 )
 from ftguard.behavior.suites._registry import BUILTIN_SUITES, Suite, SuiteFactory, suites
 from ftguard.behavior.suites._triggers import (
+    POSITIONS,
     build_probes,
     generic_triggers,
     insert_trigger,
@@ -22,6 +23,7 @@ from ftguard.behavior.suites._triggers import (
 
 __all__ = [
     "BUILTIN_SUITES",
+    "POSITIONS",
     "SUITE_SPEC_FORMATS",
     "SUITE_VERSION",
     "Suite",
