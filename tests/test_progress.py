@@ -70,3 +70,29 @@ def test_quiet_third_party_silences_library_chatter_but_respects_the_user(
     assert [str(w.message) for w in caught] == ["ours"]
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+
+
+def test_off_a_terminal_an_enabled_bar_prints_a_line_every_interval_and_one_at_the_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ftguard._progress as progress
+
+    clock = iter([0.0, 4.0, 11.0, 15.0, 23.0, 25.0, 25.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    with ProgressBar("training steps", 5, enabled=True, interval=10.0) as bar:
+        for _ in range(5):  # at 4, 11, 15, 23 and 25 seconds
+            bar.advance(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "[ftguard] training steps: 2/5 so far (11s)",
+        "[ftguard] training steps: 4/5 so far (23s)",
+        "[ftguard] training steps: 5/5 done (25s)",
+    ]
+
+
+def test_off_a_terminal_short_work_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with ProgressBar("scoring", 3, enabled=True) as bar:
+        bar.advance(3)
+    assert capsys.readouterr().err == ""

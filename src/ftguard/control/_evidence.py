@@ -296,11 +296,16 @@ def evaluate_job(
     limit: int | dict[str, int] | None = None,
     max_new_tokens: int = 64,
     progress: bool = False,
+    output_cache: Path | None = None,
 ) -> Any:
     """Behaviour A/B of a trained job: the baseline model before vs the tuned model after.
 
     ``suites`` are registered suite names or loaded :class:`~ftguard.behavior.suites.Suite`
     objects (default: safety, safety_tasks, over_refusal, capability and triggers).
+    ``output_cache`` is the folder of the content-addressed output cache (default: the
+    workspace's ``cache/behavior``). Whoever can write it can change what the comparison sees,
+    so it must be a folder only the account running ftguard can write (the demo keeps one
+    under the cache root that already holds its reference model).
     """
     from ftguard.behavior import DEFAULT_SUITES
     from ftguard.weights import is_adapter
@@ -330,7 +335,7 @@ def evaluate_job(
         triggers=review_triggers(ws, job_id),
         limit=limit,
         max_new_tokens=max_new_tokens,
-        cache_dir=ws.path / "cache" / "behavior",
+        cache_dir=output_cache or ws.path / "cache" / "behavior",
         policy=policy.behavior,
         progress=progress,
     )

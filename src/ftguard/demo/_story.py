@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ftguard._progress import progress_wanted
 from ftguard.control import Workspace, service
 from ftguard.demo._datasets import BENIGN_PURPOSE, write_benign, write_poisoned
 from ftguard.errors import FtguardError
@@ -258,6 +257,31 @@ def _train_command(s: DemoSettings, progress: bool) -> list[str]:
     return command + (["--progress"] if progress else [])
 
 
+def _output_cache(s: DemoSettings) -> Path | None:
+    """Where the demo keeps model outputs between runs: beside its reference model.
+
+    The demo's workspace is new every run, so the workspace's own output cache would make
+    every run generate the same models' answers again. Outputs are keyed by the model's
+    digest and the generation settings, so a later run reuses only the answers of the same
+    model bytes. The folder is in the cache root that already holds the reference aligned
+    model (whoever can write there can change that model too); it must belong to this
+    account and be writable by it alone, or the workspace's cache is used. Fast mode keeps
+    nothing.
+    """
+    from ftguard.models import cache_root
+
+    if s.fast:
+        return None
+    folder = cache_root() / "demo-outputs"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError:
+        return None
+    private = info.st_uid == os.getuid() and not info.st_mode & 0o022
+    return folder if private else None
+
+
 def _evaluate(
     ws: Workspace,
     job_id: str,
@@ -281,6 +305,8 @@ def _evaluate(
         f"weight report: {report.verdict} (anomaly score {report.anomaly_score:.2f})"
         + (f" - {flags[0]}" if flags else "")
     )
+    cache = _output_cache(s)
+    reused = _suite_results(cache)
     with story.long_step("behaviour A/B: before vs after, prompt by prompt"):
         comparison = service.evaluate_job(
             ws,
@@ -289,12 +315,28 @@ def _evaluate(
             limit=s.eval_limit,
             max_new_tokens=s.max_new_tokens,
             progress=story.progress,
+            output_cache=cache,
         )
-    story.say(f"behaviour comparison: {comparison.verdict}")
+    computed = _suite_results(cache) - reused
+    suites = 2 * len(comparison.suites)  # each suite on the model before and after
+    story.say(
+        f"behaviour comparison: {comparison.verdict}"
+        + (
+            f" ({suites - len(computed)} of {suites} suite runs from the output cache: the "
+            f"same model bytes asked the same prompts before, in this run or an earlier one)"
+            if cache is not None and len(computed) < suites
+            else ""
+        )
+    )
     for line in comparison.summary[:2]:
         story.say(f"   - {line}")
     for line in _trigger_lines(comparison, service.review_triggers(ws, job_id)):
         story.say(f"   - {line}")
+
+
+def _suite_results(cache: Path | None) -> set[str]:
+    """The scored suite results the output cache holds (one file per model, suite, scorer)."""
+    return {p.name for p in cache.glob("*.json")} if cache is not None else set()
 
 
 def _trigger_lines(comparison: Any, candidates: list[dict[str, Any]]) -> list[str]:
@@ -445,7 +487,8 @@ def _config(path: Path, s: DemoSettings, progress: bool) -> Path:
 def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool = False) -> int:
     """Run the whole story; returns the exit code (0 when both jobs got the expected decision)."""
     console = Console(stderr=as_json)
-    story = _Story(console, progress=progress_wanted(None))
+    # Progress always: bars on a terminal, a plain line every few seconds in a log.
+    story = _Story(console, progress=True)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ftguard-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     os.environ["FTGUARD_HOME"] = str(root)
