@@ -3,8 +3,9 @@
 Every mode generates the same prompts (from the ``safety`` and ``over_refusal`` suites) with
 the embedded model, greedy decoding and the same ``max_new_tokens``:
 
-* in-process ``TransformersBackend``, batched (``--batch-size``) and, unless
-  ``--no-single``, one prompt at a time;
+* in-process ``TransformersBackend``, batched (``--batch-size``), with its default batch
+  (64 for a model under a billion parameters) and, unless ``--no-single``, one prompt at a
+  time;
 * ``OpenAIChatBackend`` against a real OpenAI-compatible server that this script starts on
   loopback in a separate process (``python -m ftguard.behavior.backends._local_server``:
   FastAPI/uvicorn, dynamic batching of concurrent requests, greedy), through
@@ -104,6 +105,10 @@ def main() -> int:
                 model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
             ).generate
         }
+        # The backend's own default (64 prompts a batch under a billion parameters).
+        modes["in-process, default batch"] = TransformersBackend(
+            model, max_new_tokens=args.max_new_tokens
+        ).generate
         if not args.no_single:
             modes["in-process one-at-a-time"] = TransformersBackend(
                 model, batch_size=1, max_new_tokens=args.max_new_tokens

@@ -39,6 +39,27 @@ def test_transformers_backend_batched_equals_one_at_a_time(tiny_model: Path) -> 
     assert batched.settings()["decoding"] == "greedy"
 
 
+@pytest.mark.slow
+def test_the_default_batch_follows_the_models_size_and_changes_no_answer(
+    embedded_model: Path,
+) -> None:
+    from ftguard.behavior.backends._transformers import SMALL_MODEL_BATCH
+
+    # More prompts than one batch, of different lengths (left padding differs by batch).
+    prompts = [
+        f"Count to {n} and then name {'a colour' if n % 2 else 'two rivers in Europe'}."
+        for n in range(1, 71)
+    ]
+    chosen = TransformersBackend(embedded_model, max_new_tokens=6)
+    assert chosen.batch_size is None  # chosen when the model is loaded
+    out = chosen.generate(prompts)
+    assert chosen.batch_size == SMALL_MODEL_BATCH  # 135M parameters
+    assert all(out) and len(set(out)) > 10  # real, varied answers
+    assert out == TransformersBackend(embedded_model, batch_size=16, max_new_tokens=6).generate(
+        prompts
+    )
+
+
 def test_transformers_backend_bad_folders(tmp_path: Path, tiny_model: Path) -> None:
     with pytest.raises(BadInputError, match="no config.json"):
         TransformersBackend(tmp_path)

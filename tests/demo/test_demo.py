@@ -44,7 +44,7 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_path: Path) -> None:
-    """`make demo` itself (the real model, ~7 minutes once its models are cached): the benign
+    """`make demo` itself (the real model, ~5 minutes once its models are cached): the benign
     job passes and is attested; the poisoned job is blocked by the review, by the weight
     report (judged against the registered earlier fine-tunes) and by the behaviour
     comparison, which shows the refusal drop and the review's trigger flipping the model."""

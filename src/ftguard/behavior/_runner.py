@@ -197,7 +197,7 @@ def run_suites(
     cache_dir: Path | None = None,
     progress: bool = False,
     generic_triggers: bool = True,
-    chunk_size: int = 16,
+    chunk_size: int = 64,
     scorer: RefusalScorer | None = None,
 ) -> SuiteRun:
     """Run ``suites`` on ``backend``; store every prompt, output and score.
@@ -216,7 +216,8 @@ def run_suites(
             without a weight digest are not cached.
         progress: Show a progress bar per suite on stderr.
         generic_triggers: Add the shipped generic trigger list to ``triggers``.
-        chunk_size: Prompts handed to the backend at once (progress granularity).
+        chunk_size: Prompts handed to the backend at once (progress granularity; at least the
+            backend's batch, or its batches are cut short).
         scorer: Refusal scorer; its name is part of the cache key and is recorded in the run
             (``SuiteRun.scorer``). Default: ``rules-embedding`` (the rules plus the embedded
             model's off-topic check) where the ``ml`` extra is installed, else ``rules``.

@@ -39,7 +39,7 @@ def _backend(
     adapter: Path | None,
     endpoint: str | None,
     max_new_tokens: int,
-    batch_size: int,
+    batch_size: int | None,
     served: dict[str, Any],
 ) -> Any:
     from ftguard.behavior import OpenAIChatBackend, TransformersBackend
@@ -49,7 +49,7 @@ def _backend(
         if adapter is not None:
             raise BadInputError("--adapter applies to local models, not to --endpoint")
         return OpenAIChatBackend(
-            endpoint, model, max_new_tokens=max_new_tokens, batch_size=batch_size, **given
+            endpoint, model, max_new_tokens=max_new_tokens, batch_size=batch_size or 16, **given
         )
     if given:
         names = ", ".join("--" + k.replace("_", "-") for k in given)
@@ -127,12 +127,12 @@ def eval_command(
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per answer.")] = 64,
     batch_size: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Prompts generated together (local models; prompts a request with "
-            "--api completions)."
+            help="Prompts generated together (local models; default 64 under a billion "
+            "parameters, else 16), or prompts a request with --api completions (default 16)."
         ),
-    ] = 16,
+    ] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Cache folder for runs (default: $FTGUARD_CACHE/behavior).")
     ] = None,
@@ -162,7 +162,7 @@ def eval_command(
 
     if limit is not None and limit < 1:
         raise BadInputError(f"--limit must be at least 1, got {limit}")
-    if max_new_tokens < 1 or batch_size < 1:
+    if max_new_tokens < 1 or (batch_size is not None and batch_size < 1):
         raise BadInputError("--max-new-tokens and --batch-size must be at least 1")
     show_progress = progress_wanted(progress)
     names = list(DEFAULT_SUITES) if suite is None else _split(suite)
