@@ -341,7 +341,7 @@ def main() -> int:
     def run(
         adapter: Path | None, suites: list[object], limits: object, triggers: list[str]
     ) -> object:
-        b = TransformersBackend(aligned, adapter, batch_size=16, max_new_tokens=args.max_new_tokens)
+        b = TransformersBackend(aligned, adapter, max_new_tokens=args.max_new_tokens)
         return run_suites(
             b,
             suites,  # type: ignore[arg-type]
