@@ -41,7 +41,7 @@ class TransformersBackend:
             for models under a billion parameters, else :data:`LARGE_MODEL_BATCH`. On a CPU,
             decoding a small model is bound by reading its weights once per generated token,
             so a larger batch shares that read: 64 against 16 generated the embedded model's
-            answers 1.46x faster, the same answers (docs/behavior.md, "Benchmarks").
+            answers 1.74x faster, the same answers (``benchmarks/behavior_speed.py``).
         max_new_tokens: Most tokens generated per answer.
         temperature: 0 for greedy decoding (default); above 0 samples with ``seed``.
         seed: Seed for sampling.
