@@ -80,7 +80,7 @@ def test_a_missing_workspace_and_an_empty_cache(
     }
     assert checks["server"]["status"] == "info" and checks["server"]["data"]["server"] is None
     assert checks["cache"]["data"] == {"path": str(isolated / "cache"), "bytes": 0, "files": 0}
-    for build in ("build:embedded", "build:aligned", "build:demo-history"):
+    for build in ("build:embedded", "build:aligned", "build:demo-history", "build:demo-outputs"):
         assert checks[build]["status"] == "todo" and checks[build]["fix"], checks[build]
     # The table for people says the same, with the fix.
     r = cli(capsys, "doctor")
@@ -199,3 +199,22 @@ def test_the_aligned_model_folder_is_the_one_models_would_build(
     would_build.mkdir(parents=True)
     checks = _checks(cli(capsys, "doctor", "--json").out)
     assert checks["build:aligned"]["status"] == "ok"
+
+
+def test_the_doctor_counts_the_answers_the_demo_keeps_where_the_demo_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ftguard.demo._story import DemoSettings, _output_cache
+
+    monkeypatch.setenv("FTGUARD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "none"))
+    checks = _checks(cli(capsys, "doctor", "--json").out)
+    assert checks["build:demo-outputs"]["status"] == "todo"
+    assert "first run" in checks["build:demo-outputs"]["detail"]
+    kept = _output_cache(DemoSettings.choose(fast=False))  # the folder the demo writes
+    assert kept is not None
+    for name in ("a", "b"):
+        (kept / f"{name}.json").write_text("[]")
+    checks = _checks(cli(capsys, "doctor", "--json").out)
+    assert checks["build:demo-outputs"]["status"] == "ok"
+    assert checks["build:demo-outputs"]["detail"].endswith("2 suite results")

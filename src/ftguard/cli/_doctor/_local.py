@@ -261,7 +261,11 @@ def check_cache(cache: Path) -> Check:
 
 
 def check_builds(cache: Path) -> list[Check]:
-    """The one-time builds: embedded model conversion, reference aligned model, demo history."""
+    """The one-time builds and what the demo keeps between runs.
+
+    The embedded model's conversion, the reference aligned model, the demo's earlier
+    fine-tunes and the aligned model's answers to the demo's suites.
+    """
     from ftguard.demo import EARLIER_VERSIONS
     from ftguard.training import aligned_model_folder
 
@@ -299,6 +303,8 @@ def check_builds(cache: Path) -> list[Check]:
         if all((folder / f"adapter-v0.{v}").is_dir() for v in range(1, EARLIER_VERSIONS + 1))
     )
     history_built = bool(complete) and aligned_built
+    outputs = cache / "demo-outputs"
+    kept = len(list(outputs.glob("*.json"))) if outputs.is_dir() else 0
     return [
         build(
             "embedded",
@@ -313,7 +319,7 @@ def check_builds(cache: Path) -> list[Check]:
             "reference aligned model",
             str(aligned_dir / "model") if aligned_dir is not None else None,
             aligned_built,
-            "a safety LoRA on the embedded model, built once (~12 min on 2 cores)",
+            "a safety LoRA on the embedded model, built once (~6 min on 2 cores)",
             "ftguard demo builds it on its first run (make demo)",
         ),
         build(
@@ -323,5 +329,14 @@ def check_builds(cache: Path) -> list[Check]:
             history_built,
             f"{EARLIER_VERSIONS} support LoRAs of the aligned model, trained once (~220 s)",
             "ftguard demo trains them on its first run (make demo)",
+        ),
+        build(
+            "demo-outputs",
+            "demo's base-model answers",
+            f"{outputs}: {kept} suite results" if kept else str(outputs),
+            kept > 0,
+            "the aligned model's answers to the demo's suites, generated on its first run "
+            "(about 2 min) and kept for later runs",
+            "ftguard demo generates them on its first run (make demo)",
         ),
     ]
