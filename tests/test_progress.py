@@ -72,15 +72,20 @@ def test_quiet_third_party_silences_library_chatter_but_respects_the_user(
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"
 
 
+def _not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop rich's switches that would treat the captured stream as a terminal."""
+    for name in ("FORCE_TERMINAL", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_off_a_terminal_an_enabled_bar_prints_a_line_every_interval_and_one_at_the_end(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import ftguard._progress as progress
 
     clock = iter([0.0, 4.0, 11.0, 15.0, 23.0, 25.0, 25.0])
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    monkeypatch.setattr(progress, "_clock", lambda: next(clock))
+    _not_a_terminal(monkeypatch)
     with ProgressBar("training steps", 5, enabled=True, interval=10.0) as bar:
         for _ in range(5):  # at 4, 11, 15, 23 and 25 seconds
             bar.advance(1)
@@ -92,7 +97,10 @@ def test_off_a_terminal_an_enabled_bar_prints_a_line_every_interval_and_one_at_t
     ]
 
 
-def test_off_a_terminal_short_work_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_off_a_terminal_short_work_prints_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _not_a_terminal(monkeypatch)
     with ProgressBar("scoring", 3, enabled=True) as bar:
         bar.advance(3)
     assert capsys.readouterr().err == ""

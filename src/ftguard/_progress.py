@@ -35,6 +35,8 @@ def progress_wanted(flag: bool | None) -> bool:
 HEARTBEAT_SECONDS = 10.0
 """When stderr is not a terminal, an enabled bar prints a plain line at most this often."""
 
+_clock = time.monotonic
+
 
 class _Heartbeat:
     """A progress bar's plain-text form for logs: a line at most every ``interval`` seconds."""
@@ -44,7 +46,7 @@ class _Heartbeat:
         self.total = total
         self.interval = interval
         self.done = 0
-        self.started = time.monotonic()
+        self.started = _clock()
         self.last = self.started
 
     def _line(self, now: float, final: bool) -> None:
@@ -61,12 +63,12 @@ class _Heartbeat:
         self.done += amount
         if self.total is not None and self.done >= self.total:
             return  # the line at the end says it
-        now = time.monotonic()
+        now = _clock()
         if now - self.last >= self.interval:
             self._line(now, final=False)
 
     def finish(self) -> None:
-        now = time.monotonic()
+        now = _clock()
         if now - self.started >= self.interval:  # short work stays silent
             self._line(now, final=True)
 
