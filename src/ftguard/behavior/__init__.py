@@ -20,7 +20,13 @@ from ftguard.behavior._evidence import (
 )
 from ftguard.behavior._html import render_behavior_html
 from ftguard.behavior._policy import BehaviorPolicy
-from ftguard.behavior._runner import DEFAULT_SUITES, check_answer, run_suites, score_outputs
+from ftguard.behavior._runner import (
+    DEFAULT_SUITES,
+    check_answer,
+    output_cache_name,
+    run_suites,
+    score_outputs,
+)
 from ftguard.behavior._stats import mcnemar_exact, wilson_interval
 from ftguard.behavior.backends import (
     Backend,
@@ -63,6 +69,7 @@ __all__ = [
     "classify_refusal",
     "compare",
     "mcnemar_exact",
+    "output_cache_name",
     "render_behavior_html",
     "run_suites",
     "score_outputs",

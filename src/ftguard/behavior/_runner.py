@@ -23,7 +23,14 @@ from ftguard.digests import canonical_json, sha256_bytes
 from ftguard.errors import BadInputError
 from ftguard.policy import DEFAULT_SUITES
 
-__all__ = ["DEFAULT_SUITES", "check_answer", "resolve_suite", "run_suites", "score_outputs"]
+__all__ = [
+    "DEFAULT_SUITES",
+    "check_answer",
+    "output_cache_name",
+    "resolve_suite",
+    "run_suites",
+    "score_outputs",
+]
 
 
 def check_answer(expected: str, output: str) -> bool:
@@ -148,18 +155,27 @@ class _OutputCache:
             self._line_open = False
 
 
-def _output_cache(
-    backend: Backend, cache_dir: Path | None, content_addressed: bool
-) -> _OutputCache:
-    if cache_dir is None or not content_addressed:
-        return _OutputCache(None)
+def output_cache_name(backend: Backend) -> str:
+    """The file, under a cache folder's ``outputs/``, holding ``backend``'s generated answers.
+
+    Named by the model's digest and the generation settings: only the same model bytes
+    asked with the same settings read it.
+    """
     blob = canonical_json(
         {"model": backend.identity().digest, "gen": backend.settings(), "v": 1},
         ensure_ascii=True,
         spaced=True,
         default=str,
     )
-    return _OutputCache(Path(cache_dir) / "outputs" / f"{sha256_bytes(blob)}.jsonl")
+    return f"{sha256_bytes(blob)}.jsonl"
+
+
+def _output_cache(
+    backend: Backend, cache_dir: Path | None, content_addressed: bool
+) -> _OutputCache:
+    if cache_dir is None or not content_addressed:
+        return _OutputCache(None)
+    return _OutputCache(Path(cache_dir) / "outputs" / output_cache_name(backend))
 
 
 def _generate_into(

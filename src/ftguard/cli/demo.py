@@ -19,12 +19,21 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option("--workdir", help="Keep the demo workspace here.")
     ] = None,
+    prebuilt: Annotated[
+        Path | None,
+        typer.Option(
+            "--prebuilt",
+            help="Folder of the pinned safety adapter (a clone's prebuilt/reference-aligned): "
+            "the first run merges it instead of training it for about 6 minutes. It is used "
+            "only if its SHA-256 is the one pinned in the code.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the end-to-end story offline: a benign job passes, a poisoned one is blocked."""
     from ftguard.demo import run_demo
 
-    code = run_demo(fast=fast, workdir=workdir, as_json=as_json)
+    code = run_demo(fast=fast, workdir=workdir, as_json=as_json, prebuilt=prebuilt)
     raise typer.Exit(code)
 
 

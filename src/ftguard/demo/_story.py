@@ -158,7 +158,9 @@ def _setup_people(ws: Workspace, story: _Story) -> None:
     )
 
 
-def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Path | None]:
+def _models(
+    settings: DemoSettings, root: Path, story: _Story, prebuilt: Path | None = None
+) -> tuple[Path, Path | None]:
     """(base model for the jobs, unaligned model for the alignment direction or None)."""
     from ftguard import models, training
 
@@ -168,14 +170,22 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
         return base, None
     _, digest = models.converted_embedded_model()
     built = digest is not None and (training.aligned_model_folder(None, digest) / "model").is_dir()
-    with story.long_step(
-        "reference aligned model: from the cache"
-        if built
-        else "building the reference aligned model once (about 6 minutes on 2 cores; "
-        "later runs take it from the cache)"
-    ):
+    if built:
+        how = "reference aligned model: from the cache"
+    elif prebuilt is not None:
+        how = (
+            "building the reference aligned model once from the prebuilt safety adapter "
+            "(its SHA-256 checked against the digest pinned in the code; "
+            "scripts/build_reference_adapter.py retrains it and compares the bytes)"
+        )
+    else:
+        how = (
+            "building the reference aligned model once (about 6 minutes on 2 cores; "
+            "later runs take it from the cache)"
+        )
+    with story.long_step(how):
         unaligned = models.embedded_model_dir()
-        aligned = training.reference_aligned_model_dir(progress=story.progress)
+        aligned = training.reference_aligned_model_dir(progress=story.progress, prebuilt=prebuilt)
     story.say(
         "base model: SmolLM2-135M-Instruct + the project's safety LoRA (reference aligned "
         "model); the unaligned original gives the alignment direction"
@@ -287,6 +297,21 @@ def _output_cache(s: DemoSettings) -> Path | None:
         return None
     private = info.st_uid == os.getuid() and not info.st_mode & 0o022
     return folder if private else None
+
+
+def _seed_answers(s: DemoSettings, prebuilt: Path | None, story: _Story) -> None:
+    """Put the clone's pinned base-model answers in the output cache (first run only)."""
+    from ftguard.demo._prebuilt import seed_answers
+
+    cache = _output_cache(s)
+    if prebuilt is None or cache is None:
+        return
+    if seed_answers(cache, prebuilt):
+        story.say(
+            "the base model's answers to the demo's prompts: from the prebuilt answers (SHA-256 "
+            "pinned in the code; read only if the merged model has the pinned bytes); the "
+            "fine-tunes' answers are generated"
+        )
 
 
 def _evaluate(
@@ -491,8 +516,19 @@ def _config(path: Path, s: DemoSettings, progress: bool) -> Path:
     return path
 
 
-def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool = False) -> int:
-    """Run the whole story; returns the exit code (0 when both jobs got the expected decision)."""
+def run_demo(
+    *,
+    fast: bool = False,
+    workdir: Path | None = None,
+    as_json: bool = False,
+    prebuilt: Path | None = None,
+) -> int:
+    """Run the whole story; returns the exit code (0 when both jobs got the expected decision).
+
+    ``prebuilt`` is a folder holding the pinned safety adapter
+    (:data:`ftguard.training.PREBUILT_ADAPTER`); the first run then merges it instead of
+    training the reference aligned model.
+    """
     console = Console(stderr=as_json)
     # Progress always: bars on a terminal, a plain line every few seconds in a log.
     story = _Story(console, progress=True)
@@ -510,7 +546,8 @@ def run_demo(*, fast: bool = False, workdir: Path | None = None, as_json: bool =
         service.set_policy(ws, actor="admin", path=fast_policy)
     story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
     _setup_people(ws, story)
-    base, unaligned = _models(settings, root, story)
+    base, unaligned = _models(settings, root, story, prebuilt)
+    _seed_answers(settings, prebuilt, story)
     baselines = _history(ws, root, base, unaligned, settings, story)
     outcomes = [
         _benign(ws, root, base, unaligned, settings, story),

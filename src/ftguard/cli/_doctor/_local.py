@@ -319,8 +319,10 @@ def check_builds(cache: Path) -> list[Check]:
             "reference aligned model",
             str(aligned_dir / "model") if aligned_dir is not None else None,
             aligned_built,
-            "a safety LoRA on the embedded model, built once (~6 min on 2 cores)",
-            "ftguard demo builds it on its first run (make demo)",
+            "a safety LoRA on the embedded model, built once (~6 min on 2 cores to train; "
+            "seconds from a clone's pinned prebuilt adapter, which make demo passes)",
+            "ftguard demo --prebuilt prebuilt/reference-aligned (in a clone: make demo), or "
+            "ftguard demo to train it",
         ),
         build(
             "demo-history",
