@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,34 @@ def test_the_shipped_answers_are_what_the_aligned_model_generates(aligned_model:
     assert len(prompts) == 50 and all(sha256_bytes(p.encode()) in shipped for p in prompts)
     generated = backend.generate(prompts)
     assert generated == [shipped[sha256_bytes(p.encode())] for p in prompts]
+
+
+def test_the_demo_exits_2_on_a_changed_adapter_and_builds_nothing(
+    tmp_path: Path, embedded_model: Path
+) -> None:
+    """`ftguard demo --prebuilt DIR` with a forged adapter: one clear error, exit 2."""
+    from ftguard.models import cache_root
+
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    data = bytearray((PREBUILT / "adapter_model.safetensors").read_bytes())
+    data[100_000] ^= 1
+    (forged / "adapter_model.safetensors").write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    converted = embedded_model.parent.name  # linked, not converted again
+    (cache / "models" / converted).symlink_to(cache_root() / "models" / converted)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTGUARD_")}
+    env["FTGUARD_CACHE"] = str(cache)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftguard", "demo", "--workdir", str(tmp_path / "demo")]
+        + ["--prebuilt", str(forged)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "refusing to use it" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in (cache / "models").iterdir()) == [converted]
+    assert not (cache / "demo-outputs" / "outputs").exists()

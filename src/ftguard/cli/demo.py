@@ -23,6 +23,8 @@ def demo(
         Path | None,
         typer.Option(
             "--prebuilt",
+            exists=True,
+            file_okay=False,
             help="Folder of the pinned safety adapter (a clone's prebuilt/reference-aligned): "
             "the first run merges it instead of training it for about 6 minutes. It is used "
             "only if its SHA-256 is the one pinned in the code.",
