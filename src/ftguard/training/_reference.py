@@ -85,8 +85,12 @@ def aligned_model_folder(cache: Path | None, base_digest: str) -> Path:
 
     Its name is keyed by the base model's digest, the safety data and the recipe.
     """
-    key = sha256_bytes(_aligned_key_source(base_digest).encode())[:16]
+    key = _build_key(_aligned_key_source(base_digest))
     return cache_root(cache) / "models" / f"smollm2-135m-instruct-aligned-{key}"
+
+
+def _build_key(key_source: str) -> str:
+    return sha256_bytes(key_source.encode())[:16]
 
 
 def check_prebuilt_adapter(folder: Path) -> Path:
@@ -117,7 +121,7 @@ def _aligned_root(cache: Path | None, progress: bool, prebuilt: Path | None = No
     final = aligned_model_folder(cache, digest)
     adapter: Path | None = None
     if prebuilt is not None and not final.is_dir():
-        if final.name.endswith(PREBUILT_ADAPTER["key"]):
+        if _build_key(key_source) == PREBUILT_ADAPTER["key"]:
             adapter = check_prebuilt_adapter(prebuilt)
         else:
             _say(
@@ -270,4 +274,4 @@ def train_reference_adapter(
 def reference_build_key(cache: Path | None = None) -> str:
     """The reference build's cache key on this machine's embedded model (see :data:`PREBUILT_ADAPTER`)."""
     require_ml()
-    return aligned_model_folder(cache, embedded_model_digest(cache)).name.rsplit("-", 1)[1]
+    return _build_key(_aligned_key_source(embedded_model_digest(cache)))
