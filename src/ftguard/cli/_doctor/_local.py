@@ -338,7 +338,8 @@ def check_builds(cache: Path) -> list[Check]:
             f"{outputs}: {kept} suite results" if kept else str(outputs),
             kept > 0,
             "the aligned model's answers to the demo's suites, generated on its first run "
-            "(about 2 min) and kept for later runs",
-            "ftguard demo generates them on its first run (make demo)",
+            "(about 2 min) or copied from a clone's pinned prebuilt answers, kept for later runs",
+            "ftguard demo --prebuilt prebuilt/reference-aligned copies them (in a clone: make "
+            "demo); ftguard demo generates them",
         ),
     ]
