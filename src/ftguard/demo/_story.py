@@ -181,7 +181,8 @@ def _models(
     else:
         how = (
             "building the reference aligned model once (about 6 minutes on 2 cores; "
-            "later runs take it from the cache)"
+            "later runs take it from the cache; in a clone, --prebuilt "
+            "prebuilt/reference-aligned merges the pinned adapter in seconds)"
         )
     with story.long_step(how):
         unaligned = models.embedded_model_dir()
