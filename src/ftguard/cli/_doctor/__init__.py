@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from pathlib import Path
 
 from ftguard import __version__
 from ftguard.cli._doctor._install import (
@@ -24,6 +25,7 @@ from ftguard.cli._doctor._local import (
     check_builds,
     check_cache,
     check_models,
+    check_prebuilt,
     check_server,
     check_workspace,
 )
@@ -48,6 +50,7 @@ def diagnose() -> DoctorReport:
         check_server(),
         check_cache(cache),
         *check_builds(cache),
+        check_prebuilt(Path.cwd() / "prebuilt" / "reference-aligned"),
     ]
     return DoctorReport(
         ftguard=__version__,
