@@ -25,9 +25,9 @@ def demo(
             "--prebuilt",
             exists=True,
             file_okay=False,
-            help="Folder of the pinned safety adapter (a clone's prebuilt/reference-aligned): "
-            "the first run merges it instead of training it for about 6 minutes. It is used "
-            "only if its SHA-256 is the one pinned in the code.",
+            help="A clone's prebuilt/reference-aligned: the first run merges its safety adapter "
+            "instead of training it for about 6 minutes and takes the base model's answers "
+            "from it. Each file is used only if its SHA-256 is the one pinned in the code.",
         ),
     ] = None,
     as_json: JsonOption = False,

@@ -526,9 +526,10 @@ def run_demo(
 ) -> int:
     """Run the whole story; returns the exit code (0 when both jobs got the expected decision).
 
-    ``prebuilt`` is a folder holding the pinned safety adapter
-    (:data:`ftguard.training.PREBUILT_ADAPTER`); the first run then merges it instead of
-    training the reference aligned model.
+    ``prebuilt`` is a clone's ``prebuilt/reference-aligned``: the first run then merges its
+    pinned safety adapter (:data:`ftguard.training.PREBUILT_ADAPTER`) instead of training the
+    reference aligned model, and copies its pinned base-model answers
+    (:data:`ftguard.demo.PREBUILT_ANSWERS`) into the output cache.
     """
     console = Console(stderr=as_json)
     # Progress always: bars on a terminal, a plain line every few seconds in a log.
