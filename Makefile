@@ -33,10 +33,8 @@ $(DEMO_STAMP): pyproject.toml hatch_build.py src/ftguard/weights/_fused.c
 
 install: $(STAMP)
 
-# The first run merges the clone's pinned safety adapter and seeds the base model's pinned
-# answers (prebuilt/README.md) instead of building them for about 8 minutes.
 demo: $(DEMO_STAMP)
-	$(BIN)/ftguard demo --prebuilt prebuilt/reference-aligned
+	$(BIN)/ftguard demo
 
 demo-fast: $(DEMO_STAMP)
 	$(BIN)/ftguard demo --fast

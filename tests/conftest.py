@@ -35,15 +35,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -
 
 @pytest.fixture(scope="session")
 def aligned_model(embedded_model: Path) -> Path:
-    """The reference aligned model (built once per cache; mark tests using it slow).
-
-    Built like ``make demo`` builds it: from the repository's pinned prebuilt adapter (the
-    test that it rebuilds byte for byte is in tests/training/test_prebuilt_adapter.py).
-    """
+    """The reference aligned model (built once per cache; mark tests using it slow)."""
     from ftguard.training import reference_aligned_model_dir
 
-    prebuilt = Path(__file__).resolve().parents[1] / "prebuilt" / "reference-aligned"
-    return reference_aligned_model_dir(progress=True, prebuilt=prebuilt)
+    return reference_aligned_model_dir(progress=True)
 
 
 @pytest.fixture(autouse=True)

@@ -218,30 +218,3 @@ def test_the_doctor_counts_the_answers_the_demo_keeps_where_the_demo_keeps_them(
     checks = _checks(cli(capsys, "doctor", "--json").out)
     assert checks["build:demo-outputs"]["status"] == "ok"
     assert checks["build:demo-outputs"]["detail"].endswith("2 suite results")
-
-
-def test_the_prebuilt_files_of_a_clone_are_checked_against_their_pins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("FTGUARD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "none"))
-    clone = Path(__file__).resolve().parents[2]
-    monkeypatch.chdir(clone)
-    check = _checks(cli(capsys, "doctor", "--json").out)["prebuilt"]
-    assert check["status"] == "ok" and check["data"]["files"] == {"adapter": True, "answers": True}
-    forged = tmp_path / "forged"
-    (forged / "prebuilt" / "reference-aligned").mkdir(parents=True)
-    data = bytearray(
-        (clone / "prebuilt" / "reference-aligned" / "adapter_model.safetensors").read_bytes()
-    )
-    data[-1] ^= 1
-    (forged / "prebuilt" / "reference-aligned" / "adapter_model.safetensors").write_bytes(
-        bytes(data)
-    )
-    monkeypatch.chdir(forged)
-    check = _checks(cli(capsys, "doctor", "--json").out)["prebuilt"]
-    assert check["status"] == "error" and "git checkout" in check["fix"]
-    assert check["data"]["files"] == {"adapter": False, "answers": False}
-    monkeypatch.chdir(tmp_path)
-    check = _checks(cli(capsys, "doctor", "--json").out)["prebuilt"]
-    assert check["status"] == "info" and check["data"]["files"] == {}

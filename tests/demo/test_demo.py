@@ -52,17 +52,7 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     if "FTGUARD_CACHE" in os.environ:
         env["FTGUARD_CACHE"] = os.environ["FTGUARD_CACHE"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ftguard",
-            "demo",
-            "--json",
-            "--workdir",
-            str(tmp_path),
-            "--prebuilt",
-            str(Path(__file__).resolve().parents[2] / "prebuilt" / "reference-aligned"),
-        ],
+        [sys.executable, "-m", "ftguard", "demo", "--json", "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

@@ -19,23 +19,12 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option("--workdir", help="Keep the demo workspace here.")
     ] = None,
-    prebuilt: Annotated[
-        Path | None,
-        typer.Option(
-            "--prebuilt",
-            exists=True,
-            file_okay=False,
-            help="A clone's prebuilt/reference-aligned: the first run merges its safety adapter "
-            "instead of training it for about 6 minutes and takes the base model's answers "
-            "from it. Each file is used only if its SHA-256 is the one pinned in the code.",
-        ),
-    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the end-to-end story offline: a benign job passes, a poisoned one is blocked."""
     from ftguard.demo import run_demo
 
-    code = run_demo(fast=fast, workdir=workdir, as_json=as_json, prebuilt=prebuilt)
+    code = run_demo(fast=fast, workdir=workdir, as_json=as_json)
     raise typer.Exit(code)
 
 

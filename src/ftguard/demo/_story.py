@@ -158,9 +158,7 @@ def _setup_people(ws: Workspace, story: _Story) -> None:
     )
 
 
-def _models(
-    settings: DemoSettings, root: Path, story: _Story, prebuilt: Path | None = None
-) -> tuple[Path, Path | None]:
+def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Path | None]:
     """(base model for the jobs, unaligned model for the alignment direction or None)."""
     from ftguard import models, training
 
@@ -170,23 +168,14 @@ def _models(
         return base, None
     _, digest = models.converted_embedded_model()
     built = digest is not None and (training.aligned_model_folder(None, digest) / "model").is_dir()
-    if built:
-        how = "reference aligned model: from the cache"
-    elif prebuilt is not None:
-        how = (
-            "building the reference aligned model once from the prebuilt safety adapter "
-            "(its SHA-256 checked against the digest pinned in the code; "
-            "scripts/build_reference_adapter.py retrains it and compares the bytes)"
-        )
-    else:
-        how = (
-            "building the reference aligned model once (about 6 minutes on 2 cores; "
-            "later runs take it from the cache; in a clone, --prebuilt "
-            "prebuilt/reference-aligned merges the pinned adapter in seconds)"
-        )
-    with story.long_step(how):
+    with story.long_step(
+        "reference aligned model: from the cache"
+        if built
+        else "building the reference aligned model once (about 6 minutes on 2 cores; "
+        "later runs take it from the cache)"
+    ):
         unaligned = models.embedded_model_dir()
-        aligned = training.reference_aligned_model_dir(progress=story.progress, prebuilt=prebuilt)
+        aligned = training.reference_aligned_model_dir(progress=story.progress)
     story.say(
         "base model: SmolLM2-135M-Instruct + the project's safety LoRA (reference aligned "
         "model); the unaligned original gives the alignment direction"
@@ -300,18 +289,16 @@ def _output_cache(s: DemoSettings) -> Path | None:
     return folder if private else None
 
 
-def _seed_answers(s: DemoSettings, prebuilt: Path | None, story: _Story) -> None:
-    """Put the clone's pinned base-model answers in the output cache (first run only)."""
-    from ftguard.demo._prebuilt import seed_answers
+def _seed_answers(s: DemoSettings, story: _Story) -> None:
+    """Put the base model's shipped answers in the output cache (first run only)."""
+    from ftguard.demo._answers import seed_answers
 
     cache = _output_cache(s)
-    if prebuilt is None or cache is None:
-        return
-    if seed_answers(cache, prebuilt):
+    if cache is not None and seed_answers(cache):
         story.say(
-            "the base model's answers to the demo's prompts: from the prebuilt answers (SHA-256 "
-            "pinned in the code; read only if the merged model has the pinned bytes); the "
-            "fine-tunes' answers are generated"
+            "the base model's answers to the demo's prompts: shipped with ftguard (SHA-256 "
+            "pinned in the code), read only if the model trained here has the bytes they came "
+            "from; the fine-tunes' answers are generated"
         )
 
 
@@ -522,14 +509,12 @@ def run_demo(
     fast: bool = False,
     workdir: Path | None = None,
     as_json: bool = False,
-    prebuilt: Path | None = None,
+    shipped_answers: bool = True,
 ) -> int:
     """Run the whole story; returns the exit code (0 when both jobs got the expected decision).
 
-    ``prebuilt`` is a clone's ``prebuilt/reference-aligned``: the first run then merges its
-    pinned safety adapter (:data:`ftguard.training.PREBUILT_ADAPTER`) instead of training the
-    reference aligned model, and copies its pinned base-model answers
-    (:data:`ftguard.demo.PREBUILT_ANSWERS`) into the output cache.
+    ``shipped_answers``: seed the output cache with the base model's answers shipped with the
+    package (:data:`ftguard.demo.REFERENCE_ANSWERS`); False generates them all.
     """
     console = Console(stderr=as_json)
     # Progress always: bars on a terminal, a plain line every few seconds in a log.
@@ -548,8 +533,9 @@ def run_demo(
         service.set_policy(ws, actor="admin", path=fast_policy)
     story.say(f"workspace {ws.path} (SQLite, default policy {ws.policy_digest()[:12]})")
     _setup_people(ws, story)
-    base, unaligned = _models(settings, root, story, prebuilt)
-    _seed_answers(settings, prebuilt, story)
+    base, unaligned = _models(settings, root, story)
+    if shipped_answers:
+        _seed_answers(settings, story)
     baselines = _history(ws, root, base, unaligned, settings, story)
     outcomes = [
         _benign(ws, root, base, unaligned, settings, story),

@@ -9,31 +9,23 @@ from __future__ import annotations
 
 from ftguard.training._data import Conversation, read_conversations
 from ftguard.training._reference import (
-    PREBUILT_ADAPTER,
     SAFETY_DATA_FILE,
     SAFETY_RECIPE,
     aligned_model_folder,
-    check_prebuilt_adapter,
     reference_aligned_adapter_dir,
     reference_aligned_model_dir,
-    reference_build_key,
-    train_reference_adapter,
 )
 from ftguard.training._train import DEFAULT_TARGET_MODULES, TrainResult, train_lora
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
-    "PREBUILT_ADAPTER",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "Conversation",
     "TrainResult",
     "aligned_model_folder",
-    "check_prebuilt_adapter",
     "read_conversations",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
-    "reference_build_key",
     "train_lora",
-    "train_reference_adapter",
 ]

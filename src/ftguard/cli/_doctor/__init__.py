@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from pathlib import Path
 
 from ftguard import __version__
 from ftguard.cli._doctor._install import (
@@ -25,7 +24,6 @@ from ftguard.cli._doctor._local import (
     check_builds,
     check_cache,
     check_models,
-    check_prebuilt,
     check_server,
     check_workspace,
 )
@@ -50,7 +48,6 @@ def diagnose() -> DoctorReport:
         check_server(),
         check_cache(cache),
         *check_builds(cache),
-        check_prebuilt(Path.cwd() / "prebuilt" / "reference-aligned"),
     ]
     return DoctorReport(
         ftguard=__version__,

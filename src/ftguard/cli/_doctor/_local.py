@@ -15,14 +15,7 @@ from pathlib import Path
 from ftguard.cli._doctor._install import find as _find
 from ftguard.cli._doctor._model import Check
 
-__all__ = [
-    "check_builds",
-    "check_cache",
-    "check_models",
-    "check_prebuilt",
-    "check_server",
-    "check_workspace",
-]
+__all__ = ["check_builds", "check_cache", "check_models", "check_server", "check_workspace"]
 
 
 def _package_dir(module: str) -> Path | None:
@@ -326,10 +319,8 @@ def check_builds(cache: Path) -> list[Check]:
             "reference aligned model",
             str(aligned_dir / "model") if aligned_dir is not None else None,
             aligned_built,
-            "a safety LoRA on the embedded model, built once (~6 min on 2 cores to train; "
-            "seconds from a clone's pinned prebuilt adapter, which make demo passes)",
-            "ftguard demo --prebuilt prebuilt/reference-aligned (in a clone: make demo), or "
-            "ftguard demo to train it",
+            "a safety LoRA on the embedded model, built once (~6 min on 2 cores)",
+            "ftguard demo builds it on its first run (make demo)",
         ),
         build(
             "demo-history",
@@ -344,55 +335,9 @@ def check_builds(cache: Path) -> list[Check]:
             "demo's base-model answers",
             f"{outputs}: {kept} suite results" if kept else str(outputs),
             kept > 0,
-            "the aligned model's answers to the demo's suites, generated on its first run "
-            "(about 2 min) or copied from a clone's pinned prebuilt answers, kept for later runs",
-            "ftguard demo --prebuilt prebuilt/reference-aligned copies them (in a clone: make "
-            "demo); ftguard demo generates them",
+            "the aligned model's answers to the demo's suites, copied on its first run from the "
+            "answers shipped with ftguard (generated, about 2 min, where the model trained here "
+            "differs) and kept for later runs",
+            "ftguard demo writes them on its first run (make demo)",
         ),
     ]
-
-
-def check_prebuilt(folder: Path) -> Check:
-    """A clone's prebuilt files (``prebuilt/reference-aligned``), each against its pinned digest.
-
-    ``folder`` is where ``make demo`` finds them (relative to the clone's root, the current
-    folder). Hashing the two files takes a few tens of milliseconds.
-    """
-    from ftguard.demo import PREBUILT_ANSWERS
-    from ftguard.digests import sha256_file
-    from ftguard.training import PREBUILT_ADAPTER
-
-    files = {
-        "adapter": (folder / "adapter_model.safetensors", PREBUILT_ADAPTER["sha256"]),
-        "answers": (folder / "answers" / PREBUILT_ANSWERS["file"], PREBUILT_ANSWERS["sha256"]),
-    }
-    if not folder.is_dir():
-        return Check(
-            id="prebuilt",
-            section="builds",
-            name="prebuilt files",
-            status="info",
-            detail=f"none at {folder} (a clone has them; an install builds on first use)",
-            data={"path": str(folder), "files": {}},
-        )
-    found = {
-        name: (sha256_file(path) if path.is_file() else None) == pinned
-        for name, (path, pinned) in files.items()
-    }
-    bad = [name for name, ok in found.items() if not ok]
-    return Check(
-        id="prebuilt",
-        section="builds",
-        name="prebuilt files",
-        status="error" if bad else "ok",
-        detail=(
-            f"{folder}: " + " and ".join(bad) + " missing or not the pinned SHA-256 "
-            "(ftguard demo --prebuilt refuses them)"
-            if bad
-            else f"{folder}: safety adapter and base-model answers match their pinned SHA-256"
-        ),
-        fix="git checkout -- prebuilt/ (or scripts/build_reference_adapter.py --answers --write)"
-        if bad
-        else None,
-        data={"path": str(folder), "files": found},
-    )
