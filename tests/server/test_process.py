@@ -78,7 +78,9 @@ def test_settling_the_heap_sets_live_objects_aside_and_still_collects_new_garbag
 
     try:
         set_aside = settle_heap()
-        assert set_aside == gc.get_freeze_count() > 1000  # the modules loaded so far, at least
+        # The modules loaded so far, at least; another thread of the test process may freeze
+        # more after the call (seen once in a full run), never fewer.
+        assert gc.get_freeze_count() >= set_aside > 1000
         cycle, partner = Node(), Node()
         cycle.other, partner.other = partner, cycle
         gone = weakref.ref(cycle)
