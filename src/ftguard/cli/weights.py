@@ -1,4 +1,4 @@
-"""CLI: ``ftguard weights diff`` and ``ftguard weights baseline add/list/revoke``.
+"""CLI: ``ftguard weights diff`` and ``ftguard weights baseline add/list/revoke/export/import``.
 
 Exit codes: 0 the verdict is pass, 1 flag, 2 and up errors (one line on stderr).
 
@@ -220,8 +220,13 @@ def _show_baseline(view: Any, as_json: bool) -> None:
         print_json(view)
         return
     state = f"revoked by {view.revoked_by}" if view.revoked else "active"
+    where = view.tuned_path
+    if view.imported_from:
+        where = (
+            f"sha256:{view.tuned_digest[:16]}, imported record (export {view.imported_from[:12]})"
+        )
     typer.echo(
-        f"baseline {view.digest[:16]} ({state}): {view.tuned_kind} {view.tuned_path}\n"
+        f"baseline {view.digest[:16]} ({state}): {view.tuned_kind} {where}\n"
         f"  base model sha256:{view.base_model_digest[:16]}, registered by "
         f"{view.registered_by}: {view.justification}\n"
         f"  its own weight report: {view.verdict} (anomaly score {view.anomaly_score:.2f})"
@@ -302,3 +307,58 @@ def baseline_revoke(
         workspace(), actor=actor_or_default(actor), digest=digest, justification=justification
     )
     _show_baseline(view, as_json)
+
+
+@baseline_app.command("export")
+def baseline_export(
+    base_digest: Annotated[
+        str | None, typer.Option("--base-digest", help="Only this base model (root digest).")
+    ] = None,
+) -> None:
+    """Print the unrevoked baselines as records another workspace can import (JSON on stdout).
+
+    Each record carries the fingerprint computed from the weights here, the base model's
+    digest and why it was trusted; no weights and no user names.
+    """
+    from ftguard.cli._common import workspace
+    from ftguard.control.service import export_baselines
+
+    export = export_baselines(
+        workspace(), base_model_digest=base_digest.removeprefix("sha256:") if base_digest else None
+    )
+    sys.stdout.write(export.to_bytes().decode() + "\n")
+    sys.stdout.flush()
+
+
+@baseline_app.command("import")
+def baseline_import(
+    export_file: Annotated[
+        Path, typer.Argument(help="A file written by 'ftguard weights baseline export'.")
+    ],
+    justification: Annotated[
+        str, typer.Option("--justification", help="Why these records are trusted here.")
+    ],
+    actor: Annotated[str | None, typer.Option("--as", help="Identity to act as.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """Security reviewer: import baseline records, all or none (audited; weights not read)."""
+    from ftguard._files import read_regular_file
+    from ftguard.cli._common import actor_or_default, print_json, workspace
+    from ftguard.control.service import (
+        MAX_EXPORT_BYTES,
+        import_baselines,
+        parse_baseline_export,
+    )
+
+    data = read_regular_file(export_file, what="baseline export", max_bytes=MAX_EXPORT_BYTES)
+    views = import_baselines(
+        workspace(),
+        actor=actor_or_default(actor),
+        export=parse_baseline_export(data),
+        justification=justification,
+    )
+    if as_json:
+        print_json(views)
+        return
+    for view in views:
+        _show_baseline(view, False)

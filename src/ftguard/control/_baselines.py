@@ -8,15 +8,21 @@ fine-tuned this base model before. A security reviewer can register those earlie
 fingerprint as evidence that belongs to no job, and later weight reports on the same base model
 count them together with the passed jobs. Registration and revocation are audited with their
 justification; a revoked baseline no longer counts, and nothing is deleted.
+
+Baselines also move between workspaces as records (:func:`export_baselines`,
+:func:`import_baselines`): each carries the fingerprint its origin computed from the weights,
+bound to the base model's digest. Importing is a security reviewer's act like registering,
+but the reviewer vouches for a record, not for bytes read here; the imported baseline says so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,15 +39,22 @@ from ftguard.control._identities import (
 from ftguard.control._jobs import chain_evidence, store_evidence
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace, now_iso
-from ftguard.digests import manifest_of
-from ftguard.errors import BadInputError, ConflictError, NotFoundError
+from ftguard.digests import canonical_json, manifest_of, sha256_bytes
+from ftguard.errors import BadInputError, ConflictError, NotFoundError, VerificationError
 from ftguard.store import EvidenceRow
 
 __all__ = [
     "BASELINE_KIND",
+    "EXPORT_FORMAT",
+    "MAX_EXPORT_BYTES",
     "REVOKE_KIND",
+    "BaselineExport",
+    "BaselineRecord",
     "BaselineView",
     "baseline_sources",
+    "export_baselines",
+    "import_baselines",
+    "parse_baseline_export",
     "workspace_weight_report",
     "list_baselines",
     "register_baseline",
@@ -73,6 +86,62 @@ class BaselineView(BaseModel):
     revoked_by: str | None = None
     revoked_at: str | None = None
     revoke_justification: str | None = None
+    imported_from: str | None = None
+    """For a baseline imported as a record: the SHA-256 of the export it came from (its
+    weights were not read in this workspace)."""
+
+
+EXPORT_FORMAT = "ftguard-weight-baselines"
+"""The ``format`` of a baseline export."""
+MAX_EXPORT_BYTES = 64 * 1024 * 1024
+"""The largest baseline export that is read."""
+_DIGEST = r"^[0-9a-f]{64}$"
+
+
+class BaselineRecord(BaseModel):
+    """One baseline as another workspace imports it: the fine-tune's fingerprint and its vouching."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    base_model_digest: str = Field(pattern=_DIGEST)
+    tuned_digest: str = Field(pattern=_DIGEST)
+    tuned_kind: Literal["full", "lora"]
+    justification: str = Field(min_length=1, max_length=4000)
+    """Why the origin's security reviewer trusted it."""
+    verdict: Literal["pass", "flag"]
+    """The fine-tune's own weight report at the origin."""
+    anomaly_score: float
+    fingerprint: dict[str, Any]
+    """The fingerprint the origin computed from the weights (:class:`ftguard.weights.Fingerprint`)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BaselineRecord:
+        from ftguard.weights import Fingerprint
+
+        fingerprint = Fingerprint.model_validate(self.fingerprint)
+        if fingerprint.base_digest != self.base_model_digest:
+            raise ValueError("the fingerprint is of another base model than the record names")
+        if fingerprint.kind != self.tuned_kind:
+            raise ValueError("the fingerprint's kind differs from the record's tuned_kind")
+        values = [self.anomaly_score, *fingerprint.features.values()]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("the anomaly score and every feature must be finite numbers")
+        return self
+
+
+class BaselineExport(BaseModel):
+    """Unrevoked baselines of a workspace, as ``ftguard weights baseline export`` writes them."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    format: Literal["ftguard-weight-baselines"] = EXPORT_FORMAT
+    version: Literal[1] = 1
+    records: list[BaselineRecord] = Field(max_length=10_000)
+    """Oldest first."""
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON (sorted keys, no spaces): the same baselines give the same bytes."""
+        return canonical_json(self.model_dump(mode="json"))
 
 
 def _justified(text: str, what: str) -> str:
@@ -83,17 +152,28 @@ def _justified(text: str, what: str) -> str:
 
 
 def _rows(session: Session, state: ChainState, kind: str) -> list[EvidenceRow]:
-    """Stored evidence of ``kind`` with no job, as far as the chain records it (by digest)."""
-    in_chain = {e.digest for e in state.baselines if e.kind == kind}
-    return [
-        row
-        for row in session.scalars(
-            select(EvidenceRow)
-            .where(EvidenceRow.kind == kind, EvidenceRow.job_id.is_(None))
-            .order_by(EvidenceRow.id)
+    """Stored evidence of ``kind`` with no job, as the chain records it, oldest first.
+
+    Raises:
+        VerificationError: A body the chain records is missing or does not hash to its
+            digest (edited in the database).
+
+    """
+    in_chain = [e.digest for e in state.baselines if e.kind == kind]
+    recorded = set(in_chain)
+    rows: dict[str, EvidenceRow] = {}
+    for row in session.scalars(
+        select(EvidenceRow).where(EvidenceRow.kind == kind, EvidenceRow.job_id.is_(None))
+    ):
+        if row.digest in recorded and sha256_bytes(row.body.encode()) == row.digest:
+            rows.setdefault(row.digest, row)
+    missing = [digest for digest in in_chain if digest not in rows]
+    if missing:
+        raise VerificationError(
+            f"the {kind} evidence {missing[0][:16]} the audit chain records is missing or "
+            "altered in the database"
         )
-        if row.digest in in_chain
-    ]
+    return [rows[digest] for digest in dict.fromkeys(in_chain)]
 
 
 def _revocations(
@@ -122,6 +202,7 @@ def _views(session: Session, state: ChainState) -> list[tuple[BaselineView, dict
             justification=body["justification"],
             verdict=body["verdict"],
             anomaly_score=float(body["anomaly_score"]),
+            imported_from=(body.get("imported") or {}).get("sha256"),
         )
         if row.digest in revoked:
             rev_row, rev = revoked[row.digest]
@@ -293,6 +374,138 @@ def register_baseline(
         if view.digest == digest:
             return view
     raise NotFoundError(f"baseline {digest} was not stored")  # pragma: no cover
+
+
+def export_baselines(ws: Workspace, *, base_model_digest: str | None = None) -> BaselineExport:
+    """The workspace's unrevoked baselines as records (of one base model, or all), oldest first."""
+    with ws.store.read() as session:
+        pairs = _views(session, chain_state(ws, session))
+    return BaselineExport(
+        records=[
+            BaselineRecord(
+                base_model_digest=view.base_model_digest,
+                tuned_digest=view.tuned_digest,
+                tuned_kind=view.tuned_kind,  # type: ignore[arg-type]
+                justification=view.justification,
+                verdict=view.verdict,  # type: ignore[arg-type]
+                anomaly_score=view.anomaly_score,
+                fingerprint=body["fingerprint"],
+            )
+            for view, body in pairs
+            if not view.revoked
+            and (base_model_digest is None or view.base_model_digest == base_model_digest)
+        ]
+    )
+
+
+def parse_baseline_export(data: bytes) -> BaselineExport:
+    """Read a baseline export (strict JSON: no duplicate keys, NaN or Infinity).
+
+    Raises:
+        BadInputError: Too large, not UTF-8 or JSON, or not a baseline export of this version.
+
+    """
+    from ftguard.datasets import RecordError, decode_record
+
+    if len(data) > MAX_EXPORT_BYTES:
+        raise BadInputError(f"a baseline export is at most {MAX_EXPORT_BYTES} bytes")
+    try:
+        document = decode_record(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadInputError("the baseline export is not UTF-8 text") from None
+    except RecordError as exc:
+        raise BadInputError(f"the baseline export is not readable: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise BadInputError(f"not a baseline export (its 'format' must be {EXPORT_FORMAT!r})")
+    try:
+        return BaselineExport.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the export"
+        raise BadInputError(f"invalid baseline export at {where}: {first['msg']}") from None
+
+
+def import_baselines(
+    ws: Workspace, *, actor: Caller, export: BaselineExport, justification: str
+) -> list[BaselineView]:
+    """A security reviewer imports baseline records, all or none (audited, one event each).
+
+    Each becomes a baseline of its base model like a registered one, marked with the SHA-256
+    of the export (``imported_from``); later weight reports count it by its fingerprint.
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not a security reviewer.
+        ConflictError: A record's fine-tune is already an unrevoked baseline of its base
+            model, or the export holds it twice.
+        BadInputError: Empty justification or an export without records.
+
+    """
+    text = _justified(justification, "trusted")
+    if not export.records:
+        raise BadInputError("the baseline export holds no records")
+    source = sha256_bytes(export.to_bytes())
+    stored: list[str] = []
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
+        require_role(
+            state,
+            policy_in_force(ws, state),
+            name_of(actor),
+            "security_reviewer",
+            to="import weight baselines",
+        )
+        taken = {
+            (view.base_model_digest, view.tuned_digest)
+            for view, _ in _views(session, state)
+            if not view.revoked
+        }
+        seen: set[tuple[str, str]] = set()
+        for record in export.records:
+            key = (record.base_model_digest, record.tuned_digest)
+            if key in taken or key in seen:
+                where = "listed twice in the export" if key in seen else "already a baseline"
+                raise ConflictError(
+                    f"fine-tune sha256:{record.tuned_digest[:16]} is {where} of base model "
+                    f"sha256:{record.base_model_digest[:16]}: nothing was imported"
+                )
+            seen.add(key)
+        for record in export.records:
+            body = {
+                "version": 1,
+                "base_model_digest": record.base_model_digest,
+                "base_model_path": "",
+                "tuned_digest": record.tuned_digest,
+                "tuned_kind": record.tuned_kind,
+                "tuned_path": "",
+                "registered_by": name_of(actor),
+                "registered_at": now_iso(),
+                "justification": text,
+                "verdict": record.verdict,
+                "anomaly_score": record.anomaly_score,
+                "judgement": "imported record: the weight report its origin computed; "
+                "the weights were not read in this workspace",
+                "fingerprint": record.fingerprint,
+                "imported": {"sha256": source, "justification": record.justification},
+            }
+            stored.append(
+                store_evidence(
+                    ws,
+                    session,
+                    job_id=None,
+                    kind=BASELINE_KIND,
+                    body=body,
+                    actor=who,
+                    payload={
+                        "tuned": record.tuned_digest,
+                        "base_model": record.base_model_digest,
+                        "justification": text,
+                        "imported_from": source,
+                    },
+                )
+            )
+    views = {view.digest: view for view in list_baselines(ws)}
+    return [views[digest] for digest in stored]
 
 
 def revoke_baseline(

@@ -24,8 +24,14 @@ from ftguard.control._audit import (
     replay_chain,
 )
 from ftguard.control._baselines import (
+    MAX_EXPORT_BYTES,
+    BaselineExport,
+    BaselineRecord,
     BaselineView,
+    export_baselines,
+    import_baselines,
     list_baselines,
+    parse_baseline_export,
     register_baseline,
     revoke_baseline,
 )
@@ -81,6 +87,9 @@ from ftguard.policy import Policy, parse_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
+    "MAX_EXPORT_BYTES",
+    "BaselineExport",
+    "BaselineRecord",
     "BaselineView",
     "Caller",
     "ServerCaller",
@@ -108,12 +117,15 @@ __all__ = [
     "iter_audit",
     "job_bom",
     "launch",
+    "export_baselines",
+    "import_baselines",
     "list_baselines",
     "list_jobs",
     "list_users",
     "override",
     "override_gate",
     "override_review",
+    "parse_baseline_export",
     "register_baseline",
     "reject",
     "review_job",

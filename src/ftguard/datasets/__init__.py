@@ -32,6 +32,7 @@ Example:
 
 from ftguard.datasets._conversations import Conversation, conversation_of, read_conversations
 from ftguard.datasets._example import Example, Role, Turn
+from ftguard.datasets._json import decode_record
 from ftguard.datasets._load import PROBE_RECORDS, LoadIssue, load_examples
 from ftguard.datasets._readers import FILE_FORMATS, MAX_RECORD_BYTES, detect_format, iter_records
 from ftguard.datasets._records import (
@@ -53,6 +54,7 @@ __all__ = [
     "Role",
     "Turn",
     "conversation_of",
+    "decode_record",
     "detect_format",
     "detect_record_format",
     "iter_records",
