@@ -4,43 +4,133 @@ A weight report judges a job against earlier approved fine-tunes of the same bas
 falls back to fixed limits with fewer than the policy's ``min_baseline_jobs``. The demo's
 workspace is new, but the story's platform has fine-tuned its base model before: these are
 those fine-tunes (LoRA adapters on earlier versions of the support set, trained with job 1's
-recipe), which the security reviewer registers as weight baselines. On the real model they
-are trained once and cached like the reference aligned model.
+recipe), which the security reviewer registers as weight baselines.
+
+A platform keeps the records of its earlier jobs, not a habit of retraining them: on the real
+model the demo imports their weight records (``data/history_baselines.json``, the export of
+the five baselines as the demo registers them: fingerprints computed from the adapters'
+weights, no weights) where the aligned model trained on the machine and the recipe are the
+ones the records came from (:data:`HISTORY_RECORDS`), and trains the adapters (once, cached)
+and registers them everywhere else. ``scripts/build_demo_answers.py`` trains them again and
+compares.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ftguard.demo._datasets import earlier_benign_rows, write_earlier_benign
+from ftguard.digests import canonical_json, sha256_bytes, sha256_file
+from ftguard.errors import BadInputError
 
-__all__ = ["EARLIER_VERSIONS", "earlier_adapters"]
+__all__ = [
+    "EARLIER_VERSIONS",
+    "HISTORY_RECORDS",
+    "HISTORY_RECORDS_FILE",
+    "earlier_adapters",
+    "history_key",
+    "shipped_history",
+    "train_earlier",
+]
 
 EARLIER_VERSIONS = 5
 """How many earlier fine-tunes the story's platform has: the default policy's minimum for
 judging by baselines."""
 
 
-def _train_all(
-    base: Path, folder: Path, *, steps: int, learning_rate: float, rank: int, progress: bool
-) -> None:
+HISTORY_RECORDS_FILE = Path(__file__).resolve().parent / "data" / "history_baselines.json"
+
+HISTORY_RECORDS: dict[str, str] = {
+    "key": "07c3216b7a2bf9844fc7ec52e8af7c25861201f91e88f6d31a50f04c43d54b24",
+    "sha256": "09d94e69988b504fb4646ecffd8e6cc4bddd6cc16af34f3601f8a5906bbb06b2",
+}
+"""What :data:`HISTORY_RECORDS_FILE` was computed from (:func:`history_key`: the aligned
+model's digest, the earlier support sets, the recipe and the fingerprint schema) and its
+SHA-256."""
+
+
+def _key_source(base_digest: str, *, steps: int, learning_rate: float, rank: int) -> bytes:
+    # ensure_ascii and spaced keep the cache folder the adapters always had.
+    return canonical_json(
+        {
+            "base": base_digest,
+            "data": [earlier_benign_rows(v) for v in range(1, EARLIER_VERSIONS + 1)],
+            "recipe": {"steps": steps, "learning_rate": learning_rate, "rank": rank},
+        },
+        ensure_ascii=True,
+        spaced=True,
+    )
+
+
+def history_key(base_digest: str, *, steps: int, learning_rate: float, rank: int) -> str:
+    """A digest of what the earlier fine-tunes' weight records are a function of.
+
+    The aligned model's digest (which also fixes the unaligned model it was trained from, the
+    alignment pair of the fingerprints), the earlier support sets, the recipe and the weight
+    fingerprint's schema version.
+    """
+    from ftguard.weights import SCHEMA_VERSION
+
+    source = _key_source(base_digest, steps=steps, learning_rate=learning_rate, rank=rank)
+    return sha256_bytes(source + f"\0fingerprint-schema={SCHEMA_VERSION}".encode())
+
+
+def shipped_history(key: str, source: Path = HISTORY_RECORDS_FILE) -> Any | None:
+    """The shipped weight records of the earlier fine-tunes, or None where ``key`` differs.
+
+    Returns a :class:`ftguard.control.service.BaselineExport` when ``key`` is the pinned one
+    (the model, data and recipe they came from), else None (then train and register).
+
+    Raises:
+        BadInputError: ``source`` is missing, is not the pinned file, or is not an export.
+
+    """
+    from ftguard.control.service import parse_baseline_export
+
+    if key != HISTORY_RECORDS["key"]:
+        return None
+    if not Path(source).is_file():
+        raise BadInputError(f"no history records at {source}")
+    data = Path(source).read_bytes()
+    if sha256_bytes(data) != HISTORY_RECORDS["sha256"]:
+        raise BadInputError(
+            f"{source} has SHA-256 {sha256_file(Path(source))[:16]}..., not the pinned "
+            f"{HISTORY_RECORDS['sha256'][:16]}...: refusing to use it"
+        )
+    export = parse_baseline_export(data)
+    if len(export.records) != EARLIER_VERSIONS:
+        raise BadInputError(f"{source} holds {len(export.records)} records, not {EARLIER_VERSIONS}")
+    return export
+
+
+def train_earlier(
+    base: Path,
+    folder: Path,
+    version: int,
+    *,
+    steps: int,
+    learning_rate: float,
+    rank: int,
+    progress: bool = False,
+) -> Path:
+    """Train earlier fine-tune ``version`` (1..EARLIER_VERSIONS) of ``base`` into ``folder``."""
     from ftguard.training import read_conversations, train_lora
 
-    for version in range(1, EARLIER_VERSIONS + 1):
-        data = write_earlier_benign(
-            folder / "data" / f"support-v0.{version}.jsonl", version=version
-        )
-        train_lora(
-            base,
-            read_conversations(data),
-            folder / f"adapter-v0.{version}",
-            steps=steps,
-            learning_rate=learning_rate,
-            rank=rank,
-            alpha=2 * rank,
-            seed=version,
-            progress=progress,
-        )
+    data = write_earlier_benign(folder / "data" / f"support-v0.{version}.jsonl", version=version)
+    out = folder / f"adapter-v0.{version}"
+    train_lora(
+        base,
+        read_conversations(data),
+        out,
+        steps=steps,
+        learning_rate=learning_rate,
+        rank=rank,
+        alpha=2 * rank,
+        seed=version,
+        progress=progress,
+    )
+    return out
 
 
 def earlier_adapters(
@@ -60,25 +150,23 @@ def earlier_adapters(
     digest of the base model (``base_digest``, its manifest root), the data and the recipe. Otherwise they are trained in
     ``folder`` itself.
     """
-    from ftguard.digests import canonical_json, sha256_bytes
 
     def build(into: Path) -> None:
-        _train_all(
-            base, into, steps=steps, learning_rate=learning_rate, rank=rank, progress=progress
-        )
+        for version in range(1, EARLIER_VERSIONS + 1):
+            train_earlier(
+                base,
+                into,
+                version,
+                steps=steps,
+                learning_rate=learning_rate,
+                rank=rank,
+                progress=progress,
+            )
 
     if cached:
         from ftguard.models import build_once
 
-        key_source = canonical_json(  # ensure_ascii, spaced: the cache folder it always had
-            {
-                "base": base_digest,
-                "data": [earlier_benign_rows(v) for v in range(1, EARLIER_VERSIONS + 1)],
-                "recipe": {"steps": steps, "learning_rate": learning_rate, "rank": rank},
-            },
-            ensure_ascii=True,
-            spaced=True,
-        )
+        key_source = _key_source(base_digest, steps=steps, learning_rate=learning_rate, rank=rank)
         key = sha256_bytes(key_source)[:16]
         folder = build_once(folder / f"demo-history-{key}", build)
     else:

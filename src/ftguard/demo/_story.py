@@ -184,21 +184,57 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
 
 
 def _history(
-    ws: Workspace, root: Path, base: Path, unaligned: Path | None, s: DemoSettings, story: _Story
+    ws: Workspace,
+    root: Path,
+    base: Path,
+    unaligned: Path | None,
+    s: DemoSettings,
+    story: _Story,
+    *,
+    shipped: bool,
 ) -> int:
-    """The security reviewer registers earlier support fine-tunes of ``base`` as baselines."""
-    from ftguard.demo._history import EARLIER_VERSIONS, earlier_adapters
+    """The security reviewer registers earlier support fine-tunes of ``base`` as baselines.
+
+    With ``shipped`` (not in fast mode), their weight records shipped with ftguard are
+    imported instead, where they were computed from this very model, data and recipe.
+    """
+    from ftguard.demo._history import (
+        EARLIER_VERSIONS,
+        earlier_adapters,
+        history_key,
+        shipped_history,
+    )
     from ftguard.digests import manifest_of
     from ftguard.models import cache_root
 
     story.chapter("History: the support assistant's earlier fine-tunes")
+    recipe = f"{s.steps} steps at lr {s.learning_rate:g}"
+    base_digest = manifest_of(base).root  # hashed once for the cache key and every baseline
+    if shipped and not s.fast:
+        key = history_key(base_digest, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+        records = shipped_history(key)
+        if records is not None:
+            with story.step("importing the earlier fine-tunes' weight records"):
+                service.import_baselines(
+                    ws,
+                    actor="sec",
+                    export=records,
+                    justification="support assistant v0.1-v0.5: served before ftguard, no "
+                    "incidents (the platform's weight records of those jobs)",
+                )
+            story.say(
+                f"the platform fine-tuned this base model {EARLIER_VERSIONS} times before (LoRA "
+                f"on earlier versions of the support set, {recipe}); sec imports their weight "
+                "records as baselines (audited): the fingerprints computed from those adapters' "
+                "weights, shipped with ftguard and pinned by SHA-256 to this aligned model, data "
+                "and recipe (scripts/build_demo_answers.py trains the adapters again and compares)"
+            )
+            return EARLIER_VERSIONS
     with story.long_step(
-        f"{EARLIER_VERSIONS} earlier support fine-tunes of this base model ({s.steps} steps at "
-        f"lr {s.learning_rate:g}, like job 1"
+        f"{EARLIER_VERSIONS} earlier support fine-tunes of this base model ({recipe}, like job 1"
         + ("" if s.fast else "; trained on the first run and cached")
         + ")"
     ):
-        base_digest = manifest_of(base).root  # hashed once for the cache key and every baseline
         adapters = earlier_adapters(
             base,
             root / "history" if s.fast else cache_root(),
@@ -225,7 +261,7 @@ def _history(
             )
     story.say(
         f"the platform fine-tuned this base model {len(adapters)} times before (LoRA on "
-        f"earlier versions of the support set, {s.steps} steps at lr {s.learning_rate:g}); "
+        f"earlier versions of the support set, {recipe}); "
         "sec registers those adapters as weight baselines (audited): weight reports on "
         "this base model are judged against them"
     )
@@ -510,11 +546,14 @@ def run_demo(
     workdir: Path | None = None,
     as_json: bool = False,
     shipped_answers: bool = True,
+    shipped_history: bool = True,
 ) -> int:
     """Run the whole story; returns the exit code (0 when both jobs got the expected decision).
 
     ``shipped_answers``: seed the output cache with the base model's answers shipped with the
     package (:data:`ftguard.demo.REFERENCE_ANSWERS`); False generates them all.
+    ``shipped_history``: import the earlier fine-tunes' weight records shipped with the
+    package (:data:`ftguard.demo.HISTORY_RECORDS`); False trains and registers the adapters.
     """
     console = Console(stderr=as_json)
     # Progress always: bars on a terminal, a plain line every few seconds in a log.
@@ -536,7 +575,7 @@ def run_demo(
     base, unaligned = _models(settings, root, story)
     if shipped_answers:
         _seed_answers(settings, story)
-    baselines = _history(ws, root, base, unaligned, settings, story)
+    baselines = _history(ws, root, base, unaligned, settings, story, shipped=shipped_history)
     outcomes = [
         _benign(ws, root, base, unaligned, settings, story),
         _poisoned(ws, root, base, unaligned, settings, story),

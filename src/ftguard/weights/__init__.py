@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ftguard.weights._diff import diff
     from ftguard.weights._evidence import (
+        SCHEMA_VERSION,
         AdapterInfo,
         AlignmentLayer,
         AlignmentReport,
@@ -56,6 +57,7 @@ _HOME = {
     "weights_heatmap_svg": "_svg",
     **dict.fromkeys(
         (
+            "SCHEMA_VERSION",
             "AdapterInfo",
             "AlignmentLayer",
             "AlignmentReport",
@@ -73,6 +75,7 @@ the digests (:func:`start_digests`) does not wait for numpy and the report model
 
 __all__ = [
     "KERNEL",
+    "SCHEMA_VERSION",
     "AdapterInfo",
     "AlignmentLayer",
     "AlignmentReport",

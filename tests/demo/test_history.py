@@ -1,0 +1,97 @@
+"""The earlier fine-tunes' weight records shipped for the first demo: pinned, refused when
+changed, and what the adapters trained here give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftguard.demo import (
+    EARLIER_VERSIONS,
+    HISTORY_RECORDS,
+    HISTORY_RECORDS_FILE,
+    DemoSettings,
+    history_key,
+    shipped_history,
+)
+from ftguard.digests import sha256_file
+from ftguard.errors import BadInputError
+
+
+def test_the_shipped_records_are_the_pinned_export_of_five_support_fine_tunes() -> None:
+    assert sha256_file(HISTORY_RECORDS_FILE) == HISTORY_RECORDS["sha256"]
+    export = shipped_history(HISTORY_RECORDS["key"])
+    assert export is not None and len(export.records) == EARLIER_VERSIONS
+    assert len({r.base_model_digest for r in export.records}) == 1
+    assert len({r.tuned_digest for r in export.records}) == EARLIER_VERSIONS
+    assert [r.justification for r in export.records] == [
+        f"support assistant v0.{v}: served before ftguard, no incidents"
+        for v in range(1, EARLIER_VERSIONS + 1)
+    ]
+    assert all(r.tuned_kind == "lora" and r.verdict == "pass" for r in export.records)
+
+
+def test_records_of_another_model_or_recipe_are_not_used() -> None:
+    s = DemoSettings.choose(fast=False)
+    key = history_key("0" * 64, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+    assert key != HISTORY_RECORDS["key"] and shipped_history(key) is None
+    shipped = shipped_history(HISTORY_RECORDS["key"])
+    assert shipped is not None
+    base = shipped.records[0].base_model_digest
+    pinned = history_key(base, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+    assert pinned == HISTORY_RECORDS["key"]  # the key is the aligned model's and this recipe's
+    other = history_key(base, steps=s.steps + 1, learning_rate=s.learning_rate, rank=s.rank)
+    assert shipped_history(other) is None
+
+
+def test_a_changed_records_file_is_refused(tmp_path: Path) -> None:
+    document = json.loads(HISTORY_RECORDS_FILE.read_bytes())
+    features = document["records"][0]["fingerprint"]["features"]
+    name = next(k for k in sorted(features) if features[k])
+    features[name] = features[name] * 0.5  # a baseline that makes larger updates look normal
+    forged = tmp_path / "history_baselines.json"
+    forged.write_text(json.dumps(document))
+    with pytest.raises(BadInputError, match="refusing to use it"):
+        shipped_history(HISTORY_RECORDS["key"], forged)
+    with pytest.raises(BadInputError, match="no history records"):
+        shipped_history(HISTORY_RECORDS["key"], tmp_path / "missing.json")
+
+
+@pytest.mark.slow
+def test_the_first_record_is_what_the_adapter_trained_here_gives(
+    aligned_model: Path, embedded_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adapter v0.1 trained again with the demo's recipe and registered the way the demo does
+    gives exactly the shipped record: the same weights digest, fingerprint and verdict."""
+    from ftguard.control import service
+    from ftguard.demo import train_earlier
+
+    s = DemoSettings.choose(fast=False)
+    adapter = train_earlier(
+        aligned_model,
+        tmp_path / "history",
+        1,
+        steps=s.steps,
+        learning_rate=s.learning_rate,
+        rank=s.rank,
+    )
+    monkeypatch.setenv("FTGUARD_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "ws"))
+    monkeypatch.delenv("FTGUARD_DATABASE_URL", raising=False)
+    ws = service.init_workspace(tmp_path / "ws", admin="admin")
+    service.add_user(ws, actor="admin", name="sec", roles=["security_reviewer"])
+    service.confirm_key(ws, actor="admin", keyid=service.create_key(ws, user="sec").keyid)
+    service.register_baseline(
+        ws,
+        actor="sec",
+        base=aligned_model,
+        tuned=adapter,
+        justification="support assistant v0.1: served before ftguard, no incidents",
+        alignment=(embedded_model, aligned_model),
+    )
+    [record] = service.export_baselines(ws).records
+    shipped = shipped_history(HISTORY_RECORDS["key"])
+    assert shipped is not None and record == shipped.records[0]
+    ws.store.dispose()
