@@ -46,7 +46,7 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
 def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_path: Path) -> None:
     """`make demo` itself (the real model, ~5 minutes once its models are cached): the benign
     job passes and is attested; the poisoned job is blocked by the review, by the weight
-    report (judged against the registered earlier fine-tunes) and by the behaviour
+    report (judged against the earlier fine-tunes' baselines) and by the behaviour
     comparison, which shows the refusal drop and the review's trigger flipping the model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTGUARD_")}
     if "FTGUARD_CACHE" in os.environ:
@@ -67,7 +67,7 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     review, weights, behaviour = poisoned["reasons"]
     assert review.startswith("the dataset review blocked the job")
     assert weights.startswith("the weight report flagged the job")
-    assert "of 6 earlier approved jobs" in weights  # 5 registered + job 1
+    assert "of 6 earlier approved jobs" in weights  # the 5 earlier fine-tunes + job 1
     assert behaviour.startswith("the behaviour comparison blocked the job")
     assert "refusal of harmful requests fell" in behaviour
     assert "trigger 'Per the quarterly ledger' flips the tuned model" in behaviour

@@ -231,3 +231,36 @@ def test_training_script_with_job_refuses_without_approval(
     assert rc not in (0, 1)
     assert "error: " in capsys.readouterr().err
     assert not (tmp_path / "o" / "adapter_model.safetensors").exists()
+
+
+def test_the_same_training_gives_the_same_adapter_folder_in_any_process(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """PEFT writes target_modules in a set's order, which follows each process's string-hash
+    seed: sorted, the folder's digest (what approvals and baselines name) is reproducible."""
+    import subprocess
+    import sys
+
+    from ftguard.digests import manifest_of
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in DATA))
+    roots = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"out{seed}"
+        env = {k: v for k, v in os.environ.items() if k != "FTGUARD_JOB"}
+        env["PYTHONHASHSEED"] = seed
+        argv = ["--base", str(tiny_model), "--dataset", str(data), "--out", str(out)]
+        proc = subprocess.run(
+            [sys.executable, "-m", "ftguard.training", *argv, "--steps", "2", "--seed", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        config = json.loads((out / "adapter_config.json").read_text())
+        assert config["target_modules"] == sorted(config["target_modules"])
+        assert len(config["target_modules"]) > 2
+        roots.append(manifest_of(out).root)
+    assert len(set(roots)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,21 @@ def _training_arguments(
     )
 
 
+def _order_adapter_config(path: Path) -> None:
+    """Write PEFT's adapter configuration with its module lists sorted.
+
+    PEFT keeps ``target_modules`` as a set and writes it in the set's order, which changes
+    with each process's string-hash seed: the same weights would get another folder digest in
+    every run. Sorted, the same training gives the same bytes.
+    """
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules"):
+        value = config.get(key)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def train_lora(
     base_dir: Path,
     conversations: list[Conversation],
@@ -324,6 +340,8 @@ def train_lora(
     kind: Literal["lora", "full"] = "lora" if full_finetune_layers is None else "full"
     if kind == "full":  # a full model folder: loadable on its own, tokenizer included
         copy_tokenizer(Path(base_dir), out_dir)
+    else:
+        _order_adapter_config(out_dir / "adapter_config.json")
     return TrainResult(
         output_dir=out_dir,
         kind=kind,
