@@ -24,6 +24,7 @@ def test_the_shipped_records_are_the_pinned_export_of_five_support_fine_tunes() 
     assert sha256_file(HISTORY_RECORDS_FILE) == HISTORY_RECORDS["sha256"]
     export = shipped_history(HISTORY_RECORDS["key"])
     assert export is not None and len(export.records) == EARLIER_VERSIONS
+    assert export.to_bytes() == HISTORY_RECORDS_FILE.read_bytes()  # canonical, as exported
     assert len({r.base_model_digest for r in export.records}) == 1
     assert len({r.tuned_digest for r in export.records}) == EARLIER_VERSIONS
     assert [r.justification for r in export.records] == [

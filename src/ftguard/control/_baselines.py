@@ -91,7 +91,7 @@ class BaselineView(BaseModel):
     weights were not read in this workspace)."""
 
 
-EXPORT_FORMAT = "ftguard-weight-baselines"
+EXPORT_FORMAT: Literal["ftguard-weight-baselines"] = "ftguard-weight-baselines"
 """The ``format`` of a baseline export."""
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 """The largest baseline export that is read."""
@@ -126,6 +126,7 @@ class BaselineRecord(BaseModel):
         values = [self.anomaly_score, *fingerprint.features.values()]
         if not all(math.isfinite(v) for v in values):
             raise ValueError("the anomaly score and every feature must be finite numbers")
+        self.fingerprint = fingerprint.model_dump(mode="json")  # as validated, nothing else
         return self
 
 
