@@ -65,7 +65,9 @@ def test_the_first_record_is_what_the_adapter_trained_here_gives(
     aligned_model: Path, embedded_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Adapter v0.1 trained again with the demo's recipe and registered the way the demo does
-    gives exactly the shipped record: the same weights digest, fingerprint and verdict."""
+    gives the shipped record: the same fingerprint, verdict and anomaly score. (Not the same
+    folder digest: PEFT writes the base model's path, here the test cache's, into the
+    adapter's configuration.)"""
     from ftguard.control import service
     from ftguard.demo import train_earlier
 
@@ -94,5 +96,8 @@ def test_the_first_record_is_what_the_adapter_trained_here_gives(
     )
     [record] = service.export_baselines(ws).records
     shipped = shipped_history(HISTORY_RECORDS["key"])
-    assert shipped is not None and record == shipped.records[0]
+    assert shipped is not None
+    first = shipped.records[0]
+    assert record.fingerprint == first.fingerprint  # every feature, bit for bit
+    assert record.model_copy(update={"tuned_digest": first.tuned_digest}) == first
     ws.store.dispose()
