@@ -246,12 +246,19 @@ def _registered(cp: Env, base: Path, tensors: dict[str, np.ndarray], n: int = 5)
     ]
 
 
+def _pushed_job_and_baselines(
+    cp: Env, tiny: tuple[Path, dict[str, np.ndarray]]
+) -> tuple[str, list[str]]:
+    """A job whose update is pushed in one tensor, and 5 registered baselines of its base."""
+    base, tensors = tiny
+    pushed = _trained_job(cp, base, _adapter(cp.root / "pushed", tensors, 50, push=3.0), "p")
+    return pushed, _registered(cp, base, tensors)
+
+
 def test_exported_baselines_imported_as_records_judge_jobs_like_registered_ones(
     cp: Env, tiny: tuple[Path, dict[str, np.ndarray]]
 ) -> None:
-    base, tensors = tiny
-    pushed = _trained_job(cp, base, _adapter(cp.root / "pushed", tensors, 50, push=3.0), "p")
-    digests = _registered(cp, base, tensors)
+    pushed, digests = _pushed_job_and_baselines(cp, tiny)
     registered = service.weights_for_job(cp.ws, actor="alice", job_id=pushed)
     export = service.export_baselines(cp.ws)
     assert [r.justification for r in export.records] == [
@@ -392,9 +399,7 @@ def test_an_imported_baseline_edited_in_the_database_is_not_counted(
 ) -> None:
     from sqlalchemy import text
 
-    base, tensors = tiny
-    pushed = _trained_job(cp, base, _adapter(cp.root / "pushed", tensors, 50, push=3.0), "p")
-    digests = _registered(cp, base, tensors)
+    pushed, digests = _pushed_job_and_baselines(cp, tiny)
     export = service.export_baselines(cp.ws)
     for digest in digests:
         service.revoke_baseline(cp.ws, actor="sec", digest=digest, justification="moving")

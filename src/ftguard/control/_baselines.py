@@ -269,6 +269,35 @@ def workspace_weight_report(
     )
 
 
+def _security_reviewer(
+    ws: Workspace, session: Session, actor: Caller, *, to: str
+) -> tuple[ChainState, Any]:
+    """The verified chain and ``actor`` as a security reviewer under the policy in force.
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not a security reviewer.
+
+    """
+    state = chain_state(ws, session)
+    who = authenticate(state, actor)
+    require_role(state, policy_in_force(ws, state), name_of(actor), "security_reviewer", to=to)
+    return state, who
+
+
+def _store_baseline(ws: Workspace, session: Session, who: Any, body: dict[str, Any]) -> str:
+    """Store a baseline's evidence with its audit event (digests, justification, the export)."""
+    payload = {
+        "tuned": body["tuned_digest"],
+        "base_model": body["base_model_digest"],
+        "justification": body["justification"],
+    }
+    if "imported" in body:
+        payload["imported_from"] = body["imported"]["sha256"]
+    return store_evidence(
+        ws, session, job_id=None, kind=BASELINE_KIND, body=body, actor=who, payload=payload
+    )
+
+
 def list_baselines(
     ws: Workspace, *, base_model_digest: str | None = None, include_revoked: bool = True
 ) -> list[BaselineView]:
@@ -358,19 +387,7 @@ def register_baseline(
                     f"this fine-tune is already baseline {view.digest[:16]} of this base model "
                     f"(registered by {view.registered_by})"
                 )
-        digest = store_evidence(
-            ws,
-            session,
-            job_id=None,
-            kind=BASELINE_KIND,
-            body=body,
-            actor=who,
-            payload={
-                "tuned": report.tuned_digest,
-                "base_model": report.base_digest,
-                "justification": text,
-            },
-        )
+        digest = _store_baseline(ws, session, who, body)
     for view in list_baselines(ws):
         if view.digest == digest:
             return view
@@ -447,15 +464,7 @@ def import_baselines(
     source = sha256_bytes(export.to_bytes())
     stored: list[str] = []
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        who = authenticate(state, actor)
-        require_role(
-            state,
-            policy_in_force(ws, state),
-            name_of(actor),
-            "security_reviewer",
-            to="import weight baselines",
-        )
+        state, who = _security_reviewer(ws, session, actor, to="import weight baselines")
         taken = {
             (view.base_model_digest, view.tuned_digest)
             for view, _ in _views(session, state)
@@ -489,22 +498,7 @@ def import_baselines(
                 "fingerprint": record.fingerprint,
                 "imported": {"sha256": source, "justification": record.justification},
             }
-            stored.append(
-                store_evidence(
-                    ws,
-                    session,
-                    job_id=None,
-                    kind=BASELINE_KIND,
-                    body=body,
-                    actor=who,
-                    payload={
-                        "tuned": record.tuned_digest,
-                        "base_model": record.base_model_digest,
-                        "justification": text,
-                        "imported_from": source,
-                    },
-                )
-            )
+            stored.append(_store_baseline(ws, session, who, body))
     views = {view.digest: view for view in list_baselines(ws)}
     return [views[digest] for digest in stored]
 
@@ -524,15 +518,7 @@ def revoke_baseline(
     if len(prefix) < 8:
         raise BadInputError("give at least the first 8 hex digits of the baseline's digest")
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        who = authenticate(state, actor)
-        require_role(
-            state,
-            policy_in_force(ws, state),
-            name_of(actor),
-            "security_reviewer",
-            to="revoke weight baselines",
-        )
+        state, who = _security_reviewer(ws, session, actor, to="revoke weight baselines")
         matches = [v for v, _ in _views(session, state) if v.digest.startswith(prefix)]
         if not matches:
             raise NotFoundError(f"no registered weight baseline has digest {digest}")
