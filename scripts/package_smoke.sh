@@ -316,7 +316,8 @@ step "the wheel holds the templates, static files and data" holds "$WHEEL" \
   '^ftguard/templates/report_base\.html\.j2$' '^ftguard/templates/report_macros\.html\.j2$' \
   '^ftguard/templates/report\.css$' '^ftguard/review/templates/review\.html\.j2$' \
   '^ftguard/weights/templates/weights\.html\.j2$' '^ftguard/behavior/templates/behavior\.html\.j2$' \
-  '^ftguard/report/templates/job\.html$'
+  '^ftguard/report/templates/job\.html$' \
+  '^ftguard/demo/data/reference_answers\.jsonl$' '^ftguard/demo/data/history_baselines\.json$'
 if have_cc; then
   step "the wheel holds the compiled kernel" holds "$WHEEL" '^ftguard/weights/_fused[^/]*\.so$'
 fi
