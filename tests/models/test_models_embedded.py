@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -212,3 +213,50 @@ def test_build_once_leaves_nothing_on_failure(tmp_path: Path) -> None:
 
 def test_gguf_file_exists() -> None:
     assert embedded_gguf_file().is_file()
+
+
+def test_the_gguf_file_is_parsed_once_while_converting_and_gguf_is_put_back() -> None:
+    import gguf
+
+    from ftguard.models._embedded import _gguf_parsed_once
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    path = embedded_gguf_file()
+    with _gguf_parsed_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # the same parse, by path
+        assert isinstance(first, reader) and len(first.tensors) == 272
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+    assert gguf.GGUFReader is reader and gguf.get_tensor_name_map is name_map
+    assert gguf.GGUFReader(path) is not first  # outside a conversion nothing is kept
+
+
+@pytest.mark.slow
+def test_parsing_once_converts_to_the_same_bytes_whatever_the_shell_says(tmp_path: Path) -> None:
+    """The memoised conversion writes exactly what transformers' own three parses write, and
+    HF_HUB_OFFLINE=0 in the environment changes no byte (the demo's artefacts pin the digest)."""
+    from ftguard.digests import manifest_of
+    from ftguard.models import _embedded
+    from ftguard.models._cache import require_ml
+
+    require_ml()  # sets HF_HUB_OFFLINE=1 where unset, as every conversion does
+    once, plain = tmp_path / "once", tmp_path / "plain"
+    _embedded._convert(embedded_gguf_file(), once)
+    code = f"""
+        import contextlib
+        from pathlib import Path
+        from ftguard.models import _embedded
+        _embedded._gguf_parsed_once = contextlib.nullcontext
+        _embedded._convert(_embedded.embedded_gguf_file(), Path({str(plain)!r}))
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "TQDM_DISABLE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = {f.path: f.sha256 for f in manifest_of(once / "model").files}
+    assert files == {f.path: f.sha256 for f in manifest_of(plain / "model").files}
+    assert "model.safetensors" in files and "tokenizer.json" in files
+    saved = json.loads((plain / "model" / "tokenizer_config.json").read_text())
+    assert saved["local_files_only"] is True

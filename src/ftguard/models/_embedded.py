@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 from ftguard.errors import MissingDependencyError, NotFoundError
 from ftguard.models._cache import build_once, cache_root, require_ml
@@ -40,16 +44,53 @@ def _folder_name(gguf: Path) -> str:
     return f"{gguf.stem.lower()}-{stat.st_size}"
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """While converting, parse the GGUF file once and build each tensor-name map once.
+
+    transformers reads the file three times (tokenizer, config, weights: a full
+    ``GGUFReader`` parse of its 49k-token vocabulary each time, about 4 s here) and builds
+    gguf's tensor-name map again for every module of the model (397 times, 15-27 ms each).
+    Both are looked up on the ``gguf`` module at call time, so they are memoised here for
+    the conversion only and put back after it; the bytes converted are the same (the
+    converted folder's digest is unchanged: ``tests/models/test_models_embedded.py``).
+    """
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+
+    @functools.cache
+    def read_once(path: str) -> Any:
+        return reader(path)
+
+    def reader_for(path: Any, mode: Literal["r", "r+", "c"] = "r") -> Any:
+        return read_once(str(path)) if mode == "r" else reader(path, mode)
+
+    gguf.GGUFReader = reader_for  # type: ignore[assignment,misc]
+    gguf.get_tensor_name_map = functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map  # type: ignore[misc]
+        read_once.cache_clear()
+
+
 def _convert(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     from ftguard.digests import manifest_of
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    # local_files_only: never the hub, and the saved tokenizer_config.json records True
+    # whatever HF_HUB_OFFLINE says, so the converted folder's digest (which the demo's shipped
+    # artefacts are pinned to, through the reference model) does not depend on the shell.
+    with _gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+        )
     if hasattr(model, "hf_quantizer"):
         del model.hf_quantizer
     if hasattr(model.config, "quantization_config"):

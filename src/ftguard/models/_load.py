@@ -65,9 +65,13 @@ def load_causal_lm(model_dir: Path, adapter_dir: Path | None = None) -> tuple[An
 
     model: Any
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(
-            model_dir, use_safetensors=True, dtype=torch.float32, device_map=None
+            model_dir,
+            use_safetensors=True,
+            dtype=torch.float32,
+            device_map=None,
+            local_files_only=True,
         )
     except (OSError, ValueError, KeyError) as exc:
         raise BadInputError(f"cannot load the model at {model_dir}: {exc}") from exc
