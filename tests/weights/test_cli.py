@@ -127,8 +127,11 @@ def test_diff_loads_neither_the_control_plane_nor_other_commands(models: dict[st
         "import sys\n"
         "from ftguard.cli import main\n"
         f"rc = main(['weights', 'diff', {str(models['base'])!r}, {str(models['same'])!r}, '--json'])\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
-        " or m.startswith(('ftguard.control', 'ftguard.cli.audit', 'ftguard.cli._common')))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'yaml')"
+        " or m.startswith(('ftguard.control', 'ftguard.cli.audit', 'ftguard.cli._common'))"
+        # the policy's other sections and its YAML loader: only WeightsPolicy is used
+        " or m in ('ftguard.policy._model', 'ftguard.policy._behavior',"
+        " 'ftguard.policy._review', 'ftguard.policy._load'))\n"
         "print(rc, heavy)\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,26 +2,62 @@
 
 from __future__ import annotations
 
-from ftguard.policy._behavior import DEFAULT_SUITES, BehaviorPolicy
-from ftguard.policy._load import (
-    default_policy_yaml,
-    load_policy,
-    load_policy_section,
-    parse_policy,
-    policy_digest,
-    read_yaml,
-)
-from ftguard.policy._model import (
-    ROLES,
-    ApprovalPolicy,
-    GatePolicy,
-    OidcIssuerPolicy,
-    Policy,
-    Role,
-    ServerPolicy,
-)
-from ftguard.policy._review import ReviewPolicy
-from ftguard.policy._weights import WeightsPolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftguard.policy._behavior import DEFAULT_SUITES, BehaviorPolicy
+    from ftguard.policy._load import (
+        default_policy_yaml,
+        load_policy,
+        load_policy_section,
+        parse_policy,
+        policy_digest,
+        read_yaml,
+    )
+    from ftguard.policy._model import (
+        ROLES,
+        ApprovalPolicy,
+        GatePolicy,
+        OidcIssuerPolicy,
+        Policy,
+        Role,
+        ServerPolicy,
+    )
+    from ftguard.policy._review import ReviewPolicy
+    from ftguard.policy._weights import WeightsPolicy
+
+_HOME = {
+    **dict.fromkeys(("DEFAULT_SUITES", "BehaviorPolicy"), "_behavior"),
+    **dict.fromkeys(
+        (
+            "default_policy_yaml",
+            "load_policy",
+            "load_policy_section",
+            "parse_policy",
+            "policy_digest",
+            "read_yaml",
+        ),
+        "_load",
+    ),
+    **dict.fromkeys(
+        (
+            "ROLES",
+            "ApprovalPolicy",
+            "GatePolicy",
+            "OidcIssuerPolicy",
+            "Policy",
+            "Role",
+            "ServerPolicy",
+        ),
+        "_model",
+    ),
+    "ReviewPolicy": "_review",
+    "WeightsPolicy": "_weights",
+}
+"""Each public name by the module that defines it, imported on first use: a command that
+needs one section (``ftguard weights diff`` needs ``WeightsPolicy``) does not build the
+models of every other section, nor import the YAML loader."""
 
 __all__ = [
     "DEFAULT_SUITES",
@@ -42,3 +78,16 @@ __all__ = [
     "policy_digest",
     "read_yaml",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ftguard.policy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ftguard.policy.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
