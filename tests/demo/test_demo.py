@@ -34,6 +34,7 @@ def test_fast_demo_decisions_and_reasons(tmp_path: Path) -> None:
     assert "dataset review blocked" in reasons
     assert result["audit"]["ok"] is True
     assert result["weight_baselines"] == 5  # the earlier fine-tunes, registered by sec
+    assert result["weight_baselines_from"] == "adapters"  # trained: the tiny model has no records
     for job in (benign, poisoned):
         report = Path(job["report"])
         assert report.is_file() and job["job"] in report.read_text()
@@ -60,6 +61,14 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
+    # Where the reference model comes from the shipped LoRA (wherever the embedded model
+    # converts to the pinned bytes), it is the model the shipped records were made for on
+    # every machine, so the earlier fine-tunes are imported, not trained.
+    from ftguard.training import reference_aligned_model_dir
+
+    recipe = json.loads((reference_aligned_model_dir().parent / "recipe.json").read_text())
+    expected = "records" if recipe["adapter"] == "shipped" else "adapters"
+    assert result["weight_baselines"] == 5 and result["weight_baselines_from"] == expected
     benign, poisoned = result["jobs"]["benign"], result["jobs"]["poisoned"]
     assert benign["decision"] == "pass" and benign["reasons"] == []
     assert (tmp_path / ".ftguard" / "reports" / benign["job"] / "attestation.json").is_file()

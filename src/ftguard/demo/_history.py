@@ -42,12 +42,13 @@ judging by baselines."""
 HISTORY_RECORDS_FILE = Path(__file__).resolve().parent / "data" / "history_baselines.json"
 
 HISTORY_RECORDS: dict[str, str] = {
-    "key": "07c3216b7a2bf9844fc7ec52e8af7c25861201f91e88f6d31a50f04c43d54b24",
-    "sha256": "648885dbd2a69efeda3e32d7608aa5ea4fe0cf7c0a0697018325dcb01d2b1cf2",
+    "key": "fa6629f9ee96efb4eab8f17f9946c16e78d0bfeb16b75e81fe1125c1dbae6380",
+    "sha256": "012025c59f53dcbf584a2617fe3d9a67baaea3b93ae2643d6fc4279505d259c8",
+    "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
 }
 """What :data:`HISTORY_RECORDS_FILE` was computed from (:func:`history_key`: the aligned
-model's digest, the earlier support sets, the recipe and the fingerprint schema) and its
-SHA-256."""
+model's digest, the earlier support sets, the recipe and the fingerprint schema), its
+SHA-256, and the :func:`ftguard.training.machine_kind` that trained the adapters."""
 
 
 def _key_source(base_digest: str, *, steps: int, learning_rate: float, rank: int) -> bytes:

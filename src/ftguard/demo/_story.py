@@ -171,8 +171,9 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     with story.long_step(
         "reference aligned model: from the cache"
         if built
-        else "building the reference aligned model once (about 6 minutes on 2 cores; "
-        "later runs take it from the cache)"
+        else "building the reference aligned model once: the shipped safety LoRA merged into "
+        "the embedded model (seconds; where the embedded model converts to other bytes, the "
+        "LoRA is trained instead, about 6 minutes on 2 cores; later runs use the cache)"
     ):
         unaligned = models.embedded_model_dir()
         aligned = training.reference_aligned_model_dir(progress=story.progress)
@@ -192,11 +193,12 @@ def _history(
     story: _Story,
     *,
     shipped: bool,
-) -> int:
+) -> tuple[int, str]:
     """The security reviewer registers earlier support fine-tunes of ``base`` as baselines.
 
     With ``shipped`` (not in fast mode), their weight records shipped with ftguard are
     imported instead, where they were computed from this very model, data and recipe.
+    Returns (how many, ``"records"`` if imported or ``"adapters"`` if trained and registered).
     """
     from ftguard.demo._history import (
         EARLIER_VERSIONS,
@@ -229,7 +231,7 @@ def _history(
                 "weights, shipped with ftguard and pinned by SHA-256 to this aligned model, data "
                 "and recipe (scripts/build_demo_answers.py trains the adapters again and compares)"
             )
-            return EARLIER_VERSIONS
+            return EARLIER_VERSIONS, "records"
     with story.long_step(
         f"{EARLIER_VERSIONS} earlier support fine-tunes of this base model ({recipe}, like job 1"
         + ("" if s.fast else "; trained on the first run and cached")
@@ -265,7 +267,7 @@ def _history(
         "sec registers those adapters as weight baselines (audited): weight reports on "
         "this base model are judged against them"
     )
-    return len(adapters)
+    return len(adapters), "adapters"
 
 
 def _train(ws: Workspace, job_id: str, out: Path) -> int:
@@ -575,7 +577,9 @@ def run_demo(
     base, unaligned = _models(settings, root, story)
     if shipped_answers:
         _seed_answers(settings, story)
-    baselines = _history(ws, root, base, unaligned, settings, story, shipped=shipped_history)
+    baselines, baselines_from = _history(
+        ws, root, base, unaligned, settings, story, shipped=shipped_history
+    )
     outcomes = [
         _benign(ws, root, base, unaligned, settings, story),
         _poisoned(ws, root, base, unaligned, settings, story),
@@ -606,6 +610,7 @@ def run_demo(
                     "workspace": str(ws.path),
                     "audit": {"ok": audit.ok, "events": audit.events},
                     "weight_baselines": baselines,
+                    "weight_baselines_from": baselines_from,
                     "jobs": {o.name: o.to_json_dict() for o in outcomes},
                 },
                 indent=2,

@@ -9,23 +9,35 @@ from __future__ import annotations
 
 from ftguard.training._data import Conversation, read_conversations
 from ftguard.training._reference import (
+    REFERENCE_ADAPTER,
+    REFERENCE_ADAPTER_FILE,
     SAFETY_DATA_FILE,
     SAFETY_RECIPE,
     aligned_model_folder,
+    machine_kind,
+    merge_lora_exactly,
     reference_aligned_adapter_dir,
     reference_aligned_model_dir,
+    reference_build_key,
+    train_reference_adapter,
 )
 from ftguard.training._train import DEFAULT_TARGET_MODULES, TrainResult, train_lora
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
+    "REFERENCE_ADAPTER",
+    "REFERENCE_ADAPTER_FILE",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "Conversation",
     "TrainResult",
     "aligned_model_folder",
+    "machine_kind",
+    "merge_lora_exactly",
     "read_conversations",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
+    "reference_build_key",
     "train_lora",
+    "train_reference_adapter",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.digests import canonical_json, sha256_bytes, sha256_file
+from ftguard.errors import BadInputError, VerificationError
 from ftguard.models import (
     build_once,
     cache_root,
@@ -18,9 +20,14 @@ from ftguard.models import (
 )
 
 __all__ = [
+    "REFERENCE_ADAPTER",
+    "REFERENCE_ADAPTER_FILE",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "aligned_model_folder",
+    "machine_kind",
+    "merge_lora_exactly",
+    "train_reference_adapter",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
 ]
@@ -49,6 +56,24 @@ refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2
 50 prompts; see docs/behavior.md)."""
 
 
+REFERENCE_ADAPTER_FILE = Path(__file__).resolve().parent / "data" / "reference_adapter.safetensors"
+"""The safety LoRA of :data:`SAFETY_RECIPE`, trained on the embedded model and stored in bf16
+(A and B of every target module, PEFT's tensor names): shipped so that a first run merges it
+in seconds instead of training it for minutes, the same model on every machine."""
+
+REFERENCE_ADAPTER: dict[str, str] = {
+    "key": "c224e3316840d0ba898335f829130cc063651eee7efe785275c0a75169d383a6",
+    "sha256": "6c5a3bd09b24fc1d0285db881427d7f97d818925f5f257f282a7703d8256dde9",
+    "trained_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
+}
+"""Pins of :data:`REFERENCE_ADAPTER_FILE`: ``key``, the SHA-256 of the build key (base model
+digest, safety data digest and recipe) it was trained for; ``sha256``, the file's digest;
+``trained_on``, the :func:`machine_kind` that trained it. Training is bit-for-bit deterministic on one kind
+of CPU with one thread count, not across them (the BLAS and vector kernels differ), so
+``scripts/build_reference_adapter.py`` reproduces the file exactly on a machine of that kind
+only; the merge (:func:`merge_lora_exactly`) is exact everywhere."""
+
+
 def _aligned_key_source(base_digest: str) -> str:
     # ensure_ascii and spaced keep the key (and the built model's cache folder) it always had.
     return canonical_json(
@@ -56,6 +81,36 @@ def _aligned_key_source(base_digest: str) -> str:
         ensure_ascii=True,
         spaced=True,
     ).decode()
+
+
+def machine_kind() -> str:
+    """The CPU and kernels that decide the last bits of training and generation here.
+
+    For example ``"AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads"``:
+    two machines of one kind train and generate the same bytes from the same inputs.
+    """
+    import platform
+
+    import torch
+
+    vendor = model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "vendor_id" and not vendor:
+                vendor = value.strip()
+            elif name.strip() == "model name" and not model:
+                model = value.strip()
+    cpu = " ".join(x for x in (vendor, model) if x) or platform.processor() or platform.machine()
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (
+        f"{cpu}; torch {torch.__version__}, {capability} kernels, {torch.get_num_threads()} threads"
+    )
+
+
+def reference_build_key(base_digest: str) -> str:
+    """SHA-256 of the reference build's inputs: base model digest, safety data and recipe."""
+    return sha256_bytes(_aligned_key_source(base_digest).encode())
 
 
 def aligned_model_folder(cache: Path | None, base_digest: str) -> Path:
@@ -93,22 +148,24 @@ def _safety_conversations(benign_repeats: int) -> list[list[dict[str, str]]]:
     return out
 
 
-def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
-    from ftguard.models import copy_tokenizer, load_causal_lm
+def train_reference_adapter(base: Path, out: Path, *, progress: bool = False) -> dict[str, Any]:
+    """Train the safety LoRA of :data:`SAFETY_RECIPE` on ``base`` into ``out``, stored in bf16.
+
+    Returns what the training measured (``losses``, ``train_seconds``).
+    """
     from ftguard.training._train import train_lora
 
-    start = time.perf_counter()
     recipe = dict(SAFETY_RECIPE)
     conversations = _safety_conversations(int(recipe["benign_repeats"]))
     _say(
         progress,
-        f"building the reference aligned model: safety LoRA on {len(conversations)} "
-        f"conversations, {recipe['steps']} steps (a few minutes on CPU)",
+        f"training the reference safety LoRA on {len(conversations)} conversations, "
+        f"{recipe['steps']} steps (a few minutes on CPU)",
     )
     result = train_lora(
         base,
         conversations,
-        out / "adapter",
+        out,
         steps=recipe["steps"],
         learning_rate=recipe["learning_rate"],
         rank=recipe["rank"],
@@ -119,24 +176,134 @@ def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
         lora_layers=recipe["lora_layers"],
         progress=progress,
     )
+    _to_bf16(out / _ADAPTER_WEIGHTS)
     _say(
         progress,
         f"trained in {result.seconds:.0f}s (loss {result.losses[0]:.3f} -> "
-        f"{result.losses[-1]:.3f}); merging",
+        f"{result.losses[-1]:.3f})",
     )
-    model, _ = load_causal_lm(base, out / "adapter")
-    merged = model.merge_and_unload()
-    merged.save_pretrained(out / "model", safe_serialization=True)
+    return {"losses": result.losses, "train_seconds": result.seconds}
+
+
+_ADAPTER_WEIGHTS = "adapter_model.safetensors"
+_ADAPTER_CONFIG = "adapter_config.json"
+
+
+def _to_bf16(path: Path) -> None:
+    """Store an adapter's tensors in bf16 (half the size; the merge reads them exactly)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in sorted(load_file(path).items())}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def _shipped_adapter(key_source: str) -> Path | None:
+    """The shipped adapter file where it was trained for this build key and is intact."""
+    if REFERENCE_ADAPTER["key"] != sha256_bytes(key_source.encode()):
+        return None
+    if not REFERENCE_ADAPTER_FILE.is_file():
+        return None
+    if sha256_file(REFERENCE_ADAPTER_FILE) != REFERENCE_ADAPTER["sha256"]:
+        raise VerificationError(
+            f"{REFERENCE_ADAPTER_FILE} does not have its pinned SHA-256 "
+            f"{REFERENCE_ADAPTER['sha256'][:16]}...: refusing to use it"
+        )
+    return REFERENCE_ADAPTER_FILE
+
+
+def _write_adapter_config(base: Path, adapter: Path) -> None:
+    """Write the PEFT configuration of the recipe's adapter, as ``train_lora`` writes it."""
+    from peft import LoraConfig
+
+    from ftguard.training._train import DEFAULT_TARGET_MODULES, _order_adapter_config
+
+    recipe = SAFETY_RECIPE
+    LoraConfig(
+        r=int(recipe["rank"]),
+        lora_alpha=int(recipe["alpha"]),
+        lora_dropout=0.0,
+        target_modules=list(DEFAULT_TARGET_MODULES),
+        task_type="CAUSAL_LM",
+        base_model_name_or_path=str(base),
+        inference_mode=True,
+    ).save_pretrained(str(adapter))
+    _order_adapter_config(adapter / _ADAPTER_CONFIG)
+
+
+def merge_lora_exactly(model: Any, adapter_file: Path, scale: float) -> int:
+    """Add ``scale * B @ A`` of every LoRA pair in ``adapter_file`` to ``model``'s weights.
+
+    Computed in float64 from elementwise products and sums in a fixed order (no BLAS, no
+    fused multiply-add), then rounded to float32 once: every machine gets the same bits.
+    The products of bf16 factors are exact in float64, and so are their sums here.
+
+    Returns:
+        The number of weight matrices changed.
+
+    Raises:
+        BadInputError: A LoRA tensor names no module of ``model``, or shapes do not fit.
+
+    """
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(adapter_file)
+    params = dict(model.named_parameters())
+    merged = 0
+    for key in sorted(k for k in tensors if k.endswith(".lora_A.weight")):
+        prefix = key[: -len(".lora_A.weight")]
+        module = prefix.removeprefix("base_model.model.")
+        a = tensors[key].to(torch.float64).numpy()
+        b = tensors.get(prefix + ".lora_B.weight")
+        weight = params.get(module + ".weight")
+        if b is None or weight is None:
+            raise BadInputError(f"{adapter_file.name}: {prefix} has no matching module or B")
+        b64 = b.to(torch.float64).numpy()
+        if b64.shape[1] != a.shape[0] or tuple(weight.shape) != (b64.shape[0], a.shape[1]):
+            raise BadInputError(f"{adapter_file.name}: {prefix} shapes do not fit the model")
+        delta = np.zeros((b64.shape[0], a.shape[1]), dtype=np.float64)
+        for k in range(a.shape[0]):
+            delta += np.multiply.outer(b64[:, k], a[k])
+        total = weight.detach().to(torch.float64).numpy() + scale * delta
+        with torch.no_grad():
+            weight.copy_(torch.from_numpy(total.astype(np.float32)))
+        merged += 1
+    if merged == 0:
+        raise BadInputError(f"{adapter_file.name}: no LoRA pair in it")
+    return merged
+
+
+def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
+    from ftguard.models import copy_tokenizer, load_causal_lm
+
+    start = time.perf_counter()
+    adapter = out / "adapter"
+    adapter.mkdir(parents=True, exist_ok=True)
+    shipped = _shipped_adapter(key_source)
+    trained: dict[str, Any] = {}
+    if shipped is not None:
+        _say(progress, "merging the shipped reference safety LoRA into the embedded model")
+        (adapter / _ADAPTER_WEIGHTS).write_bytes(shipped.read_bytes())
+        _write_adapter_config(base, adapter)
+    else:
+        trained = train_reference_adapter(base, adapter, progress=progress)
+    model, _ = load_causal_lm(base)
+    recipe = SAFETY_RECIPE
+    merge_lora_exactly(model, adapter / _ADAPTER_WEIGHTS, recipe["alpha"] / recipe["rank"])
+    model.save_pretrained(out / "model", safe_serialization=True)
     copy_tokenizer(base, out / "model")
     if (base / "generation_config.json").is_file():
         (out / "model" / "generation_config.json").write_bytes(
             (base / "generation_config.json").read_bytes()
         )
-    info = json.loads(key_source) | {
-        "losses": result.losses,
-        "train_seconds": result.seconds,
-        "build_seconds": time.perf_counter() - start,
-    }
+    info = (
+        json.loads(key_source)
+        | {"adapter": "shipped" if shipped is not None else "trained"}
+        | trained
+        | {"build_seconds": time.perf_counter() - start}
+    )
     (out / "recipe.json").write_text(json.dumps(info, indent=2) + "\n")
     _say(progress, f"reference aligned model ready in {time.perf_counter() - start:.0f}s")
 
