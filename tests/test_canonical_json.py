@@ -155,6 +155,7 @@ def test_signed_envelopes_are_byte_identical_and_old_ones_verify() -> None:
 def test_reference_model_cache_key_is_unchanged(tmp_path: Path) -> None:
     from ftguard.digests import sha256_file
     from ftguard.training._reference import (
+        BUILD_VERSION,
         SAFETY_DATA_FILE,
         SAFETY_RECIPE,
         _aligned_key_source,
@@ -162,8 +163,14 @@ def test_reference_model_cache_key_is_unchanged(tmp_path: Path) -> None:
     )
 
     base = "ab" * 32
+    assert BUILD_VERSION == 2  # the shipped bf16 LoRA merged exactly (version 1: PEFT's merge)
     old_source = json.dumps(
-        {"base": base, "data": sha256_file(SAFETY_DATA_FILE), "recipe": SAFETY_RECIPE},
+        {
+            "base": base,
+            "build": BUILD_VERSION,
+            "data": sha256_file(SAFETY_DATA_FILE),
+            "recipe": SAFETY_RECIPE,
+        },
         sort_keys=True,
     )
     assert _aligned_key_source(base) == old_source

@@ -62,7 +62,7 @@ REFERENCE_ADAPTER_FILE = Path(__file__).resolve().parent / "data" / "reference_a
 in seconds instead of training it for minutes, the same model on every machine."""
 
 REFERENCE_ADAPTER: dict[str, str] = {
-    "key": "c224e3316840d0ba898335f829130cc063651eee7efe785275c0a75169d383a6",
+    "key": "81205e72fe778d43a64b2f4955692c99b415e23c79698a6b00d1ea38c6d24315",
     "sha256": "6c5a3bd09b24fc1d0285db881427d7f97d818925f5f257f282a7703d8256dde9",
     "trained_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
 }
@@ -74,10 +74,21 @@ of CPU with one thread count, not across them (the BLAS and vector kernels diffe
 only; the merge (:func:`merge_lora_exactly`) is exact everywhere."""
 
 
+BUILD_VERSION = 2
+"""How the reference model is made from its LoRA (part of the cache key): 1, merged by PEFT in
+float32 from the LoRA as trained on the machine; 2, stored in bf16 and merged by
+:func:`merge_lora_exactly` (a cache of version 1 is a different model, so it is not reused)."""
+
+
 def _aligned_key_source(base_digest: str) -> str:
-    # ensure_ascii and spaced keep the key (and the built model's cache folder) it always had.
+    # ensure_ascii and spaced: the key's text as version 1 wrote it, plus the build version.
     return canonical_json(
-        {"base": base_digest, "data": sha256_file(SAFETY_DATA_FILE), "recipe": SAFETY_RECIPE},
+        {
+            "base": base_digest,
+            "build": BUILD_VERSION,
+            "data": sha256_file(SAFETY_DATA_FILE),
+            "recipe": SAFETY_RECIPE,
+        },
         ensure_ascii=True,
         spaced=True,
     ).decode()
