@@ -30,6 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 SHARED_INTERNALS: dict[str, str] = {
     "ftguard._files": "reading a file a user named (regular files only): control, gate, policy, cli",
     "ftguard._html": "the Jinja2 environment and base page every analyzer's report extends",
+    "ftguard._lazy": "public names loaded on first use, for the packages that offer light names",
     "ftguard._objects": "object-store (S3) storage roots, read by the server and the CLI",
     "ftguard._progress": "progress bars on stderr for the analyzers, the trainer and the CLI",
     "ftguard._ray": "the Ray runtime the review's and the weights' distributed engines share",

@@ -10,6 +10,7 @@ import pytest
 from ftguard.demo import REFERENCE_ANSWERS, REFERENCE_ANSWERS_FILE, seed_answers
 from ftguard.digests import sha256_bytes, sha256_file
 from ftguard.errors import BadInputError
+from tests.demo._shipped import skip_unless_made_here
 
 
 def _shipped() -> dict[str, str]:
@@ -46,17 +47,6 @@ def test_a_changed_answers_file_is_refused_and_nothing_is_seeded(tmp_path: Path)
         seed_answers(tmp_path / "elsewhere", tmp_path / "missing.jsonl")
 
 
-def _on_the_machine_that_made(pin: dict[str, str]) -> None:
-    """Skip unless this machine is of the kind that made a shipped file: generation and
-    training give other last bits on another CPU or thread count (the demo still uses the
-    file wherever the reference model is the pinned one, which the merge makes everywhere)."""
-    from ftguard.training import machine_kind
-
-    here = machine_kind()
-    if here != pin["made_on"]:
-        pytest.skip(f"made on {pin['made_on']!r}; this machine is {here!r}")
-
-
 @pytest.mark.slow
 def test_the_shipped_answers_are_what_the_aligned_model_generates(aligned_model: Path) -> None:
     """The file's cache name is the aligned model's (its digest at the demo's settings), and
@@ -68,7 +58,7 @@ def test_the_shipped_answers_are_what_the_aligned_model_generates(aligned_model:
     settings = DemoSettings.choose(fast=False)
     backend = TransformersBackend(aligned_model, max_new_tokens=settings.max_new_tokens)
     assert output_cache_name(backend) == REFERENCE_ANSWERS["cache_name"]  # on every machine
-    _on_the_machine_that_made(REFERENCE_ANSWERS)
+    skip_unless_made_here(REFERENCE_ANSWERS)
     assert output_cache_name(backend) == REFERENCE_ANSWERS["cache_name"]
     assert isinstance(settings.eval_limit, dict)
     suite = resolve_suite("safety", triggers=None, limit=settings.eval_limit["safety"])

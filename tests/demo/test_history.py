@@ -18,6 +18,7 @@ from ftguard.demo import (
 )
 from ftguard.digests import sha256_file
 from ftguard.errors import BadInputError
+from tests.demo._shipped import skip_unless_made_here
 
 
 def test_the_shipped_records_are_the_pinned_export_of_five_support_fine_tunes() -> None:
@@ -60,17 +61,6 @@ def test_a_changed_records_file_is_refused(tmp_path: Path) -> None:
         shipped_history(HISTORY_RECORDS["key"], tmp_path / "missing.json")
 
 
-def _on_the_machine_that_made(pin: dict[str, str]) -> None:
-    """Skip unless this machine is of the kind that made a shipped file: generation and
-    training give other last bits on another CPU or thread count (the demo still uses the
-    file wherever the reference model is the pinned one, which the merge makes everywhere)."""
-    from ftguard.training import machine_kind
-
-    here = machine_kind()
-    if here != pin["made_on"]:
-        pytest.skip(f"made on {pin['made_on']!r}; this machine is {here!r}")
-
-
 @pytest.mark.slow
 def test_the_first_record_is_what_the_adapter_trained_here_gives(
     aligned_model: Path, embedded_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -88,7 +78,7 @@ def test_the_first_record_is_what_the_adapter_trained_here_gives(
         manifest_of(aligned_model).root, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank
     )
     assert key == HISTORY_RECORDS["key"]  # the reference model is the pinned one everywhere
-    _on_the_machine_that_made(HISTORY_RECORDS)
+    skip_unless_made_here(HISTORY_RECORDS)
     adapter = train_earlier(
         aligned_model,
         tmp_path / "history",

@@ -17,8 +17,9 @@ never mlflow).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ftguard._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ftguard.integrations._admission import (
@@ -112,8 +113,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(f"ftguard.integrations.{module}"), name)
+__getattr__, __dir__ = lazy_attributes(__name__, _MODULES)

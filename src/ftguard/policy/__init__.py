@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ftguard._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ftguard.policy._behavior import DEFAULT_SUITES, BehaviorPolicy
@@ -80,14 +81,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ftguard.policy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"ftguard.policy.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _HOME)

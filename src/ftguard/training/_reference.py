@@ -66,12 +66,13 @@ REFERENCE_ADAPTER: dict[str, str] = {
     "sha256": "6c5a3bd09b24fc1d0285db881427d7f97d818925f5f257f282a7703d8256dde9",
     "trained_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
 }
-"""Pins of :data:`REFERENCE_ADAPTER_FILE`: ``key``, the SHA-256 of the build key (base model
-digest, safety data digest and recipe) it was trained for; ``sha256``, the file's digest;
-``trained_on``, the :func:`machine_kind` that trained it. Training is bit-for-bit deterministic on one kind
-of CPU with one thread count, not across them (the BLAS and vector kernels differ), so
-``scripts/build_reference_adapter.py`` reproduces the file exactly on a machine of that kind
-only; the merge (:func:`merge_lora_exactly`) is exact everywhere."""
+"""Pins of :data:`REFERENCE_ADAPTER_FILE`: ``key``, :func:`reference_build_key` of the build
+it was trained for (base model digest, build version, safety data digest and recipe);
+``sha256``, the file's digest; ``trained_on``, the :func:`machine_kind` that trained it.
+Training is bit-for-bit deterministic on one kind of CPU with one thread count, not across
+them (the BLAS and vector kernels differ), so ``scripts/build_reference_adapter.py``
+reproduces the file exactly on a machine of that kind only; the merge
+(:func:`merge_lora_exactly`) gives the same bits everywhere."""
 
 
 BUILD_VERSION = 2
@@ -120,7 +121,7 @@ def machine_kind() -> str:
 
 
 def reference_build_key(base_digest: str) -> str:
-    """SHA-256 of the reference build's inputs: base model digest, safety data and recipe."""
+    """SHA-256 of the reference build's inputs: base digest, build version, safety data, recipe."""
     return sha256_bytes(_aligned_key_source(base_digest).encode())
 
 
@@ -246,8 +247,9 @@ def merge_lora_exactly(model: Any, adapter_file: Path, scale: float) -> int:
     """Add ``scale * B @ A`` of every LoRA pair in ``adapter_file`` to ``model``'s weights.
 
     Computed in float64 from elementwise products and sums in a fixed order (no BLAS, no
-    fused multiply-add), then rounded to float32 once: every machine gets the same bits.
-    The products of bf16 factors are exact in float64, and so are their sums here.
+    fused multiply-add: each step is one correctly rounded IEEE operation), then rounded to
+    float32 once, so every machine gets the same bits. The products of bf16 (or float32)
+    factors are exact in float64.
 
     Returns:
         The number of weight matrices changed.
@@ -322,8 +324,9 @@ def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
 def reference_aligned_model_dir(cache: Path | None = None, *, progress: bool = False) -> Path:
     """The reference aligned model: the embedded model with a safety LoRA merged in.
 
-    Built once (a short CPU fine-tune on :data:`SAFETY_DATA_FILE`) and cached under a key derived
-    from the base model digest, the training data digest and :data:`SAFETY_RECIPE`. It refuses
+    Built once and cached under :func:`reference_build_key`: the shipped safety LoRA
+    (:data:`REFERENCE_ADAPTER_FILE`) merged in where the key is the one it was trained for,
+    else a short CPU fine-tune on :data:`SAFETY_DATA_FILE` (about 6 minutes). It refuses
     most harmful requests and answers most benign ones; the embedded model refuses almost none.
 
     Args:
