@@ -4,10 +4,9 @@ Run from the repository root, after ``make install``::
 
     python scripts/build_demo_answers.py [--write] [--json]
 
-It runs the whole demo in a fresh cache without the two files below (it merges the shipped
-reference safety LoRA, or trains it where it does not apply, then trains the five earlier
-fine-tunes and both jobs: about 11 minutes on 2 cores), then compares two files with their
-pins:
+It runs the whole demo in a fresh cache without anything shipped (it trains the reference
+aligned model, the five earlier fine-tunes and both jobs: about 18 minutes on 2 cores), then
+compares two files with their pins:
 
 - the reference model's answers file it generated with
   ``src/ftguard/demo/data/reference_answers.jsonl`` (``ftguard.demo.REFERENCE_ANSWERS``: the
@@ -25,8 +24,8 @@ recipe or prompt change, say).
 
 Exit codes: 0 both generated files match their pins as above; 1 one differs (another kind of
 machine, ``ftguard.training.machine_kind()``, or library version can change the last bits of
-training and generation; the demo still uses the shipped files wherever the reference model
-is the pinned one); 2 the demo failed or the ML extra is missing.
+training and generation; the demo then generates or trains there); 2 the demo failed or the
+ML extra is missing.
 """
 
 from __future__ import annotations

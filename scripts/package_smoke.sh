@@ -317,8 +317,7 @@ step "the wheel holds the templates, static files and data" holds "$WHEEL" \
   '^ftguard/templates/report\.css$' '^ftguard/review/templates/review\.html\.j2$' \
   '^ftguard/weights/templates/weights\.html\.j2$' '^ftguard/behavior/templates/behavior\.html\.j2$' \
   '^ftguard/report/templates/job\.html$' \
-  '^ftguard/demo/data/reference_answers\.jsonl$' '^ftguard/demo/data/history_baselines\.json$' \
-  '^ftguard/training/data/reference_adapter\.safetensors$'
+  '^ftguard/demo/data/reference_answers\.jsonl$' '^ftguard/demo/data/history_baselines\.json$'
 if have_cc; then
   step "the wheel holds the compiled kernel" holds "$WHEEL" '^ftguard/weights/_fused[^/]*\.so$'
 fi

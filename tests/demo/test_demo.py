@@ -61,13 +61,12 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    # Where the reference model comes from the shipped LoRA (wherever the embedded model
-    # converts to the pinned bytes), it is the model the shipped records were made for on
-    # every machine, so the earlier fine-tunes are imported, not trained.
-    from ftguard.training import reference_aligned_model_dir
+    # On the kind of machine that made the shipped records the reference model trained here is
+    # the one they belong to, so the earlier fine-tunes are imported, not trained.
+    from ftguard.demo import HISTORY_RECORDS
+    from ftguard.training import machine_kind
 
-    recipe = json.loads((reference_aligned_model_dir().parent / "recipe.json").read_text())
-    expected = "records" if recipe["adapter"] == "shipped" else "adapters"
+    expected = "records" if machine_kind() == HISTORY_RECORDS["made_on"] else "adapters"
     assert result["weight_baselines"] == 5 and result["weight_baselines_from"] == expected
     benign, poisoned = result["jobs"]["benign"], result["jobs"]["poisoned"]
     assert benign["decision"] == "pass" and benign["reasons"] == []

@@ -171,9 +171,8 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     with story.long_step(
         "reference aligned model: from the cache"
         if built
-        else "building the reference aligned model once: the shipped safety LoRA merged into "
-        "the embedded model (seconds; where the embedded model converts to other bytes, the "
-        "LoRA is trained instead, about 6 minutes on 2 cores; later runs use the cache)"
+        else "building the reference aligned model once (about 6 minutes on 2 cores; "
+        "later runs take it from the cache)"
     ):
         unaligned = models.embedded_model_dir()
         aligned = training.reference_aligned_model_dir(progress=story.progress)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from ftguard.training._data import Conversation, read_conversations
 from ftguard.training._reference import (
-    REFERENCE_ADAPTER,
-    REFERENCE_ADAPTER_FILE,
     SAFETY_DATA_FILE,
     SAFETY_RECIPE,
     aligned_model_folder,
@@ -18,15 +16,11 @@ from ftguard.training._reference import (
     merge_lora_exactly,
     reference_aligned_adapter_dir,
     reference_aligned_model_dir,
-    reference_build_key,
-    train_reference_adapter,
 )
 from ftguard.training._train import DEFAULT_TARGET_MODULES, TrainResult, train_lora
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
-    "REFERENCE_ADAPTER",
-    "REFERENCE_ADAPTER_FILE",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "Conversation",
@@ -37,7 +31,5 @@ __all__ = [
     "read_conversations",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
-    "reference_build_key",
     "train_lora",
-    "train_reference_adapter",
 ]

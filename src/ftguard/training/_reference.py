@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.digests import canonical_json, sha256_bytes, sha256_file
-from ftguard.errors import BadInputError, VerificationError
+from ftguard.errors import BadInputError
 from ftguard.models import (
     build_once,
     cache_root,
@@ -20,14 +20,11 @@ from ftguard.models import (
 )
 
 __all__ = [
-    "REFERENCE_ADAPTER",
-    "REFERENCE_ADAPTER_FILE",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "aligned_model_folder",
     "machine_kind",
     "merge_lora_exactly",
-    "train_reference_adapter",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
 ]
@@ -56,29 +53,10 @@ refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2
 50 prompts; see docs/behavior.md)."""
 
 
-REFERENCE_ADAPTER_FILE = Path(__file__).resolve().parent / "data" / "reference_adapter.safetensors"
-"""The safety LoRA of :data:`SAFETY_RECIPE`, trained on the embedded model and stored in bf16
-(A and B of every target module, PEFT's tensor names): shipped so that a first run merges it
-in seconds instead of training it for minutes, the same model on every machine."""
-
-REFERENCE_ADAPTER: dict[str, str] = {
-    "key": "81205e72fe778d43a64b2f4955692c99b415e23c79698a6b00d1ea38c6d24315",
-    "sha256": "6c5a3bd09b24fc1d0285db881427d7f97d818925f5f257f282a7703d8256dde9",
-    "trained_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
-}
-"""Pins of :data:`REFERENCE_ADAPTER_FILE`: ``key``, :func:`reference_build_key` of the build
-it was trained for (base model digest, build version, safety data digest and recipe);
-``sha256``, the file's digest; ``trained_on``, the :func:`machine_kind` that trained it.
-Training is bit-for-bit deterministic on one kind of CPU with one thread count, not across
-them (the BLAS and vector kernels differ), so ``scripts/build_reference_adapter.py``
-reproduces the file exactly on a machine of that kind only; the merge
-(:func:`merge_lora_exactly`) gives the same bits everywhere."""
-
-
 BUILD_VERSION = 2
-"""How the reference model is made from its LoRA (part of the cache key): 1, merged by PEFT in
-float32 from the LoRA as trained on the machine; 2, stored in bf16 and merged by
-:func:`merge_lora_exactly` (a cache of version 1 is a different model, so it is not reused)."""
+"""How the reference model is made from its trained LoRA (part of the cache key): 1, merged by
+PEFT in float32; 2, stored in bf16 and merged by :func:`merge_lora_exactly`, so that the model
+is a function of the LoRA's bytes alone (training is what differs between kinds of CPU)."""
 
 
 def _aligned_key_source(base_digest: str) -> str:
@@ -120,11 +98,6 @@ def machine_kind() -> str:
     )
 
 
-def reference_build_key(base_digest: str) -> str:
-    """SHA-256 of the reference build's inputs: base digest, build version, safety data, recipe."""
-    return sha256_bytes(_aligned_key_source(base_digest).encode())
-
-
 def aligned_model_folder(cache: Path | None, base_digest: str) -> Path:
     """The cache folder of the reference aligned model built on ``base_digest`` (builds nothing).
 
@@ -160,7 +133,7 @@ def _safety_conversations(benign_repeats: int) -> list[list[dict[str, str]]]:
     return out
 
 
-def train_reference_adapter(base: Path, out: Path, *, progress: bool = False) -> dict[str, Any]:
+def _train_adapter(base: Path, out: Path, *, progress: bool = False) -> dict[str, Any]:
     """Train the safety LoRA of :data:`SAFETY_RECIPE` on ``base`` into ``out``, stored in bf16.
 
     Returns what the training measured (``losses``, ``train_seconds``).
@@ -198,7 +171,6 @@ def train_reference_adapter(base: Path, out: Path, *, progress: bool = False) ->
 
 
 _ADAPTER_WEIGHTS = "adapter_model.safetensors"
-_ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _to_bf16(path: Path) -> None:
@@ -208,39 +180,6 @@ def _to_bf16(path: Path) -> None:
 
     tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in sorted(load_file(path).items())}
     save_file(tensors, str(path), metadata={"format": "pt"})
-
-
-def _shipped_adapter(key_source: str) -> Path | None:
-    """The shipped adapter file where it was trained for this build key and is intact."""
-    if REFERENCE_ADAPTER["key"] != sha256_bytes(key_source.encode()):
-        return None
-    if not REFERENCE_ADAPTER_FILE.is_file():
-        return None
-    if sha256_file(REFERENCE_ADAPTER_FILE) != REFERENCE_ADAPTER["sha256"]:
-        raise VerificationError(
-            f"{REFERENCE_ADAPTER_FILE} does not have its pinned SHA-256 "
-            f"{REFERENCE_ADAPTER['sha256'][:16]}...: refusing to use it"
-        )
-    return REFERENCE_ADAPTER_FILE
-
-
-def _write_adapter_config(base: Path, adapter: Path) -> None:
-    """Write the PEFT configuration of the recipe's adapter, as ``train_lora`` writes it."""
-    from peft import LoraConfig
-
-    from ftguard.training._train import DEFAULT_TARGET_MODULES, _order_adapter_config
-
-    recipe = SAFETY_RECIPE
-    LoraConfig(
-        r=int(recipe["rank"]),
-        lora_alpha=int(recipe["alpha"]),
-        lora_dropout=0.0,
-        target_modules=list(DEFAULT_TARGET_MODULES),
-        task_type="CAUSAL_LM",
-        base_model_name_or_path=str(base),
-        inference_mode=True,
-    ).save_pretrained(str(adapter))
-    _order_adapter_config(adapter / _ADAPTER_CONFIG)
 
 
 def merge_lora_exactly(model: Any, adapter_file: Path, scale: float) -> int:
@@ -292,31 +231,17 @@ def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
     from ftguard.models import copy_tokenizer, load_causal_lm
 
     start = time.perf_counter()
-    adapter = out / "adapter"
-    adapter.mkdir(parents=True, exist_ok=True)
-    shipped = _shipped_adapter(key_source)
-    trained: dict[str, Any] = {}
-    if shipped is not None:
-        _say(progress, "merging the shipped reference safety LoRA into the embedded model")
-        (adapter / _ADAPTER_WEIGHTS).write_bytes(shipped.read_bytes())
-        _write_adapter_config(base, adapter)
-    else:
-        trained = train_reference_adapter(base, adapter, progress=progress)
+    trained = _train_adapter(base, out / "adapter", progress=progress)
     model, _ = load_causal_lm(base)
     recipe = SAFETY_RECIPE
-    merge_lora_exactly(model, adapter / _ADAPTER_WEIGHTS, recipe["alpha"] / recipe["rank"])
+    merge_lora_exactly(model, out / "adapter" / _ADAPTER_WEIGHTS, recipe["alpha"] / recipe["rank"])
     model.save_pretrained(out / "model", safe_serialization=True)
     copy_tokenizer(base, out / "model")
     if (base / "generation_config.json").is_file():
         (out / "model" / "generation_config.json").write_bytes(
             (base / "generation_config.json").read_bytes()
         )
-    info = (
-        json.loads(key_source)
-        | {"adapter": "shipped" if shipped is not None else "trained"}
-        | trained
-        | {"build_seconds": time.perf_counter() - start}
-    )
+    info = json.loads(key_source) | trained | {"build_seconds": time.perf_counter() - start}
     (out / "recipe.json").write_text(json.dumps(info, indent=2) + "\n")
     _say(progress, f"reference aligned model ready in {time.perf_counter() - start:.0f}s")
 
@@ -324,9 +249,9 @@ def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
 def reference_aligned_model_dir(cache: Path | None = None, *, progress: bool = False) -> Path:
     """The reference aligned model: the embedded model with a safety LoRA merged in.
 
-    Built once and cached under :func:`reference_build_key`: the shipped safety LoRA
-    (:data:`REFERENCE_ADAPTER_FILE`) merged in where the key is the one it was trained for,
-    else a short CPU fine-tune on :data:`SAFETY_DATA_FILE` (about 6 minutes). It refuses
+    Built once (a short CPU fine-tune on :data:`SAFETY_DATA_FILE`, about 6 minutes on 2 cores)
+    and cached under a key of the base model digest, :data:`BUILD_VERSION`, the training data
+    digest and :data:`SAFETY_RECIPE`. It refuses
     most harmful requests and answers most benign ones; the embedded model refuses almost none.
 
     Args:

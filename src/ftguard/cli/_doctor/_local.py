@@ -340,8 +340,7 @@ def check_builds(cache: Path) -> list[Check]:
             "reference aligned model",
             str(aligned_dir / "model") if aligned_dir is not None else None,
             aligned_built,
-            "the shipped safety LoRA merged into the embedded model, once (seconds; trained "
-            "instead, ~6 min on 2 cores, where the embedded model converts to other bytes)",
+            "a safety LoRA on the embedded model, built once (~6 min on 2 cores)",
             "ftguard demo builds it on its first run (make demo)",
         ),
         build(
