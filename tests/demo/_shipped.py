@@ -6,9 +6,9 @@ import pytest
 
 
 def skip_unless_made_here(pin: dict[str, str]) -> None:
-    """Skip unless this machine is of the kind that made a shipped file: generation and
-    training give other last bits on another CPU or thread count (the demo still uses the
-    file wherever the reference model is the pinned one, which the merge makes everywhere)."""
+    """Skip unless this machine is of the kind that made a shipped file: training and
+    generation give other last bits on another CPU or thread count, so there the reference
+    model is another one and the demo generates and trains its own instead of the file."""
     from ftguard.training import machine_kind
 
     here = machine_kind()

@@ -55,10 +55,9 @@ def test_the_shipped_answers_are_what_the_aligned_model_generates(aligned_model:
     from ftguard.behavior._runner import resolve_suite
     from ftguard.demo import DemoSettings
 
+    skip_unless_made_here(REFERENCE_ANSWERS)  # elsewhere the reference model trains to other bytes
     settings = DemoSettings.choose(fast=False)
     backend = TransformersBackend(aligned_model, max_new_tokens=settings.max_new_tokens)
-    assert output_cache_name(backend) == REFERENCE_ANSWERS["cache_name"]  # on every machine
-    skip_unless_made_here(REFERENCE_ANSWERS)
     assert output_cache_name(backend) == REFERENCE_ANSWERS["cache_name"]
     assert isinstance(settings.eval_limit, dict)
     suite = resolve_suite("safety", triggers=None, limit=settings.eval_limit["safety"])
