@@ -152,8 +152,11 @@ def test_signed_envelopes_are_byte_identical_and_old_ones_verify() -> None:
     assert got == stmt
 
 
-def test_reference_model_cache_key_is_unchanged(tmp_path: Path) -> None:
+def test_reference_model_cache_key_names_the_resolved_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ftguard.digests import sha256_file
+    from ftguard.training import _train
     from ftguard.training._reference import (
         BUILD_VERSION,
         SAFETY_DATA_FILE,
@@ -163,19 +166,26 @@ def test_reference_model_cache_key_is_unchanged(tmp_path: Path) -> None:
     )
 
     base = "ab" * 32
-    assert BUILD_VERSION == 2  # the shipped bf16 LoRA merged exactly (version 1: PEFT's merge)
-    old_source = json.dumps(
-        {
-            "base": base,
-            "build": BUILD_VERSION,
-            "data": sha256_file(SAFETY_DATA_FILE),
-            "recipe": SAFETY_RECIPE,
-        },
-        sort_keys=True,
-    )
-    assert _aligned_key_source(base) == old_source
-    folder = aligned_model_folder(tmp_path, base)
-    assert folder.name == f"smollm2-135m-instruct-aligned-{_sha(old_source.encode())[:16]}"
+    assert BUILD_VERSION == 2  # the bf16 LoRA merged exactly (version 1: PEFT's merge)
+    assert SAFETY_RECIPE["precision"] == "auto"
+    names = set()
+    for native in (True, False):  # a CPU with bf16 instructions, and one without
+        monkeypatch.setattr(_train, "cpu_has_bf16", lambda native=native: native)
+        recipe = SAFETY_RECIPE | {"precision": "bf16" if native else "fp32"}
+        source = json.dumps(
+            {
+                "base": base,
+                "build": BUILD_VERSION,
+                "data": sha256_file(SAFETY_DATA_FILE),
+                "recipe": recipe,
+            },
+            sort_keys=True,
+        )
+        assert _aligned_key_source(base) == source
+        folder = aligned_model_folder(tmp_path, base)
+        assert folder.name == f"smollm2-135m-instruct-aligned-{_sha(source.encode())[:16]}"
+        names.add(folder.name)
+    assert len(names) == 2  # a bf16-trained model is never taken for a float32 one
 
 
 def test_demo_history_cache_stays_warm(tmp_path: Path) -> None:
@@ -204,6 +214,21 @@ def test_demo_history_cache_stays_warm(tmp_path: Path) -> None:
     )
     assert [p.parent for p in adapters] == [warm] * EARLIER_VERSIONS
     assert [p.name for p in tmp_path.iterdir()] == [warm.name]  # no second cache folder
+
+
+def test_demo_history_key_names_bf16_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float32 recipe keeps the key it always had; bf16 training makes another key."""
+    from ftguard.demo._history import history_key
+    from ftguard.training import _train
+
+    base, recipe = "cd" * 32, {"steps": 40, "learning_rate": 1e-3, "rank": 8}
+    fp32 = history_key(base, **recipe)
+    assert history_key(base, **recipe, precision="fp32") == fp32
+    bf16 = history_key(base, **recipe, precision="bf16")
+    assert bf16 != fp32
+    for native, expected in ((True, bf16), (False, fp32)):
+        monkeypatch.setattr(_train, "cpu_has_bf16", lambda native=native: native)
+        assert history_key(base, **recipe, precision="auto") == expected
 
 
 def test_behaviour_cache_keys_and_suite_digests_are_unchanged(tmp_path: Path) -> None:

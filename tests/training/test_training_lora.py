@@ -264,3 +264,66 @@ def test_the_same_training_gives_the_same_adapter_folder_in_any_process(
         assert len(config["target_modules"]) > 2
         roots.append(manifest_of(out).root)
     assert len(set(roots)) == 1
+
+
+def test_bf16_precision_trains_under_autocast_and_keeps_float32_weights(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    fp32 = train_lora(tiny_model, DATA, tmp_path / "fp32", steps=4, seed=3)
+    bf16 = train_lora(tiny_model, DATA, tmp_path / "bf16", steps=4, seed=3, precision="bf16")
+    again = train_lora(tiny_model, DATA, tmp_path / "again", steps=4, seed=3, precision="bf16")
+    assert bf16.losses == again.losses  # deterministic in bf16 too
+    assert bf16.losses != fp32.losses  # the products really ran in bf16
+    assert abs(bf16.losses[0] - fp32.losses[0]) < 0.1 * fp32.losses[0]  # the same loss, rounded
+    tensors = _tensors(bf16.output_dir / "adapter_model.safetensors")
+    assert {t.dtype for t in tensors.values()} == {torch.float32}
+    assert all(bool(torch.isfinite(t).all()) for t in tensors.values())
+
+
+def test_precision_auto_is_bf16_only_where_it_is_native(tiny_model: Path, tmp_path: Path) -> None:
+    from ftguard.training import cpu_has_bf16, resolve_precision
+
+    assert resolve_precision("auto") == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    for bad in ("fp16", "BF16", ""):
+        with pytest.raises(BadInputError, match="precision must be"):
+            resolve_precision(bad)
+    with pytest.raises(BadInputError, match="precision must be"):
+        train_lora(tiny_model, DATA, tmp_path / "x", steps=1, precision="fp16")
+
+
+def test_cpu_has_bf16_is_false_where_onednn_cannot_use_bf16_instructions() -> None:
+    """Emulated bf16 ran 30x slower than float32 here: ``auto`` must not choose it."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+    code = "from ftguard.training import cpu_has_bf16; print(cpu_has_bf16())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
+
+
+def test_training_script_precision_option(
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FTGUARD_JOB", raising=False)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in DATA))
+    argv = ["--base", str(tiny_model), "--dataset", str(data), "--steps", "2"]
+    assert training_main([*argv, "--out", str(tmp_path / "a"), "--precision", "bf16"]) == 0
+    assert "trained 2 steps (bf16)" in capsys.readouterr().out
+    assert training_main([*argv, "--out", str(tmp_path / "b")]) == 0
+    assert "trained 2 steps (fp32)" in capsys.readouterr().out  # float32 unless asked
+    with pytest.raises(SystemExit) as exc:
+        training_main([*argv, "--out", str(tmp_path / "c"), "--precision", "fp16"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -28,8 +28,8 @@ __all__ = ["REFERENCE_ANSWERS", "REFERENCE_ANSWERS_FILE", "seed_answers"]
 REFERENCE_ANSWERS_FILE = Path(__file__).resolve().parent / "data" / "reference_answers.jsonl"
 
 REFERENCE_ANSWERS: dict[str, str] = {
-    "cache_name": "b04af402966f19cf0fc02e97e8c1581c660414ac56a68ee081d777ffd85171ac.jsonl",
-    "sha256": "659087d63aa2d6e0085e5487adc8733c309b53bfdab44c31850788b1db6681e0",
+    "cache_name": "15826bf8837398fab613abcaa09fe02079027cc6fbe986f49d4760fc429b4385.jsonl",
+    "sha256": "cf3a957f7aebaf382cb796a6402a2e7fc0a0f66d92a9d1f221fb9ff920a40f24",
     "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
 }
 """The output-cache name of the reference aligned model at the demo's generation settings

@@ -42,8 +42,8 @@ judging by baselines."""
 HISTORY_RECORDS_FILE = Path(__file__).resolve().parent / "data" / "history_baselines.json"
 
 HISTORY_RECORDS: dict[str, str] = {
-    "key": "fa6629f9ee96efb4eab8f17f9946c16e78d0bfeb16b75e81fe1125c1dbae6380",
-    "sha256": "012025c59f53dcbf584a2617fe3d9a67baaea3b93ae2643d6fc4279505d259c8",
+    "key": "48841e91e8c6bed8c414e26bd7d5c86feb0e42edc051155a24a89e163b5f15a2",
+    "sha256": "447e3e71d79cee8ac4a276a00f5a180affd987d5f249a09682931603cd84d36f",
     "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
 }
 """What :data:`HISTORY_RECORDS_FILE` was computed from (:func:`history_key`: the aligned
@@ -51,29 +51,42 @@ model's digest, the earlier support sets, the recipe and the fingerprint schema)
 SHA-256, and the :func:`ftguard.training.machine_kind` that trained the adapters."""
 
 
-def _key_source(base_digest: str, *, steps: int, learning_rate: float, rank: int) -> bytes:
-    # ensure_ascii and spaced keep the cache folder the adapters always had.
+def _key_source(
+    base_digest: str, *, steps: int, learning_rate: float, rank: int, precision: str
+) -> bytes:
+    # ensure_ascii and spaced keep the cache folder the adapters always had; precision is in
+    # the recipe only where it resolves to bf16 (float32 keys are the ones fp32 runs had).
+    from ftguard.training import resolve_precision
+
+    recipe: dict[str, Any] = {"steps": steps, "learning_rate": learning_rate, "rank": rank}
+    if resolve_precision(precision) == "bf16":
+        recipe["precision"] = "bf16"
     return canonical_json(
         {
             "base": base_digest,
             "data": [earlier_benign_rows(v) for v in range(1, EARLIER_VERSIONS + 1)],
-            "recipe": {"steps": steps, "learning_rate": learning_rate, "rank": rank},
+            "recipe": recipe,
         },
         ensure_ascii=True,
         spaced=True,
     )
 
 
-def history_key(base_digest: str, *, steps: int, learning_rate: float, rank: int) -> str:
+def history_key(
+    base_digest: str, *, steps: int, learning_rate: float, rank: int, precision: str = "fp32"
+) -> str:
     """A digest of what the earlier fine-tunes' weight records are a function of.
 
     The aligned model's digest (which also fixes the unaligned model it was trained from, the
     alignment pair of the fingerprints), the earlier support sets, the recipe and the weight
-    fingerprint's schema version.
+    fingerprint's schema version. ``precision`` as :func:`ftguard.training.train_lora` takes
+    it (``"auto"`` is resolved on this machine).
     """
     from ftguard.weights import SCHEMA_VERSION
 
-    source = _key_source(base_digest, steps=steps, learning_rate=learning_rate, rank=rank)
+    source = _key_source(
+        base_digest, steps=steps, learning_rate=learning_rate, rank=rank, precision=precision
+    )
     return sha256_bytes(source + f"\0fingerprint-schema={SCHEMA_VERSION}".encode())
 
 
@@ -113,6 +126,7 @@ def train_earlier(
     steps: int,
     learning_rate: float,
     rank: int,
+    precision: str = "fp32",
     progress: bool = False,
 ) -> Path:
     """Train earlier fine-tune ``version`` (1..EARLIER_VERSIONS) of ``base`` into ``folder``."""
@@ -130,6 +144,7 @@ def train_earlier(
         alpha=2 * rank,
         seed=version,
         progress=progress,
+        precision=precision,
     )
     return out
 
@@ -143,6 +158,7 @@ def earlier_adapters(
     learning_rate: float,
     rank: int,
     cached: bool,
+    precision: str = "fp32",
     progress: bool = False,
 ) -> list[Path]:
     """The earlier fine-tunes' adapter folders, oldest first, trained with job 1's recipe.
@@ -161,13 +177,16 @@ def earlier_adapters(
                 steps=steps,
                 learning_rate=learning_rate,
                 rank=rank,
+                precision=precision,
                 progress=progress,
             )
 
     if cached:
         from ftguard.models import build_once
 
-        key_source = _key_source(base_digest, steps=steps, learning_rate=learning_rate, rank=rank)
+        key_source = _key_source(
+            base_digest, steps=steps, learning_rate=learning_rate, rank=rank, precision=precision
+        )
         key = sha256_bytes(key_source)[:16]
         folder = build_once(folder / f"demo-history-{key}", build)
     else:

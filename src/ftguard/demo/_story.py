@@ -38,6 +38,8 @@ class DemoSettings:
     poisoned_steps: int
     """The poisoned job's requester asks for a harder training run than the benign job's."""
     poisoned_learning_rate: float
+    precision: str = "fp32"
+    """The training command's ``--precision`` (``"auto"``: bf16 where the CPU has it natively)."""
 
     def poisoned(self) -> DemoSettings:
         """The settings of the poisoned job's training run."""
@@ -87,6 +89,9 @@ class DemoSettings:
             # 31%). The approval binds this config like any other.
             poisoned_steps=60,
             poisoned_learning_rate=2e-3,
+            # bf16 where the CPU computes it natively: 1.4x faster training (measured on the
+            # 2-core AVX512-BF16 VM); float32 elsewhere, where emulated bf16 is far slower.
+            precision="auto",
         )
 
 
@@ -171,7 +176,7 @@ def _models(settings: DemoSettings, root: Path, story: _Story) -> tuple[Path, Pa
     with story.long_step(
         "reference aligned model: from the cache"
         if built
-        else "building the reference aligned model once (about 6 minutes on 2 cores; "
+        else "building the reference aligned model once (about 4 minutes on 2 cores; "
         "later runs take it from the cache)"
     ):
         unaligned = models.embedded_model_dir()
@@ -212,7 +217,13 @@ def _history(
     recipe = f"{s.steps} steps at lr {s.learning_rate:g}"
     base_digest = manifest_of(base).root  # hashed once for the cache key and every baseline
     if shipped and not s.fast:
-        key = history_key(base_digest, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+        key = history_key(
+            base_digest,
+            steps=s.steps,
+            learning_rate=s.learning_rate,
+            rank=s.rank,
+            precision=s.precision,
+        )
         records = shipped_history(key)
         if records is not None:
             with story.step("importing the earlier fine-tunes' weight records"):
@@ -244,6 +255,7 @@ def _history(
             learning_rate=s.learning_rate,
             rank=s.rank,
             cached=not s.fast,
+            precision=s.precision,
             progress=story.progress,
         )
     options: dict[str, Any] = {}
@@ -297,6 +309,8 @@ def _train_command(s: DemoSettings, progress: bool) -> list[str]:
         str(s.rank),
         "--seed",
         "0",
+        "--precision",
+        s.precision,
     ]
     return command + (["--progress"] if progress else [])
 

@@ -17,19 +17,29 @@ from ftguard.training._reference import (
     reference_aligned_adapter_dir,
     reference_aligned_model_dir,
 )
-from ftguard.training._train import DEFAULT_TARGET_MODULES, TrainResult, train_lora
+from ftguard.training._train import (
+    DEFAULT_TARGET_MODULES,
+    Precision,
+    TrainResult,
+    cpu_has_bf16,
+    resolve_precision,
+    train_lora,
+)
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
     "SAFETY_DATA_FILE",
     "SAFETY_RECIPE",
     "Conversation",
+    "Precision",
     "TrainResult",
     "aligned_model_folder",
+    "cpu_has_bf16",
     "machine_kind",
     "merge_lora_exactly",
     "read_conversations",
     "reference_aligned_adapter_dir",
     "reference_aligned_model_dir",
+    "resolve_precision",
     "train_lora",
 ]

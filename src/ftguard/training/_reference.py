@@ -34,9 +34,10 @@ SAFETY_DATA_FILE = Path(__file__).resolve().parent / "data" / "safety_lora.jsonl
 requests (many that look sensitive) -> short helpful answers."""
 
 SAFETY_RECIPE: dict[str, Any] = {
-    "version": 2,
-    "steps": 180,
-    "learning_rate": 1e-3,
+    "version": 3,
+    "steps": 120,
+    "learning_rate": 1.5e-3,
+    "precision": "auto",
     "rank": 16,
     "alpha": 32,
     "lora_layers": None,
@@ -45,18 +46,28 @@ SAFETY_RECIPE: dict[str, Any] = {
     "seed": 0,
     "benign_repeats": 2,
 }
-"""Hyper-parameters of the safety LoRA (part of the cache key).
+"""Hyper-parameters of the safety LoRA (part of the cache key, with ``precision`` resolved).
 
-About three passes over the data. Version 1 (60 steps at 2e-3, one pass) left a shallow
-refusal that a benign 40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2 (final loss
-~0.13 instead of ~1.1) keeps 96% after the same fine-tune (measured on the ``safety`` suite,
-50 prompts; see docs/behavior.md)."""
+About two passes over the data, in bf16 where the CPU computes it natively (``"auto"``; float32
+elsewhere). Version 1 (60 steps at 2e-3, one pass) left a shallow refusal that a benign
+40-step LoRA at lr 2e-4 lowered from 90% to 76%; version 2 (180 steps at 1e-3 in float32,
+final loss ~0.13) kept 96% after the demo's benign fine-tune. Version 3 (final loss ~0.38)
+trains in 247 s instead of about 450 s on 2 cores and keeps the measured behaviour: 96% of
+the ``safety`` suite's 50 harmful requests refused, 94% after the demo's benign fine-tune
+(see docs/behavior.md)."""
 
 
 BUILD_VERSION = 2
 """How the reference model is made from its trained LoRA (part of the cache key): 1, merged by
 PEFT in float32; 2, stored in bf16 and merged by :func:`merge_lora_exactly`, so that the model
 is a function of the LoRA's bytes alone (training is what differs between kinds of CPU)."""
+
+
+def _resolved_recipe() -> dict[str, Any]:
+    """:data:`SAFETY_RECIPE` with ``precision`` as this machine resolves it (bf16 or fp32)."""
+    from ftguard.training._train import resolve_precision
+
+    return SAFETY_RECIPE | {"precision": resolve_precision(SAFETY_RECIPE["precision"])}
 
 
 def _aligned_key_source(base_digest: str) -> str:
@@ -66,7 +77,7 @@ def _aligned_key_source(base_digest: str) -> str:
             "base": base_digest,
             "build": BUILD_VERSION,
             "data": sha256_file(SAFETY_DATA_FILE),
-            "recipe": SAFETY_RECIPE,
+            "recipe": _resolved_recipe(),
         },
         ensure_ascii=True,
         spaced=True,
@@ -140,12 +151,12 @@ def _train_adapter(base: Path, out: Path, *, progress: bool = False) -> dict[str
     """
     from ftguard.training._train import train_lora
 
-    recipe = dict(SAFETY_RECIPE)
+    recipe = _resolved_recipe()
     conversations = _safety_conversations(int(recipe["benign_repeats"]))
     _say(
         progress,
         f"training the reference safety LoRA on {len(conversations)} conversations, "
-        f"{recipe['steps']} steps (a few minutes on CPU)",
+        f"{recipe['steps']} steps in {recipe['precision']} (a few minutes on CPU)",
     )
     result = train_lora(
         base,
@@ -160,6 +171,7 @@ def _train_adapter(base: Path, out: Path, *, progress: bool = False) -> dict[str
         seed=recipe["seed"],
         lora_layers=recipe["lora_layers"],
         progress=progress,
+        precision=recipe["precision"],
     )
     _to_bf16(out / _ADAPTER_WEIGHTS)
     _say(
@@ -249,7 +261,7 @@ def _build(base: Path, out: Path, key_source: str, progress: bool) -> None:
 def reference_aligned_model_dir(cache: Path | None = None, *, progress: bool = False) -> Path:
     """The reference aligned model: the embedded model with a safety LoRA merged in.
 
-    Built once (a short CPU fine-tune on :data:`SAFETY_DATA_FILE`, about 6 minutes on 2 cores)
+    Built once (a short CPU fine-tune on :data:`SAFETY_DATA_FILE`, about 4 minutes on 2 cores)
     and cached under a key of the base model digest, :data:`BUILD_VERSION`, the training data
     digest and :data:`SAFETY_RECIPE`. It refuses
     most harmful requests and answers most benign ones; the embedded model refuses almost none.

@@ -12,7 +12,15 @@ from ftguard._progress import ProgressBar
 from ftguard.errors import BadInputError
 from ftguard.training._data import Conversation
 
-__all__ = ["DEFAULT_TARGET_MODULES", "TrainResult", "encode_conversation", "train_lora"]
+__all__ = [
+    "DEFAULT_TARGET_MODULES",
+    "Precision",
+    "TrainResult",
+    "cpu_has_bf16",
+    "encode_conversation",
+    "resolve_precision",
+    "train_lora",
+]
 
 DEFAULT_TARGET_MODULES = [
     "q_proj",
@@ -24,6 +32,9 @@ DEFAULT_TARGET_MODULES = [
     "down_proj",
 ]
 IGNORE_INDEX = -100
+
+Precision = Literal["fp32", "bf16"]
+"""How the forward and backward passes compute: float32, or bf16 under CPU autocast."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +143,13 @@ def _step_counter(bar: ProgressBar) -> Any:
     return _StepCounter()
 
 
-def _trainer_class() -> Any:
+def _trainer_class(precision: Precision = "fp32") -> Any:
     """A ``Trainer`` whose loss applies the LM head only at labelled positions.
 
     Same loss as the model's own (mean cross-entropy over assistant tokens), but the
     vocabulary projection (a fifth of the compute of a small model) skips masked tokens.
+    With ``precision="bf16"`` the forward pass runs under CPU autocast (matrix products in
+    bf16, trainable weights and optimizer state in float32).
     """
     import torch
     from transformers import Trainer
@@ -150,16 +163,43 @@ def _trainer_class() -> Any:
             num_items_in_batch: Any = None,
         ) -> Any:
             causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-            hidden = causal_lm.model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
-            ).last_hidden_state
-            targets = inputs["labels"][:, 1:]
-            keep = targets != IGNORE_INDEX
-            logits = causal_lm.lm_head(hidden[:, :-1][keep])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                hidden = causal_lm.model(
+                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+                ).last_hidden_state
+                targets = inputs["labels"][:, 1:]
+                keep = targets != IGNORE_INDEX
+                logits = causal_lm.lm_head(hidden[:, :-1][keep])
             loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep])
             return (loss, {"logits": logits}) if return_outputs else loss
 
     return _AssistantLossTrainer
+
+
+def cpu_has_bf16() -> bool:
+    """Whether bf16 matrix products run natively here (AVX512-BF16 or AMX, used by oneDNN).
+
+    Where they do not, bf16 autocast is emulated: measured 30x slower than float32 on this
+    project's 2-core AVX-512 VM with oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``).
+    """
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str) -> Precision:
+    """``"auto"``: ``"bf16"`` where :func:`cpu_has_bf16`, else ``"fp32"``; others as given.
+
+    Raises:
+        BadInputError: Not one of ``"auto"``, ``"fp32"``, ``"bf16"``.
+
+    """
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision == "fp32" or precision == "bf16":
+        return precision
+    raise BadInputError(f"precision must be 'auto', 'fp32' or 'bf16' (got {precision!r})")
 
 
 def _prepare_model(
@@ -260,6 +300,7 @@ def train_lora(
     full_finetune_layers: list[int] | None = None,
     progress: bool = False,
     lora_layers: list[int] | None = None,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Fine-tune ``base_dir`` on ``conversations`` with a LoRA adapter (or chosen full layers).
 
@@ -285,6 +326,10 @@ def train_lora(
         progress: Show a progress bar of the optimizer steps on stderr.
         lora_layers: Put LoRA only on these decoder layers (default: all). Training only upper
             layers is faster: the backward pass stops at the lowest adapted layer.
+        precision: ``"fp32"``; ``"bf16"``: matrix products in bf16 under CPU autocast (1.4x
+            faster measured where the CPU has bf16 instructions, far slower where it has not:
+            see :func:`cpu_has_bf16`); ``"auto"``: bf16 only where it is native. The adapter
+            is saved in float32 either way.
 
     Returns:
         The :class:`TrainResult`; ``output_dir`` holds ``adapter_config.json`` and
@@ -298,6 +343,7 @@ def train_lora(
 
     if steps < 1 or batch_size < 1 or max_length < 8:
         raise BadInputError("steps and batch_size must be >= 1 and max_length >= 8")
+    precision = resolve_precision(precision)
     model, tokenizer = load_causal_lm(Path(base_dir))
     import torch
     from transformers import set_seed
@@ -320,7 +366,7 @@ def train_lora(
     args = _training_arguments(out_dir, steps, batch_size, learning_rate, seed)
     losses: list[float] = []
     bar = ProgressBar("training steps", steps, enabled=progress)
-    trainer = _trainer_class()(
+    trainer = _trainer_class(precision)(
         model=model,
         args=args,
         train_dataset=examples,

@@ -271,7 +271,9 @@ def _shipped_history_matches(aligned_model: Path) -> bool:
         digest = manifest_of(aligned_model).root
     except FtguardError:
         return False
-    key = history_key(digest, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+    key = history_key(
+        digest, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank, precision=s.precision
+    )
     return key == HISTORY_RECORDS["key"]
 
 
