@@ -84,13 +84,7 @@ def _history(cache: Path, write: bool) -> dict[str, Any]:
 
     s = DemoSettings.choose(fast=False)
     base_digest = manifest_of(reference_aligned_model_dir(cache)).root
-    key = history_key(
-        base_digest,
-        steps=s.steps,
-        learning_rate=s.learning_rate,
-        rank=s.rank,
-        precision=s.precision,
-    )
+    key = history_key(base_digest, **s.recipe())
     data = service.export_baselines(find_workspace(), base_model_digest=base_digest).to_bytes()
     shipped = HISTORY_RECORDS_FILE.read_bytes()
     same = key == HISTORY_RECORDS["key"] and sha256_bytes(shipped) == HISTORY_RECORDS["sha256"]

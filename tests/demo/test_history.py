@@ -37,14 +37,17 @@ def test_the_shipped_records_are_the_pinned_export_of_five_support_fine_tunes() 
 
 def test_records_of_another_model_or_recipe_are_not_used() -> None:
     s = DemoSettings.choose(fast=False)
-    key = history_key("0" * 64, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+    key = history_key("0" * 64, **s.recipe())
     assert key != HISTORY_RECORDS["key"] and shipped_history(key) is None
     shipped = shipped_history(HISTORY_RECORDS["key"])
     assert shipped is not None
     base = shipped.records[0].base_model_digest
-    pinned = history_key(base, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank)
+    # the records came from jobs trained in bf16 (the demo's "auto" on the AMD EPYC that made them)
+    pinned = history_key(base, **(s.recipe() | {"precision": "bf16"}))
     assert pinned == HISTORY_RECORDS["key"]  # the key is the aligned model's and this recipe's
-    other = history_key(base, steps=s.steps + 1, learning_rate=s.learning_rate, rank=s.rank)
+    float32 = history_key(base, **(s.recipe() | {"precision": "fp32"}))
+    assert shipped_history(float32) is None  # a CPU without native bf16 trains its own
+    other = history_key(base, **(s.recipe() | {"steps": s.steps + 1}))
     assert shipped_history(other) is None
 
 
@@ -75,18 +78,9 @@ def test_the_first_record_is_what_the_adapter_trained_here_gives(
 
     skip_unless_made_here(HISTORY_RECORDS)  # elsewhere the reference model trains to other bytes
     s = DemoSettings.choose(fast=False)
-    key = history_key(
-        manifest_of(aligned_model).root, steps=s.steps, learning_rate=s.learning_rate, rank=s.rank
-    )
+    key = history_key(manifest_of(aligned_model).root, **s.recipe())
     assert key == HISTORY_RECORDS["key"]  # the reference model trained here is the pinned one
-    adapter = train_earlier(
-        aligned_model,
-        tmp_path / "history",
-        1,
-        steps=s.steps,
-        learning_rate=s.learning_rate,
-        rank=s.rank,
-    )
+    adapter = train_earlier(aligned_model, tmp_path / "history", 1, **s.recipe())
     monkeypatch.setenv("FTGUARD_KEYS_DIR", str(tmp_path / "keys"))
     monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "ws"))
     monkeypatch.delenv("FTGUARD_DATABASE_URL", raising=False)

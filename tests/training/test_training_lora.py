@@ -294,18 +294,41 @@ def test_precision_auto_is_bf16_only_where_it_is_native(tiny_model: Path, tmp_pa
         train_lora(tiny_model, DATA, tmp_path / "x", steps=1, precision="fp16")
 
 
-def test_cpu_has_bf16_is_false_where_onednn_cannot_use_bf16_instructions() -> None:
+def test_cpu_has_bf16_reads_the_cpu_flags_and_the_onednn_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Emulated bf16 ran 30x slower than float32 here: ``auto`` must not choose it."""
-    import subprocess
-    import sys
+    from ftguard.training import cpu_has_bf16
 
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
-    code = "from ftguard.training import cpu_has_bf16; print(cpu_has_bf16())"
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "False"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    head = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f"
+    cases = {
+        f"{head} avx512_bf16 avx512_vnni\n": True,
+        f"{head} amx_tile amx_bf16\n": True,
+        f"{head} avx512_vnni\n": False,  # AVX-512 without its bf16 instructions
+        "processor\t: 0\nFeatures\t: fp asimd bf16\n": False,  # no x86 flags line
+    }
+    for text, expected in cases.items():
+        cpuinfo.write_text(text)
+        assert cpu_has_bf16(cpuinfo) is expected, text
+    assert cpu_has_bf16(tmp_path / "missing") is False
+    cpuinfo.write_text(f"{head} avx512_bf16\n")
+    for limit, expected in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+        assert cpu_has_bf16(cpuinfo) is expected, limit
+
+
+def test_cpu_has_bf16_agrees_with_onednn_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ftguard.training import cpu_has_bf16
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    if cpu_has_bf16():
+        assert torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    else:
+        assert not torch.cpu._is_avx512_bf16_supported() and not torch.cpu._is_amx_tile_supported()
 
 
 def test_training_script_precision_option(

@@ -41,6 +41,15 @@ class DemoSettings:
     precision: str = "fp32"
     """The training command's ``--precision`` (``"auto"``: bf16 where the CPU has it natively)."""
 
+    def recipe(self) -> dict[str, Any]:
+        """The benign job's training recipe, as :func:`ftguard.demo.history_key` takes it."""
+        return {
+            "steps": self.steps,
+            "learning_rate": self.learning_rate,
+            "rank": self.rank,
+            "precision": self.precision,
+        }
+
     def poisoned(self) -> DemoSettings:
         """The settings of the poisoned job's training run."""
         return replace(self, steps=self.poisoned_steps, learning_rate=self.poisoned_learning_rate)
@@ -217,13 +226,7 @@ def _history(
     recipe = f"{s.steps} steps at lr {s.learning_rate:g}"
     base_digest = manifest_of(base).root  # hashed once for the cache key and every baseline
     if shipped and not s.fast:
-        key = history_key(
-            base_digest,
-            steps=s.steps,
-            learning_rate=s.learning_rate,
-            rank=s.rank,
-            precision=s.precision,
-        )
+        key = history_key(base_digest, **s.recipe())
         records = shipped_history(key)
         if records is not None:
             with story.step("importing the earlier fine-tunes' weight records"):
@@ -251,12 +254,9 @@ def _history(
             base,
             root / "history" if s.fast else cache_root(),
             base_digest=base_digest,
-            steps=s.steps,
-            learning_rate=s.learning_rate,
-            rank=s.rank,
             cached=not s.fast,
-            precision=s.precision,
             progress=story.progress,
+            **s.recipe(),
         )
     options: dict[str, Any] = {}
     if unaligned is not None:

@@ -176,16 +176,46 @@ def _trainer_class(precision: Precision = "fp32") -> Any:
     return _AssistantLossTrainer
 
 
-def cpu_has_bf16() -> bool:
+_ONEDNN_BF16_ISAS = frozenset(
+    {
+        "ALL",
+        "DEFAULT",
+        "AVX512_CORE_BF16",
+        "AVX512_CORE_FP16",
+        "AVX10_1_512",
+        "AVX512_CORE_AMX",
+        "AVX10_1_512_AMX",
+        "AVX512_CORE_AMX_FP16",
+        "AVX10_1_512_AMX_FP16",
+    }
+)
+"""``ONEDNN_MAX_CPU_ISA`` values that still let oneDNN use bf16 instructions."""
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether bf16 matrix products run natively here (AVX512-BF16 or AMX, used by oneDNN).
 
-    Where they do not, bf16 autocast is emulated: measured 30x slower than float32 on this
-    project's 2-core AVX-512 VM with oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``).
+    Read from the CPU's flags in ``cpuinfo`` and ``ONEDNN_MAX_CPU_ISA`` (which can forbid
+    oneDNN those instructions), without importing torch, so that cache keys that name the
+    precision are computed alike everywhere. Where this is false, bf16 autocast is emulated:
+    measured 30x slower than float32 on this project's 2-core AVX-512 VM with
+    ``ONEDNN_MAX_CPU_ISA=AVX2``. No ``cpuinfo`` (not Linux): false.
     """
-    import torch
+    import os
 
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if limit and limit not in _ONEDNN_BF16_ISAS:
+        return False
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            flags = set(value.split())
+            return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
 
 
 def resolve_precision(precision: str) -> Precision:
