@@ -227,8 +227,10 @@ def resolve_precision(precision: str) -> Precision:
     """
     if precision == "auto":
         return "bf16" if cpu_has_bf16() else "fp32"
-    if precision == "fp32" or precision == "bf16":
-        return precision
+    if precision == "fp32":
+        return "fp32"
+    if precision == "bf16":
+        return "bf16"
     raise BadInputError(f"precision must be 'auto', 'fp32' or 'bf16' (got {precision!r})")
 
 
