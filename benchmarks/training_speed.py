@@ -1,8 +1,10 @@
 """Training speed of ``train_lora`` on the embedded model (CPU), as a table.
 
-Rows: LoRA on all 30 layers (the baseline), LoRA on the upper half only (the reference
-aligned model's recipe), and full fine-tuning of one layer. Each row trains a few steps on the
-shipped safety data and reports the median seconds per optimizer step (first step dropped).
+Rows: LoRA on all 30 layers in float32 (the baseline), the same in bf16 under CPU autocast
+(the reference aligned model's recipe where the CPU has native bf16; skipped where it has
+not), LoRA on the upper half only, and full fine-tuning of one layer. Each row trains a few
+steps on the shipped safety data and reports the median seconds per optimizer step (first
+step dropped).
 
     .venv/bin/python benchmarks/training_speed.py [--steps 6] [--batch-size 8] [--threads N]
 """
@@ -42,12 +44,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from ftguard.models import embedded_model_dir
-    from ftguard.training import SAFETY_DATA_FILE, read_conversations, train_lora
+    from ftguard.training import SAFETY_DATA_FILE, cpu_has_bf16, read_conversations, train_lora
 
     base = embedded_model_dir()
     data = read_conversations(SAFETY_DATA_FILE)
     rows = [
         ("LoRA r16, all 30 layers (baseline)", {"rank": 16, "alpha": 32}),
+        *(
+            [("LoRA r16, all 30 layers, bf16", {"rank": 16, "alpha": 32, "precision": "bf16"})]
+            if cpu_has_bf16()
+            else []
+        ),
         ("LoRA r16, layers 15-29", {"rank": 16, "alpha": 32, "lora_layers": list(range(15, 30))}),
         ("full fine-tune of layer 29", {"full_finetune_layers": [29]}),
     ]
