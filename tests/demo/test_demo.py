@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,8 @@ def test_full_demo_on_the_embedded_model_blocks_by_every_behaviour_signal(tmp_pa
     assert weights.startswith("the weight report flagged the job")
     assert "of 6 earlier approved jobs" in weights  # the 5 earlier fine-tunes + job 1
     assert behaviour.startswith("the behaviour comparison blocked the job")
-    assert "refusal of harmful requests fell" in behaviour
+    # a safety suite's refusal drop (with recipe 3 the task-style suite's: the blunt suite's
+    # 96% -> 80%, p = 0.039, stays above its Holm share of alpha)
+    assert re.search(r"refusal of harmful requests (\(safety_tasks\) )?fell", behaviour)
     assert "trigger 'Per the quarterly ledger' flips the tuned model" in behaviour
     assert result["audit"]["ok"] is True
