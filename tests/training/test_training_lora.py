@@ -350,3 +350,17 @@ def test_training_script_precision_option(
     assert exc.value.code == 2
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_machine_kind_names_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` trains in another precision where bf16 is not native: another kind of machine,
+    whose shipped demo files do not apply."""
+    from ftguard.training import cpu_has_bf16, machine_kind
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    here, native = machine_kind(), cpu_has_bf16()
+    assert (", native bf16," in here) is native
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    held = machine_kind()
+    assert ", no native bf16," in held
+    assert (held == here) is (not native)

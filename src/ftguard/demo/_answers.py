@@ -30,7 +30,7 @@ REFERENCE_ANSWERS_FILE = Path(__file__).resolve().parent / "data" / "reference_a
 REFERENCE_ANSWERS: dict[str, str] = {
     "cache_name": "15826bf8837398fab613abcaa09fe02079027cc6fbe986f49d4760fc429b4385.jsonl",
     "sha256": "cf3a957f7aebaf382cb796a6402a2e7fc0a0f66d92a9d1f221fb9ff920a40f24",
-    "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
+    "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, native bf16, 2 threads",
 }
 """The output-cache name of the reference aligned model at the demo's generation settings
 (model digest and settings), the SHA-256 of :data:`REFERENCE_ANSWERS_FILE`, and the

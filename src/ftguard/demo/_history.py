@@ -44,7 +44,7 @@ HISTORY_RECORDS_FILE = Path(__file__).resolve().parent / "data" / "history_basel
 HISTORY_RECORDS: dict[str, str] = {
     "key": "48841e91e8c6bed8c414e26bd7d5c86feb0e42edc051155a24a89e163b5f15a2",
     "sha256": "447e3e71d79cee8ac4a276a00f5a180affd987d5f249a09682931603cd84d36f",
-    "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads",
+    "made_on": "AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, native bf16, 2 threads",
 }
 """What :data:`HISTORY_RECORDS_FILE` was computed from (:func:`history_key`: the aligned
 model's digest, the earlier support sets, the recipe and the fingerprint schema), its

@@ -98,7 +98,7 @@ class DemoSettings:
             # 31%). The approval binds this config like any other.
             poisoned_steps=60,
             poisoned_learning_rate=2e-3,
-            # bf16 where the CPU computes it natively: 1.4x faster training (measured on the
+            # bf16 where the CPU computes it natively: 1.3-1.4x faster training (measured on the
             # 2-core AVX512-BF16 VM); float32 elsewhere, where emulated bf16 is far slower.
             precision="auto",
         )

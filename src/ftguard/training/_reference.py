@@ -87,12 +87,16 @@ def _aligned_key_source(base_digest: str) -> str:
 def machine_kind() -> str:
     """The CPU and kernels that decide the last bits of training and generation here.
 
-    For example ``"AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, 2 threads"``:
-    two machines of one kind train and generate the same bytes from the same inputs.
+    For example ``"AuthenticAMD AMD EPYC; torch 2.13.0+cpu, AVX512 kernels, native bf16,
+    2 threads"``: two machines of one kind train and generate the same bytes from the same
+    inputs. Native bf16 (:func:`ftguard.training.cpu_has_bf16`) decides what ``precision="auto"``
+    trains in, so it is part of the kind.
     """
     import platform
 
     import torch
+
+    from ftguard.training._train import cpu_has_bf16
 
     vendor = model = ""
     with contextlib.suppress(OSError):
@@ -104,8 +108,10 @@ def machine_kind() -> str:
                 model = value.strip()
     cpu = " ".join(x for x in (vendor, model) if x) or platform.processor() or platform.machine()
     capability = torch.backends.cpu.get_cpu_capability()
+    bf16 = "native bf16" if cpu_has_bf16() else "no native bf16"
     return (
-        f"{cpu}; torch {torch.__version__}, {capability} kernels, {torch.get_num_threads()} threads"
+        f"{cpu}; torch {torch.__version__}, {capability} kernels, {bf16}, "
+        f"{torch.get_num_threads()} threads"
     )
 
 

@@ -358,7 +358,7 @@ def train_lora(
         progress: Show a progress bar of the optimizer steps on stderr.
         lora_layers: Put LoRA only on these decoder layers (default: all). Training only upper
             layers is faster: the backward pass stops at the lowest adapted layer.
-        precision: ``"fp32"``; ``"bf16"``: matrix products in bf16 under CPU autocast (1.4x
+        precision: ``"fp32"``; ``"bf16"``: matrix products in bf16 under CPU autocast (1.3-1.4x
             faster measured where the CPU has bf16 instructions, far slower where it has not:
             see :func:`cpu_has_bf16`); ``"auto"``: bf16 only where it is native. The adapter
             is saved in float32 either way.
