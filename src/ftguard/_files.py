@@ -7,7 +7,23 @@ from pathlib import Path
 
 from ftguard.errors import BadInputError
 
-__all__ = ["read_regular_file", "read_text_file"]
+__all__ = ["expand_user", "read_regular_file", "read_text_file"]
+
+
+def expand_user(value: str | Path, *, what: str) -> Path:
+    """``value`` as a path with a leading ``~`` or ``~user`` expanded.
+
+    Raises:
+        BadInputError: ``~user`` names no user, or the home folder cannot be found
+            (:meth:`pathlib.Path.expanduser` raises ``RuntimeError`` there).
+
+    """
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise BadInputError(
+            f"{what}={value}: cannot expand '~' (no such user, or no home folder)"
+        ) from None
 
 
 def read_regular_file(path: Path, *, what: str, max_bytes: int | None = None) -> bytes:

@@ -513,6 +513,7 @@ def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command=["job", "list"],
 )
 @example(home="WS", database="sqlite:////nonexistent/x.db", keys=None, command=["job", "list"])
+@example(home="~no-such-user-ftguard", database=None, keys=None, command=["job", "list"])
 @example(
     home="WS", database=None, keys="/proc/no/keys", command=["keys", "create", "--user", "root"]
 )

@@ -20,7 +20,12 @@ from ftguard.cli import main
 from ftguard.control import service
 from ftguard.control._identities import authenticate, chain_state
 from ftguard.control._jobs import store_evidence
-from ftguard.errors import BadInputError, PermissionDeniedError, VerificationError
+from ftguard.errors import (
+    BadInputError,
+    ConflictError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from ftguard.gate import verify_deployment
 from ftguard.gate._attestation import ATTESTATION_PREDICATE
 
@@ -117,6 +122,126 @@ def test_a_jobs_review_always_runs_the_policys_review(cp: Env) -> None:
     assert service.get_job(cp.ws, job).state == "submitted"
 
 
+def test_the_review_reads_a_copy_made_while_hashing(
+    cp: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset swapped while the scanners run (finding 3 of the 2026-12-07 review).
+
+    The scanners read the file in several passes and the digest used to be taken afterwards:
+    a writer who put a benign file in place for the scanners and the submitted one back before
+    the hash got a pass for data nobody reviewed. The review now reads a read-only copy made
+    while hashing, checked against the submitted digest.
+    """
+    job = cp.submit("swapped", review=True)
+    submitted = Path(service.get_job(cp.ws, job).dataset["path"])
+    original = submitted.read_bytes()
+    import ftguard.review
+
+    real = ftguard.review.review_dataset
+    seen: dict[str, object] = {}
+
+    def swapped_while_scanning(path: Path, **options: object) -> object:
+        submitted.write_text('{"messages": [{"role": "user", "content": "benign"}]}\n')
+        try:
+            seen["path"], seen["bytes"] = Path(path), Path(path).read_bytes()
+            return real(path, **options)  # type: ignore[arg-type]
+        finally:
+            submitted.write_bytes(original)
+
+    monkeypatch.setattr(ftguard.review, "review_dataset", swapped_while_scanning)
+    review, view = service.review_job(cp.ws, actor="alice", job_id=job)
+    assert isinstance(seen["path"], Path) and seen["path"].is_relative_to(cp.ws.staged_dir)
+    assert seen["bytes"] == original  # what was submitted, not what the writer put in place
+    assert review.dataset_path == str(submitted) and view.state == "awaiting_approval"
+    # Changed before the review, the dataset is refused, the job left as it was.
+    model, data, config = cp.inputs("changed")
+    data.write_text(data.read_text() * 2)  # other content than the first job's (not staged)
+    other = service.submit_job(
+        cp.ws,
+        actor="alice",
+        base_model=model,
+        dataset=data,
+        config=config,
+        purpose="customer support answers",
+        prepared_by="dan",
+    ).id
+    data.write_text("{}\n")
+    monkeypatch.setattr(ftguard.review, "review_dataset", real)
+    with pytest.raises(ConflictError, match="changed since it was submitted"):
+        service.review_job(cp.ws, actor="alice", job_id=other)
+    assert service.get_job(cp.ws, other).state == "submitted"
+
+
+def _forge(cp: Env, actor: str, action: str, job: str, payload: dict[str, object]) -> None:
+    """Append an event signed by ``actor``'s own key, past the service layer's checks (what a
+    workspace user holding the audit key could write with the Python API)."""
+    from ftguard.control._audit import append_event
+    from ftguard.control._workspace import now_iso
+
+    with cp.ws.store.write() as session:
+        state = chain_state(cp.ws, session)
+        append_event(
+            session,
+            cp.ws.audit_key(),
+            ts=now_iso(),
+            actor=authenticate(state, actor),
+            action=action,
+            job_id=job,
+            payload=payload,
+        )
+
+
+@pytest.mark.parametrize(
+    ("actor", "action", "payload", "problem"),
+    [
+        ("alice", "job.approve", {"nonce": "n1"}, "which they requested or prepared"),
+        ("dan", "job.approve", {"nonce": "n1"}, "which they requested or prepared"),
+        (
+            "alice",
+            "job.approved",
+            {"from": "awaiting_approval", "to": "approved"},
+            "without an approval in force",
+        ),
+        (
+            "alice",
+            "review.pass",
+            {"from": "awaiting_approval", "to": "approved"},
+            "review.pass cannot move job",
+        ),
+        ("alice", "job.cancel", {"from": "awaiting_approval", "to": "passed"}, "cannot move"),
+    ],
+)
+def test_replay_refuses_job_events_their_author_could_not_make(
+    cp: Env, actor: str, action: str, payload: dict[str, object], problem: str
+) -> None:
+    """Job events signed past the service layer (finding 5 of the 2026-12-07 review)."""
+    job = cp.submit()
+    assert service.get_job(cp.ws, job).state == "awaiting_approval"
+    _forge(cp, actor, action, job, payload)
+    with pytest.raises(VerificationError, match=problem), cp.ws.store.read() as session:
+        chain_state(cp.ws, session)
+
+
+def test_a_run_does_not_record_files_placed_in_its_output_before_it(cp: Env) -> None:
+    """Finding 1 (in part) of the 2026-12-07 review: the run's end records whatever is in the
+    output folder, so a folder prepared beforehand would be attested as what was trained."""
+    job = cp.approved()
+    planted = cp.root / "planted"
+    planted.mkdir()
+    (planted / "model.safetensors").write_bytes(b"not what the approved command wrote")
+    with pytest.raises(BadInputError, match="already holds files"):
+        service.launch(cp.ws, actor="alice", job_id=job, output=str(planted))
+    a_file = cp.root / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(BadInputError, match="not a folder"):
+        service.launch(cp.ws, actor="alice", job_id=job, output=str(a_file))
+    view = service.get_job(cp.ws, job)
+    assert view.state == "approved" and view.run_count == 0  # nothing consumed
+    new = cp.root / "new-output"  # the test's command copies the base model there
+    assert service.launch(cp.ws, actor="alice", job_id=job, output=str(new)) == 0
+    assert service.get_job(cp.ws, job).state == "trained"
+
+
 def _trained(cp: Env) -> tuple[str, Path]:
     job = cp.approved()
     assert service.launch(cp.ws, actor="alice", job_id=job) == 0
@@ -153,6 +278,56 @@ def test_database_only_attacker_cannot_fake_evidence_state_or_approvals(cp: Env)
         conn.execute(text("UPDATE approvals SET status='active' WHERE job_id=:j"), {"j": job})
     with pytest.raises(VerificationError, match="disagrees with the audit chain on state"):
         service.start_run(cp.ws, actor="alice", job_id=job)
+
+
+def test_database_only_attacker_cannot_redirect_a_job_to_other_inputs(cp: Env) -> None:
+    """Editing a job's stored manifests and paths (finding 2 of the 2026-12-07 review).
+
+    Approval statements and remote-run tickets are built from the stored manifests and
+    paths: pointed at another file with that file's digest, approvers would sign it and a
+    runner would train on it. The manifests must be the chain's inputs.
+    """
+    job = cp.submit("job")
+    other = cp.root / "unreviewed.jsonl"
+    other.write_text('{"messages": [{"role": "user", "content": "x"}]}\n')
+    from ftguard.digests import manifest_of
+
+    forged = manifest_of(other).model_dump(mode="json")
+    with cp.ws.store.engine.begin() as conn:
+        row = conn.execute(
+            text("SELECT manifests, dataset_path FROM jobs WHERE id=:j"), {"j": job}
+        ).one()
+        stored, path = json.loads(row[0]), row[1]
+        conn.execute(
+            text("UPDATE jobs SET manifests=:m, dataset_path=:p WHERE id=:j"),
+            {"m": json.dumps({**stored, "dataset": forged}), "p": str(other), "j": job},
+        )
+    for attempt in (
+        lambda: service.approval_statement(cp.ws, actor="bob", job_id=job),
+        lambda: service.approve(cp.ws, actor="bob", job_id=job),
+    ):
+        with pytest.raises(VerificationError, match="input manifests"):
+            attempt()
+    # Keeping the root but changing the file list (what staging copies and checks) is caught
+    # too, as is a manifest that is not JSON.
+    listed = json.loads(json.dumps(stored))
+    listed["dataset"]["files"][0]["sha256"] = "0" * 64
+    for manifests in (json.dumps(listed), "not json"):
+        with cp.ws.store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE jobs SET manifests=:m, dataset_path=:p WHERE id=:j"),
+                {"m": manifests, "p": str(other), "j": job},
+            )
+        with pytest.raises(VerificationError, match="input manifests"):
+            service.approve(cp.ws, actor="bob", job_id=job)
+    # Put back as submitted, the honest path works.
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE jobs SET manifests=:m, dataset_path=:p WHERE id=:j"),
+            {"m": json.dumps(stored), "p": path, "j": job},
+        )
+    service.approve(cp.ws, actor="bob", job_id=job)
+    assert [a["approver"] for a in service.get_job(cp.ws, job).approvals] == ["bob"]
 
 
 def test_evidence_must_be_computed_on_the_recorded_files(cp: Env, tmp_path: Path) -> None:
@@ -196,7 +371,12 @@ def _pass_all(cp: Env, job: str) -> None:
         state = chain_state(cp.ws, session)
         record = state.job(job)
         both = {"base_model": record.digests["base_model"], "output": (record.output or {})["root"]}
-        for kind in ("weights", "behavior"):
+        subjects = {
+            "review": {"dataset": record.digests["dataset"]},
+            "weights": both,
+            "behavior": both,
+        }
+        for kind, bound in subjects.items():
             store_evidence(
                 cp.ws,
                 session,
@@ -204,7 +384,7 @@ def _pass_all(cp: Env, job: str) -> None:
                 kind=kind,
                 body={"verdict": "pass"},
                 actor=authenticate(state, "alice"),
-                payload={"subjects": both},
+                payload={"subjects": bound},
             )
 
 
@@ -307,3 +487,25 @@ def test_a_policy_edited_in_place_stops_decisions_until_an_admin_sets_one(cp: En
     assert service.approve(cp.ws, actor="bob", job_id=job).state == "awaiting_approval"
     event = [e for e in service.iter_audit(cp.ws) if e.action == "policy.set"][-1]
     assert event.actor == "root" and service.verify_audit(cp.ws).ok
+
+
+def test_the_job_report_shows_only_evidence_the_chain_records(cp: Env) -> None:
+    """Finding 10 of the 2026-12-07 review: the HTML job report listed every evidence row."""
+    from ftguard.report import write_job_report
+
+    job = cp.submit()
+    forged = json.dumps({"verdict": "pass"}, sort_keys=True, separators=(",", ":"))
+    import hashlib
+
+    digest = hashlib.sha256(forged.encode()).hexdigest()
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO evidence (job_id, kind, digest, body, created_at) "
+                "VALUES (:j, 'weights', :d, :b, '2026-01-01')"
+            ),
+            {"j": job, "d": digest, "b": forged},
+        )
+    html = write_job_report(cp.ws, job, cp.root / "report").read_text(encoding="utf-8")
+    assert digest[:12] not in html and not (cp.root / "report" / "weights.html").exists()
+    assert f"<code>{job}</code>" in html

@@ -89,6 +89,37 @@ def test_missing_evidence_blocks_naming_it(cp: Env) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_gate_asked_too_early_decides_again_once_the_evidence_is_there(cp: Env) -> None:
+    """Any user asking for the gate before the evidence exists does not strand the job."""
+    job, _ = _trained(cp)
+    _evidence(cp, job, review="pass")
+    early = service.decide_gate(cp.ws, actor="dan", job_id=job)
+    assert early.decision.decision == "block"
+    assert service.get_job(cp.ws, job).state == "blocked"
+    # The job still takes its evidence (past the state check: the fake adapter is what fails)
+    # and is decided again.
+    with pytest.raises(VerificationError, match="trained output"):
+        service.weights_for_job(cp.ws, actor="alice", job_id=job, tuned=cp.root / "job" / "model")
+    _evidence(cp, job, weights="pass", behavior="pass")
+    outcome = service.decide_gate(cp.ws, actor="sec", job_id=job)
+    assert outcome.decision.decision == "pass" and outcome.attestation_path is not None
+    assert service.get_job(cp.ws, job).state == "passed"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_block_on_failed_evidence_stands_whatever_is_recorded_later(cp: Env) -> None:
+    job, _ = _trained(cp)
+    _evidence(cp, job, review="pass", weights="flag", behavior="pass")
+    assert service.decide_gate(cp.ws, actor="sec", job_id=job).decision.decision == "block"
+    _evidence(cp, job, weights="pass")  # written past the service: the gate still refuses
+    with pytest.raises(ConflictError, match="blocked by its gate decision"):
+        service.decide_gate(cp.ws, actor="sec", job_id=job)
+    with pytest.raises(ConflictError, match="not yet decided"):
+        service.weights_for_job(cp.ws, actor="alice", job_id=job)
+    assert service.get_job(cp.ws, job).state == "blocked"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_pass_attests_and_serving_side_verifies(
     cp: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,6 +228,24 @@ def test_golden_attestations_still_verify(tmp_path: Path) -> None:
         (tampered / "adapter_config.json").write_text("{}")
         with pytest.raises(VerificationError):
             verify_deployment(tampered, *args[1:], allow_legacy_attestation=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_review_skipped_by_an_override_does_not_clear_deployment(cp: Env) -> None:
+    """Finding 8 of the 2026-12-07 review: an override before any review used to pass the
+    gate's review rule, which a review that ran and blocked did not."""
+    job, _ = _trained(cp)  # the fixture lets the job train on an override, with no review
+    _evidence(cp, job, weights="pass", behavior="pass")
+    decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
+    assert decision.decision == "block"
+    assert decision.reasons == [
+        "the dataset review is missing (a security reviewer let it train without one: "
+        "control-plane test; an override before training does not clear deployment)"
+    ]
+    # A gate override, which the default policy allows for the review, is what clears it.
+    assert service.override(cp.ws, actor="sec", job_id=job, justification="read by hand").state == (
+        "passed"
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

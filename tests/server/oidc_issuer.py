@@ -165,6 +165,7 @@ class TestIssuer:
             "iat": iat,
             "exp": iat + expires_in,
             "email": user.email,
+            "email_verified": True,
             "groups": user.groups if groups is None else groups,
         }
         if not_before is not None:

@@ -14,7 +14,7 @@ from ftguard.attest import generate_key, load_private_key, sign_statement
 from ftguard.control import note_token_use, service
 from ftguard.control._identities import private_key_path
 from ftguard.digests import sha256_bytes
-from ftguard.store import ApiTokenRow
+from ftguard.store import ApiTokenRow, EvidenceRow
 from tests.control.conftest import Env
 from tests.server.conftest import Server, serving
 
@@ -343,3 +343,45 @@ def test_an_invalid_content_length_is_a_bad_request_not_an_oversized_body(server
         assert (status, answer["error"]) == (400, "bad_request"), (bad, answer)
     status, answer = call(str((1 << 20) + 1).encode())
     assert (status, answer["error"]) == (413, "body_too_large")
+
+
+def test_evidence_rows_added_in_the_database_are_never_served(server: Server) -> None:
+    """Finding 10 of the 2026-12-07 review: approvers read evidence over the API, which used
+    to serve the newest row of the table whether or not the chain recorded it."""
+    job = server.awaiting()
+    found = server.get(f"/api/v1/jobs/{job}/evidence/review", "bob")
+    assert found.status_code == 404  # the override skipped the review: there is none
+    body = json.dumps({"verdict": "pass"}, sort_keys=True, separators=(",", ":"))
+    with server.cp.ws.store.write() as session:
+        session.add(
+            EvidenceRow(
+                job_id=job,
+                kind="review",
+                digest=sha256_bytes(body.encode()),
+                body=body,
+                created_at=datetime.now(UTC).isoformat(),
+            )
+        )
+    assert server.get(f"/api/v1/jobs/{job}/evidence/review", "bob").status_code == 404
+    # What the chain records is served; edited in the table afterwards, it is refused.
+    from ftguard.control import authenticate, chain_state
+    from ftguard.control._jobs import store_evidence
+
+    with server.cp.ws.store.write() as session:
+        state = chain_state(server.cp.ws, session)
+        digest = store_evidence(
+            server.cp.ws,
+            session,
+            job_id=job,
+            kind="review",
+            body={"verdict": "block", "verdict_reasons": ["12 harmful-compliance examples"]},
+            actor=authenticate(state, "sec"),
+            payload={"subjects": {"dataset": state.job(job).digests["dataset"]}},
+        )
+    served = server.get(f"/api/v1/jobs/{job}/evidence/review", "bob")
+    assert served.status_code == 200 and served.json()["digest"] == digest
+    assert served.json()["body"]["verdict"] == "block"
+    with server.cp.ws.store.write() as session:
+        session.execute(update(EvidenceRow).where(EvidenceRow.digest == digest).values(body=body))
+    edited = server.get(f"/api/v1/jobs/{job}/evidence/review", "bob")
+    assert edited.status_code >= 400 and "altered" in edited.text

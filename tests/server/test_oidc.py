@@ -177,6 +177,17 @@ def test_user_claim_checks(issuer: TestIssuer, verifier: OidcVerifier) -> None:
         refused(verifier, token, "'email' claim")
 
 
+def test_an_unverified_email_is_refused_and_emails_are_one_name(
+    issuer: TestIssuer, verifier: OidcVerifier
+) -> None:
+    """Finding 6 of the 2026-12-07 review: a name taken from an address nobody verified."""
+    for claims in ({"email_verified": False}, {"email_verified": "true"}):
+        refused(verifier, issuer.mint("alice@example.com", extra_claims=claims), "not verified")
+    refused(verifier, issuer.mint("alice@example.com", omit=["email_verified"]), "not verified")
+    token = issuer.mint("alice@example.com", extra_claims={"email": "Alice@Example.COM"})
+    assert verifier.verify(token).user == "alice@example.com"
+
+
 def test_groups_must_be_a_list_of_strings(issuer: TestIssuer, verifier: OidcVerifier) -> None:
     for bad in ("ml-team", ["ml-team", 3], {"ml-team": True}):
         refused(verifier, issuer.mint("alice@example.com", groups=bad), "not a list of names")

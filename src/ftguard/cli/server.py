@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ftguard._files import expand_user
 from ftguard._objects import ObjectRoot, is_object_uri, parse_root
 from ftguard.attest import load_public_key_file
 from ftguard.cli._app import app
@@ -48,7 +49,7 @@ def storage_roots(values: list[str]) -> dict[str, Path | ObjectRoot]:
             except BadInputError as exc:
                 raise BadInputError(f"--storage-root {name}: {exc}") from None
         else:
-            roots[name] = Path(folder).expanduser().resolve()
+            roots[name] = expand_user(folder, what=f"--storage-root {name}").resolve()
     return roots
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ftguard.attest import PrivateKey, PublicKey
+from ftguard.control._states import TRANSITIONS, JobState
 from ftguard.errors import PermissionDeniedError, VerificationError
 
 __all__ = [
@@ -499,6 +500,7 @@ class ChainState:
         job = self._changed_job(job_id)
         if job is None:
             raise ChainProblem(f"event #{seq} ({action}) names unknown job {job_id}")
+        _check_job_event(seq, actor, action, job, payload)
         if action == "job.approve":
             nonce = str(payload.get("nonce"))
             job.approvals[nonce] = ApprovalRecord(
@@ -533,6 +535,59 @@ class ChainState:
                     f"but it was {job.state}"
                 )
             job.state = str(payload["to"])
+
+
+_MOVES: dict[str, frozenset[str]] = {
+    "review.start": frozenset({"in_review"}),
+    "review.pass": frozenset({"awaiting_approval"}),
+    "review.block": frozenset({"rejected"}),
+    "review.not_required": frozenset({"awaiting_approval"}),
+    "review.override": frozenset({"awaiting_approval"}),
+    "job.approved": frozenset({"approved"}),
+    "job.reject": frozenset({"rejected"}),
+    "job.cancel": frozenset({"cancelled"}),
+    "run.start": frozenset({"running"}),
+    "run.end": frozenset({"trained", "failed"}),
+    "evaluation.start": frozenset({"evaluating"}),
+    "gate.pass": frozenset({"passed"}),
+    "gate.block": frozenset({"blocked"}),
+    "gate.override": frozenset({"passed"}),
+    "job.deploy": frozenset({"deployed"}),
+}
+"""The job states each action may move a job to; a state change by any other action, or to
+another state, is not one ftguard makes."""
+
+
+def _check_job_event(
+    seq: int, actor: str, action: str, job: JobRecord, payload: dict[str, Any]
+) -> None:
+    """What replay can check of a job event from the chain alone, before it is applied.
+
+    A state change must be one the action makes and an edge of the job state machine; an
+    approval must not come from the job's requester or data preparer; a job becomes approved
+    only with an approval in force, and a bound run starts only by consuming approvals. (Who
+    holds which role may also come from the policy file, which the chain names only by its
+    digest: the decisions check roles when the event is made.)
+    """
+    if action == "job.approve" and actor in (job.requester, job.preparer):
+        raise ChainProblem(
+            f"event #{seq}: {actor} approves job {job.id}, which they requested or prepared"
+        )
+    if action == "job.approved" and not job.active_approvals():
+        raise ChainProblem(f"event #{seq}: job {job.id} is approved without an approval in force")
+    if action == "run.start" and payload.get("bound", False) and not payload.get("approvals"):
+        raise ChainProblem(f"event #{seq}: a bound run of job {job.id} consumes no approval")
+    if "to" not in payload:
+        return
+    target = str(payload["to"])
+    if target not in _MOVES.get(action, frozenset()):
+        raise ChainProblem(f"event #{seq}: {action} cannot move job {job.id} to {target}")
+    try:
+        allowed = JobState(target) in TRANSITIONS[JobState(job.state)]
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise ChainProblem(f"event #{seq} moves job {job.id} from {job.state} to {target}")
 
 
 def _opt(value: object) -> str | None:

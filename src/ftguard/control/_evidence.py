@@ -15,12 +15,14 @@ from ftguard.control._chain import ChainState
 from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import (
     JobView,
+    awaits_evidence,
     chain_evidence,
     checked_job,
     job_view,
     store_evidence,
     transition,
 )
+from ftguard.control._staging import stage_into
 from ftguard.control._states import JobState
 from ftguard.control._workspace import Workspace
 from ftguard.digests import manifest_of
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_job", "recorded_output", "review_job", "weights_for_job"]
 
 _REVIEWABLE = (JobState.SUBMITTED.value, JobState.IN_REVIEW.value)
-_EVALUABLE = (JobState.TRAINED.value, JobState.EVALUATING.value)
 
 
 def review_job(
@@ -71,13 +72,20 @@ def review_job(
         dataset = Path(row.dataset_path)
         stated = row.purpose
         approved_digest = row.dataset_digest
+    changed = f"the dataset of job {job_id} changed since it was submitted: submit it again"
+    # The scanners read the file more than once: they read a read-only copy made while hashing
+    # it (the run's staged copy, reused by the run), never the submitted path, so a file
+    # swapped between the scanners' passes and the digest check cannot pass its review.
+    try:
+        snapshot = stage_into(ws.staged_dir, "dataset", dataset, approved_digest)
+    except VerificationError as exc:
+        raise ConflictError(f"{changed} ({exc})") from exc
     review = ws.offload(
-        review_dataset, dataset, purpose=stated, policy=policy.review, progress=progress, **options
+        review_dataset, snapshot, purpose=stated, policy=policy.review, progress=progress, **options
     )
     if review.dataset_digest != approved_digest:
-        raise ConflictError(
-            f"the dataset of job {job_id} changed since it was submitted: submit it again"
-        )
+        raise ConflictError(changed)
+    review = review.model_copy(update={"dataset_path": str(dataset)})
     with ws.store.write() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
@@ -165,8 +173,10 @@ def _subjects_for(
         state = chain_state(ws, session)
         authenticate(state, actor)
         row = checked_job(session, state, job_id)
-        if row.state not in _EVALUABLE:
-            raise ConflictError(f"job {job_id} is {row.state}: evidence is for trained jobs")
+        if not awaits_evidence(session, state, row):
+            raise ConflictError(
+                f"job {job_id} is {row.state}: evidence is for trained jobs not yet decided"
+            )
         output, output_digest = recorded_output(state, row)
     subjects = {
         "base_model": (
@@ -246,7 +256,7 @@ def _store_analysis(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        if row.state not in _EVALUABLE:
+        if not awaits_evidence(session, state, row):
             raise ConflictError(f"job {job_id} became {row.state} during the analysis")
         store_evidence(
             ws,

@@ -34,6 +34,7 @@ from ftguard.control._identities import (
     require_role,
 )
 from ftguard.control._jobs import (
+    awaits_evidence,
     chain_evidence,
     checked_job,
     evidence_body,
@@ -237,6 +238,23 @@ def _hash_output(record: JobRecord) -> tuple[Manifest | None, str | None]:
         return None, str(exc)
 
 
+def _check_decidable(session: Session, state: ChainState, row: JobRow) -> None:
+    """Refuse a gate decision on a job that is not open to one (see :func:`awaits_evidence`).
+
+    Raises:
+        ConflictError: The job is not trained, or its gate decision stands.
+
+    """
+    if awaits_evidence(session, state, row):
+        return
+    if row.state == JobState.BLOCKED.value:
+        raise ConflictError(
+            f"job {row.id} is blocked by its gate decision: only a security reviewer's override "
+            "changes that"
+        )
+    raise ConflictError(f"job {row.id} is {row.state}: the gate decides trained or evaluating jobs")
+
+
 def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
     """Evaluate the policy over the job's evidence; record pass or block; attest a pass."""
     with ws.store.read() as session:
@@ -248,10 +266,7 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
         record = state.job(job_id)
-        if row.state not in (JobState.TRAINED.value, JobState.EVALUATING.value):
-            raise ConflictError(
-                f"job {job_id} is {row.state}: the gate decides trained or evaluating jobs"
-            )
+        _check_decidable(session, state, row)
         rules, approvals = _approval_rule(ws, session, state, policy, record)
         evidence, subject_rules = _bound_evidence(session, row, record)
         rules += subject_rules

@@ -18,7 +18,7 @@ from ftguard.control._chain import Actor, ChainState, EvidenceRecord, JobRecord
 from ftguard.control._identities import require_role
 from ftguard.control._states import JobState, check_transition
 from ftguard.control._workspace import Workspace, now_iso
-from ftguard.digests import Manifest, manifest_of, sha256_bytes
+from ftguard.digests import Manifest, listing_digest, manifest_of, sha256_bytes
 from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError, VerificationError
 from ftguard.policy import Policy
 from ftguard.store import ApprovalRow, EvidenceRow, JobRow
@@ -155,6 +155,32 @@ def _refuse_pickles(manifest: Manifest, path: Path) -> None:
         )
 
 
+def _manifests_match(row: JobRow, digests: dict[str, str]) -> bool:
+    """Whether the row's stored manifests are the chain's inputs, file lists included.
+
+    Approval statements, remote-run tickets and staging read the manifests (names, roots and
+    per-file digests), so a manifest edited in the database would have approvers sign, and a
+    runner train on, other bytes than the job submitted: each manifest's root must be the
+    chain's digest and must follow from its own file list.
+    """
+    try:
+        manifests = job_manifests(row)
+    except ValueError:  # not JSON, or not manifests (pydantic's error is a ValueError)
+        return False
+    if set(manifests) != set(digests):
+        return False
+    for kind, m in manifests.items():
+        if m.root != digests[kind]:
+            return False
+        if m.kind == "file":
+            own = m.files[0].sha256 if len(m.files) == 1 else None
+        else:
+            own = listing_digest(m.files)
+        if own != m.root:
+            return False
+    return True
+
+
 def checked_job(session: Session, state: ChainState, job_id: str, *, lock: bool = False) -> JobRow:
     """The job's row, after checking it says what the verified chain says.
 
@@ -179,6 +205,8 @@ def checked_job(session: Session, state: ChainState, job_id: str, *, lock: bool 
     }
     if recorded != record.digests:
         mismatches.append("input digests")
+    elif not _manifests_match(row, record.digests):
+        mismatches.append("input manifests")
     if row.review_digest != record.review_digest:
         mismatches.append("review digest")
     if mismatches:
@@ -202,6 +230,24 @@ def chain_evidence(
     if found is None:
         return None
     return found, evidence_body(session, found.digest)
+
+
+def awaits_evidence(session: Session, state: ChainState, row: JobRow) -> bool:
+    """Whether the job is trained and still open to evidence and a gate decision.
+
+    True for a trained or evaluating job, and for one the gate blocked only because evidence
+    was missing (a decision asked for before the weight report or the behaviour comparison
+    was recorded, by whoever asked): such a job takes the missing evidence and is decided
+    again. A block on evidence that failed stands; only an override changes it.
+    """
+    if row.state in (JobState.TRAINED.value, JobState.EVALUATING.value):
+        return True
+    if row.state != JobState.BLOCKED.value:
+        return False
+    found = chain_evidence(session, state.job(row.id), "gate")
+    rules = found[1].get("rules") if found else None
+    failed = [r for r in rules or [] if isinstance(r, dict) and not r.get("passed")]
+    return bool(failed) and all(str(r.get("rule", "")).endswith(".present") for r in failed)
 
 
 def evidence_body(session: Session, digest: str) -> dict[str, Any]:

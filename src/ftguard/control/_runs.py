@@ -184,10 +184,11 @@ def start_run(
             "the policy does not allow free-form run commands (run.allow_free_command): "
             f"run 'ftguard run {job_id}' to run the command the approved config names"
         )
-    staged = stage_inputs(ws, row)
     run_number = row.run_count + 1
     run_dir = ws.runs_dir / job_id / str(run_number)
     out = (output or run_dir / "output").resolve()
+    _check_output_is_new(out)
+    staged = stage_inputs(ws, row)
     argv = command or approved_command(staged["config"], {**staged, "output": out})
     if argv is None:
         raise BadInputError(
@@ -224,6 +225,26 @@ def start_run(
         bound=not command,
         staged=staged,
     )
+
+
+def _check_output_is_new(out: Path) -> None:
+    """Refuse an output folder that already holds something.
+
+    The run's end records whatever is in the folder as the model it trained: files put there
+    before the run (or left by another) would be recorded, weighed and attested as if the
+    approved command had written them.
+
+    Raises:
+        BadInputError: ``out`` is a file, or a folder that is not empty.
+
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadInputError(f"--output {out} is not a folder: a run writes into a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise BadInputError(
+            f"--output {out} already holds files: a run writes into a new or empty folder, so "
+            "that what it records is what the approved command wrote"
+        )
 
 
 @dataclass(frozen=True)

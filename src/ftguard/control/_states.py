@@ -39,7 +39,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.FAILED: frozenset({S.AWAITING_APPROVAL, S.CANCELLED}),
     S.EVALUATING: frozenset({S.PASSED, S.BLOCKED}),
     S.PASSED: frozenset({S.DEPLOYED, S.BLOCKED}),
-    S.BLOCKED: frozenset({S.PASSED}),
+    # Passed by an override, or decided again when only missing evidence blocked it.
+    S.BLOCKED: frozenset({S.PASSED, S.BLOCKED}),
     S.DEPLOYED: frozenset(),
     # A review rejection can be overridden by a security reviewer; an approver's cannot.
     S.REJECTED: frozenset({S.AWAITING_APPROVAL}),

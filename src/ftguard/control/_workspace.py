@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
+from ftguard._files import expand_user
 from ftguard.attest import PrivateKey, PublicKey, load_private_key
 from ftguard.control._audit import ChainCache
 from ftguard.control._offload import Offload, run_here
@@ -271,7 +272,7 @@ def find_workspace(start: Path | None = None) -> Workspace:
     """
     env = os.environ.get("FTGUARD_HOME")
     if env:
-        found = _candidate(Path(env).expanduser().resolve())
+        found = _candidate(expand_user(env, what="FTGUARD_HOME").resolve())
         if found is None:
             raise NotFoundError(f"FTGUARD_HOME={env} holds no ftguard workspace (run ftguard init)")
         return Workspace(found)

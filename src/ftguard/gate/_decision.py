@@ -72,10 +72,10 @@ def evaluate_rules(
     Args:
         required: Which of review, weights, behavior the policy requires.
         evidence: Latest (digest, body) per kind, or None when missing.
-        review_overridden: The justification of a recorded review override, if any. It
-            lets a job without a review pass that rule; a blocking review still fails it,
-            because letting a job train is not clearing it for deployment (a gate override,
-            where ``gate.overridable`` allows it, is that).
+        review_overridden: The justification of a recorded review override, if any. It is
+            named in the review rule's reason; a missing or blocking review still fails the
+            rule, because letting a job train is not clearing it for deployment (a gate
+            override, where ``gate.overridable`` allows it, is that).
 
     """
     results: list[RuleResult] = []
@@ -83,23 +83,21 @@ def evaluate_rules(
         item = evidence.get(kind)
         label = _LABEL[kind]
         if item is None:
-            if kind == "review" and review_overridden:
-                results.append(
-                    RuleResult(
-                        rule="review.verdict",
-                        control="review",
-                        passed=True,
-                        reason="no dataset review: a security reviewer overrode "
-                        f"it ({review_overridden})",
+            if required.get(kind, True):
+                reason = f"the {label} is missing"
+                if kind == "review" and review_overridden:
+                    # Letting a job train without its review is not clearing it for
+                    # deployment, as for a review that blocked (a gate override is that).
+                    reason += (
+                        f" (a security reviewer let it train without one: {review_overridden}; "
+                        "an override before training does not clear deployment)"
                     )
-                )
-            elif required.get(kind, True):
                 results.append(
                     RuleResult(
                         rule=f"{kind}.present",
                         control=kind,  # type: ignore[arg-type]
                         passed=False,
-                        reason=f"the {label} is missing",
+                        reason=reason,
                     )
                 )
             continue

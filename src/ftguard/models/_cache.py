@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ftguard._files import expand_user
 from ftguard.errors import MissingDependencyError
 
 __all__ = ["build_once", "cache_root", "require_ml"]
@@ -17,10 +18,10 @@ __all__ = ["build_once", "cache_root", "require_ml"]
 def cache_root(cache: Path | None = None) -> Path:
     """The cache root: ``cache``, else ``$FTGUARD_CACHE``, else ``~/.cache/ftguard``."""
     if cache is not None:
-        return Path(cache).expanduser()
+        return expand_user(cache, what="the cache folder")
     env = os.environ.get("FTGUARD_CACHE")
     if env:
-        return Path(env).expanduser()
+        return expand_user(env, what="FTGUARD_CACHE")
     return Path.home() / ".cache" / "ftguard"
 
 

@@ -15,7 +15,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from ftguard._html import report_environment
-from ftguard.control import Workspace, service
+from ftguard.control import Workspace, chain_state, service
+from ftguard.digests import sha256_bytes
 from ftguard.errors import BadInputError
 from ftguard.store import EvidenceRow
 
@@ -75,10 +76,15 @@ def write_job_report(ws: Workspace, job_id: str, out_dir: Path | None = None) ->
     evidence: list[dict[str, Any]] = []
     gate: dict[str, Any] | None = None
     with ws.store.read() as session:
+        # Only evidence the verified chain records for the job, its body matching the digest:
+        # a row added or edited in the database is never shown to the people who decide.
+        recorded = {e.digest for e in chain_state(ws, session).job(job_id).evidence}
         rows = session.scalars(
             select(EvidenceRow).where(EvidenceRow.job_id == job_id).order_by(EvidenceRow.id)
         ).all()
         for row in rows:
+            if row.digest not in recorded or sha256_bytes(row.body.encode()) != row.digest:
+                continue
             body = json.loads(row.body)
             link = None
             html = render_evidence_html(row.kind, body)

@@ -273,22 +273,28 @@ def get_evidence(
     job_id: JobId,
     kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
 ) -> EvidenceAnswer:
-    """The newest stored evidence of one kind (``review``, ``weights``, ``behavior``, ``gate``)."""
+    """The newest evidence of one kind (``review``, ``weights``, ``behavior``, ``gate``).
+
+    Only evidence the verified audit chain records for the job, its body checked against the
+    chain's digest: a row added or edited in the database is never shown as evidence.
+    """
     from sqlalchemy import select
 
+    from ftguard.control import chain_evidence, chain_state
     from ftguard.store import EvidenceRow
 
+    service.get_job(ctx.ws, job_id)
     with ctx.ws.store.read() as session:
-        service.get_job(ctx.ws, job_id)
-        row = session.scalars(
-            select(EvidenceRow)
-            .where(EvidenceRow.job_id == job_id, EvidenceRow.kind == kind)
-            .order_by(EvidenceRow.id.desc())
-        ).first()
-        if row is None:
+        found = chain_evidence(session, chain_state(ctx.ws, session).job(job_id), kind)
+        if found is None:
             raise NotFoundError(f"job {job_id} has no {kind} evidence")
-        body = json.loads(row.body)
-        return EvidenceAnswer(kind=kind, digest=row.digest, created_at=row.created_at, body=body)
+        record, body = found
+        created_at = session.scalars(
+            select(EvidenceRow.created_at).where(EvidenceRow.digest == record.digest)
+        ).first()
+        return EvidenceAnswer(
+            kind=kind, digest=record.digest, created_at=created_at or "", body=body
+        )
 
 
 class ReviewAnswer(BaseModel):

@@ -71,7 +71,12 @@ class OidcIssuerConfig(BaseModel):
     audience: str = Field(min_length=1)
     """The ``aud`` bearer access tokens must carry."""
     user_claim: str = "email"
-    """The claim whose value is the ftguard user name."""
+    """The claim whose value is the ftguard user name (an ``email`` is lower-cased)."""
+    require_verified_email: bool = True
+    """With ``user_claim: email``, accept only tokens whose ``email_verified`` is true: an
+    unverified address would let anyone who can register it at the issuer sign in as the
+    ftguard user of that name. Turn off only for an issuer that verifies every address and
+    leaves the claim out of its tokens."""
     groups_claim: str = "groups"
     """The claim listing the user's groups."""
     group_roles: dict[str, list[str]] = Field(default_factory=dict)
@@ -371,6 +376,13 @@ def _identity(cfg: OidcIssuerConfig, claims: dict[str, Any]) -> OidcIdentity:
         raise OidcError(f"the token has no user name in its {cfg.user_claim!r} claim")
     if len(user) > 128 or not set(user) <= _NAME_CHARS:
         raise OidcError(f"the token's {cfg.user_claim!r} claim is not a valid ftguard user name")
+    if cfg.user_claim == "email":
+        # One person, one name: "Alice@Corp.com" and "alice@corp.com" are the same mailbox.
+        user = user.lower()
+        if cfg.require_verified_email and claims.get("email_verified") is not True:
+            raise OidcError(
+                "the token's email is not verified by the issuer (email_verified is not true)"
+            )
     groups = claims.get(cfg.groups_claim, [])
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise OidcError(f"the token's {cfg.groups_claim!r} claim is not a list of names")
