@@ -458,6 +458,14 @@ def test_rolled_back_log_is_caught_by_the_witness(
     assert service.verify_audit(cp.ws).ok  # the chain alone cannot tell
     assert main(["audit", "verify", "--witness"]) == 6
     assert "rolled back" in capsys.readouterr().err
+    # Every decision checks the witness's newest head itself (finding 4 of the 2026-12-07
+    # review): the approvals the rollback removed cannot be given again, nor anything else.
+    for decide in (
+        lambda: service.approve(cp.ws, actor="bob", job_id=job),
+        lambda: service.cancel_job(cp.ws, actor="alice", job_id=job),
+    ):
+        with pytest.raises(VerificationError, match="rolled back"):
+            decide()
 
 
 def test_rewritten_log_that_keeps_its_length_is_caught_by_the_witness(cp: Env) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ftguard.attest import PrivateKey, PublicKey, generate_key, load_private_key
 from ftguard.control._audit import append_event, replay_chain
 from ftguard.control._chain import Actor, ChainState, KeyRecord, key_request_message
+from ftguard.control._witness import check_witnessed, newest_witnessed
 from ftguard.control._workspace import Workspace, now_iso, user_keys_dir
 from ftguard.errors import (
     BadInputError,
@@ -31,7 +32,7 @@ from ftguard.errors import (
     VerificationError,
 )
 from ftguard.policy import ROLES, Policy
-from ftguard.store import KeyRow, MetaRow, UserRow
+from ftguard.store import KeyRow, MetaRow, UserRow, in_write_transaction
 
 __all__ = [
     "Caller",
@@ -122,7 +123,35 @@ def chain_state(ws: Workspace, session: Session) -> ChainState:
         raise VerificationError(
             f"the audit log does not verify ({verification.problem}); refusing to act"
         )
+    if in_write_transaction():
+        _check_not_rolled_back(ws, session, key, state)
     return state
+
+
+def _check_not_rolled_back(
+    ws: Workspace, session: Session, key: PublicKey, state: ChainState
+) -> None:
+    """Refuse to decide on a log that no longer extends the witness's newest head.
+
+    A database restored from an older snapshot verifies on its own (every head in it was
+    validly signed) and would bring back revoked keys and tokens and consumed approvals.
+    Every decision runs in a write transaction, whose view of the log is the newest committed
+    one, and a head is published to the witness only after its transaction commits: a
+    witness ahead of the log, or a log whose event at the witnessed sequence number has
+    another hash, was rolled back or rewritten.
+
+    Raises:
+        VerificationError: The log is behind or beside the witness's newest head.
+
+    """
+    newest = newest_witnessed(ws.witness())
+    if newest is None:
+        return
+    problem = check_witnessed(session, key, [newest], chain_seq=state.seq)
+    if problem is not None:
+        raise VerificationError(
+            f"{problem}; refusing to act (see 'ftguard audit verify --witness')"
+        )
 
 
 def chain_view(ws: Workspace, session: Session) -> ChainState:

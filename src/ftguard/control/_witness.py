@@ -31,6 +31,7 @@ __all__ = [
     "SignedHead",
     "Witness",
     "check_witnessed",
+    "newest_witnessed",
     "open_witness",
     "witness_sink",
 ]
@@ -85,6 +86,25 @@ class FileWitness:
         finally:
             os.close(fd)
 
+    def latest(self) -> SignedHead | None:
+        """The newest recorded head (the file's last line), read from its end."""
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - 4096))
+                tail = fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BadInputError(f"cannot read the witness {self.path}: {exc}") from exc
+        lines = [line for line in tail.splitlines() if line.strip()]
+        if not lines:
+            return None
+        try:
+            return SignedHead.model_validate_json(lines[-1])
+        except ValidationError as exc:
+            raise BadInputError(f"the last line of {self.path} is not a signed head") from exc
+
     def heads(self) -> list[SignedHead]:
         if not self.path.exists():
             return []
@@ -103,6 +123,16 @@ class FileWitness:
             except ValidationError as exc:
                 raise BadInputError(f"{self.path}:{number} is not a signed head") from exc
         return out
+
+
+def newest_witnessed(witness: Witness) -> SignedHead | None:
+    """The witness's newest head, where the witness can tell it cheaply.
+
+    That is a witness with a ``latest()`` method, as the file witness has; None for one that
+    can only list every head (decisions then leave the check to ``audit verify --witness``).
+    """
+    latest = getattr(witness, "latest", None)
+    return latest() if callable(latest) else None
 
 
 def open_witness(uri: str) -> Witness:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftguard.store._db import Store, describe_url, sqlite_url
+from ftguard.store._db import Store, describe_url, in_write_transaction, sqlite_url
 from ftguard.store._tables import (
     ApiTokenRow,
     ApprovalRow,
@@ -35,5 +35,6 @@ __all__ = [
     "WebhookDeliveryRow",
     "WebhookEndpointRow",
     "describe_url",
+    "in_write_transaction",
     "sqlite_url",
 ]

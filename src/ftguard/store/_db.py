@@ -30,6 +30,14 @@ __all__ = ["Store", "describe_url", "sqlite_url"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _READING: ContextVar[bool] = ContextVar("ftguard_store_reading", default=False)
+_WRITING: ContextVar[bool] = ContextVar("ftguard_store_writing", default=False)
+
+
+def in_write_transaction() -> bool:
+    """Whether the calling code runs inside :meth:`Store.write` (a serialised writer)."""
+    return _WRITING.get()
+
+
 POOL_SIZE = 20
 """Pooled connections (a server's worker threads each hold one per transaction)."""
 
@@ -214,6 +222,7 @@ class Store:
     def write(self) -> Iterator[Session]:
         """A serialised write transaction (committed on success, rolled back on error)."""
         token = _READING.set(False)
+        writing = _WRITING.set(True)
         try:
             if self.is_postgres:
                 with self.usable(), self._sessions() as session, session.begin():
@@ -228,6 +237,7 @@ class Store:
                 with self._writer, self.usable(), self._sessions() as session, session.begin():
                     yield session
         finally:
+            _WRITING.reset(writing)
             _READING.reset(token)
 
     def dispose(self) -> None:
