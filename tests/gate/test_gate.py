@@ -242,6 +242,9 @@ def test_a_review_skipped_by_an_override_does_not_clear_deployment(cp: Env) -> N
         "the dataset review is missing (a security reviewer let it train without one: "
         "control-plane test; an override before training does not clear deployment)"
     ]
+    # A review cannot be had after training: asking again changes nothing and adds nothing.
+    with pytest.raises(ConflictError, match="blocked by its gate decision"):
+        service.decide_gate(cp.ws, actor="dan", job_id=job)
     # A gate override, which the default policy allows for the review, is what clears it.
     assert service.override(cp.ws, actor="sec", job_id=job, justification="read by hand").state == (
         "passed"

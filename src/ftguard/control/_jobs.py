@@ -235,10 +235,11 @@ def chain_evidence(
 def awaits_evidence(session: Session, state: ChainState, row: JobRow) -> bool:
     """Whether the job is trained and still open to evidence and a gate decision.
 
-    True for a trained or evaluating job, and for one the gate blocked only because evidence
-    was missing (a decision asked for before the weight report or the behaviour comparison
-    was recorded, by whoever asked): such a job takes the missing evidence and is decided
-    again. A block on evidence that failed stands; only an override changes it.
+    True for a trained or evaluating job, and for one the gate blocked only because a weight
+    report or a behaviour comparison was missing (a decision asked for before they were
+    recorded, by whoever asked): such a job takes that evidence and is decided again. A block
+    on evidence that failed, or on anything a trained job can no longer get (a dataset
+    review), stands; only an override changes it.
     """
     if row.state in (JobState.TRAINED.value, JobState.EVALUATING.value):
         return True
@@ -247,7 +248,11 @@ def awaits_evidence(session: Session, state: ChainState, row: JobRow) -> bool:
     found = chain_evidence(session, state.job(row.id), "gate")
     rules = found[1].get("rules") if found else None
     failed = [r for r in rules or [] if isinstance(r, dict) and not r.get("passed")]
-    return bool(failed) and all(str(r.get("rule", "")).endswith(".present") for r in failed)
+    return bool(failed) and all(r.get("rule") in _AWAITABLE for r in failed)
+
+
+_AWAITABLE = frozenset({"weights.present", "behavior.present"})
+"""Gate rules a blocked job can still meet: evidence computed on its recorded output."""
 
 
 def evidence_body(session: Session, digest: str) -> dict[str, Any]:
