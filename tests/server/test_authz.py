@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ftguard.control import _delegation, service
+from ftguard.control import _delegation, chain_state, service
+from ftguard.errors import AuthenticationError
 from tests.control.conftest import Env
 from tests.server.conftest import USERS, Server, serving
 from tests.server.oidc_issuer import TestIssuer
@@ -73,6 +74,7 @@ def endpoints(job: str, pending_key: str) -> list[Endpoint]:
         Endpoint(
             "POST", "/api/v1/users", {"name": "mallory", "roles": ["approver"]}, frozenset({"root"})
         ),
+        Endpoint("POST", "/api/v1/users/bob/unbind", None, frozenset({"root"})),
         Endpoint("POST", f"/api/v1/keys/{pending_key}/confirm", None, frozenset({"root"})),
         Endpoint(
             "POST",
@@ -216,3 +218,121 @@ def test_every_role_may_read(matrix: Matrix) -> None:
         for user in USERS:
             answer = matrix.server.client.get(endpoint.path, headers=matrix.server.auth(user))
             assert answer.status_code in (200, 404), (endpoint.path, user, answer.text)
+
+
+def _whoami(matrix: Matrix, token: str) -> Any:
+    return matrix.server.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+
+
+def _sso_of(matrix: Matrix, user: str) -> Any:
+    users = matrix.server.get("/api/v1/users", "root").json()
+    return next(u["sso"] for u in users if u["name"] == user)
+
+
+def test_the_first_sign_in_binds_the_name_and_another_identity_is_refused(
+    matrix: Matrix,
+) -> None:
+    """Open finding of the 2026-12-07 review: OIDC users were bound by name alone, so a
+    recycled address, or a second issuer that issues the same name, became the same user."""
+    assert _sso_of(matrix, "bob") is None  # added by an admin, never signed in
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200
+    assert _sso_of(matrix, "bob") == {"issuer": matrix.issuer.url, "subject": "u-bob"}
+    bound = matrix.snapshot()
+
+    recycled = matrix.issuer.mint("bob", extra_claims={"sub": "u-someone-new"})
+    answer = _whoami(matrix, recycled)
+    assert answer.status_code == 401
+    assert "another identity" in answer.json()["message"]
+    assert "u-someone-new" not in answer.text
+    # The bound identity still signs in, and nothing was written for the refused one.
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200
+    assert matrix.snapshot() == bound
+
+
+def test_a_second_issuer_cannot_sign_in_as_a_name_the_first_one_bound(
+    cp: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestIssuer() as corp, TestIssuer() as partner:
+        corp.add_user("u-bob", "bob", ["approvers"])
+        partner.add_user("p-17", "bob", ["approvers"])  # the partner's own "bob"
+        cp.set_policy(
+            cp.ws.policy_path.read_text()
+            + "server:\n  oidc:\n"
+            + "".join(
+                f"    - issuer: {i.url}\n      audience: {i.audience}\n"
+                "      user_claim: email\n      group_roles: {approvers: [approver]}\n"
+                for i in (corp, partner)
+            )
+        )
+        with serving(cp) as server:
+            client = server.client
+            first = client.get(
+                "/api/v1/whoami", headers={"Authorization": f"Bearer {corp.mint('bob')}"}
+            )
+            assert first.status_code == 200
+            second = client.get(
+                "/api/v1/whoami", headers={"Authorization": f"Bearer {partner.mint('bob')}"}
+            )
+            assert second.status_code == 401
+            # Nor through the console's sign-in, which syncs through the same check.
+
+            with (
+                pytest.raises(AuthenticationError, match="another identity"),
+                cp.ws.store.write() as session,
+            ):
+                service.sync_oidc_user(
+                    cp.ws,
+                    session,
+                    chain_state(cp.ws, session),
+                    server_key=cp.ws.server_key(),
+                    user="bob",
+                    issuer=partner.url,
+                    subject="p-17",
+                    roles=["approver"],
+                )
+            assert service.verify_audit(cp.ws).ok
+
+
+def test_an_admin_unbinds_and_the_next_sign_in_binds_again(matrix: Matrix) -> None:
+    server = matrix.server
+    moved = matrix.issuer.mint("bob", extra_claims={"sub": "u-bob-recreated"})
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200
+    assert _whoami(matrix, moved).status_code == 401
+
+    assert server.post("/api/v1/users/bob/unbind", "bob").status_code == 403
+    answer = server.post("/api/v1/users/bob/unbind", "root")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"name": "bob", "issuer": matrix.issuer.url, "subject": "u-bob"}
+    assert server.post("/api/v1/users/bob/unbind", "root").status_code == 409  # nothing bound
+
+    assert _whoami(matrix, moved).status_code == 200
+    assert _sso_of(matrix, "bob") == {"issuer": matrix.issuer.url, "subject": "u-bob-recreated"}
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 401
+    events = [e.action for e in service.iter_audit(server.cp.ws)]
+    assert events.count("user.sync") == 2 and events.count("user.unbind") == 1
+    assert service.verify_audit(server.cp.ws).ok
+
+
+def test_replay_refuses_an_event_by_an_identity_the_user_is_not_bound_to(matrix: Matrix) -> None:
+    """A stolen server key, or a server bug, that acts as a bound user for another identity
+    is caught by anyone who verifies the chain."""
+    from ftguard.control._audit import append_event
+    from ftguard.control._chain import Actor
+    from ftguard.control._workspace import now_iso
+
+    ws = matrix.server.cp.ws
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200
+    intruder = {"method": "oidc", "issuer": matrix.issuer.url, "subject": "u-intruder"}
+    with ws.store.write() as session:
+        chain_state(ws, session)
+        append_event(
+            session,
+            ws.audit_key(),
+            ts=now_iso(),
+            actor=Actor(name="bob", key=ws.server_key(), via=intruder),
+            action="user.sync",
+            payload={"name": "bob", "roles": [], **{k: intruder[k] for k in ("issuer", "subject")}},
+        )
+    report = service.verify_audit(ws)
+    assert not report.ok
+    assert report.problem is not None and "another OIDC identity" in report.problem

@@ -52,6 +52,33 @@ def user_add(
         )
 
 
+@user_app.command("unbind")
+def user_unbind(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admin: release a user from the OIDC identity their sign-ins are bound to.
+
+    The first sign-in as a user binds the name to that issuer and subject; another identity
+    with the same name is refused. Unbind when the same person's account really moved (a new
+    identity provider, a recreated account): the next sign-in binds the name again.
+    """
+    client = remote_client(actor)
+    if client is not None:
+        result = client.call("POST", f"/users/{name}/unbind")
+    else:
+        result = service.unbind_user(workspace(), actor=actor_or_default(actor), name=name)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"unbound {escape(name)} from {escape(result['issuer'])} "
+            f"(subject {escape(result['subject'])}); the next sign-in binds it again",
+            highlight=False,
+        )
+
+
 @user_app.command("list")
 def user_list(as_json: JsonOption = False) -> None:
     """List users, their roles and keys."""

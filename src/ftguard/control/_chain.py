@@ -167,6 +167,9 @@ class ChainState:
 
     users: dict[str, set[str]] = field(default_factory=dict)
     sso_roles: dict[str, set[str]] = field(default_factory=dict)
+    sso_identities: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The (issuer, subject) each user's OIDC sign-ins are bound to: the first ``user.sync``
+    binds it and only that identity may act as the user until an admin's ``user.unbind``."""
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     servers: dict[str, ServerRecord] = field(default_factory=dict)
     tokens: dict[str, TokenRecord] = field(default_factory=dict)
@@ -192,6 +195,7 @@ class ChainState:
         return ChainState(
             users={k: set(v) for k, v in self.users.items()},
             sso_roles={k: set(v) for k, v in self.sso_roles.items()},
+            sso_identities=dict(self.sso_identities),
             keys={k: replace(r) for k, r in self.keys.items()},
             servers={k: replace(r) for k, r in self.servers.items()},
             tokens={k: replace(r) for k, r in self.tokens.items()},
@@ -356,7 +360,9 @@ class ChainState:
                 raise ChainProblem(
                     f"event #{seq} ({action}) names an API token {actor} does not hold"
                 )
-        elif method != "oidc":
+        elif method == "oidc":
+            self._check_oidc_identity(seq, actor, action, payload, via)
+        else:
             raise ChainProblem(f"event #{seq} ({action}) names an unknown authentication method")
         if action in ("workspace.init", "server.register"):
             raise ChainProblem(f"event #{seq}: {action} must be signed with an admin's own key")
@@ -377,6 +383,24 @@ class ChainState:
                     f"event #{seq}: the key request carries no valid proof of possession"
                 )
         return server.public
+
+    def _check_oidc_identity(
+        self, seq: int, actor: str, action: str, payload: dict[str, Any], via: dict[str, Any]
+    ) -> None:
+        """An OIDC-authenticated event must come from the identity ``actor`` is bound to."""
+        identity = (str(via.get("issuer")), str(via.get("subject")))
+        if action == "user.sync":
+            if (str(payload.get("issuer")), str(payload.get("subject"))) != identity:
+                raise ChainProblem(
+                    f"event #{seq}: a sign-in syncs another identity than the one it names"
+                )
+            return
+        bound = self.sso_identities.get(actor)
+        if bound is not None and bound != identity:
+            raise ChainProblem(
+                f"event #{seq} ({action}) is made as {actor} by an OIDC identity {actor} is not "
+                "bound to"
+            )
 
     def _require_admin(self, seq: int, actor: str, what: str) -> None:
         if "admin" not in self.users.get(actor, set()):
@@ -456,8 +480,24 @@ class ChainState:
         roles = {str(r) for r in payload.get("roles") or []}
         if "admin" in roles:
             raise ChainProblem(f"event #{seq}: a sign-in cannot grant the admin role")
+        identity = (str(payload.get("issuer")), str(payload.get("subject")))
+        bound = self.sso_identities.get(actor)
+        if bound is not None and bound != identity:
+            raise ChainProblem(
+                f"event #{seq}: a sign-in by another OIDC identity than the one {actor} is bound "
+                "to (an admin unbinds it first)"
+            )
         self.users.setdefault(actor, set())
         self.sso_roles[actor] = roles
+        self.sso_identities[actor] = identity
+
+    def _user_unbind(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "unbound a user's sign-in identity")
+        name = str(payload.get("name"))
+        if name not in self.sso_identities:
+            raise ChainProblem(f"event #{seq} unbinds {name}, who is bound to no OIDC identity")
+        del self.sso_identities[name]
+        self.sso_roles.pop(name, None)
 
     def _policy_set(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
         self._require_admin(seq, actor, "changed the policy")
@@ -616,6 +656,7 @@ _HANDLERS = {
     "token.create": ChainState._token_create,
     "token.revoke": ChainState._token_revoke,
     "user.sync": ChainState._user_sync,
+    "user.unbind": ChainState._user_unbind,
 }
 
 

@@ -51,7 +51,10 @@ __all__ = [
     "parse_lifetime",
     "register_server",
     "revoke_token",
+    "check_sso_binding",
+    "oidc_user_is_synced",
     "sync_oidc_user",
+    "unbind_user",
 ]
 
 TOKEN_PREFIX = "ftg_"
@@ -288,7 +291,8 @@ def sync_oidc_user(
         server_key=server_key,
         via={"method": "oidc", "issuer": issuer, "subject": subject},
     )
-    if user in state.users and sorted(state.sso_roles.get(user, set())) == wanted:
+    check_sso_binding(state, user, issuer, subject)
+    if oidc_user_is_synced(state, user, issuer, subject, wanted):
         return caller
     actor = server_actor(state, caller, syncing=True)
     ts = now_iso()
@@ -304,4 +308,68 @@ def sync_oidc_user(
     )
     state.users.setdefault(user, set())
     state.sso_roles[user] = set(wanted)
+    state.sso_identities[user] = (issuer, subject)
     return caller
+
+
+def unbind_user(
+    ws: Workspace, session: Session, state: ChainState, *, actor: Actor, name: str
+) -> tuple[str, str]:
+    """Release ``name`` from the OIDC identity it is bound to (admins only), audited.
+
+    The next sign-in as ``name`` binds it again, to whichever identity signs in first. The
+    roles its issuer's groups gave are dropped with the binding; roles an admin granted stay.
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not an admin.
+        NotFoundError: No such user.
+        ConflictError: ``name`` is bound to no OIDC identity.
+
+    """
+    require_role(state, policy_in_force(ws, state), actor.name, "admin", to="unbind users")
+    require_user(state, name)
+    bound = state.sso_identities.get(name)
+    if bound is None:
+        raise ConflictError(f"user {name!r} is bound to no OIDC identity")
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="user.unbind",
+        payload={"name": name, "issuer": bound[0], "subject": bound[1]},
+    )
+    del state.sso_identities[name]
+    state.sso_roles.pop(name, None)
+    return bound
+
+
+def check_sso_binding(state: ChainState, user: str, issuer: str, subject: str) -> None:
+    """Refuse an OIDC identity other than the one ``user``'s sign-ins are bound to.
+
+    The first sign-in as a user binds the name to that (issuer, subject): an account that a
+    second issuer, or a recycled address at the same issuer, gives the same name is refused
+    until an admin runs ``ftguard user unbind``.
+
+    Raises:
+        AuthenticationError: ``user`` is bound to another identity.
+
+    """
+    bound = state.sso_identities.get(user)
+    if bound is not None and bound != (issuer, subject):
+        raise AuthenticationError(
+            f"the ftguard user {user!r} signs in as another identity than this token's "
+            f"(issuer {issuer}); if it is the same person, an admin runs "
+            f"'ftguard user unbind {user}' first"
+        )
+
+
+def oidc_user_is_synced(
+    state: ChainState, user: str, issuer: str, subject: str, roles: list[str]
+) -> bool:
+    """Whether the chain already binds ``user`` to this identity with exactly these roles."""
+    return (
+        user in state.users
+        and state.sso_identities.get(user) == (issuer, subject)
+        and sorted(state.sso_roles.get(user, set())) == sorted(roles)
+    )

@@ -294,9 +294,15 @@ def list_users(state: ChainState, policy: Policy) -> list[dict[str, object]]:
                 "keys": [r.keyid for r in keys if r.status == "active"],
                 "pending_keys": [r.keyid for r in keys if r.status == "pending"],
                 "revoked_keys": [r.keyid for r in keys if r.status == "revoked"],
+                "sso": _sso_binding(state, name),
             }
         )
     return out
+
+
+def _sso_binding(state: ChainState, name: str) -> dict[str, str] | None:
+    bound = state.sso_identities.get(name)
+    return None if bound is None else {"issuer": bound[0], "subject": bound[1]}
 
 
 def add_user(

@@ -37,11 +37,18 @@ from ftguard.control._baselines import (
 )
 from ftguard.control._bom import job_bom
 from ftguard.control._chain import Actor, ChainState
-from ftguard.control._delegation import authenticate_token, parse_lifetime, sync_oidc_user
+from ftguard.control._delegation import (
+    authenticate_token,
+    check_sso_binding,
+    oidc_user_is_synced,
+    parse_lifetime,
+    sync_oidc_user,
+)
 from ftguard.control._delegation import create_token as _create_token
 from ftguard.control._delegation import list_tokens as _list_tokens
 from ftguard.control._delegation import register_server as _register_server
 from ftguard.control._delegation import revoke_token as _revoke_token
+from ftguard.control._delegation import unbind_user as _unbind_user
 from ftguard.control._evidence import evaluate_job, review_job, review_triggers, weights_for_job
 from ftguard.control._gate import (
     GateOutcome,
@@ -101,7 +108,10 @@ __all__ = [
     "register_key",
     "register_server",
     "revoke_token",
+    "check_sso_binding",
+    "oidc_user_is_synced",
     "sync_oidc_user",
+    "unbind_user",
     "GateOutcome",
     "add_user",
     "approve",
@@ -149,6 +159,16 @@ def add_user(ws: Workspace, *, actor: Caller, name: str, roles: list[str]) -> di
             ws, session, state, actor=authenticate(state, actor), name=name, roles=roles
         )
         return {"name": name, "roles": granted}
+
+
+def unbind_user(ws: Workspace, *, actor: Caller, name: str) -> dict[str, Any]:
+    """Release a user from the OIDC identity their sign-ins are bound to (an admin)."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        issuer, subject = _unbind_user(
+            ws, session, state, actor=authenticate(state, actor), name=name
+        )
+        return {"name": name, "issuer": issuer, "subject": subject}
 
 
 def list_users(ws: Workspace) -> list[dict[str, object]]:

@@ -39,6 +39,7 @@ from ftguard.server._schemas import (
     TokenRevoked,
     TokenView,
     UserAdded,
+    UserUnbound,
     UserView,
     VerifyAnswer,
 )
@@ -436,6 +437,12 @@ def add_user(ctx: Ctx, caller: Caller, body: UserBody) -> UserAdded:
     """Add a user with roles (admins)."""
     added = service.add_user(ctx.ws, actor=caller, name=body.name, roles=list(body.roles))
     return UserAdded.model_validate(added)
+
+
+@router.post("/users/{name}/unbind", responses=_ERRORS)
+def unbind_user(ctx: Ctx, caller: Caller, name: Annotated[str, Path(pattern=NAME)]) -> UserUnbound:
+    """Release a user from the OIDC identity their sign-ins are bound to (admins)."""
+    return UserUnbound.model_validate(service.unbind_user(ctx.ws, actor=caller, name=name))
 
 
 @router.post("/keys", status_code=201, responses=_ERRORS)

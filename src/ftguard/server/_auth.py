@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ftguard.control import chain_state, chain_view
-from ftguard.control.service import ServerCaller, authenticate_token, sync_oidc_user
+from ftguard.control.service import (
+    ServerCaller,
+    authenticate_token,
+    check_sso_binding,
+    oidc_user_is_synced,
+    sync_oidc_user,
+)
 from ftguard.errors import AuthenticationError, FtguardError
 
 if TYPE_CHECKING:
@@ -144,9 +150,11 @@ def oidc_caller(ctx: ServerContext, credential: str) -> ServerCaller:
     identity = verifier.verify(credential)
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
-        known = identity.user in state.users
-        synced = sorted(state.sso_roles.get(identity.user, set())) == sorted(identity.roles)
-    if known and synced:
+        check_sso_binding(state, identity.user, identity.issuer, identity.subject)
+        synced = oidc_user_is_synced(
+            state, identity.user, identity.issuer, identity.subject, list(identity.roles)
+        )
+    if synced:
         return ServerCaller(
             name=identity.user,
             server_key=ctx.server_key,

@@ -81,6 +81,20 @@ class UserView(BaseModel):
     keys: list[str] = Field(description="active key ids")
     pending_keys: list[str] = Field(description="key ids an admin has not confirmed yet")
     revoked_keys: list[str]
+    sso: SsoBinding | None = Field(
+        default=None, description="the OIDC identity the user's sign-ins are bound to"
+    )
+
+
+class SsoBinding(BaseModel):
+    issuer: str
+    subject: str
+
+
+class UserUnbound(BaseModel):
+    name: str
+    issuer: str = Field(description="the identity the user was bound to")
+    subject: str
 
 
 class UserAdded(BaseModel):
