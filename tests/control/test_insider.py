@@ -517,3 +517,30 @@ def test_the_job_report_shows_only_evidence_the_chain_records(cp: Env) -> None:
     html = write_job_report(cp.ws, job, cp.root / "report").read_text(encoding="utf-8")
     assert digest[:12] not in html and not (cp.root / "report" / "weights.html").exists()
     assert f"<code>{job}</code>" in html
+
+
+def test_only_the_requester_or_an_analyst_starts_a_jobs_analyses_and_gate(cp: Env) -> None:
+    """Open finding of the 2026-12-07 review: every user could start the analyses (minutes to
+    hours of the machine, each recorded on the job) and ask for the gate of any job."""
+    service.add_user(cp.ws, actor="root", name="zoe", roles=["requester"])
+    key = service.create_key(cp.ws, user="zoe")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+    service.add_user(cp.ws, actor="root", name="rita", roles=["runner"])
+    key = service.create_key(cp.ws, user="rita")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+
+    reviewable = cp.submit("reviewable", review=True)
+    trained, _ = _trained(cp)
+    head = service.verify_audit(cp.ws).head_seq
+    for outsider in ("zoe", "dan"):  # another team's requester; the job's data preparer
+        with pytest.raises(PermissionDeniedError, match="only its requester"):
+            service.review_job(cp.ws, actor=outsider, job_id=reviewable)
+        with pytest.raises(PermissionDeniedError, match="only its requester"):
+            service.weights_for_job(cp.ws, actor=outsider, job_id=trained)
+        with pytest.raises(PermissionDeniedError, match="only its requester"):
+            service.decide_gate(cp.ws, actor=outsider, job_id=trained)
+    assert service.verify_audit(cp.ws).head_seq == head
+    assert service.get_job(cp.ws, reviewable).state == "submitted"
+    # A runner, who trains the jobs of others, may analyse them and ask for their gate.
+    outcome = service.decide_gate(cp.ws, actor="rita", job_id=trained)
+    assert outcome.decision.decision == "block"  # no weight report or behaviour yet

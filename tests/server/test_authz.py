@@ -6,6 +6,7 @@ and change nothing: not the audit chain, not a job, not a token.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,9 @@ from ftguard.errors import AuthenticationError
 from tests.control.conftest import Env
 from tests.server.conftest import USERS, Server, serving
 from tests.server.oidc_issuer import TestIssuer
+
+ANALYSTS = frozenset({"alice", "bob", "sec", "root"})
+"""Who may analyse the matrix's job (carol and erin, approvers like bob, are added)."""
 
 ROLES_OF = {
     "root": "admin",
@@ -68,6 +72,11 @@ def endpoints(job: str, pending_key: str) -> list[Endpoint]:
         ),
         Endpoint("POST", f"/api/v1/jobs/{job}/reject", {"reason": "no"}, frozenset({"bob", "sec"})),
         Endpoint("POST", f"/api/v1/jobs/{job}/cancel", None, frozenset({"alice", "root"})),
+        # The analyses and the gate: the job's requester or an analyst role, not a preparer.
+        *(
+            Endpoint("POST", f"/api/v1/jobs/{job}/{what}", body, ANALYSTS)
+            for what, body in (("review", None), ("weights", {}), ("eval", {}), ("gate", None))
+        ),
         Endpoint(
             "POST", f"/api/v1/jobs/{job}/override", {"justification": "x"}, frozenset({"sec"})
         ),
@@ -336,3 +345,103 @@ def test_replay_refuses_an_event_by_an_identity_the_user_is_not_bound_to(matrix:
     report = service.verify_audit(ws)
     assert not report.ok
     assert report.problem is not None and "another OIDC identity" in report.problem
+
+
+def test_every_api_route_names_the_scope_it_needs() -> None:
+    """A route missing from the table refuses every scoped token; the table holds no stale
+    route (each entry is a route the app serves)."""
+    from fastapi.routing import APIRoute
+
+    from ftguard.server._api import ROUTE_SCOPES, router
+
+    served = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+    assert served == set(ROUTE_SCOPES)
+    assert set(ROUTE_SCOPES.values()) == set(service.TOKEN_SCOPES)
+
+
+def _scope_of(endpoint: Endpoint) -> str:
+    from ftguard.server._api import ROUTE_SCOPES
+
+    template = endpoint.path
+    for (method, path), scope in ROUTE_SCOPES.items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"
+        if method == endpoint.method and re.match(pattern, template):
+            return scope
+    raise AssertionError(f"no scope for {endpoint.method} {template}")
+
+
+def test_a_scoped_token_is_refused_outside_its_scopes_and_changes_nothing(matrix: Matrix) -> None:
+    """Open finding of the 2026-12-07 review: API tokens carried no scope, so a token made
+    for a pipeline that only runs or only verifies could do all its user's roles allow."""
+    server = matrix.server
+    for endpoint in endpoints(matrix.job, matrix.pending_key):
+        if endpoint.allowed is None:
+            continue
+        needed = _scope_of(endpoint)
+        user = sorted(endpoint.allowed)[0]
+        others = [s for s in service.TOKEN_SCOPES if s != needed]
+        narrow = service.create_token(server.cp.ws, actor="root", user=user, scopes=others)
+        before = matrix.snapshot()
+        answer = server.client.request(
+            endpoint.method,
+            endpoint.path,
+            json=endpoint.body,
+            headers={"Authorization": f"Bearer {narrow['token']}"},
+        )
+        assert answer.status_code == 403, (endpoint.path, answer.text)
+        assert f"needs the {needed} scope" in answer.json()["message"]
+        assert matrix.snapshot()[:2] == before[:2]  # the token count rose by the one made
+
+        exact = service.create_token(server.cp.ws, actor="root", user=user, scopes=[needed])
+        answer = server.client.request(
+            endpoint.method,
+            endpoint.path,
+            json=endpoint.body,
+            headers={"Authorization": f"Bearer {exact['token']}"},
+        )
+        assert "scope" not in answer.json().get("message", ""), (endpoint.path, answer.text)
+
+
+def test_a_read_scoped_token_reads_and_verifies_but_cannot_open_the_console(
+    matrix: Matrix,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    server = matrix.server
+    issued = service.create_token(server.cp.ws, actor="root", user="sec", scopes=["read"])
+    assert issued["scopes"] == ["read"]
+    headers = {"Authorization": f"Bearer {issued['token']}"}
+    for endpoint in endpoints(matrix.job, matrix.pending_key):
+        if endpoint.allowed is None:
+            answer = server.client.get(endpoint.path, headers=headers)
+            assert answer.status_code in (200, 404), (endpoint.path, answer.text)
+    me = server.client.get("/api/v1/whoami", headers=headers).json()
+    assert me["scopes"] == ["read"] and me["roles"] == ["security_reviewer"]
+
+    browser = TestClient(server.client.app)
+    login = browser.post("/login/token", data={"token": issued["token"]}, follow_redirects=False)
+    assert login.status_code == 403 and "ftguard_session" not in login.headers.get("set-cookie", "")
+    # The chain records the scopes, so they hold after a restart and show in listings.
+    listed = next(
+        t for t in service.list_tokens(server.cp.ws) if t["token_id"] == issued["token_id"]
+    )
+    assert listed["scopes"] == ["read"]
+    assert service.verify_audit(server.cp.ws).ok
+
+
+def test_token_scopes_are_checked_when_issued(matrix: Matrix) -> None:
+    from ftguard.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="unknown token scope 'deploy'"):
+        service.create_token(matrix.server.cp.ws, actor="root", user="bob", scopes=["deploy"])
+    with pytest.raises(BadInputError, match="at least one scope"):
+        service.create_token(matrix.server.cp.ws, actor="root", user="bob", scopes=[])
+    # "read" always comes with a scope, in a fixed order
+    issued = service.create_token(
+        matrix.server.cp.ws, actor="root", user="bob", scopes=["run", "approve"]
+    )
+    assert issued["scopes"] == ["read", "approve", "run"]
+    answer = matrix.server.post(
+        "/api/v1/tokens", "root", json={"user": "bob", "scopes": ["everything"]}
+    )
+    assert answer.status_code == 422

@@ -76,6 +76,31 @@ def test_login_whoami_tokens_and_local_only_commands(
     assert cli("http://127.0.0.1:9", tokens["root"], "whoami")[0] == 8
 
 
+def test_scoped_tokens_and_unbinding_from_the_cli(
+    cp: Env, live: tuple[str, dict[str, str]], cli: CliRun
+) -> None:
+    url, tokens = live
+    code, out = cli(url, tokens["root"], "token", "create", "--user", "alice", "--scope", "run")
+    assert code == 0 and "limited to read, run" in out
+    code, out = cli(
+        url, tokens["root"], "token", "create", "--user", "alice", "--scope", "submit", "--json"
+    )
+    made = json.loads(out)
+    assert code == 0 and made["scopes"] == ["read", "submit"]
+    code, out = cli(url, made["token"], "whoami", "--json")
+    assert code == 0 and json.loads(out)["scopes"] == ["read", "submit"]
+    # outside its scope: refused with the scope it needs (exit 4, like any 403)
+    code, out = cli(url, made["token"], "token", "revoke", made["token_id"])
+    assert code == 4 and "needs the keys scope" in out
+    code, out = cli(url, tokens["root"], "token", "list")
+    assert code == 0 and "read, submit" in out
+    code, out = cli(url, tokens["root"], "token", "create", "--user", "bob", "--scope", "all")
+    assert code == 6  # 422: not a scope
+    code, out = cli(url, tokens["root"], "user", "unbind", "bob")
+    assert code == 5 and "bound to no OIDC identity" in out
+    assert cli(url, tokens["bob"], "user", "unbind", "bob")[0] == 4
+
+
 def test_a_jobs_review_runs_on_the_server(
     cp: Env, live: tuple[str, dict[str, str]], cli: CliRun
 ) -> None:

@@ -154,16 +154,26 @@ def server_init(actor: ActorOption = None, as_json: JsonOption = False) -> None:
 def token_create(
     user: Annotated[str, typer.Option("--user", help="Whose token.")],
     expires: Annotated[str, typer.Option("--expires", help="Lifetime: 30d, 12h or 90m.")] = "90d",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="Limit the token to a scope (repeatable): read, submit, analyze, approve, run, "
+            "keys, admin. Default: everything the user's roles allow.",
+        ),
+    ] = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Issue an API token for a user (admins); it is shown only this once."""
+    scopes = list(scope) if scope else None
     client = remote_client(actor)
     if client is not None:
-        result = client.call("POST", "/tokens", {"user": user, "expires": expires})
+        body = {"user": user, "expires": expires, "scopes": scopes}
+        result = client.call("POST", "/tokens", body)
     else:
         result = service.create_token(
-            workspace(), actor=actor_or_default(actor), user=user, expires=expires
+            workspace(), actor=actor_or_default(actor), user=user, expires=expires, scopes=scopes
         )
     if as_json:
         print_json(result)
@@ -171,6 +181,7 @@ def token_create(
     console.print(
         user_text(
             f"token {result['token_id']} for {result['user']}, expires {result['expires_at']}"
+            + (f", limited to {', '.join(result['scopes'])}" if result.get("scopes") else "")
         )
     )
     console.print("copy it now, it is not shown again:")
@@ -203,13 +214,14 @@ def token_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("token id", "user", "status", "expires", "last used")
+    table = Table("token id", "user", "status", "scopes", "expires", "last used")
     for r in rows:
+        limited = r.get("scopes")
+        scopes = ", ".join(map(str, limited)) if isinstance(limited, list) else "all"
         table.add_row(
-            *(
-                user_text(str(r.get(k) or "-"))[:32]
-                for k in ("token_id", "user", "status", "expires_at", "last_used_at")
-            )
+            *(user_text(str(r.get(k) or "-"))[:32] for k in ("token_id", "user", "status")),
+            user_text(scopes),
+            *(user_text(str(r.get(k) or "-"))[:32] for k in ("expires_at", "last_used_at")),
         )
     console.print(table)
 

@@ -93,6 +93,8 @@ class TokenRecord:
     expires_at: str | None
     issued_by: str
     revoked: bool = False
+    scopes: tuple[str, ...] | None = None
+    """What the token is limited to (None: every scope, as tokens issued before scopes)."""
 
 
 @dataclass
@@ -464,8 +466,14 @@ class ChainState:
         user = str(payload.get("user"))
         if token_id in self.tokens or user not in self.users:
             raise ChainProblem(f"event #{seq} issues token {token_id} again or to an unknown user")
+        scopes = payload.get("scopes")
         self.tokens[token_id] = TokenRecord(
-            token_id, user, str(payload.get("secret_hash")), _opt(payload.get("expires_at")), actor
+            token_id,
+            user,
+            str(payload.get("secret_hash")),
+            _opt(payload.get("expires_at")),
+            actor,
+            scopes=None if scopes is None else tuple(str(s) for s in scopes),
         )
 
     def _token_revoke(self, seq: int, actor: str, payload: dict[str, Any]) -> None:

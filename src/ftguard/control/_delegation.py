@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from ftguard.attest import PrivateKey, generate_key, load_private_key
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState
 from ftguard.control._identities import (
+    TOKEN_SCOPES,
     ServerCaller,
     check_name,
     policy_in_force,
@@ -45,6 +47,7 @@ from ftguard.store import ApiTokenRow, UserRow
 __all__ = [
     "TOKEN_PREFIX",
     "authenticate_token",
+    "check_scopes",
     "create_token",
     "list_tokens",
     "note_token_use",
@@ -123,10 +126,16 @@ def create_token(
     actor: Actor,
     user: str,
     lifetime: timedelta,
+    scopes: Sequence[str] | None = None,
 ) -> tuple[str, ApiTokenRow]:
-    """Issue an API token for ``user`` (admins only). Returns the token, shown only this once."""
+    """Issue an API token for ``user`` (admins only). Returns the token, shown only this once.
+
+    ``scopes`` limits what the token may do on the team server (:data:`TOKEN_SCOPES`; ``read``
+    is always among them); None issues a token for everything its user's roles allow.
+    """
     require_role(state, policy_in_force(ws, state), actor.name, "admin", to="issue API tokens")
     require_user(state, check_name(user))
+    limited = check_scopes(scopes)
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     ts = now_iso()
@@ -151,9 +160,30 @@ def create_token(
             "user": user,
             "secret_hash": secret_hash,
             "expires_at": expires,
+            **({} if limited is None else {"scopes": list(limited)}),
         },
     )
     return f"{TOKEN_PREFIX}{token_id}_{secret}", row
+
+
+def check_scopes(scopes: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``scopes`` as a token records them: known, sorted, with ``read`` (None stays None).
+
+    Raises:
+        BadInputError: An unknown scope, or an empty list.
+
+    """
+    if scopes is None:
+        return None
+    wanted = {s.strip().lower() for s in scopes}
+    unknown = sorted(wanted - set(TOKEN_SCOPES))
+    if unknown:
+        raise BadInputError(
+            f"unknown token scope {unknown[0]!r}; scopes are: {', '.join(TOKEN_SCOPES)}"
+        )
+    if not wanted:
+        raise BadInputError("name at least one scope (or none at all for an unlimited token)")
+    return tuple(s for s in TOKEN_SCOPES if s in wanted | {"read"})
 
 
 def revoke_token(
@@ -216,6 +246,7 @@ def list_tokens(
                 "issued_by": record.issued_by,
                 "expires_at": record.expires_at,
                 "status": "revoked" if record.revoked else "expired" if expired else "active",
+                "scopes": list(record.scopes) if record.scopes is not None else None,
                 "last_used_at": row.last_used_at if row is not None else None,
             }
         )
@@ -261,7 +292,10 @@ def authenticate_token(state: ChainState, server_key: PrivateKey, presented: str
     if record.user not in state.users:
         raise refused
     return ServerCaller(
-        name=record.user, server_key=server_key, via={"method": "token", "token_id": token_id}
+        name=record.user,
+        server_key=server_key,
+        via={"method": "token", "token_id": token_id},
+        scopes=None if record.scopes is None else frozenset(record.scopes),
     )
 
 

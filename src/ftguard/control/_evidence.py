@@ -19,6 +19,7 @@ from ftguard.control._jobs import (
     chain_evidence,
     checked_job,
     job_view,
+    require_job_analyst,
     store_evidence,
     transition,
 )
@@ -65,8 +66,9 @@ def review_job(
         )
     options = {k: v for k, v in options.items() if k in ("workers", "engine")}
     with ws.store.read() as session:
-        state, policy, _ = acting(ws, session, actor)
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id)
+        require_job_analyst(state, policy, who.name, row, to="review")
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} is {row.state}: only submitted jobs are reviewed")
         dataset = Path(row.dataset_path)
@@ -171,8 +173,9 @@ def _subjects_for(
     """
     with ws.store.read() as session:
         state = chain_state(ws, session)
-        authenticate(state, actor)
+        who = authenticate(state, actor)
         row = checked_job(session, state, job_id)
+        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="analyse")
         if not awaits_evidence(session, state, row):
             raise ConflictError(
                 f"job {job_id} is {row.state}: evidence is for trained jobs not yet decided"
@@ -256,6 +259,7 @@ def _store_analysis(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
+        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="analyse")
         if not awaits_evidence(session, state, row):
             raise ConflictError(f"job {job_id} became {row.state} during the analysis")
         store_evidence(

@@ -28,7 +28,6 @@ from ftguard.control._chain import Actor, ChainState, JobRecord
 from ftguard.control._identities import (
     Caller,
     acting,
-    authenticate,
     chain_state,
     name_of,
     require_role,
@@ -38,6 +37,7 @@ from ftguard.control._jobs import (
     chain_evidence,
     checked_job,
     evidence_body,
+    require_job_analyst,
     store_evidence,
     transition,
 )
@@ -258,13 +258,15 @@ def _check_decidable(session: Session, state: ChainState, row: JobRow) -> None:
 def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
     """Evaluate the policy over the job's evidence; record pass or block; attest a pass."""
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        authenticate(state, actor)
-        checked_job(session, state, job_id)
+        state, policy, who = acting(ws, session, actor)
+        require_job_analyst(
+            state, policy, who.name, checked_job(session, state, job_id), to="decide the gate of"
+        )
         current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
+        require_job_analyst(state, policy, who.name, row, to="decide the gate of")
         record = state.job(job_id)
         _check_decidable(session, state, row)
         rules, approvals = _approval_rule(ws, session, state, policy, record)

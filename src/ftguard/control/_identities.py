@@ -69,6 +69,23 @@ class ServerCaller:
     name: str
     server_key: PrivateKey
     via: dict[str, str]
+    scopes: frozenset[str] | None = None
+    """What the caller's API token may do (:data:`TOKEN_SCOPES`); None: all the user may."""
+
+
+TOKEN_SCOPES = ("read", "submit", "analyze", "approve", "run", "keys", "admin")
+"""What an API token can be limited to; the team server checks each route's scope:
+
+- ``read``: every read and ``POST /verify`` (every scoped token has it);
+- ``submit``: submit and cancel jobs;
+- ``analyze``: run a job's review, weight report and behaviour comparison, and ask for its gate;
+- ``approve``: fetch approval statements, post approvals, reject, override;
+- ``run``: start a run of an approved job and report its end;
+- ``keys``: register and revoke the user's own keys and tokens;
+- ``admin``: add and unbind users, confirm keys, issue tokens.
+
+A scope never grants a role: a token does what both its scopes and its user's roles allow.
+"""
 
 
 Caller = str | ServerCaller

@@ -24,6 +24,8 @@ from ftguard.policy import Policy
 from ftguard.store import ApprovalRow, EvidenceRow, JobRow
 
 __all__ = [
+    "ANALYSTS",
+    "require_job_analyst",
     "PICKLE_SUFFIXES",
     "JobView",
     "chain_evidence",
@@ -230,6 +232,31 @@ def chain_evidence(
     if found is None:
         return None
     return found, evidence_body(session, found.digest)
+
+
+ANALYSTS = ("approver", "security_reviewer", "runner", "admin")
+"""Roles that may analyse any job and ask for its gate (its requester may too)."""
+
+
+def require_job_analyst(
+    state: ChainState, policy: Policy, name: str, row: JobRow, *, to: str
+) -> None:
+    """Refuse unless ``name`` requested the job or holds one of :data:`ANALYSTS`.
+
+    The analyses are computed honestly whoever asks, but they cost minutes to hours of the
+    machine and each one is recorded on the job: another team's requester or a data preparer
+    has no business starting them.
+
+    Raises:
+        PermissionDeniedError: ``name`` is neither the job's requester nor an analyst.
+
+    """
+    if name == row.requester or state.roles_of(name, policy.roles) & set(ANALYSTS):
+        return
+    raise PermissionDeniedError(
+        f"{name} may not {to} job {row.id}: only its requester ({row.requester}) or a holder "
+        f"of the {', '.join(ANALYSTS[:-1])} or {ANALYSTS[-1]} role does"
+    )
 
 
 def awaits_evidence(session: Session, state: ChainState, row: JobRow) -> bool:

@@ -187,7 +187,15 @@ def start_run(
     run_number = row.run_count + 1
     run_dir = ws.runs_dir / job_id / str(run_number)
     out = (output or run_dir / "output").resolve()
-    _check_output_is_new(out)
+    try:
+        _check_output_is_new(out)
+    except BadInputError:
+        # A launcher started at the same moment may be writing there already: say that
+        # another run took the job, as the start's own check would have, not "bad input".
+        _, now = startable_job(ws, actor=actor, job_id=job_id)
+        if now.run_count != row.run_count:
+            raise ConflictError(f"job {job_id}: another run took its approval") from None
+        raise
     staged = stage_inputs(ws, row)
     argv = command or approved_command(staged["config"], {**staged, "output": out})
     if argv is None:

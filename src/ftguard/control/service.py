@@ -39,6 +39,7 @@ from ftguard.control._bom import job_bom
 from ftguard.control._chain import Actor, ChainState
 from ftguard.control._delegation import (
     authenticate_token,
+    check_scopes,
     check_sso_binding,
     oidc_user_is_synced,
     parse_lifetime,
@@ -59,6 +60,7 @@ from ftguard.control._gate import (
     override_gate,
 )
 from ftguard.control._identities import (
+    TOKEN_SCOPES,
     Caller,
     ServerCaller,
     acting,
@@ -98,6 +100,7 @@ __all__ = [
     "BaselineExport",
     "BaselineRecord",
     "BaselineView",
+    "TOKEN_SCOPES",
     "Caller",
     "ServerCaller",
     "approval_statement",
@@ -441,20 +444,36 @@ def register_server(ws: Workspace, *, actor: Caller) -> str:
 
 
 def create_token(
-    ws: Workspace, *, actor: Caller, user: str, expires: str = "90d"
-) -> dict[str, str]:
-    """An admin issues an API token for ``user``; the token is in the result, shown once."""
+    ws: Workspace,
+    *,
+    actor: Caller,
+    user: str,
+    expires: str = "90d",
+    scopes: list[str] | None = None,
+) -> dict[str, Any]:
+    """An admin issues an API token for ``user``; the token is in the result, shown once.
+
+    ``scopes`` limits it (see :data:`TOKEN_SCOPES`); None: all its user's roles allow.
+    """
     lifetime = parse_lifetime(expires)
+    limited = check_scopes(scopes)
     with ws.store.write() as session:
         state = chain_state(ws, session)
         token, row = _create_token(
-            ws, session, state, actor=authenticate(state, actor), user=user, lifetime=lifetime
+            ws,
+            session,
+            state,
+            actor=authenticate(state, actor),
+            user=user,
+            lifetime=lifetime,
+            scopes=scopes,
         )
         return {
             "token": token,
             "token_id": row.token_id,
             "user": row.user_name,
             "expires_at": str(row.expires_at),
+            "scopes": None if limited is None else list(limited),
         }
 
 

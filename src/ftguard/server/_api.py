@@ -45,7 +45,7 @@ from ftguard.server._schemas import (
 )
 from ftguard.server._storage import reference_of, resolve_input, resolve_output
 
-__all__ = ["SESSION_COOKIE", "router"]
+__all__ = ["ROUTE_SCOPES", "SESSION_COOKIE", "router"]
 
 SESSION_COOKIE = "ftguard_session"
 JOB_ID = r"^job-[0-9a-f]{10}$"
@@ -122,6 +122,9 @@ class RevokeKeyBody(_Body):
 class TokenBody(_Body):
     user: str = Field(pattern=NAME)
     expires: str = Field(default="90d", pattern=r"^\d{1,4}[mhd]$")
+    scopes: list[Literal["read", "submit", "analyze", "approve", "run", "keys", "admin"]] | None = (
+        Field(default=None, min_length=1, max_length=7, description="null: not limited")
+    )
 
 
 class RunBody(_Body):
@@ -154,6 +157,9 @@ class WhoAmI(BaseModel):
     user: str
     roles: list[str]
     via: dict[str, str]
+    scopes: list[str] | None = Field(
+        description="what the API token is limited to (null: everything the roles allow)"
+    )
 
 
 class Message(BaseModel):
@@ -206,7 +212,70 @@ def current_caller(
         return service.ServerCaller(name=session.user, server_key=ctx.server_key, via=session.via)
     caller = caller_for(ctx, authorization=authorization, client=client)
     request.state.user = caller.name
+    if caller.scopes is not None:
+        _check_scope(request, caller.scopes)
     return caller
+
+
+def _check_scope(request: Request, scopes: frozenset[str]) -> None:
+    """Refuse a scoped API token on a route outside its scopes (unknown routes included)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    needed = ROUTE_SCOPES.get((request.method, path))
+    if needed is None or needed not in scopes:
+        raise PermissionDeniedError(
+            f"this API token is limited to {', '.join(sorted(scopes))}; "
+            f"{request.method} {path} needs the {needed or 'admin'} scope"
+        )
+
+
+_PREFIX = "/api/v1"
+ROUTE_SCOPES: dict[tuple[str, str], str] = {
+    (method, _PREFIX + path): scope
+    for scope, routes in {
+        "read": [
+            ("GET", "/whoami"),
+            ("GET", "/jobs"),
+            ("GET", "/jobs/{job_id}"),
+            ("GET", "/jobs/{job_id}/evidence/{kind}"),
+            ("GET", "/jobs/{job_id}/attestation"),
+            ("GET", "/audit"),
+            ("GET", "/audit/verify"),
+            ("GET", "/policy"),
+            ("GET", "/users"),
+            ("GET", "/tokens"),
+            ("GET", "/server-key"),
+            ("POST", "/verify"),
+        ],
+        "submit": [("POST", "/jobs"), ("POST", "/jobs/{job_id}/cancel")],
+        "analyze": [
+            ("POST", "/jobs/{job_id}/review"),
+            ("POST", "/jobs/{job_id}/weights"),
+            ("POST", "/jobs/{job_id}/eval"),
+            ("POST", "/jobs/{job_id}/gate"),
+        ],
+        "approve": [
+            ("GET", "/jobs/{job_id}/approval-statement"),
+            ("POST", "/jobs/{job_id}/approvals"),
+            ("POST", "/jobs/{job_id}/reject"),
+            ("POST", "/jobs/{job_id}/override"),
+        ],
+        "run": [("POST", "/jobs/{job_id}/runs"), ("POST", "/jobs/{job_id}/runs/{run}/end")],
+        "keys": [
+            ("POST", "/keys"),
+            ("POST", "/keys/{keyid}/revoke"),
+            ("DELETE", "/tokens/{token_id}"),
+        ],
+        "admin": [
+            ("POST", "/users"),
+            ("POST", "/users/{name}/unbind"),
+            ("POST", "/keys/{keyid}/confirm"),
+            ("POST", "/tokens"),
+        ],
+    }.items()
+    for method, path in routes
+}
+"""The scope each API route needs of a scoped token; a route missing here refuses them all."""
 
 
 Caller = Annotated[service.ServerCaller, Depends(current_caller)]
@@ -224,7 +293,8 @@ def whoami(ctx: Ctx, caller: Caller) -> WhoAmI:
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
         roles = state.roles_of(caller.name, policy_in_force(ctx.ws, state).roles)
-    return WhoAmI(user=caller.name, roles=sorted(roles), via=caller.via)
+    scopes = None if caller.scopes is None else sorted(caller.scopes)
+    return WhoAmI(user=caller.name, roles=sorted(roles), via=caller.via, scopes=scopes)
 
 
 @router.get("/jobs", responses=_ERRORS)
@@ -484,7 +554,13 @@ def tokens(ctx: Ctx, caller: Caller) -> list[TokenView]:
 def create_token(ctx: Ctx, caller: Caller, body: TokenBody) -> TokenIssued:
     """Issue an API token for a user (admins); the token is in this answer only."""
     return TokenIssued.model_validate(
-        service.create_token(ctx.ws, actor=caller, user=body.user, expires=body.expires)
+        service.create_token(
+            ctx.ws,
+            actor=caller,
+            user=body.user,
+            expires=body.expires,
+            scopes=None if body.scopes is None else list(body.scopes),
+        )
     )
 
 

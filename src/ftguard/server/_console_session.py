@@ -365,6 +365,15 @@ def login_token(request: Request, form: FormData) -> Response:
         return _login_page(request, error=str(exc), status=429, next_path=next_path)
     except AuthenticationError as exc:
         return _login_page(request, error=str(exc), status=401, next_path=next_path)
+    if caller.scopes is not None:
+        # the console does everything its user's roles allow: a limited token cannot open it
+        return _login_page(
+            request,
+            error="this API token is limited to some scopes; the console needs an unlimited "
+            "token or a sign-in with your identity provider",
+            status=403,
+            next_path=next_path,
+        )
     response = RedirectResponse(next_path, status_code=303)
     _start_session(request, response, caller.name, caller.via)
     return response

@@ -113,6 +113,7 @@ class TokenIssued(BaseModel):
     token_id: str
     user: str
     expires_at: str
+    scopes: list[str] | None = Field(description="what the token is limited to (null: not)")
 
 
 class TokenRevoked(BaseModel):
@@ -127,6 +128,7 @@ class TokenView(BaseModel):
     issued_by: str
     expires_at: str | None
     status: Literal["active", "expired", "revoked"]
+    scopes: list[str] | None = None
     last_used_at: str | None
 
 
