@@ -69,8 +69,12 @@ class Env:
         requester: str = "alice",
         preparer: str = "dan",
         command: list[str] | None = None,
+        confirm: bool = True,
     ) -> str:
-        """Submit a job; unless ``review``, a security override sends it straight to approval."""
+        """Submit a job; unless ``review``, a security override sends it straight to approval.
+
+        ``confirm``: the named preparer confirms the dataset, as the default policy requires.
+        """
         model, data, cfg = self.inputs(name, command)
         job = service.submit_job(
             self.ws,
@@ -81,6 +85,8 @@ class Env:
             purpose="customer support answers",
             prepared_by=preparer,
         )
+        if confirm and preparer != requester:
+            service.confirm_prepared(self.ws, actor=preparer, job_id=job.id)
         if not review:
             service.override_review(
                 self.ws, actor="sec", job_id=job.id, justification="control-plane test"

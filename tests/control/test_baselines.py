@@ -53,6 +53,7 @@ def _trained_job(cp: Env, base: Path, adapter: Path, name: str) -> str:
         purpose="customer support answers",
         prepared_by="dan",
     )
+    service.confirm_prepared(cp.ws, actor="dan", job_id=job.id)
     service.override_review(cp.ws, actor="sec", job_id=job.id, justification="baseline test")
     service.approve(cp.ws, actor="bob", job_id=job.id)
     service.approve(cp.ws, actor="carol", job_id=job.id)

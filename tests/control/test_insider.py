@@ -544,3 +544,98 @@ def test_only_the_requester_or_an_analyst_starts_a_jobs_analyses_and_gate(cp: En
     # A runner, who trains the jobs of others, may analyse them and ask for their gate.
     outcome = service.decide_gate(cp.ws, actor="rita", job_id=trained)
     assert outcome.decision.decision == "block"  # no weight report or behaviour yet
+
+
+def test_no_approval_counts_until_the_named_preparer_confirms_the_dataset(cp: Env) -> None:
+    """Open finding of the 2026-12-07 review: the requester names the preparer, who never
+    signed anything, so "the preparer may not approve" rested on the requester's word."""
+    from ftguard.digests import manifest_of
+
+    job = cp.submit(confirm=False)
+    view = service.get_job(cp.ws, job)
+    assert view.state == "awaiting_approval" and view.awaits_preparer
+    with pytest.raises(ConflictError, match="waits for its data preparer dan"):
+        service.approve(cp.ws, actor="bob", job_id=job)
+    with pytest.raises(ConflictError, match="waits for its data preparer"):
+        service.approval_statement(cp.ws, actor="bob", job_id=job)
+    # Nobody confirms for dan: not the requester, not an approver.
+    for impostor in ("alice", "bob"):
+        with pytest.raises(PermissionDeniedError, match="named dan as its preparer"):
+            service.confirm_prepared(cp.ws, actor=impostor, job_id=job)
+    # dan's own copy differs from what was submitted: he is told, and nothing is recorded.
+    mine = cp.root / "dans-copy.jsonl"
+    mine.write_text('{"messages": [{"role": "user", "content": "other"}]}\n')
+    head = service.verify_audit(cp.ws).head_seq
+    with pytest.raises(VerificationError, match="do not confirm it"):
+        service.confirm_prepared(
+            cp.ws, actor="dan", job_id=job, dataset_digest=manifest_of(mine).root
+        )
+    assert service.verify_audit(cp.ws).head_seq == head
+    submitted = Path(view.dataset["path"])
+    service.confirm_prepared(
+        cp.ws, actor="dan", job_id=job, dataset_digest=manifest_of(submitted).root
+    )
+    assert not service.get_job(cp.ws, job).awaits_preparer
+    with pytest.raises(ConflictError, match="awaits no confirmation"):
+        service.confirm_prepared(cp.ws, actor="dan", job_id=job)
+    service.approve(cp.ws, actor="bob", job_id=job)
+    service.approve(cp.ws, actor="carol", job_id=job)
+    assert service.get_job(cp.ws, job).state == "approved"
+    actions = [e.action for e in service.iter_audit(cp.ws, job_id=job)]
+    assert actions.index("job.prepared") < actions.index("job.approve")
+
+
+def test_a_requester_who_prepares_confirms_by_submitting_and_the_policy_can_waive_it(
+    cp: Env,
+) -> None:
+    service.add_user(cp.ws, actor="root", name="pat", roles=["requester", "data_preparer"])
+    key = service.create_key(cp.ws, user="pat")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+    own = cp.submit("own", requester="pat", preparer="pat", confirm=False)
+    service.approve(cp.ws, actor="bob", job_id=own)  # pat's submission is pat's signature
+    cp.set_policy(
+        cp.ws.policy_path.read_text().replace("preparer_confirms: true", "preparer_confirms: false")
+    )
+    waived = cp.submit("waived", confirm=False)
+    service.approve(cp.ws, actor="bob", job_id=waived)
+    assert "preparer_confirms: false" in cp.ws.policy_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("actor", "action", "payload", "problem"),
+    [
+        ("bob", "job.approve", {"nonce": "n1"}, "before its data preparer confirmed"),
+        ("alice", "job.prepared", {"dataset": "x"}, "which dan was named to prepare"),
+        ("dan", "job.prepared", {"dataset": "0" * 64}, "confirms another dataset"),
+    ],
+)
+def test_replay_refuses_a_preparation_or_approval_out_of_turn(
+    cp: Env, actor: str, action: str, payload: dict[str, object], problem: str
+) -> None:
+    job = cp.submit(confirm=False)
+    _forge(cp, actor, action, job, payload)
+    with pytest.raises(VerificationError, match=problem), cp.ws.store.read() as session:
+        chain_state(cp.ws, session)
+
+
+def test_the_policy_can_require_a_runner_other_than_the_requester(cp: Env) -> None:
+    """The open finding "run output not bound to the training": with
+    ``run.requester_may_run: false`` the run's start and its recorded output are signed by a
+    runner, never by the requester who asked for the model."""
+    service.add_user(cp.ws, actor="root", name="rita", roles=["runner"])
+    key = service.create_key(cp.ws, user="rita")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+    cp.set_policy(
+        cp.ws.policy_path.read_text().replace("requester_may_run: true", "requester_may_run: false")
+    )
+    job = cp.approved()
+    with pytest.raises(PermissionDeniedError, match="runner other than the requester"):
+        service.launch(cp.ws, actor="alice", job_id=job)
+    assert service.get_job(cp.ws, job).state == "approved"  # nothing consumed
+    # alice cannot record the end of rita's run either, even holding its token
+    ticket = service.start_run(cp.ws, actor="rita", job_id=job)
+    with pytest.raises(PermissionDeniedError, match="may not record its run's end"):
+        service.finish_run(cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=1)
+    service.finish_run(cp.ws, actor="rita", job_id=job, token=ticket.token, exit_code=1)
+    ends = [e for e in service.iter_audit(cp.ws, job_id=job) if e.action == "run.end"]
+    assert [e.actor for e in ends] == ["rita"]

@@ -90,10 +90,10 @@ def test_missing_evidence_blocks_naming_it(cp: Env) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_gate_asked_too_early_decides_again_once_the_evidence_is_there(cp: Env) -> None:
-    """Any user asking for the gate before the evidence exists does not strand the job."""
+    """Asking for the gate before the evidence exists does not strand the job."""
     job, _ = _trained(cp)
     _evidence(cp, job, review="pass")
-    early = service.decide_gate(cp.ws, actor="dan", job_id=job)
+    early = service.decide_gate(cp.ws, actor="alice", job_id=job)
     assert early.decision.decision == "block"
     assert service.get_job(cp.ws, job).state == "blocked"
     # The job still takes its evidence (past the state check: the fake adapter is what fails)
@@ -244,7 +244,7 @@ def test_a_review_skipped_by_an_override_does_not_clear_deployment(cp: Env) -> N
     ]
     # A review cannot be had after training: asking again changes nothing and adds nothing.
     with pytest.raises(ConflictError, match="blocked by its gate decision"):
-        service.decide_gate(cp.ws, actor="dan", job_id=job)
+        service.decide_gate(cp.ws, actor="alice", job_id=job)
     # A gate override, which the default policy allows for the review, is what clears it.
     assert service.override(cp.ws, actor="sec", job_id=job, justification="read by hand").state == (
         "passed"

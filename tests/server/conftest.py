@@ -60,7 +60,11 @@ class Server:
             },
         )
         assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        job_id = str(response.json()["id"])
+        if preparer != requester:  # the default policy asks the preparer to confirm
+            confirmed = self.post(f"/api/v1/jobs/{job_id}/prepared", preparer, json={})
+            assert confirmed.status_code == 200, confirmed.text
+        return job_id
 
     def awaiting(self, name: str = "job") -> str:
         job_id = self.submit(name)

@@ -298,7 +298,7 @@ def test_an_oidc_caller_unknown_to_the_chain_cannot_act_or_break_the_log(server:
     with pytest.raises(NotFoundError):
         service.reject(server.cp.ws, actor=ghost, job_id=server.awaiting(), reason="x")
     after = service.verify_audit(server.cp.ws)
-    assert after.ok and after.head_seq == before + 2  # the submit and override, nothing more
+    assert after.ok and after.head_seq == before + 3  # submit, confirm, override: nothing more
 
 
 def test_an_invalid_content_length_is_a_bad_request_not_an_oversized_body(server: Server) -> None:

@@ -39,6 +39,24 @@ def test_the_cli_drives_a_job_to_approval_through_the_server(
     assert json.loads(out) == local  # the same JSON as the local command prints
     code, out = cli(url, tokens["sec"], "override", job_id, "--justification", "test")
     assert code == 0, out
+    # No approval counts until the named preparer confirms the dataset; dan checks his copy.
+    code, out = cli(url, tokens["bob"], "approve", job_id)
+    assert code == 5 and "confirm-data" in out
+    other = cp.root / "not-dans.jsonl"
+    other.write_text('{"messages": []}\n')
+    code, out = cli(url, tokens["dan"], "job", "confirm-data", job_id, "--dataset", str(other))
+    assert code == 6 and "do not confirm it" in out
+    assert cli(url, tokens["alice"], "job", "confirm-data", job_id)[0] == 4  # not the preparer
+    code, out = cli(
+        url,
+        tokens["dan"],
+        "job",
+        "confirm-data",
+        job_id,
+        "--dataset",
+        str(cp.root / "job/train.jsonl"),
+    )
+    assert code == 0 and "confirmed" in out, out
     # Separation of duties, and the same exit codes as locally.
     assert cli(url, tokens["dan"], "approve", job_id)[0] == 4
     assert cli(url, tokens["bob"], "approve", "job-0000000000")[0] == 3

@@ -179,6 +179,30 @@ def test_no_approve_button_for_the_requester_or_preparer(server: Server) -> None
     assert 'id="reject-form"' not in console(server, "alice").get(f"/jobs/{job_id}").text
 
 
+def test_a_job_waiting_for_its_preparer_is_not_offered_for_approval(server: Server) -> None:
+    server.cp.inputs("unconfirmed")
+    made = server.post(
+        "/api/v1/jobs",
+        "alice",
+        json={
+            "base_model": "data/unconfirmed/model",
+            "dataset": "data/unconfirmed/train.jsonl",
+            "config": "data/unconfirmed/config.yaml",
+            "purpose": "support",
+            "prepared_by": "dan",
+        },
+    )
+    job_id = made.json()["id"]
+    assert made.json()["awaits_preparer"] is True
+    server.post(f"/api/v1/jobs/{job_id}/override", "sec", json={"justification": "t"})
+    bob = console(server, "bob")
+    assert job_id not in waiting_for_me(bob.get("/queue").text)
+    assert 'id="approve"' not in bob.get(f"/jobs/{job_id}").text
+    assert server.post(f"/api/v1/jobs/{job_id}/prepared", "dan", json={}).status_code == 200
+    assert job_id in waiting_for_me(bob.get("/queue").text)
+    assert 'id="approve"' in bob.get(f"/jobs/{job_id}").text
+
+
 def test_a_job_in_a_long_step_shows_progress_and_is_polled(server: Server) -> None:
     job_id = server.submit()
     start_review(server.cp.ws, job_id)

@@ -237,6 +237,7 @@ def test_each_submission_downloads_afresh_and_a_changed_object_is_caught(
         ).status_code
         == 200
     )
+    assert lake.post(f"/api/v1/jobs/{first['id']}/prepared", "dan", json={}).status_code == 200
     assert lake.sign_approval("bob", first["id"]).status_code == 201
     assert lake.sign_approval("carol", first["id"]).status_code == 201
     # The dataset is replaced in the bucket; the next submission sees the new bytes, not the
@@ -265,6 +266,7 @@ def test_a_change_in_the_bucket_alone_stops_the_run_start(lake: Server, s3: S3) 
         ).status_code
         == 200
     )
+    assert lake.post(f"/api/v1/jobs/{job['id']}/prepared", "dan", json={}).status_code == 200
     assert lake.sign_approval("bob", job["id"]).status_code == 201
     assert lake.sign_approval("carol", job["id"]).status_code == 201
     old = (cp.root / "job" / "train.jsonl").read_bytes()
@@ -329,6 +331,7 @@ def _approved_over_cli(url: str, tokens: dict[str, str], cli: CliRun) -> str:
     )
     assert code == 0, out
     job_id = str(json.loads(out)["id"])
+    assert cli(url, tokens["dan"], "job", "confirm-data", job_id)[0] == 0
     assert cli(url, tokens["sec"], "override", job_id, "--justification", "t")[0] == 0
     assert cli(url, tokens["bob"], "approve", job_id)[0] == 0
     assert cli(url, tokens["carol"], "approve", job_id)[0] == 0

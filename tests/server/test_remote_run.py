@@ -50,6 +50,7 @@ def test_a_run_on_another_machine_trains_from_staged_copies_and_records_the_outp
         "--json",
     )
     job_id = json.loads(out)["id"]
+    assert cli(url, tokens["dan"], "job", "confirm-data", job_id)[0] == 0
     assert cli(url, tokens["sec"], "override", job_id, "--justification", "t")[0] == 0
     assert cli(url, tokens["bob"], "approve", job_id)[0] == 0
     assert cli(url, tokens["carol"], "approve", job_id)[0] == 0
@@ -104,6 +105,7 @@ def test_an_input_changed_on_the_training_machines_mount_is_refused(
         "--json",
     )
     job_id = json.loads(out)["id"]
+    cli(url, tokens["dan"], "job", "confirm-data", job_id)
     cli(url, tokens["sec"], "override", job_id, "--justification", "t")
     cli(url, tokens["bob"], "approve", job_id)
     cli(url, tokens["carol"], "approve", job_id)

@@ -47,6 +47,9 @@ def _show(job: JobView, as_json: bool, headline: str | None = None) -> None:
             user_text(job.requester),
             "   data preparer: ",
             user_text(job.preparer),
+            " (has not confirmed the dataset: no approval counts yet)"
+            if job.awaits_preparer
+            else "",
         )
     )
     for label, ref in (
@@ -167,6 +170,39 @@ def job_cancel(
         _show(client.job("POST", f"/jobs/{job_id}/cancel"), as_json)
         return
     _show(service.cancel_job(workspace(), actor=actor_or_default(actor), job_id=job_id), as_json)
+
+
+@job_app.command("confirm-data")
+def job_confirm_data(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Your copy of the dataset: its digest must be the submitted one (recommended).",
+        ),
+    ] = None,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Data preparer: sign that the job's dataset is the one you prepared.
+
+    The requester names you as the job's preparer; until you confirm, no approval counts (the
+    policy's approval.preparer_confirms). With --dataset your own copy is hashed here first and
+    a different dataset is refused (exit 6), so you never vouch for data you did not prepare.
+    """
+    from ftguard.digests import manifest_of
+
+    digest = manifest_of(dataset).root if dataset is not None else None
+    client = remote_client(actor)
+    if client is not None:
+        body = {"dataset_digest": digest}
+        _show(client.job("POST", f"/jobs/{job_id}/prepared", body), as_json, headline="confirmed")
+        return
+    job = service.confirm_prepared(
+        workspace(), actor=actor_or_default(actor), job_id=job_id, dataset_digest=digest
+    )
+    _show(job, as_json, headline="confirmed")
 
 
 @app.command("approve")

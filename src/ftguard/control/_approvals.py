@@ -28,7 +28,7 @@ from ftguard.control._chain import Actor, ApprovalRecord, ChainState
 from ftguard.control._identities import require_role
 from ftguard.control._jobs import checked_job, job_manifests, transition
 from ftguard.control._states import JobState
-from ftguard.control._workspace import Workspace
+from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import sha256_bytes
 from ftguard.errors import (
     BadInputError,
@@ -45,6 +45,7 @@ __all__ = [
     "STATEMENT_VALID_FOR",
     "approval_statement",
     "approve",
+    "confirm_prepared",
     "record_approval",
     "reject",
     "verify_job_approvals",
@@ -71,6 +72,11 @@ def _check_may_approve(
     if approver == row.preparer:
         raise PermissionDeniedError(
             f"{approver} prepared the dataset of job {job_id} and cannot approve it"
+        )
+    if state.job(job_id).awaits_preparer:
+        raise ConflictError(
+            f"job {job_id} waits for its data preparer {row.preparer} to confirm the dataset "
+            f"('ftguard job confirm-data {job_id}' as {row.preparer}) before anyone approves it"
         )
     if row.state == JobState.APPROVED.value:
         raise ConflictError(f"job {job_id} is already approved")
@@ -230,6 +236,56 @@ def record_approval(
             payload={"quorum": policy.approval.quorum},
         )
     return approval
+
+
+def confirm_prepared(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    job_id: str,
+    dataset_digest: str | None = None,
+) -> None:
+    """The named data preparer signs that the job's dataset is the one they prepared.
+
+    ``dataset_digest``: the digest of the preparer's own copy; it must be the submitted one.
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not the job's named preparer.
+        ConflictError: Nothing to confirm, or the job is past approval.
+        VerificationError: ``dataset_digest`` is not the submitted dataset's.
+
+    """
+    row = checked_job(session, state, job_id, lock=True)
+    if actor.name != row.preparer:
+        raise PermissionDeniedError(
+            f"{actor.name} may not confirm the dataset of job {job_id}: {row.requester} named "
+            f"{row.preparer} as its preparer"
+        )
+    if not state.job(job_id).awaits_preparer:
+        raise ConflictError(f"job {job_id} awaits no confirmation of its dataset")
+    if row.state not in _CONFIRMABLE:
+        raise ConflictError(f"job {job_id} is {row.state}: its dataset is no longer confirmed")
+    if dataset_digest is not None and dataset_digest != row.dataset_digest:
+        raise VerificationError(
+            f"your dataset (digest {dataset_digest[:16]}) is not the one job {job_id} submitted "
+            f"(digest {row.dataset_digest[:16]}): do not confirm it"
+        )
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="job.prepared",
+        job_id=job_id,
+        payload={"dataset": row.dataset_digest},
+    )
+
+
+_CONFIRMABLE = frozenset(
+    {JobState.SUBMITTED.value, JobState.IN_REVIEW.value, JobState.AWAITING_APPROVAL.value}
+)
 
 
 def reject(

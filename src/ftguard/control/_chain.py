@@ -137,6 +137,9 @@ class JobRecord:
     output: dict[str, Any] | None = None
     approvals: dict[str, ApprovalRecord] = field(default_factory=dict)
     evidence: list[EvidenceRecord] = field(default_factory=list)
+    awaits_preparer: bool = False
+    """The named data preparer has yet to sign that the submitted dataset is theirs (the
+    policy in force at submission asked for it); no approval counts until they do."""
 
     def copy(self) -> JobRecord:
         """An independent copy (evidence records are never changed once recorded)."""
@@ -521,6 +524,7 @@ class ChainState:
             preparer=str(payload.get("preparer")),
             digests={k: str(payload.get(k)) for k in ("dataset", "base_model", "config")},
             policy_digest=str(payload.get("policy")),
+            awaits_preparer=payload.get("preparer_confirms") is True,
         )
         self._owned_jobs.add(job_id)
 
@@ -570,6 +574,8 @@ class ChainState:
                 approval.consumed_by_run = job.run_count
         elif action in ("review.pass", "review.block"):
             job.review_digest = _opt(payload.get("review"))
+        elif action == "job.prepared":
+            job.awaits_preparer = False
         elif action == "run.end":
             output = payload.get("output")
             job.output = output if isinstance(output, dict) else None
@@ -621,6 +627,12 @@ def _check_job_event(
         raise ChainProblem(
             f"event #{seq}: {actor} approves job {job.id}, which they requested or prepared"
         )
+    if action == "job.approve" and job.awaits_preparer:
+        raise ChainProblem(
+            f"event #{seq}: job {job.id} is approved before its data preparer confirmed the dataset"
+        )
+    if action == "job.prepared":
+        _check_prepared(seq, actor, job, payload)
     if action == "job.approved" and not job.active_approvals():
         raise ChainProblem(f"event #{seq}: job {job.id} is approved without an approval in force")
     if action == "run.start" and payload.get("bound", False) and not payload.get("approvals"):
@@ -636,6 +648,20 @@ def _check_job_event(
         allowed = False
     if not allowed:
         raise ChainProblem(f"event #{seq} moves job {job.id} from {job.state} to {target}")
+
+
+def _check_prepared(seq: int, actor: str, job: JobRecord, payload: dict[str, Any]) -> None:
+    if actor != job.preparer:
+        raise ChainProblem(
+            f"event #{seq}: {actor} confirms the dataset of job {job.id}, which {job.preparer} "
+            "was named to prepare"
+        )
+    if not job.awaits_preparer:
+        raise ChainProblem(f"event #{seq}: job {job.id} awaits no preparer's confirmation")
+    if payload.get("dataset") != job.digests.get("dataset"):
+        raise ChainProblem(f"event #{seq} confirms another dataset than job {job.id}'s")
+    if job.state not in ("submitted", "in_review", "awaiting_approval"):
+        raise ChainProblem(f"event #{seq} confirms the dataset of a job that is {job.state}")
 
 
 def _opt(value: object) -> str | None:

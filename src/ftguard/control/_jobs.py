@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session
 
 from ftguard.attest import canonical_json
 from ftguard.control._audit import append_event
-from ftguard.control._chain import Actor, ChainState, EvidenceRecord, JobRecord
+from ftguard.control._chain import Actor, ChainState, EvidenceRecord, JobRecord, parse_payload
 from ftguard.control._identities import require_role
 from ftguard.control._states import JobState, check_transition
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import Manifest, listing_digest, manifest_of, sha256_bytes
 from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError, VerificationError
 from ftguard.policy import Policy
-from ftguard.store import ApprovalRow, EvidenceRow, JobRow
+from ftguard.store import ApprovalRow, AuditEventRow, EvidenceRow, JobRow
 
 __all__ = [
     "ANALYSTS",
@@ -61,6 +61,8 @@ class JobView(BaseModel):
     evidence: list[dict[str, Any]]
     created_at: str
     updated_at: str
+    awaits_preparer: bool = False
+    """The named data preparer has not confirmed the dataset yet: no approval counts."""
 
 
 def get_job_row(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
@@ -125,6 +127,7 @@ def job_views(session: Session, rows: list[JobRow]) -> list[JobView]:
             evidence[str(e.job_id)].append(
                 {"kind": e.kind, "digest": e.digest, "created_at": e.created_at}
             )
+    waiting = _awaiting_preparer(session, ids)
     return [
         JobView(
             id=row.id,
@@ -143,9 +146,32 @@ def job_views(session: Session, rows: list[JobRow]) -> list[JobView]:
             evidence=evidence[row.id],
             created_at=row.created_at,
             updated_at=row.updated_at,
+            awaits_preparer=row.id in waiting,
         )
         for row in rows
     ]
+
+
+def _awaiting_preparer(session: Session, ids: list[str]) -> set[str]:
+    """Jobs whose preparer was asked to confirm the dataset and has not yet.
+
+    For display only (read from the table): approvals check the verified chain.
+    """
+    if not ids:
+        return set()
+    asked: set[str] = set()
+    confirmed: set[str] = set()
+    for event in session.execute(
+        select(AuditEventRow.job_id, AuditEventRow.action, AuditEventRow.payload).where(
+            AuditEventRow.job_id.in_(ids),
+            AuditEventRow.action.in_(("job.submit", "job.prepared")),
+        )
+    ):
+        if event.action == "job.prepared":
+            confirmed.add(str(event.job_id))
+        elif parse_payload(event.payload).get("preparer_confirms") is True:
+            asked.add(str(event.job_id))
+    return asked - confirmed
 
 
 def _refuse_pickles(manifest: Manifest, path: Path) -> None:
@@ -324,6 +350,7 @@ def new_job_row(
     if prepared_by == actor.name and not policy.approval.requester_may_prepare:
         raise PermissionDeniedError("the policy forbids the requester to be the data preparer")
     _refuse_pickles(manifests["base_model"], base_model)
+    awaits_preparer = policy.approval.preparer_confirms and prepared_by != actor.name
     ts = now_iso()
     row = JobRow(
         id=f"job-{secrets.token_hex(5)}",
@@ -359,6 +386,7 @@ def new_job_row(
             "dataset": row.dataset_digest,
             "config": row.config_digest,
             "policy": row.policy_digest,
+            **({"preparer_confirms": True} if awaits_preparer else {}),
         },
     )
     if not policy.review.required:

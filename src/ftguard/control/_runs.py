@@ -136,6 +136,11 @@ def approved_command(config: Path, values: dict[str, Path]) -> list[str] | None:
 
 
 def may_start(state: ChainState, policy: Policy, row: JobRow, actor: Actor) -> None:
+    if actor.name == row.requester and not policy.run.requester_may_run:
+        raise PermissionDeniedError(
+            f"{actor.name} requested job {row.id} and may not run it: the policy asks for a "
+            "runner other than the requester (run.requester_may_run: false)"
+        )
     if actor.name != row.requester and "runner" not in state.roles_of(actor.name, policy.roles):
         raise PermissionDeniedError(
             f"{actor.name} may not run job {row.id}: only its requester ({row.requester}) or a "
@@ -410,9 +415,13 @@ def finish_run(
         problem = "the run named no output folder"
     target = JobState.TRAINED if exit_code == 0 and output is not None else JobState.FAILED
     with ws.store.write() as session:
-        state = chain_state(ws, session)
-        who = authenticate(state, actor)
+        state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
+        if who.name == row.requester and not policy.run.requester_may_run:
+            raise PermissionDeniedError(
+                f"{who.name} requested job {job_id} and may not record its run's end "
+                "(run.requester_may_run: false)"
+            )
         if row.run_token_hash != sha256_bytes(token.encode()):
             raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
         row.output_path = output["path"] if output else None

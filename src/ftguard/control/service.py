@@ -14,6 +14,7 @@ from ftguard._files import read_text_file
 from ftguard.attest import Envelope, PublicKey
 from ftguard.control._approvals import approval_statement as _approval_statement
 from ftguard.control._approvals import approve as _approve
+from ftguard.control._approvals import confirm_prepared as _confirm_prepared
 from ftguard.control._approvals import record_approval
 from ftguard.control._approvals import reject as _reject
 from ftguard.control._audit import (
@@ -120,6 +121,7 @@ __all__ = [
     "approve",
     "cancel_job",
     "confirm_key",
+    "confirm_prepared",
     "create_key",
     "decide_gate",
     "deploy_job",
@@ -296,6 +298,22 @@ def approve(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
         _approve(ws, session, state, policy, actor=who, job_id=job_id)
+        return job_view(session, get_job_row(session, job_id))
+
+
+def confirm_prepared(
+    ws: Workspace, *, actor: Caller, job_id: str, dataset_digest: str | None = None
+) -> JobView:
+    """The job's named data preparer signs that its dataset is the one they prepared.
+
+    ``dataset_digest`` (of the preparer's own copy, as ``manifest_of(path).root``) is
+    checked against the submitted one first.
+    """
+    with ws.store.write() as session:
+        state, _, who = acting(ws, session, actor)
+        _confirm_prepared(
+            ws, session, state, actor=who, job_id=job_id, dataset_digest=dataset_digest
+        )
         return job_view(session, get_job_row(session, job_id))
 
 

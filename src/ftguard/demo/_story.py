@@ -457,8 +457,14 @@ def _gate(ws: Workspace, job_id: str, outcome: JobOutcome, story: _Story) -> Non
 
 
 def _submit(ws: Workspace, base: Path, data: Path, config: Path) -> Any:
-    """Alice requests a fine-tune of ``base`` on ``data``, prepared by dan, for the support purpose."""
-    return service.submit_job(
+    """Alice requests a fine-tune of ``base`` on ``data`` for the support purpose.
+
+    dan, named as its preparer, confirms that the dataset is the one he prepared (his copy is
+    ``data``).
+    """
+    from ftguard.digests import manifest_of
+
+    job = service.submit_job(
         ws,
         actor="alice",
         base_model=base,
@@ -466,6 +472,9 @@ def _submit(ws: Workspace, base: Path, data: Path, config: Path) -> Any:
         config=config,
         purpose=BENIGN_PURPOSE,
         prepared_by="dan",
+    )
+    return service.confirm_prepared(
+        ws, actor="dan", job_id=job.id, dataset_digest=manifest_of(data).root
     )
 
 
@@ -478,7 +487,8 @@ def _benign(
     outcome = JobOutcome("benign", job.id)
     story.say(
         f"alice submits {job.id}: {data.name}, digests bound "
-        f"(dataset sha256:{job.dataset['sha256'][:12]})"
+        f"(dataset sha256:{job.dataset['sha256'][:12]}); dan, its preparer, signs that it is "
+        "the dataset he prepared"
     )
     with story.step("dataset review"):
         review, view = service.review_job(ws, actor="alice", job_id=job.id)

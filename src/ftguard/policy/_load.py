@@ -44,6 +44,7 @@ approval:
   quorum: 2              # distinct approvers a job needs
   lifetime_hours: 72     # an approval expires this long after it was signed
   requester_may_prepare: true
+  preparer_confirms: true   # the named preparer signs 'ftguard job confirm-data' first
 
 gate:
   overridable: [review]  # controls whose block a security reviewer may override

@@ -54,6 +54,11 @@ class ApprovalPolicy(_Section):
     """Fixed: whoever prepared the dataset can never approve the job (separation of duties)."""
     requester_may_prepare: bool = True
     """Whether the requester may also be named as the job's data preparer."""
+    preparer_confirms: bool = True
+    """Whether the data preparer the requester names must sign that the submitted dataset is
+    the one they prepared (``ftguard job confirm-data``) before any approval counts. Without
+    it, who prepared the data, and so who may not approve, rests on the requester's word. A
+    requester who names themselves confirms by submitting."""
 
     @field_validator("requester_may_approve", "preparer_may_approve", mode="before")
     @classmethod
@@ -80,6 +85,11 @@ class RunPolicy(_Section):
     """Whether ``ftguard run JOB -- CMD`` may run a command the approved config does not name.
     Such a run is recorded as unbound, and the gate blocks it unless
     ``gate.allow_unbound_runs``."""
+    requester_may_run: bool = True
+    """Whether a job's requester may start and end its run. ``false`` requires a holder of the
+    ``runner`` role other than the requester (a training service's identity), so the output
+    the chain records is signed by someone other than who asked for the training: a requester
+    then cannot both ask for a model and be the one who says which files it trained."""
 
 
 class OidcIssuerPolicy(_Section):

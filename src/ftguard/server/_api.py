@@ -247,7 +247,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
             ("GET", "/server-key"),
             ("POST", "/verify"),
         ],
-        "submit": [("POST", "/jobs"), ("POST", "/jobs/{job_id}/cancel")],
+        "submit": [
+            ("POST", "/jobs"),
+            ("POST", "/jobs/{job_id}/cancel"),
+            ("POST", "/jobs/{job_id}/prepared"),
+        ],
         "analyze": [
             ("POST", "/jobs/{job_id}/review"),
             ("POST", "/jobs/{job_id}/weights"),
@@ -423,6 +427,22 @@ def approval_statement(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
 def approve(ctx: Ctx, caller: Caller, job_id: JobId, body: ApprovalBody) -> JobView:
     """Record your approval: the statement, signed with one of your own registered keys."""
     return service.approve_signed(ctx.ws, actor=caller, job_id=job_id, envelope=body.envelope)
+
+
+class PreparedBody(_Body):
+    dataset_digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the digest of the preparer's own copy; must be the submitted dataset's",
+    )
+
+
+@router.post("/jobs/{job_id}/prepared", responses=_ERRORS)
+def confirm_prepared(ctx: Ctx, caller: Caller, job_id: JobId, body: PreparedBody) -> JobView:
+    """The job's named data preparer confirms that its dataset is the one they prepared."""
+    return service.confirm_prepared(
+        ctx.ws, actor=caller, job_id=job_id, dataset_digest=body.dataset_digest
+    )
 
 
 @router.post("/jobs/{job_id}/reject", responses=_ERRORS)

@@ -71,6 +71,7 @@ def may_approve(viewer: Viewer, job: JobView) -> bool:
         "approver" in viewer.roles
         and viewer.name not in (job.requester, job.preparer)
         and job.state == JobState.AWAITING_APPROVAL.value
+        and not job.awaits_preparer
         and not any(
             a.get("approver") == viewer.name and a.get("status") == "active" for a in job.approvals
         )
