@@ -625,9 +625,7 @@ def test_the_policy_can_require_a_runner_other_than_the_requester(cp: Env) -> No
     service.add_user(cp.ws, actor="root", name="rita", roles=["runner"])
     key = service.create_key(cp.ws, user="rita")
     service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
-    cp.set_policy(
-        cp.ws.policy_path.read_text().replace("requester_may_run: true", "requester_may_run: false")
-    )
+    cp.set_policy(cp.ws.policy_path.read_text() + "run:\n  requester_may_run: false\n")
     job = cp.approved()
     with pytest.raises(PermissionDeniedError, match="runner other than the requester"):
         service.launch(cp.ws, actor="alice", job_id=job)
