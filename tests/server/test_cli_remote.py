@@ -107,6 +107,8 @@ def test_scoped_tokens_and_unbinding_from_the_cli(
     assert code == 0 and made["scopes"] == ["read", "submit"]
     code, out = cli(url, made["token"], "whoami", "--json")
     assert code == 0 and json.loads(out)["scopes"] == ["read", "submit"]
+    code, out = cli(url, made["token"], "whoami")
+    assert code == 0 and "limited to read, submit" in " ".join(out.split())
     # outside its scope: refused with the scope it needs (exit 4, like any 403)
     code, out = cli(url, made["token"], "token", "revoke", made["token_id"])
     assert code == 4 and "needs the keys scope" in out

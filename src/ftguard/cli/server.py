@@ -294,6 +294,10 @@ def whoami(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(me)
         return
+    scopes = me.get("scopes")
+    limited = f"; this token is limited to {', '.join(scopes)}" if scopes else ""
     console.print(
-        user_text(f"{me['user']} ({', '.join(me['roles']) or 'no roles'}) at {client.server}")
+        user_text(
+            f"{me['user']} ({', '.join(me['roles']) or 'no roles'}) at {client.server}{limited}"
+        )
     )
