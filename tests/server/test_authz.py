@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ftguard.control import _delegation, chain_state, service
-from ftguard.errors import AuthenticationError
+from ftguard.errors import AuthenticationError, PermissionDeniedError
 from tests.control.conftest import Env
 from tests.server.conftest import USERS, Server, serving
 from tests.server.oidc_issuer import TestIssuer
@@ -445,3 +445,58 @@ def test_token_scopes_are_checked_when_issued(matrix: Matrix) -> None:
         "/api/v1/tokens", "root", json={"user": "bob", "scopes": ["everything"]}
     )
     assert answer.status_code == 422
+
+
+def test_a_session_or_caller_of_an_unbound_identity_can_no_longer_act(matrix: Matrix) -> None:
+    """Review of these controls: a console session (8 hours) or a long analysis started by an
+    identity that is unbound meanwhile must neither act nor write an event replay refuses."""
+    from fastapi.testclient import TestClient
+
+    server = matrix.server
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200  # binds u-bob
+    via = {"method": "oidc", "issuer": matrix.issuer.url, "subject": "u-bob"}
+    ctx = server.client.app.state.ctx  # type: ignore[attr-defined]
+    sid, _ = ctx.sessions.open("bob", dict(via))
+    browser = TestClient(server.client.app, cookies={"ftguard_session": sid})
+    assert browser.get("/api/v1/whoami").status_code == 200
+    assert server.post("/api/v1/users/bob/unbind", "root").status_code == 200
+    head = matrix.snapshot()
+    assert browser.get("/api/v1/whoami").status_code == 401
+    assert browser.get("/queue", follow_redirects=False).status_code in (302, 303)
+    stale = service.ServerCaller(name="bob", server_key=server.cp.ws.server_key(), via=via)
+    with pytest.raises(PermissionDeniedError, match="no longer bound"):
+        service.reject(server.cp.ws, actor=stale, job_id=matrix.job, reason="stale")
+    assert matrix.snapshot() == head and service.verify_audit(server.cp.ws).ok
+
+
+def test_an_admin_name_is_never_bound_by_a_sign_in(matrix: Matrix) -> None:
+    answer = _whoami(matrix, matrix.issuer.mint("root"))
+    assert answer.status_code == 401 and "is an admin" in answer.json()["message"]
+    assert _sso_of(matrix, "root") is None
+
+
+def test_a_token_without_the_admin_scope_cannot_use_its_users_admin_role(matrix: Matrix) -> None:
+    """Review of these controls: an admin's token limited to `keys` revoked everyone's keys and
+    tokens, and one limited to `submit` cancelled everyone's jobs."""
+    server = matrix.server
+    keys_only = service.create_token(server.cp.ws, actor="root", user="root", scopes=["keys"])
+    headers = {"Authorization": f"Bearer {keys_only['token']}"}
+    submit_only = service.create_token(server.cp.ws, actor="root", user="root", scopes=["submit"])
+    bobs = next(t for t in service.list_tokens(server.cp.ws, user="bob"))
+    before = matrix.snapshot()
+    answer = server.client.delete(f"/api/v1/tokens/{bobs['token_id']}", headers=headers)
+    assert answer.status_code == 403 and "needs the admin scope" in answer.json()["message"]
+    bob = next(u for u in service.list_users(server.cp.ws) if u["name"] == "bob")
+    answer = server.client.post(
+        f"/api/v1/keys/{bob['keys'][0]}/revoke", json={"reason": "x"}, headers=headers
+    )
+    assert answer.status_code == 403 and "needs the admin scope" in answer.json()["message"]
+    answer = server.client.post(
+        f"/api/v1/jobs/{matrix.job}/cancel",
+        headers={"Authorization": f"Bearer {submit_only['token']}"},
+    )
+    assert answer.status_code == 403 and "needs the admin scope" in answer.json()["message"]
+    assert matrix.snapshot()[:2] == before[:2]
+    # Its own token it may revoke with the keys scope.
+    answer = server.client.delete(f"/api/v1/tokens/{keys_only['token_id']}", headers=headers)
+    assert answer.status_code == 200

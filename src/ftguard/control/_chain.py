@@ -54,10 +54,16 @@ class Actor:
     name: str
     key: PrivateKey
     via: dict[str, str] | None = None
+    scopes: frozenset[str] | None = None
+    """What the API token the server authenticated the user with is limited to (None: not)."""
 
     @property
     def keyid(self) -> str:
         return self.key.public.keyid
+
+    def may_administer(self) -> bool:
+        """Whether this act may use the user's admin role (a scoped token needs ``admin``)."""
+        return self.scopes is None or "admin" in self.scopes
 
 
 @dataclass
@@ -491,6 +497,8 @@ class ChainState:
         roles = {str(r) for r in payload.get("roles") or []}
         if "admin" in roles:
             raise ChainProblem(f"event #{seq}: a sign-in cannot grant the admin role")
+        if payload.get("name") != actor:
+            raise ChainProblem(f"event #{seq}: a sign-in by {actor} syncs another user")
         identity = (str(payload.get("issuer")), str(payload.get("subject")))
         bound = self.sso_identities.get(actor)
         if bound is not None and bound != identity:
@@ -505,8 +513,11 @@ class ChainState:
     def _user_unbind(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
         self._require_admin(seq, actor, "unbound a user's sign-in identity")
         name = str(payload.get("name"))
-        if name not in self.sso_identities:
+        bound = self.sso_identities.get(name)
+        if bound is None:
             raise ChainProblem(f"event #{seq} unbinds {name}, who is bound to no OIDC identity")
+        if bound != (str(payload.get("issuer")), str(payload.get("subject"))):
+            raise ChainProblem(f"event #{seq} unbinds {name} from an identity it is not bound to")
         del self.sso_identities[name]
         self.sso_roles.pop(name, None)
 

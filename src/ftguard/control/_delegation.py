@@ -29,6 +29,7 @@ from ftguard.control._identities import (
     ServerCaller,
     check_name,
     policy_in_force,
+    require_admin_scope,
     require_role,
     require_user,
     server_actor,
@@ -194,6 +195,7 @@ def revoke_token(
     if record is None:
         raise NotFoundError(f"no API token has id {token_id}")
     if record.user != actor.name:
+        require_admin_scope(actor, to=f"revoke {record.user}'s tokens")
         require_role(
             state,
             policy_in_force(ws, state),
@@ -390,6 +392,11 @@ def check_sso_binding(state: ChainState, user: str, issuer: str, subject: str) -
 
     """
     bound = state.sso_identities.get(user)
+    if bound is None and "admin" in state.users.get(user, set()):
+        raise AuthenticationError(
+            f"the ftguard user {user!r} is an admin, whom a sign-in at an identity provider "
+            "never binds: admins use their own key or an API token"
+        )
     if bound is not None and bound != (issuer, subject):
         raise AuthenticationError(
             f"the ftguard user {user!r} signs in as another identity than this token's "

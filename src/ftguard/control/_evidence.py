@@ -92,6 +92,7 @@ def review_job(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
+        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="review")
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} became {row.state} during the review")
         if row.state == JobState.SUBMITTED.value:

@@ -51,6 +51,7 @@ __all__ = [
     "private_key_path",
     "register_key",
     "request_key",
+    "require_admin_scope",
     "require_role",
     "require_user",
     "revoke_key",
@@ -267,7 +268,31 @@ def server_actor(state: ChainState, caller: ServerCaller, *, syncing: bool = Fal
             raise PermissionDeniedError("the API token is not in force")
         if token.expires_at and datetime.fromisoformat(token.expires_at) <= datetime.now(UTC):
             raise PermissionDeniedError("the API token has expired")
-    return Actor(name=caller.name, key=caller.server_key, via=dict(caller.via))
+    elif caller.via.get("method") == "oidc" and not syncing:
+        # A console session or a long analysis outlives a check made when it started: the
+        # name must still be bound to this identity when the event is written.
+        identity = (caller.via.get("issuer", ""), caller.via.get("subject", ""))
+        if state.sso_identities.get(caller.name) != identity:
+            raise PermissionDeniedError(
+                f"{caller.name} is no longer bound to this sign-in: sign in again"
+            )
+    return Actor(
+        name=caller.name, key=caller.server_key, via=dict(caller.via), scopes=caller.scopes
+    )
+
+
+def require_admin_scope(actor: Actor, *, to: str) -> None:
+    """Refuse an act that needs the admin role when the caller's token lacks the admin scope.
+
+    Raises:
+        PermissionDeniedError: The token is limited to other scopes.
+
+    """
+    if not actor.may_administer():
+        raise PermissionDeniedError(
+            f"this API token is limited to {', '.join(sorted(actor.scopes or ()))}: "
+            f"to {to} it needs the admin scope"
+        )
 
 
 def require_user(state: ChainState, name: str) -> None:
@@ -513,6 +538,7 @@ def revoke_key(
     """Revoke a key (its owner or an admin); no verification after this accepts it."""
     record = find_key(state, keyid)
     if record.user != actor.name:
+        require_admin_scope(actor, to=f"revoke {record.user}'s keys")
         require_role(
             state,
             policy_in_force(ws, state),

@@ -195,11 +195,10 @@ def start_run(
     try:
         _check_output_is_new(out)
     except BadInputError:
-        # A launcher started at the same moment may be writing there already: say that
-        # another run took the job, as the start's own check would have, not "bad input".
-        _, now = startable_job(ws, actor=actor, job_id=job_id)
-        if now.run_count != row.run_count:
-            raise ConflictError(f"job {job_id}: another run took its approval") from None
+        # A launcher started at the same moment may be writing there already: then the job is
+        # no longer approved, and the caller is told so (as a later launcher is), not "bad
+        # input". A folder filled by anyone else stays bad input.
+        startable_job(ws, actor=actor, job_id=job_id)
         raise
     staged = stage_inputs(ws, row)
     argv = command or approved_command(staged["config"], {**staged, "output": out})
@@ -288,8 +287,9 @@ def record_start(
     """
     token = secrets.token_urlsafe(24)
     with ws.store.write() as session:
-        state, _, who = acting(ws, session, actor)
+        state, current, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
+        may_start(state, current, row, who)  # roles may have changed while the inputs staged
         if row.state != JobState.APPROVED.value or row.run_count + 1 != run_number:
             raise ConflictError(f"job {job_id} is {row.state}: another run took its approval")
         check = verify_job_approvals(ws, session, state, policy, job_id)

@@ -69,6 +69,7 @@ from ftguard.control._identities import (
     chain_state,
     name_of,
     policy_in_force,
+    require_admin_scope,
     require_role,
 )
 from ftguard.control._identities import add_user as _add_user
@@ -332,6 +333,7 @@ def cancel_job(ws: Workspace, *, actor: Caller, job_id: str) -> JobView:
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
         if name_of(actor) != row.requester:
+            require_admin_scope(who, to="cancel others' jobs")
             require_role(
                 state, policy_in_force(ws, state), name_of(actor), "admin", to="cancel others' jobs"
             )

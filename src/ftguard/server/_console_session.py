@@ -129,11 +129,19 @@ def _client(request: Request) -> str:
 def current_viewer(request: Request) -> Viewer | None:
     """The signed-in user of a request (their roles as of now), or None without a session."""
     ctx = _ctx(request)
-    session = ctx.sessions.get(request.cookies.get(SESSION_COOKIE))
+    sid = request.cookies.get(SESSION_COOKIE)
+    session = ctx.sessions.get(sid)
     if session is None:
         return None
     with ctx.ws.store.read() as db:
         state = chain_state(ctx.ws, db)
+        via = session.via
+        if via.get("method") == "oidc" and state.sso_identities.get(session.user) != (
+            via.get("issuer"),
+            via.get("subject"),
+        ):
+            ctx.sessions.close(sid)  # the name was unbound or rebound since the sign-in
+            return None
         roles = state.roles_of(session.user, policy_in_force(ctx.ws, state).roles)
         keys = sorted(state.active_keys(session.user))
     return Viewer(name=session.user, roles=roles, session=session, active_keys=keys)
