@@ -136,6 +136,7 @@ def test_the_job_page_shows_the_evidence_and_escapes_what_users_wrote(server: Se
         },
     )
     job_id = answer.json()["id"]
+    server.post(f"/api/v1/jobs/{job_id}/prepared", "dan", json={})
     server.post(f"/api/v1/jobs/{job_id}/override", "sec", json={"justification": "<b>ok</b>"})
     for kind, body in sample_evidence(job_id).items():
         store(server.cp.ws, job_id, kind, body)
