@@ -637,3 +637,21 @@ def test_the_policy_can_require_a_runner_other_than_the_requester(cp: Env) -> No
     service.finish_run(cp.ws, actor="rita", job_id=job, token=ticket.token, exit_code=1)
     ends = [e for e in service.iter_audit(cp.ws, job_id=job) if e.action == "run.end"]
     assert [e.actor for e in ends] == ["rita"]
+
+
+def test_replay_refuses_a_binding_made_by_a_non_admin(cp: Env) -> None:
+    from ftguard.control._audit import append_event
+    from ftguard.control._workspace import now_iso
+
+    with cp.ws.store.write() as session:
+        state = chain_state(cp.ws, session)
+        append_event(
+            session,
+            cp.ws.audit_key(),
+            ts=now_iso(),
+            actor=authenticate(state, "alice"),
+            action="user.bind",
+            payload={"name": "bob", "issuer": "https://idp.example", "subject": "mine"},
+        )
+    with pytest.raises(VerificationError, match="without the admin role"), cp.ws.store.read() as s:
+        chain_state(cp.ws, s)

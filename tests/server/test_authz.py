@@ -84,6 +84,12 @@ def endpoints(job: str, pending_key: str) -> list[Endpoint]:
             "POST", "/api/v1/users", {"name": "mallory", "roles": ["approver"]}, frozenset({"root"})
         ),
         Endpoint("POST", "/api/v1/users/bob/unbind", None, frozenset({"root"})),
+        Endpoint(
+            "POST",
+            "/api/v1/users/carol/bind",
+            {"issuer": "https://idp.example.com", "subject": "u-carol"},
+            frozenset({"root"}),
+        ),
         Endpoint("POST", f"/api/v1/keys/{pending_key}/confirm", None, frozenset({"root"})),
         Endpoint(
             "POST",
@@ -500,3 +506,27 @@ def test_a_token_without_the_admin_scope_cannot_use_its_users_admin_role(matrix:
     # Its own token it may revoke with the keys scope.
     answer = server.client.delete(f"/api/v1/tokens/{keys_only['token_id']}", headers=headers)
     assert answer.status_code == 200
+
+
+def test_an_admin_binds_a_name_before_its_first_sign_in(matrix: Matrix) -> None:
+    """The first sign-in under a name an admin added binds it, whoever makes it; binding the
+    name first leaves that race to no one."""
+    server = matrix.server
+    issuer = matrix.issuer.url
+    answer = server.post(
+        "/api/v1/users/bob/bind", "root", json={"issuer": issuer, "subject": "u-bob"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert _sso_of(matrix, "bob") == {"issuer": issuer, "subject": "u-bob"}
+    head = matrix.snapshot()
+    first = _whoami(matrix, matrix.issuer.mint("bob", extra_claims={"sub": "u-squatter"}))
+    assert first.status_code == 401 and matrix.snapshot() == head
+    assert _whoami(matrix, matrix.issuer.mint("bob")).status_code == 200
+    again = server.post("/api/v1/users/bob/bind", "root", json={"issuer": issuer, "subject": "x"})
+    assert again.status_code == 409
+    unknown = server.post(
+        "/api/v1/users/carol/bind", "root", json={"issuer": "https://other.example", "subject": "c"}
+    )
+    assert unknown.status_code == 400 and "names no OIDC issuer" in unknown.json()["message"]
+    events = [e.action for e in service.iter_audit(server.cp.ws)]
+    assert events.count("user.bind") == 1 and service.verify_audit(server.cp.ws).ok

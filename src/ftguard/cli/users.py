@@ -52,6 +52,34 @@ def user_add(
         )
 
 
+@user_app.command("bind")
+def user_bind(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    issuer: Annotated[str, typer.Option("--issuer", help="An issuer the policy names.")],
+    subject: Annotated[str, typer.Option("--subject", help="The identity's 'sub' claim.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admin: bind a user to one OIDC identity before their first sign-in.
+
+    Without it, the first sign-in with the user's name binds it, whoever makes it.
+    """
+    client = remote_client(actor)
+    body = {"issuer": issuer, "subject": subject}
+    if client is not None:
+        result = client.call("POST", f"/users/{name}/bind", body)
+    else:
+        result = service.bind_user(workspace(), actor=actor_or_default(actor), name=name, **body)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"bound {escape(name)} to {escape(result['issuer'])} (subject "
+            f"{escape(result['subject'])}): only that identity signs in as {escape(name)}",
+            highlight=False,
+        )
+
+
 @user_app.command("unbind")
 def user_unbind(
     name: Annotated[str, typer.Argument(help="User name.")],

@@ -510,6 +510,13 @@ class ChainState:
         self.sso_roles[actor] = roles
         self.sso_identities[actor] = identity
 
+    def _user_bind(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
+        self._require_admin(seq, actor, "bound a user's sign-in identity")
+        name = str(payload.get("name"))
+        if name not in self.users or name in self.sso_identities:
+            raise ChainProblem(f"event #{seq} binds {name}, who is unknown or already bound")
+        self.sso_identities[name] = (str(payload.get("issuer")), str(payload.get("subject")))
+
     def _user_unbind(self, seq: int, actor: str, payload: dict[str, Any]) -> None:
         self._require_admin(seq, actor, "unbound a user's sign-in identity")
         name = str(payload.get("name"))
@@ -701,6 +708,7 @@ _HANDLERS = {
     "token.create": ChainState._token_create,
     "token.revoke": ChainState._token_revoke,
     "user.sync": ChainState._user_sync,
+    "user.bind": ChainState._user_bind,
     "user.unbind": ChainState._user_unbind,
 }
 

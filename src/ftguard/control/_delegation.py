@@ -48,6 +48,7 @@ from ftguard.store import ApiTokenRow, UserRow
 __all__ = [
     "TOKEN_PREFIX",
     "authenticate_token",
+    "bind_user",
     "check_scopes",
     "create_token",
     "list_tokens",
@@ -348,6 +349,56 @@ def sync_oidc_user(
     return caller
 
 
+def bind_user(
+    ws: Workspace,
+    session: Session,
+    state: ChainState,
+    *,
+    actor: Actor,
+    name: str,
+    issuer: str,
+    subject: str,
+) -> None:
+    """Bind ``name`` to one OIDC identity before anyone signs in with it (admins only).
+
+    Without it the first sign-in with the name binds it, whoever makes it; with it, only
+    this (issuer, subject) ever signs in as ``name`` (until ``unbind``).
+
+    Raises:
+        PermissionDeniedError: ``actor`` is not an admin.
+        NotFoundError: No such user.
+        BadInputError: The policy names no such issuer, or the subject is empty.
+        ConflictError: ``name`` is already bound.
+
+    """
+    require_admin_scope(actor, to="bind users")
+    policy = policy_in_force(ws, state)
+    require_role(state, policy, actor.name, "admin", to="bind users")
+    require_user(state, name)
+    issuers = [i.issuer for i in policy.server.oidc]
+    if issuer not in issuers:
+        raise BadInputError(
+            f"the policy names no OIDC issuer {issuer!r} (server.oidc: "
+            f"{', '.join(issuers) or 'none'})"
+        )
+    if not subject.strip() or len(subject) > 255:
+        raise BadInputError("--subject must be the identity's 'sub' claim (1-255 characters)")
+    bound = state.sso_identities.get(name)
+    if bound is not None:
+        raise ConflictError(
+            f"user {name!r} is already bound to {bound[0]}; an admin unbinds it first"
+        )
+    append_event(
+        session,
+        ws.audit_key(),
+        ts=now_iso(),
+        actor=actor,
+        action="user.bind",
+        payload={"name": name, "issuer": issuer, "subject": subject},
+    )
+    state.sso_identities[name] = (issuer, subject)
+
+
 def unbind_user(
     ws: Workspace, session: Session, state: ChainState, *, actor: Actor, name: str
 ) -> tuple[str, str]:
@@ -362,6 +413,7 @@ def unbind_user(
         ConflictError: ``name`` is bound to no OIDC identity.
 
     """
+    require_admin_scope(actor, to="unbind users")
     require_role(state, policy_in_force(ws, state), actor.name, "admin", to="unbind users")
     require_user(state, name)
     bound = state.sso_identities.get(name)

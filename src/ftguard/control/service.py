@@ -46,6 +46,7 @@ from ftguard.control._delegation import (
     parse_lifetime,
     sync_oidc_user,
 )
+from ftguard.control._delegation import bind_user as _bind_user
 from ftguard.control._delegation import create_token as _create_token
 from ftguard.control._delegation import list_tokens as _list_tokens
 from ftguard.control._delegation import register_server as _register_server
@@ -117,6 +118,7 @@ __all__ = [
     "oidc_user_is_synced",
     "sync_oidc_user",
     "unbind_user",
+    "bind_user",
     "GateOutcome",
     "add_user",
     "approve",
@@ -165,6 +167,24 @@ def add_user(ws: Workspace, *, actor: Caller, name: str, roles: list[str]) -> di
             ws, session, state, actor=authenticate(state, actor), name=name, roles=roles
         )
         return {"name": name, "roles": granted}
+
+
+def bind_user(
+    ws: Workspace, *, actor: Caller, name: str, issuer: str, subject: str
+) -> dict[str, Any]:
+    """Bind a user to one OIDC identity before their first sign-in (an admin)."""
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        _bind_user(
+            ws,
+            session,
+            state,
+            actor=authenticate(state, actor),
+            name=name,
+            issuer=issuer,
+            subject=subject,
+        )
+        return {"name": name, "issuer": issuer, "subject": subject}
 
 
 def unbind_user(ws: Workspace, *, actor: Caller, name: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from ftguard.server._schemas import (
     TokenRevoked,
     TokenView,
     UserAdded,
-    UserUnbound,
+    UserBinding,
     UserView,
     VerifyAnswer,
 )
@@ -282,6 +282,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
         ],
         "admin": [
             ("POST", "/users"),
+            ("POST", "/users/{name}/bind"),
             ("POST", "/users/{name}/unbind"),
             ("POST", "/keys/{keyid}/confirm"),
             ("POST", "/tokens"),
@@ -539,10 +540,26 @@ def add_user(ctx: Ctx, caller: Caller, body: UserBody) -> UserAdded:
     return UserAdded.model_validate(added)
 
 
+class BindBody(_Body):
+    issuer: str = Field(min_length=1, max_length=2048)
+    subject: str = Field(min_length=1, max_length=255)
+
+
+@router.post("/users/{name}/bind", responses=_ERRORS)
+def bind_user(
+    ctx: Ctx, caller: Caller, name: Annotated[str, Path(pattern=NAME)], body: BindBody
+) -> UserBinding:
+    """Bind a user to one OIDC identity before their first sign-in (admins)."""
+    bound = service.bind_user(
+        ctx.ws, actor=caller, name=name, issuer=body.issuer, subject=body.subject
+    )
+    return UserBinding.model_validate(bound)
+
+
 @router.post("/users/{name}/unbind", responses=_ERRORS)
-def unbind_user(ctx: Ctx, caller: Caller, name: Annotated[str, Path(pattern=NAME)]) -> UserUnbound:
+def unbind_user(ctx: Ctx, caller: Caller, name: Annotated[str, Path(pattern=NAME)]) -> UserBinding:
     """Release a user from the OIDC identity their sign-ins are bound to (admins)."""
-    return UserUnbound.model_validate(service.unbind_user(ctx.ws, actor=caller, name=name))
+    return UserBinding.model_validate(service.unbind_user(ctx.ws, actor=caller, name=name))
 
 
 @router.post("/keys", status_code=201, responses=_ERRORS)

@@ -91,9 +91,11 @@ class SsoBinding(BaseModel):
     subject: str
 
 
-class UserUnbound(BaseModel):
+class UserBinding(BaseModel):
+    """A user and the OIDC identity bound (or, after unbind, no longer bound) to the name."""
+
     name: str
-    issuer: str = Field(description="the identity the user was bound to")
+    issuer: str
     subject: str
 
 
