@@ -198,10 +198,12 @@ def test_a_job_waiting_for_its_preparer_is_not_offered_for_approval(server: Serv
     server.post(f"/api/v1/jobs/{job_id}/override", "sec", json={"justification": "t"})
     bob = console(server, "bob")
     assert job_id not in waiting_for_me(bob.get("/queue").text)
-    assert 'id="approve"' not in bob.get(f"/jobs/{job_id}").text
+    page = bob.get(f"/jobs/{job_id}").text
+    assert 'id="approve"' not in page and "has not confirmed the dataset" in page
     assert server.post(f"/api/v1/jobs/{job_id}/prepared", "dan", json={}).status_code == 200
     assert job_id in waiting_for_me(bob.get("/queue").text)
-    assert 'id="approve"' in bob.get(f"/jobs/{job_id}").text
+    page = bob.get(f"/jobs/{job_id}").text
+    assert 'id="approve"' in page and "has not confirmed the dataset" not in page
 
 
 def test_a_job_in_a_long_step_shows_progress_and_is_polled(server: Server) -> None:
