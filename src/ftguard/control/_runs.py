@@ -415,9 +415,11 @@ def finish_run(
         problem = "the run named no output folder"
     target = JobState.TRAINED if exit_code == 0 and output is not None else JobState.FAILED
     with ws.store.write() as session:
-        state, policy, who = acting(ws, session, actor)
+        state = chain_state(ws, session)
+        who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        if who.name == row.requester and not policy.run.requester_may_run:
+        requester = who.name == row.requester
+        if requester and not policy_in_force(ws, state).run.requester_may_run:
             raise PermissionDeniedError(
                 f"{who.name} requested job {job_id} and may not record its run's end "
                 "(run.requester_may_run: false)"
