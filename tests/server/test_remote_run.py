@@ -54,13 +54,16 @@ def test_a_run_on_another_machine_trains_from_staged_copies_and_records_the_outp
     assert cli(url, tokens["sec"], "override", job_id, "--justification", "t")[0] == 0
     assert cli(url, tokens["bob"], "approve", job_id)[0] == 0
     assert cli(url, tokens["carol"], "approve", job_id)[0] == 0
-    # The training machine pins the server key at login, then runs.
-    code, out = cli(url, tokens["alice"], "login", "--server", url, "--token", tokens["alice"])
+    # The training machine holds a token limited to runs; it pins the server key at login.
+    trainer = service.create_token(cp.ws, actor="root", user="alice", scopes=["run"])["token"]
+    code, out = cli(url, trainer, "login", "--server", url, "--token", trainer)
     assert code == 0 and "pinned the server key" in out
+    code, out = cli(url, trainer, "job", "cancel", job_id)  # nothing but runs
+    assert code == 4 and "needs the submit scope" in " ".join(out.split())
     work = tmp_path / "trainer"
     code, out = cli(
         url,
-        tokens["alice"],
+        trainer,
         "run",
         job_id,
         "--storage-root",
