@@ -530,3 +530,25 @@ def test_an_admin_binds_a_name_before_its_first_sign_in(matrix: Matrix) -> None:
     assert unknown.status_code == 400 and "names no OIDC issuer" in unknown.json()["message"]
     events = [e.action for e in service.iter_audit(server.cp.ws)]
     assert events.count("user.bind") == 1 and service.verify_audit(server.cp.ws).ok
+
+
+def test_a_scoped_caller_that_skips_the_routes_still_cannot_write_outside_its_scopes(
+    matrix: Matrix,
+) -> None:
+    """Defence in depth: a use case called with a scoped caller past the route table (a new
+    route, or code that forgets it) is refused at the one place events are written."""
+    from ftguard.control._audit import ACTION_SCOPES
+
+    assert set(ACTION_SCOPES.values()) <= set(service.TOKEN_SCOPES)
+    server = matrix.server
+    issued = service.create_token(server.cp.ws, actor="root", user="bob", scopes=["run"])
+    caller = service.ServerCaller(
+        name="bob",
+        server_key=server.cp.ws.server_key(),
+        via={"method": "token", "token_id": issued["token_id"]},
+        scopes=frozenset(issued["scopes"]),
+    )
+    before = matrix.snapshot()
+    with pytest.raises(PermissionDeniedError, match="job.reject needs the approve scope"):
+        service.reject(server.cp.ws, actor=caller, job_id=matrix.job, reason="past the routes")
+    assert matrix.snapshot() == before and service.verify_audit(server.cp.ws).ok

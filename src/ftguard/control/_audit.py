@@ -34,13 +34,14 @@ from ftguard.control._chain import (
     parse_payload,
 )
 from ftguard.digests import sha256_bytes
-from ftguard.errors import FtguardError, VerificationError
+from ftguard.errors import FtguardError, PermissionDeniedError, VerificationError
 from ftguard.store import AuditCheckpointRow, AuditEventRow, AuditHeadRow
 
 __all__ = [
     "CHECKPOINT_EVERY",
     "GENESIS_HASH",
     "AuditEvent",
+    "ACTION_SCOPES",
     "AuditVerification",
     "ChainCache",
     "ReplayPoint",
@@ -144,6 +145,19 @@ def init_chain(session: Session, key: PrivateKey) -> None:
     )
 
 
+ACTION_SCOPES: dict[str, str] = {
+    **dict.fromkeys(("job.submit", "job.cancel", "job.prepared"), "submit"),
+    **dict.fromkeys(("job.approve", "job.reject", "review.override", "gate.override"), "approve"),
+    **dict.fromkeys(("run.start", "run.end", "run.error"), "run"),
+    **dict.fromkeys(("key.request", "key.revoke", "token.revoke"), "keys"),
+    **dict.fromkeys(
+        ("user.add", "user.bind", "user.unbind", "key.confirm", "token.create"), "admin"
+    ),
+}
+"""The scope a scoped API token needs to write each of these events. Events that several
+use cases write (a review's, the gate's, evidence) are left to the routes' scopes."""
+
+
 def append_event(
     session: Session,
     key: PrivateKey,
@@ -158,7 +172,18 @@ def append_event(
 
     ``key`` is the workspace's audit key: it re-signs the head. Every signed head is kept in
     ``session.info["audit_heads"]`` for the witness, published once the transaction commits.
+
+    Raises:
+        PermissionDeniedError: ``actor`` acts with an API token whose scopes do not cover
+            ``action`` (the routes check first; this is the last line, at the one write).
+
     """
+    needed = ACTION_SCOPES.get(action)
+    if needed is not None and actor.scopes is not None and needed not in actor.scopes:
+        raise PermissionDeniedError(
+            f"this API token is limited to {', '.join(sorted(actor.scopes))}: {action} needs "
+            f"the {needed} scope"
+        )
     head = session.get(AuditHeadRow, 1)
     if head is None:
         raise VerificationError("the audit chain has no head: the database is not initialised")
