@@ -172,7 +172,7 @@ def test_the_review_reads_a_copy_made_while_hashing(
     assert service.get_job(cp.ws, other).state == "submitted"
 
 
-def _forge(cp: Env, actor: str, action: str, job: str, payload: dict[str, object]) -> None:
+def _forge(cp: Env, actor: str, action: str, job: str | None, payload: dict[str, object]) -> None:
     """Append an event signed by ``actor``'s own key, past the service layer's checks (what a
     workspace user holding the audit key could write with the Python API)."""
     from ftguard.control._audit import append_event
@@ -597,8 +597,9 @@ def test_a_requester_who_prepares_confirms_by_submitting_and_the_policy_can_waiv
         cp.ws.policy_path.read_text().replace("preparer_confirms: true", "preparer_confirms: false")
     )
     waived = cp.submit("waived", confirm=False)
-    service.approve(cp.ws, actor="bob", job_id=waived)
-    assert "preparer_confirms: false" in cp.ws.policy_path.read_text()
+    assert not service.get_job(cp.ws, waived).awaits_preparer
+    approved = service.approve(cp.ws, actor="bob", job_id=waived)
+    assert [a["approver"] for a in approved.approvals if a["status"] == "active"] == ["bob"]
 
 
 @pytest.mark.parametrize(
@@ -640,18 +641,8 @@ def test_the_policy_can_require_a_runner_other_than_the_requester(cp: Env) -> No
 
 
 def test_replay_refuses_a_binding_made_by_a_non_admin(cp: Env) -> None:
-    from ftguard.control._audit import append_event
-    from ftguard.control._workspace import now_iso
-
-    with cp.ws.store.write() as session:
-        state = chain_state(cp.ws, session)
-        append_event(
-            session,
-            cp.ws.audit_key(),
-            ts=now_iso(),
-            actor=authenticate(state, "alice"),
-            action="user.bind",
-            payload={"name": "bob", "issuer": "https://idp.example", "subject": "mine"},
-        )
+    _forge(
+        cp, "alice", "user.bind", None, {"name": "bob", "issuer": "https://idp", "subject": "me"}
+    )
     with pytest.raises(VerificationError, match="without the admin role"), cp.ws.store.read() as s:
         chain_state(cp.ws, s)

@@ -237,6 +237,16 @@ class ChainState:
             }
         return held
 
+    def still_bound(self, name: str, via: Mapping[str, Any]) -> bool:
+        """Whether ``name`` may act through ``via``.
+
+        Any way but OIDC may; over OIDC only the identity the name is bound to now (a console
+        session or a long analysis outlives the check made at its sign-in).
+        """
+        if via.get("method") != "oidc":
+            return True
+        return self.sso_identities.get(name) == (via.get("issuer"), via.get("subject"))
+
     def active_keys(self, user: str | None = None) -> dict[str, KeyRecord]:
         return {
             k: r

@@ -268,14 +268,10 @@ def server_actor(state: ChainState, caller: ServerCaller, *, syncing: bool = Fal
             raise PermissionDeniedError("the API token is not in force")
         if token.expires_at and datetime.fromisoformat(token.expires_at) <= datetime.now(UTC):
             raise PermissionDeniedError("the API token has expired")
-    elif caller.via.get("method") == "oidc" and not syncing:
-        # A console session or a long analysis outlives a check made when it started: the
-        # name must still be bound to this identity when the event is written.
-        identity = (caller.via.get("issuer", ""), caller.via.get("subject", ""))
-        if state.sso_identities.get(caller.name) != identity:
-            raise PermissionDeniedError(
-                f"{caller.name} is no longer bound to this sign-in: sign in again"
-            )
+    elif not syncing and not state.still_bound(caller.name, caller.via):
+        raise PermissionDeniedError(
+            f"{caller.name} is no longer bound to this sign-in: sign in again"
+        )
     return Actor(
         name=caller.name, key=caller.server_key, via=dict(caller.via), scopes=caller.scopes
     )

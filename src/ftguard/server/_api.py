@@ -209,7 +209,9 @@ def current_caller(
             raise AuthenticationError("your console session ended: sign in again")
         if request.method not in ("GET", "HEAD") and x_csrf_token != session.csrf:
             raise PermissionDeniedError("missing or wrong CSRF token")
-        if session.via.get("method") == "oidc" and not _still_bound(ctx, session.user, session.via):
+        with ctx.ws.store.read() as db:
+            bound = chain_view(ctx.ws, db).still_bound(session.user, session.via)
+        if not bound:
             ctx.sessions.close(sid)
             raise AuthenticationError("your sign-in is no longer bound to this user: sign in again")
         return service.ServerCaller(name=session.user, server_key=ctx.server_key, via=session.via)
@@ -218,13 +220,6 @@ def current_caller(
     if caller.scopes is not None:
         _check_scope(request, caller.scopes)
     return caller
-
-
-def _still_bound(ctx: ServerContext, user: str, via: dict[str, str]) -> bool:
-    """Whether ``user`` is still bound to the OIDC identity a console session signed in as."""
-    with ctx.ws.store.read() as session:
-        state = chain_view(ctx.ws, session)
-    return state.sso_identities.get(user) == (via.get("issuer"), via.get("subject"))
 
 
 def _check_scope(request: Request, scopes: frozenset[str]) -> None:

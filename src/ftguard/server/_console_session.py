@@ -135,11 +135,7 @@ def current_viewer(request: Request) -> Viewer | None:
         return None
     with ctx.ws.store.read() as db:
         state = chain_state(ctx.ws, db)
-        via = session.via
-        if via.get("method") == "oidc" and state.sso_identities.get(session.user) != (
-            via.get("issuer"),
-            via.get("subject"),
-        ):
+        if not state.still_bound(session.user, session.via):
             ctx.sessions.close(sid)  # the name was unbound or rebound since the sign-in
             return None
         roles = state.roles_of(session.user, policy_in_force(ctx.ws, state).roles)
