@@ -246,7 +246,7 @@ assert checks["workspace"]["status"] == "missing", checks["workspace"]
       step "ftguard user add ${user%%:*} --role ${user##*:}" \
         "$ft" user add "${user%%:*}" --role "${user##*:}" --as root
     done
-    for user in alice bob carol sec; do
+    for user in alice dan bob carol sec; do
       step "ftguard keys create --as $user" to "key-$user.json" "$ft" keys create --as "$user" --json
       step "ftguard keys confirm (key of $user) --as root" \
         "$ft" keys confirm "$(json_field "key-$user.json" keyid)" --as root
@@ -258,6 +258,8 @@ assert checks["workspace"]["status"] == "missing", checks["workspace"]
       --prepared-by dan --as alice --json
     local job
     job=$(json_field job.json id)
+    step "ftguard job confirm-data $job --as dan (the preparer signs his data)" \
+      "$ft" job confirm-data "$job" --dataset in/train.jsonl --as dan
     if [ "$ml" = 1 ]; then
       expect 0 "ftguard review $job (the policy's full review, embeddings)" \
         "$ft" review "$job" --as alice --json
