@@ -20,6 +20,7 @@ from ftguard.cli import main
 from ftguard.control import service
 from ftguard.control._identities import authenticate, chain_state
 from ftguard.control._jobs import store_evidence
+from ftguard.digests import sha256_bytes
 from ftguard.errors import (
     BadInputError,
     ConflictError,
@@ -646,3 +647,174 @@ def test_replay_refuses_a_binding_made_by_a_non_admin(cp: Env) -> None:
     )
     with pytest.raises(VerificationError, match="without the admin role"), cp.ws.store.read() as s:
         chain_state(cp.ws, s)
+
+
+def test_database_only_attacker_cannot_rewrite_a_jobs_purpose(cp: Env) -> None:
+    """Review of 2026-12-08: the purpose approvers sign and the review checks the data against
+    was read from the table alone, so an edited purpose was signed and reviewed against."""
+    job = cp.submit("job", review=False)
+    reviewable = cp.submit("second", review=False)
+    with cp.ws.store.engine.begin() as conn:
+        for edited in (job, reviewable):
+            conn.execute(
+                text("UPDATE jobs SET purpose='a purpose nobody stated' WHERE id=:j"), {"j": edited}
+            )
+    with pytest.raises(VerificationError, match="disagrees with the audit chain on purpose"):
+        service.approve(cp.ws, actor="bob", job_id=job)
+    with pytest.raises(VerificationError, match="on purpose"):
+        service.review_job(cp.ws, actor="alice", job_id=reviewable)
+    chain = [e for e in service.iter_audit(cp.ws, job_id=job) if e.action.startswith("job.appr")]
+    assert chain == []
+
+
+def test_an_approvers_rejection_is_never_overridden_as_a_reviews(cp: Env) -> None:
+    """Who rejected a job came from a table column a database editor could set to "review"."""
+    job = cp.submit()
+    service.reject(cp.ws, actor="bob", job_id=job, reason="not this data")
+    with pytest.raises(ConflictError, match="rejected by an approver"):
+        service.override_review(cp.ws, actor="sec", job_id=job, justification="x")
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET rejected_by='review' WHERE id=:j"), {"j": job})
+    with pytest.raises(ConflictError, match="rejected by an approver"):
+        service.override_review(cp.ws, actor="sec", job_id=job, justification="x")
+    assert service.get_job(cp.ws, job).state == "rejected"
+    # nor by an event signed past the service layer
+    _forge(cp, "sec", "review.override", job, {"from": "rejected", "to": "awaiting_approval"})
+    with pytest.raises(VerificationError, match="an approver rejected"), cp.ws.store.read() as s:
+        chain_state(cp.ws, s)
+
+
+def _runner_and_run(cp: Env) -> tuple[str, str]:
+    service.add_user(cp.ws, actor="root", name="rita", roles=["runner"])
+    key = service.create_key(cp.ws, user="rita")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+    cp.set_policy(cp.ws.policy_path.read_text() + "run:\n  requester_may_run: false\n")
+    job = cp.approved()
+    return job, service.start_run(cp.ws, actor="rita", job_id=job).token
+
+
+def test_only_the_runs_starter_ends_it_with_the_token_the_chain_recorded(cp: Env) -> None:
+    """Review of 2026-12-08: the run token's hash lived only in the table, so a database
+    editor set it to a token of their own and a data preparer recorded the run's end (with
+    planted output); nothing checked who ended a run."""
+    job, token = _runner_and_run(cp)
+    mine = "a-token-the-attacker-chose"
+    with cp.ws.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE jobs SET run_token_hash=:h WHERE id=:j"),
+            {"h": sha256_bytes(mine.encode()), "j": job},
+        )
+    with pytest.raises(PermissionDeniedError, match="did not start the current run"):
+        service.finish_run(cp.ws, actor="dan", job_id=job, token=mine, exit_code=1)
+    with pytest.raises(VerificationError, match="does not belong"):
+        service.finish_run(cp.ws, actor="rita", job_id=job, token=mine, exit_code=1)
+    with pytest.raises(VerificationError, match="does not belong"):
+        service.verify_running(cp.ws, job_id=job, token=mine)
+    assert service.get_job(cp.ws, job).state == "running"
+    service.verify_running(cp.ws, job_id=job, token=token)
+    service.finish_run(cp.ws, actor="rita", job_id=job, token=token, exit_code=1)
+    assert service.get_job(cp.ws, job).state == "failed"
+
+
+def test_replay_refuses_a_runs_end_by_anyone_but_its_starter(cp: Env) -> None:
+    job, _ = _runner_and_run(cp)
+    _forge(cp, "dan", "run.end", job, {"run": 1, "exit_code": 1, "from": "running", "to": "failed"})
+    with pytest.raises(VerificationError, match="that rita started"), cp.ws.store.read() as s:
+        chain_state(cp.ws, s)
+
+
+def test_an_analysis_reads_a_copy_made_while_hashing_not_the_submitted_base(
+    cp: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of 2026-12-08: the weight and behaviour analyses read the requester's own base
+    folder, hashed before and after; swapping its bytes in between (with inotify) made a
+    security reviewer sign a passing report computed on a decoy."""
+    from ftguard.control import _evidence
+
+    job, _ = _trained(cp)
+    submitted = cp.root / "job" / "model" / "model.safetensors"  # as Env.inputs wrote it
+    original = submitted.read_bytes()
+    real = _evidence.workspace_weight_report
+    seen: list[Path] = []
+
+    def swapped_during_the_analysis(ws: object, base: Path, tuned: Path, **kw: object) -> object:
+        submitted.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}   decoy")  # the attacker
+        seen.append(base)
+        try:
+            return real(ws, base, tuned, **kw)  # type: ignore[arg-type]
+        finally:
+            submitted.write_bytes(original)  # and back, before the digest is checked again
+
+    monkeypatch.setattr(_evidence, "workspace_weight_report", swapped_during_the_analysis)
+    service.weights_for_job(cp.ws, actor="sec", job_id=job)
+    assert cp.ws.staged_dir in seen[0].parents
+    assert (seen[0] / "model.safetensors").read_bytes() == original
+    assert not os.access(seen[0] / "model.safetensors", os.W_OK) or os.geteuid() == 0
+
+
+def _submitted_with_config_folder(cp: Env, script: str, command: list[str]) -> str:
+    """An approved job whose config is a folder: config.yaml plus the script its command runs."""
+    model, data, cfg = cp.inputs("folder-job")
+    folder = cp.root / "folder-job" / "config"
+    folder.mkdir()
+    cfg.rename(folder / "config.yaml")
+    (folder / "config.yaml").write_text("steps: 10\ncommand: " + json.dumps(command) + "\n")
+    (folder / "train.py").write_text(script)
+    job = service.submit_job(
+        cp.ws,
+        actor="alice",
+        base_model=model,
+        dataset=data,
+        config=folder,
+        purpose="customer support answers",
+        prepared_by="dan",
+    ).id
+    service.confirm_prepared(cp.ws, actor="dan", job_id=job)
+    service.override_review(cp.ws, actor="sec", job_id=job, justification="test")
+    for approver in ("bob", "carol"):
+        service.approve(cp.ws, actor=approver, job_id=job)
+    return job
+
+
+COPIES = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2])\n"
+
+
+def test_the_approved_command_runs_no_file_outside_the_approved_inputs(cp: Env) -> None:
+    """Review of 2026-12-08: the config's command was approved as text, and the script it
+    named was read at run time from the requester's folder, rewritten after approval."""
+    script = cp.root / "alice-code" / "train.py"
+    script.parent.mkdir()
+    script.write_text(COPIES)
+    job = cp.approved("job", command=["python", str(script), "{base_model}", "{output}"])
+    with pytest.raises(VerificationError, match="not part of the job's approved inputs"):
+        service.launch(cp.ws, actor="alice", job_id=job)
+    view = service.get_job(cp.ws, job)
+    assert view.state == "approved" and view.run_count == 0  # nothing consumed
+    # The same script in the config folder is hashed, approved and staged with the job.
+    folder_job = _submitted_with_config_folder(
+        cp, COPIES, ["python", "{config}/train.py", "{base_model}", "{output}"]
+    )
+    assert service.launch(cp.ws, actor="alice", job_id=folder_job) == 0
+    assert service.get_job(cp.ws, folder_job).state == "trained"
+    start = [e for e in service.iter_audit(cp.ws, job_id=folder_job) if e.action == "run.start"]
+    assert start[0].payload["command"][1].startswith(str(cp.ws.staged_dir))
+
+
+def test_the_approved_command_runs_in_the_runs_folder(
+    cp: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of 2026-12-08: `python -m ftguard.training` put the launcher's working folder
+    first on sys.path, so a module planted there replaced the trainer."""
+    planted = cp.root / "where-rita-runs"
+    planted.mkdir()
+    (planted / "planted_by_alice.py").write_text("raise SystemExit('planted code ran')\n")
+    monkeypatch.chdir(planted)
+    check = (
+        "import importlib.util, os, shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2]); "
+        "assert importlib.util.find_spec('planted_by_alice') is None; "
+        "open(os.path.join(sys.argv[2], 'cwd.txt'), 'w').write(os.getcwd())"
+    )
+    job = cp.approved("job", command=["python", "-c", check, "{base_model}", "{output}"])
+    assert service.launch(cp.ws, actor="alice", job_id=job) == 0
+    output = Path(service.get_job(cp.ws, job).output_path or "")
+    assert Path((output / "cwd.txt").read_text()) == cp.ws.runs_dir / job / "1"

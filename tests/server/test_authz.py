@@ -552,3 +552,87 @@ def test_a_scoped_caller_that_skips_the_routes_still_cannot_write_outside_its_sc
     with pytest.raises(PermissionDeniedError, match="job.reject needs the approve scope"):
         service.reject(server.cp.ws, actor=caller, job_id=matrix.job, reason="past the routes")
     assert matrix.snapshot() == before and service.verify_audit(server.cp.ws).ok
+
+
+def test_a_read_or_analyze_token_of_an_admin_does_not_use_the_admin_role(matrix: Matrix) -> None:
+    """Review of 2026-12-08: an admin's `read` token listed everyone's tokens, and its
+    `analyze` token analysed any job by the admin role."""
+    server = matrix.server
+    read_only = service.create_token(server.cp.ws, actor="root", user="root", scopes=["read"])
+    listed = server.client.get(
+        "/api/v1/tokens", headers={"Authorization": f"Bearer {read_only['token']}"}
+    )
+    assert listed.status_code == 200 and {t["user"] for t in listed.json()} == {"root"}
+    assert {t["user"] for t in server.get("/api/v1/tokens", "root").json()} > {"root", "bob"}
+    analyze = service.create_token(server.cp.ws, actor="root", user="root", scopes=["analyze"])
+    before = matrix.snapshot()
+    answer = server.client.post(
+        f"/api/v1/jobs/{matrix.job}/weights",
+        json={},
+        headers={"Authorization": f"Bearer {analyze['token']}"},
+    )
+    assert answer.status_code == 403 and "may not analyse" in answer.json()["message"]
+    assert matrix.snapshot() == before
+
+
+def test_a_console_session_ends_with_the_token_that_opened_it(matrix: Matrix) -> None:
+    """Review of 2026-12-08: a session opened with an API token kept reading every page for
+    its 8 hours after the token was revoked (writes were refused)."""
+    from fastapi.testclient import TestClient
+
+    server = matrix.server
+    browser = TestClient(server.client.app)
+    login = browser.post(
+        "/login/token", data={"token": server.tokens["bob"]}, follow_redirects=False
+    )
+    assert login.status_code == 303
+    assert browser.get("/queue", follow_redirects=False).status_code == 200
+    assert browser.get("/api/v1/jobs").status_code == 200
+    token_id = next(t["token_id"] for t in service.list_tokens(server.cp.ws, user="bob"))
+    assert server.client.delete(
+        f"/api/v1/tokens/{token_id}", headers=server.auth("root")
+    ).is_success
+    assert browser.get("/api/v1/jobs").status_code == 401
+    page = browser.get("/queue", follow_redirects=False)
+    assert page.status_code in (302, 303) and "/login" in page.headers["location"]
+    assert browser.get("/api/v1/whoami").status_code == 401  # the session itself was closed
+
+
+def test_a_log_rolled_back_behind_the_witness_serves_no_reads(cp: Env) -> None:
+    """Review of 2026-12-08: only decisions compared the log with the witness, so a database
+    restored from a snapshot taken before a token's revocation let that token read again
+    (after a restart) and /readyz said ready."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from ftguard.server import ServerSettings, create_app
+
+    with serving(cp) as server:
+        with cp.ws.store.engine.begin() as conn:
+            saved = conn.execute(text("SELECT seq, hash, signature FROM audit_head")).one()
+        token_id = next(t["token_id"] for t in service.list_tokens(cp.ws, user="bob"))
+        assert server.client.delete(f"/api/v1/tokens/{token_id}", headers=server.auth("root"))
+        assert server.get("/api/v1/jobs", "bob").status_code == 401
+        tokens = server.tokens
+    with cp.ws.store.engine.begin() as conn:  # the snapshot from before the revocation
+        conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": saved.seq})
+        conn.execute(text("DELETE FROM audit_checkpoints WHERE seq > :s"), {"s": saved.seq})
+        conn.execute(
+            text("UPDATE audit_head SET seq=:s, hash=:h, signature=:g"),
+            {"s": saved.seq, "h": saved.hash, "g": saved.signature},
+        )
+        conn.execute(text("UPDATE api_tokens SET revoked_at=NULL"))
+    assert service.verify_audit(cp.ws).ok  # the chain alone cannot tell
+    app = create_app(
+        ServerSettings(
+            workspace=cp.root / "ws",
+            database_url=cp.env.get("FTGUARD_DATABASE_URL"),
+            storage_roots={"data": cp.root},
+        )
+    )
+    with TestClient(app) as client:
+        for user in ("bob", "root"):
+            answer = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {tokens[user]}"})
+            assert answer.status_code == 422 and "rolled back" in answer.json()["message"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "rolled back" in ready.json()["reason"]

@@ -23,7 +23,13 @@ from pathlib import Path, PurePosixPath
 from ftguard._objects import ObjectRoot, fetch, upload
 from ftguard.attest import Envelope, PublicKey
 from ftguard.cli._remote import RemoteClient, pinned_server_key
-from ftguard.control import INPUT_KINDS, fill_command, stage_into, verify_run_ticket
+from ftguard.control import (
+    INPUT_KINDS,
+    check_command_files,
+    fill_command,
+    stage_into,
+    verify_run_ticket,
+)
 from ftguard.errors import BadInputError, FtguardError, PermissionDeniedError
 
 __all__ = ["local_path", "run_remote"]
@@ -108,6 +114,7 @@ def run_remote(
             output = output_root.joinpath(*output_relative)
         output.parent.mkdir(parents=True, exist_ok=True)
         argv = fill_command(check.command, {**staged, "output": output})
+        check_command_files(argv, staged, run_dir)
         env = {
             **os.environ,
             "FTGUARD_JOB": job_id,
@@ -119,7 +126,9 @@ def run_remote(
             **{f"FTGUARD_STAGED_{k.upper()}": str(p) for k, p in staged.items()},
         }
         try:
-            code = subprocess.run(argv, env=env, check=False).returncode  # noqa: S603 - approved
+            code = subprocess.run(  # noqa: S603 - the approved command, in the run's folder
+                argv, env=env, check=False, cwd=run_dir
+            ).returncode
         except OSError:
             code = 127
         if code == 0 and isinstance(output_root, ObjectRoot) and output.exists():

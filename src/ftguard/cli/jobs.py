@@ -90,7 +90,13 @@ def job_submit(
         ),
     ],
     dataset: Annotated[str, typer.Option("--dataset", help="Training dataset file or folder.")],
-    config: Annotated[str, typer.Option("--config", help="Training config file.")],
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            help="Training config: a YAML file, or a folder with config.yaml and the training code its command names (hashed and staged with the job).",
+        ),
+    ],
     purpose: Annotated[str, typer.Option("--purpose", help="What the fine-tune is for.")],
     prepared_by: Annotated[str, typer.Option("--prepared-by", help="Who prepared the dataset.")],
     actor: ActorOption = None,

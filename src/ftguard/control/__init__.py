@@ -19,6 +19,7 @@ from ftguard.control._identities import (
     authenticate,
     chain_state,
     chain_view,
+    check_witness,
     name_of,
     policy_in_force,
     private_key_path,
@@ -29,6 +30,7 @@ from ftguard.control._offload import AnalysisFailedError, AnalysisPool
 from ftguard.control._remote_runs import start_remote_run, verify_run_ticket, verify_ticket_run
 from ftguard.control._runs import (
     RunTicket,
+    check_command_files,
     fill_command,
     finish_run,
     run_output_reference,
@@ -65,6 +67,8 @@ __all__ = [
     "authenticate",
     "chain_evidence",
     "chain_state",
+    "check_command_files",
+    "check_witness",
     "chain_view",
     "checked_job",
     "default_actor",

@@ -372,6 +372,10 @@ class ChainCache:
         self._full_check = threading.Lock()  # one full verification at a time
         self.database_audit_key: str | None = None
         """The audit key the database was found to be made under (checked once)."""
+        self.witnessed_point: tuple[int, str] | None = None
+        """The verified (seq, head hash) last found to extend the witness's newest head."""
+        self.witnessed_at = float("-inf")
+        """When (``time.monotonic``) that was found."""
 
     def view(self, session: Session, key: PublicKey) -> tuple[AuditVerification, ChainState | None]:
         """The verified state, shared and not copied: for callers that only read it.

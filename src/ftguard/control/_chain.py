@@ -17,6 +17,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ftguard.attest import PrivateKey, PublicKey
@@ -146,6 +147,16 @@ class JobRecord:
     awaits_preparer: bool = False
     """The named data preparer has yet to sign that the submitted dataset is theirs (the
     policy in force at submission asked for it); no approval counts until they do."""
+    purpose: str | None = None
+    """The purpose the requester stated (what approvers sign and the review checks against)."""
+    rejected_by: str | None = None
+    """``review`` or ``approver``: what rejected the job last (only a review's block is
+    overridden)."""
+    run_started_by: str | None = None
+    """Who started the current or last run (only they record its end)."""
+    run_token_sha256: str | None = None
+    """SHA-256 of the current run's token, from its ``run.start`` (None: no run is on, or a
+    run started before the chain recorded it)."""
 
     def copy(self) -> JobRecord:
         """An independent copy (evidence records are never changed once recorded)."""
@@ -243,7 +254,16 @@ class ChainState:
         Any way but OIDC may; over OIDC only the identity the name is bound to now (a console
         session or a long analysis outlives the check made at its sign-in).
         """
-        if via.get("method") != "oidc":
+        method = via.get("method")
+        if method == "token":
+            token = self.tokens.get(str(via.get("token_id", "")))
+            return (
+                token is not None
+                and not token.revoked
+                and token.user == name
+                and not _expired(token.expires_at)
+            )
+        if method != "oidc":
             return True
         return self.sso_identities.get(name) == (via.get("issuer"), via.get("subject"))
 
@@ -553,6 +573,7 @@ class ChainState:
             digests={k: str(payload.get(k)) for k in ("dataset", "base_model", "config")},
             policy_digest=str(payload.get("policy")),
             awaits_preparer=payload.get("preparer_confirms") is True,
+            purpose=_opt(payload.get("purpose")),
         )
         self._owned_jobs.add(job_id)
 
@@ -591,15 +612,7 @@ class ChainState:
                 policy_digest=_opt(payload.get("policy")),
             )
         elif action == "run.start":
-            job.run_count = int(payload.get("run") or 0)
-            job.bound_run = bool(payload.get("bound", False))
-            job.output = None
-            for nonce in payload.get("approvals") or []:
-                approval = job.approvals.get(str(nonce))
-                if approval is None or approval.status != "active":
-                    raise ChainProblem(f"event #{seq} consumes an approval that is not active")
-                approval.status = "consumed"
-                approval.consumed_by_run = job.run_count
+            _apply_run_start(seq, actor, job, payload)
         elif action in ("review.pass", "review.block"):
             job.review_digest = _opt(payload.get("review"))
         elif action == "job.prepared":
@@ -607,6 +620,9 @@ class ChainState:
         elif action == "run.end":
             output = payload.get("output")
             job.output = output if isinstance(output, dict) else None
+            job.run_token_sha256 = None
+        if action in _REJECTED_BY:
+            job.rejected_by = _REJECTED_BY[action]
         if action in ("job.reject", "job.cancel"):
             for approval in job.active_approvals():
                 approval.status = "void"
@@ -617,6 +633,28 @@ class ChainState:
                     f"but it was {job.state}"
                 )
             job.state = str(payload["to"])
+
+
+_REJECTED_BY: dict[str, str | None] = {
+    "review.block": "review",
+    "job.reject": "approver",
+    "review.override": None,
+}
+"""What each action makes of :attr:`JobRecord.rejected_by`."""
+
+
+def _apply_run_start(seq: int, actor: str, job: JobRecord, payload: dict[str, Any]) -> None:
+    job.run_count = int(payload.get("run") or 0)
+    job.bound_run = bool(payload.get("bound", False))
+    job.output = None
+    job.run_started_by = actor
+    job.run_token_sha256 = _opt(payload.get("token_sha256"))
+    for nonce in payload.get("approvals") or []:
+        approval = job.approvals.get(str(nonce))
+        if approval is None or approval.status != "active":
+            raise ChainProblem(f"event #{seq} consumes an approval that is not active")
+        approval.status = "consumed"
+        approval.consumed_by_run = job.run_count
 
 
 _MOVES: dict[str, frozenset[str]] = {
@@ -665,6 +703,15 @@ def _check_job_event(
         raise ChainProblem(f"event #{seq}: job {job.id} is approved without an approval in force")
     if action == "run.start" and payload.get("bound", False) and not payload.get("approvals"):
         raise ChainProblem(f"event #{seq}: a bound run of job {job.id} consumes no approval")
+    if action == "run.end" and job.run_started_by not in (None, actor):
+        raise ChainProblem(
+            f"event #{seq}: {actor} records the end of a run of job {job.id} that "
+            f"{job.run_started_by} started"
+        )
+    if action == "review.override" and job.state == "rejected" and job.rejected_by != "review":
+        raise ChainProblem(
+            f"event #{seq} overrides a review of job {job.id}, which an approver rejected"
+        )
     if "to" not in payload:
         return
     target = str(payload["to"])
@@ -690,6 +737,15 @@ def _check_prepared(seq: int, actor: str, job: JobRecord, payload: dict[str, Any
         raise ChainProblem(f"event #{seq} confirms another dataset than job {job.id}'s")
     if job.state not in ("submitted", "in_review", "awaiting_approval"):
         raise ChainProblem(f"event #{seq} confirms the dataset of a job that is {job.state}")
+
+
+def _expired(expires_at: str | None) -> bool:
+    if not expires_at:
+        return False
+    try:
+        return datetime.fromisoformat(expires_at) <= datetime.now(UTC)
+    except ValueError:
+        return True
 
 
 def _opt(value: object) -> str | None:

@@ -68,7 +68,7 @@ def review_job(
     with ws.store.read() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id)
-        require_job_analyst(state, policy, who.name, row, to="review")
+        require_job_analyst(state, policy, who, row, to="review")
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} is {row.state}: only submitted jobs are reviewed")
         dataset = Path(row.dataset_path)
@@ -92,7 +92,7 @@ def review_job(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="review")
+        require_job_analyst(state, policy_in_force(ws, state), who, row, to="review")
         if row.state not in _REVIEWABLE:
             raise ConflictError(f"job {job_id} became {row.state} during the review")
         if row.state == JobState.SUBMITTED.value:
@@ -170,28 +170,49 @@ def _subjects_for(
 ) -> tuple[dict[str, tuple[Path, str]], JobRow]:
     """The job's recorded base model and output (path, digest), checked on disk.
 
-    An override path (a copy elsewhere) is accepted only with the recorded digest.
+    An override path (a copy elsewhere) is accepted only with the recorded digest. The base
+    model, and an output given as a copy, are analysed from a read-only copy made while
+    hashing (the run's staged copy where there is one), never from the submitted path: its
+    owner, the requester, could otherwise swap its bytes between the digest check and the
+    analysis's read, and the evidence would describe other weights than the recorded ones.
     """
     with ws.store.read() as session:
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id)
-        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="analyse")
+        require_job_analyst(state, policy_in_force(ws, state), who, row, to="analyse")
         if not awaits_evidence(session, state, row):
             raise ConflictError(
                 f"job {job_id} is {row.state}: evidence is for trained jobs not yet decided"
             )
         output, output_digest = recorded_output(state, row)
+    base = overrides.get("base_model") or Path(row.base_model_path)
+    tuned = overrides.get("output")
     subjects = {
         "base_model": (
-            overrides.get("base_model") or Path(row.base_model_path),
+            _snapshot(ws, "base_model", base, row.base_model_digest),
             row.base_model_digest,
         ),
-        "output": (overrides.get("output") or output, output_digest),
+        "output": (
+            output if tuned is None else _snapshot(ws, "output", tuned, output_digest),
+            output_digest,
+        ),
     }
-    for kind, (path, digest) in subjects.items():
-        _check_digest(path, digest, "base model" if kind == "base_model" else "trained output")
+    if tuned is None:
+        _check_digest(output, output_digest, "trained output")
     return subjects, row
+
+
+def _snapshot(ws: Workspace, kind: str, path: Path, digest: str) -> Path:
+    """A read-only copy of ``path`` made while hashing it (reused when already staged)."""
+    label = "base model" if kind == "base_model" else "trained output"
+    try:
+        return stage_into(ws.staged_dir, kind, path, digest)
+    except VerificationError as exc:
+        raise VerificationError(
+            f"the {label} at {path} is not the recorded one ({exc}): evidence is computed on "
+            "the job's recorded files only"
+        ) from exc
 
 
 def weights_for_job(
@@ -260,7 +281,7 @@ def _store_analysis(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        require_job_analyst(state, policy_in_force(ws, state), who.name, row, to="analyse")
+        require_job_analyst(state, policy_in_force(ws, state), who, row, to="analyse")
         if not awaits_evidence(session, state, row):
             raise ConflictError(f"job {job_id} became {row.state} during the analysis")
         store_evidence(

@@ -132,6 +132,9 @@ def _approval_rule(
                 "config names (an unbound run; the policy's gate.allow_unbound_runs is off)",
             )
         )
+    runner = _runner_problem(state, policy, record)
+    if runner is not None:
+        rules.append(RuleResult(rule="run.runner", control="approval", passed=False, reason=runner))
     try:
         check = verify_job_approvals(ws, session, state, policy, record.id, run=record.run_count)
     except FtguardError as exc:
@@ -160,6 +163,30 @@ def _approval_rule(
         ),
     )
     return rules, approvals
+
+
+def _runner_problem(state: ChainState, policy: Policy, record: JobRecord) -> str | None:
+    """Why the run's starter could not have started it under the policy in force, or None.
+
+    The launcher checks this when the run starts; the gate checks it again on the chain's
+    record, so a ``run.start`` signed past the launcher (by whoever can append to the log) by
+    a user without the right does not pass.
+    """
+    starter = record.run_started_by
+    if starter is None:
+        return None
+    if starter == record.requester:
+        if policy.run.requester_may_run:
+            return None
+        return (
+            f"the run was started by the job's requester {starter}, and the policy asks for a "
+            "runner other than the requester (run.requester_may_run: false)"
+        )
+    if "runner" in state.roles_of(starter, policy.roles):
+        return None
+    return (
+        f"the run was started by {starter}, who neither requested the job nor holds the runner role"
+    )
 
 
 def _expected_subjects(row: JobRow, output_root: str | None) -> dict[str, dict[str, str]]:
@@ -260,13 +287,13 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
     with ws.store.read() as session:
         state, policy, who = acting(ws, session, actor)
         require_job_analyst(
-            state, policy, who.name, checked_job(session, state, job_id), to="decide the gate of"
+            state, policy, who, checked_job(session, state, job_id), to="decide the gate of"
         )
         current, problem = _hash_output(state.job(job_id))
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
-        require_job_analyst(state, policy, who.name, row, to="decide the gate of")
+        require_job_analyst(state, policy, who, row, to="decide the gate of")
         record = state.job(job_id)
         _check_decidable(session, state, row)
         rules, approvals = _approval_rule(ws, session, state, policy, record)

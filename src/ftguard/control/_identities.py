@@ -12,6 +12,7 @@ tables are an index for listing; nothing is decided from them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,6 +173,16 @@ def _check_not_rolled_back(
         )
 
 
+def check_witness(ws: Workspace, session: Session, state: ChainState) -> None:
+    """Refuse a verified log that no longer extends the witness's newest head.
+
+    Raises:
+        VerificationError: The log was rolled back or rewritten behind the witness.
+
+    """
+    _check_not_rolled_back(ws, session, ws.audit_public_key(), state)
+
+
 def chain_view(ws: Workspace, session: Session) -> ChainState:
     """Like :func:`chain_state`, for callers that only read the state (never mutate it).
 
@@ -180,12 +191,25 @@ def chain_view(ws: Workspace, session: Session) -> ChainState:
     if ws.chain_cache is None:
         return chain_state(ws, session)
     key = ws.audit_public_key()
-    verification, state = ws.chain_cache.view(session, key)
+    cache = ws.chain_cache
+    verification, state = cache.view(session, key)
     if state is None:
         raise VerificationError(
             f"the audit log does not verify ({verification.problem}); refusing to act"
         )
+    # Reads (token sign-ins, the console, the queue) refuse a log rolled back behind the
+    # witness too, or a restored snapshot would bring back revoked tokens for reading. The
+    # witness is asked again when the verified state moves, and at least every few seconds.
+    point = (state.seq, state.head_hash)
+    now = time.monotonic()
+    if cache.witnessed_point != point or now - cache.witnessed_at > WITNESS_RECHECK_S:
+        _check_not_rolled_back(ws, session, key, state)
+        cache.witnessed_point, cache.witnessed_at = point, now
     return state
+
+
+WITNESS_RECHECK_S = 10.0
+"""How long a long-running server's readers trust their last look at the witness."""
 
 
 def policy_in_force(ws: Workspace, state: ChainState) -> Policy:

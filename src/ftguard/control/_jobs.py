@@ -237,6 +237,10 @@ def checked_job(session: Session, state: ChainState, job_id: str, *, lock: bool 
         mismatches.append("input manifests")
     if row.review_digest != record.review_digest:
         mismatches.append("review digest")
+    if record.purpose is not None and row.purpose != record.purpose:
+        mismatches.append("purpose")
+    if row.policy_digest != record.policy_digest:
+        mismatches.append("policy digest")
     if mismatches:
         raise VerificationError(
             f"job {job_id} in the database disagrees with the audit chain on "
@@ -265,19 +269,24 @@ ANALYSTS = ("approver", "security_reviewer", "runner", "admin")
 
 
 def require_job_analyst(
-    state: ChainState, policy: Policy, name: str, row: JobRow, *, to: str
+    state: ChainState, policy: Policy, who: Actor, row: JobRow, *, to: str
 ) -> None:
-    """Refuse unless ``name`` requested the job or holds one of :data:`ANALYSTS`.
+    """Refuse unless ``who`` requested the job or holds one of :data:`ANALYSTS`.
 
     The analyses are computed honestly whoever asks, but they cost minutes to hours of the
     machine and each one is recorded on the job: another team's requester or a data preparer
-    has no business starting them.
+    has no business starting them. An API token without the ``admin`` scope does not use
+    its user's admin role here either.
 
     Raises:
-        PermissionDeniedError: ``name`` is neither the job's requester nor an analyst.
+        PermissionDeniedError: ``who`` is neither the job's requester nor an analyst.
 
     """
-    if name == row.requester or state.roles_of(name, policy.roles) & set(ANALYSTS):
+    name = who.name
+    roles = state.roles_of(name, policy.roles)
+    if not who.may_administer():
+        roles = roles - {"admin"}
+    if name == row.requester or roles & set(ANALYSTS):
         return
     raise PermissionDeniedError(
         f"{name} may not {to} job {row.id}: only its requester ({row.requester}) or a holder "
@@ -404,8 +413,11 @@ def new_job_row(
 
 def compute_manifests(base_model: Path, dataset: Path, config: Path) -> dict[str, Manifest]:
     """Manifests of a job's three inputs (done before the write transaction: it reads files)."""
-    if not config.is_file():
-        raise BadInputError(f"--config must be a file: {config}")
+    if not (config.is_file() or (config.is_dir() and (config / "config.yaml").is_file())):
+        raise BadInputError(
+            f"--config must be a YAML file, or a folder holding config.yaml and the training "
+            f"code its command names: {config}"
+        )
     if not dataset.exists():
         raise BadInputError(f"no such dataset: {dataset}")
     if not base_model.exists():

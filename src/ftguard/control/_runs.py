@@ -12,6 +12,7 @@ recorded as an *unbound* run, which the gate blocks unless the policy says other
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import secrets
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from ftguard._files import read_text_file
 from ftguard.control._approvals import ApprovalCheck, approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
-from ftguard.control._chain import Actor, ChainState, parse_payload
+from ftguard.control._chain import Actor, ChainState, JobRecord, parse_payload
 from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
 from ftguard.control._jobs import checked_job, transition
 from ftguard.control._staging import INPUT_KINDS, stage_inputs, staged_path
@@ -48,6 +49,7 @@ __all__ = [
     "RunTicket",
     "approved_command",
     "command_template",
+    "check_command_files",
     "fill_command",
     "may_start",
     "finish_run",
@@ -93,14 +95,23 @@ class RunTicket:
         return env
 
 
+CONFIG_FILE = "config.yaml"
+"""The file a config *folder* holds its settings and ``command`` in (the rest of the folder
+is the training code that command names, hashed and staged with the job)."""
+
+
 def command_template(config: Path) -> list[str] | None:
     """The ``command`` an approved config names, placeholders as written; None if none.
+
+    ``config`` is a YAML file, or a folder holding :data:`CONFIG_FILE` and the code it runs.
 
     Raises:
         BadInputError: The config is not readable YAML (duplicate keys included), or
             ``command`` is not a non-empty list of strings.
 
     """
+    if config.is_dir():  # a config folder: its config.yaml, beside the code its command names
+        config = config / CONFIG_FILE
     data = read_yaml(read_text_file(config, what="approved config"), source=str(config))
     if not isinstance(data, dict) or "command" not in data:
         return None
@@ -208,6 +219,8 @@ def start_run(
             '\'command: [python, -m, ftguard.training, --base, "{base_model}", --dataset, '
             '"{dataset}", --out, "{output}"]\' to it and submit the job again'
         )
+    if not command:
+        check_command_files(argv, staged, run_dir)
     started = record_start(
         ws,
         job_id=job_id,
@@ -237,6 +250,42 @@ def start_run(
         bound=not command,
         staged=staged,
     )
+
+
+def check_command_files(argv: list[str], staged: dict[str, Path], run_dir: Path) -> None:
+    """Refuse an approved command that names a file outside the staged inputs.
+
+    The config's ``command`` is approved as text; a file it names (``train.py``, a shell
+    script, a settings file) would run or be read as it is at run time, whoever wrote it
+    since the approval. Such files belong in the config folder, which is hashed, approved and
+    staged with the job. The interpreter ``fill_command`` put first (this Python) and programs
+    found on ``PATH`` are the runner's own environment and are not checked. The command runs
+    in the run's folder, so a relative name cannot reach the launcher's working directory.
+
+    Raises:
+        VerificationError: The command names a file outside the staged inputs.
+
+    """
+    allowed = [p.resolve() for p in staged.values()]
+    for position, arg in enumerate(argv):
+        if position == 0 and ("/" not in arg or arg == sys.executable):
+            continue
+        for candidate in {arg, arg.partition("=")[2]} - {""}:
+            path = Path(candidate) if Path(candidate).is_absolute() else run_dir / candidate
+            try:
+                is_file = path.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:
+                continue
+            resolved = path.resolve()
+            if not any(resolved == a or a in resolved.parents for a in allowed):
+                raise VerificationError(
+                    f"the approved command names {candidate}, which is not part of the job's "
+                    "approved inputs: what it holds was never approved and could change before "
+                    "the run; put it in the config folder (hashed and staged with the job) and "
+                    "name it there with '{config}'"
+                )
 
 
 def _check_output_is_new(out: Path) -> None:
@@ -300,7 +349,8 @@ def record_start(
         for a in used:
             a.status = "consumed"
             a.consumed_by_run = run_number
-        row.run_token_hash = sha256_bytes(token.encode())
+        token_sha256 = sha256_bytes(token.encode())
+        row.run_token_hash = token_sha256
         row.output_path = None
         staged = {
             kind: {"digest": getattr(row, f"{kind}_digest"), "name": name}
@@ -319,6 +369,9 @@ def record_start(
                 "approvals": check.nonces,
                 **details,
                 "staged": staged,
+                # the chain holds the token's hash (never the token): the table's copy is an
+                # index a database editor could point at a token of their own
+                "token_sha256": token_sha256,
             },
         )
     return StartedRun(check=check, token=token)
@@ -362,8 +415,7 @@ def verify_running(
         row = checked_job(session, state, job_id)
         if row.state != JobState.RUNNING.value:
             raise VerificationError(f"job {job_id} is {row.state}, not running under ftguard run")
-        if row.run_token_hash != sha256_bytes(token.encode()):
-            raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
+        _check_run_token(state.job(job_id), row, token)
         if not approvals_of_run(session, state, job_id, row.run_count):
             raise VerificationError(f"the current run of job {job_id} consumed no approval")
         verify_job_approvals(ws, session, state, policy, job_id, run=row.run_count)
@@ -376,6 +428,20 @@ def verify_running(
                 f"training refused: the {kind.replace('_', ' ')} {path} is not the approved, "
                 f"staged copy ({allowed})"
             )
+
+
+def _check_run_token(record: JobRecord, row: JobRow, token: str) -> None:
+    """Refuse a token that is not the current run's, by the hash its ``run.start`` recorded.
+
+    Raises:
+        VerificationError: The token is another's, or no run is on.
+
+    """
+    expected = record.run_token_sha256
+    if expected is None and record.state == JobState.RUNNING.value:
+        expected = row.run_token_hash  # a run started before the chain recorded the hash
+    if expected is None or not hmac.compare_digest(expected, sha256_bytes(token.encode())):
+        raise VerificationError(f"the run token does not belong to job {row.id}'s current run")
 
 
 def _inside(path: Path, allowed: Path) -> bool:
@@ -424,8 +490,13 @@ def finish_run(
                 f"{who.name} requested job {job_id} and may not record its run's end "
                 "(run.requester_may_run: false)"
             )
-        if row.run_token_hash != sha256_bytes(token.encode()):
-            raise VerificationError(f"the run token does not belong to job {job_id}'s current run")
+        record = state.job(job_id)
+        if record.run_started_by not in (None, who.name):
+            raise PermissionDeniedError(
+                f"{who.name} did not start the current run of job {job_id} "
+                f"({record.run_started_by} did) and may not record its end"
+            )
+        _check_run_token(record, row, token)
         row.output_path = output["path"] if output else None
         row.run_token_hash = None
         payload: dict[str, Any] = {"run": row.run_count, "exit_code": exit_code, "output": output}
@@ -468,7 +539,11 @@ def launch(
     env = {**os.environ, **ticket.environment(ws)}
     code = 127
     try:
-        proc = subprocess.Popen(ticket.command, env=env, stdout=stdout)  # noqa: S603 - approved command
+        # In the run's own folder: a module or file the command names relatively is looked up
+        # there, not in whatever folder the launcher was started from
+        proc = subprocess.Popen(  # noqa: S603 - the approved command
+            ticket.command, env=env, stdout=stdout, cwd=ticket.run_dir
+        )
         try:
             code = proc.wait()
         except KeyboardInterrupt:

@@ -586,7 +586,9 @@ def tokens(ctx: Ctx, caller: Caller) -> list[TokenView]:
     """API tokens (yours; an admin sees everyone's), never their secrets."""
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
-    admin = "admin" in state.roles_of(caller.name)
+    # a token without the admin scope never uses its user's admin role (it lists its own)
+    may_administer = caller.scopes is None or "admin" in caller.scopes
+    admin = may_administer and "admin" in state.roles_of(caller.name)
     ctx.write_token_uses()  # the last uses noted but not yet written
     listed = service.list_tokens(ctx.ws, user=None if admin else caller.name)
     return [TokenView.model_validate(t) for t in listed]

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ftguard.control import AnalysisFailedError, chain_state
+from ftguard.control import AnalysisFailedError, chain_state, check_witness
 from ftguard.errors import (
     AuthenticationError,
     BadInputError,
@@ -354,6 +354,7 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
         try:
             with ctx.ws.store.read() as session:
                 state = chain_state(ctx.ws, session)
+                check_witness(ctx.ws, session, state)
         except FtguardError as exc:
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
         return JSONResponse({"status": "ready", "audit_head": state.seq})
