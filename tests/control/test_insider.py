@@ -818,3 +818,47 @@ def test_the_approved_command_runs_in_the_runs_folder(
     assert service.launch(cp.ws, actor="alice", job_id=job) == 0
     output = Path(service.get_job(cp.ws, job).output_path or "")
     assert Path((output / "cwd.txt").read_text()) == cp.ws.runs_dir / job / "1"
+
+
+def test_the_gate_refuses_a_run_started_by_someone_who_may_not_run_the_job(cp: Env) -> None:
+    """Review of 2026-12-08: whoever can append to the log (in local mode, every user holding
+    the audit key) recorded a "bound" run of their own, with their own output, and the gate
+    attested it; no check looked at who started the run."""
+    from ftguard.digests import manifest_of
+
+    cp.set_policy(cp.ws.policy_path.read_text() + "run:\n  requester_may_run: false\n")
+    job = cp.approved()
+    mine = cp.root / "dans-model"
+    shutil.copytree(cp.root / "job" / "model", mine)
+    with cp.ws.store.read() as session:
+        nonces = list(chain_state(cp.ws, session).job(job).approvals)
+    manifest = manifest_of(mine)
+    _forge(
+        cp,
+        "dan",
+        "run.start",
+        job,
+        {"from": "approved", "to": "running", "run": 1, "bound": True, "approvals": nonces},
+    )
+    output = {"path": str(mine), "root": manifest.root, "kind": manifest.kind}
+    output["files"] = [f.model_dump() for f in manifest.files]  # type: ignore[assignment]
+    _forge(
+        cp,
+        "dan",
+        "run.end",
+        job,
+        {"from": "running", "to": "trained", "run": 1, "exit_code": 0, "output": output},
+    )
+    with cp.ws.store.engine.begin() as conn:  # the index rows, to match
+        conn.execute(
+            text("UPDATE jobs SET state='trained', run_count=1, output_path=:o WHERE id=:j"),
+            {"o": str(mine), "j": job},
+        )
+        conn.execute(
+            text("UPDATE approvals SET status='consumed', consumed_by_run=1 WHERE job_id=:j"),
+            {"j": job},
+        )
+    decision = service.decide_gate(cp.ws, actor="sec", job_id=job).decision
+    assert decision.decision == "block"
+    runner = next(r for r in decision.rules if r.rule == "run.runner")
+    assert not runner.passed and "dan, who neither requested the job" in runner.reason

@@ -72,15 +72,18 @@ def test_approved_command_runs_once_on_staged_read_only_inputs(cp: Env, tmp_path
     assert service.verify_audit(cp.ws).ok
 
 
-def test_dataset_swapped_during_the_run_does_not_reach_training(cp: Env, tmp_path: Path) -> None:
-    # The command first overwrites the original dataset, then reads the path it was given.
+def test_dataset_swapped_during_the_run_does_not_reach_training(
+    cp: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command first overwrites the original dataset (named in its environment: a command
+    # that names a file outside the staged inputs is refused), then reads the path it was given.
+    monkeypatch.setenv("SUBMITTED_DATASET", str(cp.root / "job" / "train.jsonl"))
     swap = [
         "python",
         "-c",
-        "import shutil, sys; open(sys.argv[1], 'w').write('evil'); "
-        "shutil.copytree(sys.argv[3], sys.argv[4]); "
-        "open(sys.argv[4] + '/seen.txt', 'w').write(open(sys.argv[2]).read())",
-        str(cp.root / "job" / "train.jsonl"),
+        "import os, shutil, sys; open(os.environ['SUBMITTED_DATASET'], 'w').write('evil'); "
+        "shutil.copytree(sys.argv[2], sys.argv[3]); "
+        "open(sys.argv[3] + '/seen.txt', 'w').write(open(sys.argv[1]).read())",
         "{dataset}",
         "{base_model}",
         "{output}",

@@ -34,7 +34,10 @@ def _trained(cp: Env, name: str, weights: bytes) -> tuple[str, Path]:
     job = cp.approved(name)
     adapter = cp.root / name / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    base = str(cp.root / name / "model")  # as PEFT writes it: the base it was trained on
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "r": 8, "base_model_name_or_path": base})
+    )
     (adapter / "adapter_model.safetensors").write_bytes(weights)
     ticket = service.start_run(cp.ws, actor="alice", job_id=job)
     service.finish_run(

@@ -31,8 +31,16 @@ Post = Callable[..., tuple[int, dict[str, Any]]]
 
 
 def review_document(name: str, **values: str) -> dict[str, Any]:
-    """A stored AdmissionReview with ``${NAME}`` placeholders filled in."""
+    """A stored AdmissionReview with ``${NAME}`` placeholders filled in.
+
+    ``BASE_MODEL`` (the base an adapter is served on) defaults to the folder beside the
+    adapter that the gate tests' jobs train from.
+    """
     text = (DOCUMENTS / name).read_text()
+    uri = values.get("MODEL_URI", "")
+    if "BASE_MODEL" not in values and uri.startswith(("/", "file://")):
+        adapter = Path(uri.removeprefix("file://"))
+        values["BASE_MODEL"] = str(adapter.parent / "model")
     for key, value in values.items():
         text = text.replace("${" + key + "}", value)
     document: dict[str, Any] = json.loads(text)
@@ -148,8 +156,13 @@ def test_an_attested_model_is_admitted_for_a_pod_and_an_inference_service(
     assert code == 200 and answer["response"]["allowed"] is True
     assert answer["response"]["uid"] == "0df28fbd-5f5f-11e8-bc74-36e6bb280816"
     # The library call the webhook and the server's /verify share.
-    decision = check_model(adapter, attestation, cp.ws.attestation_pub_path)
+    decision = check_model(
+        adapter, attestation, cp.ws.attestation_pub_path, base_model=adapter.parent / "model"
+    )
     assert decision.allowed and decision.job_id == job and decision.reasons == []
+    # Without the base it is served on, an adapter is not admitted.
+    unbased = check_model(adapter, attestation, cp.ws.attestation_pub_path)
+    assert not unbased.allowed and "--base-model" in unbased.reasons[0]
 
 
 @SQLITE

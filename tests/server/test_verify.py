@@ -11,17 +11,26 @@ def test_verify_allows_the_attested_model_and_denies_it_once_changed(server: Ser
     cp = server.cp
     job, adapter, attestation = passed_job(cp)
     model = f"data/{adapter.relative_to(cp.root).as_posix()}"
+    base = f"data/{(adapter.parent / 'model').relative_to(cp.root).as_posix()}"
     for reference in (job, f"data/{attestation.relative_to(cp.root).as_posix()}"):
         answer = server.post(
-            "/api/v1/verify", "erin", json={"model": model, "attestation": reference}
+            "/api/v1/verify",
+            "erin",
+            json={"model": model, "attestation": reference, "base_model": base},
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["allowed"] is True and body["reasons"] == [] and body["job_id"] == job
-        assert set(body["checks"]) == {"attestation", "model_signing"}
+        assert set(body["checks"]) == {"attestation", "model_signing", "base_model"}
+    # An adapter without the base it is served on is denied: the server does not follow the
+    # path in its adapter_config.json.
+    answer = server.post("/api/v1/verify", "erin", json={"model": model, "attestation": job})
+    assert answer.json()["allowed"] is False and "base" in answer.json()["reasons"][0]
     before = server.head_seq()
     (adapter / "adapter_model.safetensors").write_bytes(b"weights" * 9 + b"weightz")
-    answer = server.post("/api/v1/verify", "erin", json={"model": model, "attestation": job})
+    answer = server.post(
+        "/api/v1/verify", "erin", json={"model": model, "attestation": job, "base_model": base}
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["allowed"] is False and body["job_id"] is None

@@ -149,6 +149,14 @@ def verify_deployment_cmd(
             "model signature).",
         ),
     ] = False,
+    base_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--base-model",
+            help="For a LoRA adapter: the base model folder the server loads it on, checked "
+            "against the approved base (default: the folder adapter_config.json names).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     mlflow_uri: Annotated[
         str | None,
@@ -172,10 +180,11 @@ def verify_deployment_cmd(
         ),
     ] = None,
 ) -> None:
-    """Serving side: exit 0 only if the attestation and the model signature both verify.
+    """Serving side: exit 0 only if the attestation, the model signature and the base verify.
 
     The attestation must be valid, trusted and name exactly these files; the OpenSSF Model
-    Signing signature it names must verify over the same files (exit 6 otherwise).
+    Signing signature it names must verify over the same files; a LoRA adapter's base model
+    must be the approved one (exit 6 otherwise).
     """
     from ftguard.control import open_witness
     from ftguard.errors import VerificationError
@@ -204,6 +213,7 @@ def verify_deployment_cmd(
         model_signature=model_signature,
         model_signing_key=model_signing_key,
         allow_legacy_attestation=allow_legacy_attestation,
+        base_model=base_model,
     )
     if as_json:
         out = report.verification.model_dump(mode="json") if report.verification else {}

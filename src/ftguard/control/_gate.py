@@ -37,6 +37,7 @@ from ftguard.control._jobs import (
     chain_evidence,
     checked_job,
     evidence_body,
+    job_manifests,
     require_job_analyst,
     store_evidence,
     transition,
@@ -55,7 +56,7 @@ from ftguard.gate import (
     issue_attestation,
 )
 from ftguard.policy import Policy
-from ftguard.store import AuditEventRow, JobRow
+from ftguard.store import AuditEventRow, JobRow, pending_path, publish_on_commit
 
 __all__ = [
     "GateOutcome",
@@ -364,14 +365,24 @@ def model_signing_key_paths(ws: Workspace) -> tuple[Path, Path]:
     return keys / "model-signing.key", keys / "model-signing.pub"
 
 
-def _sign_model(ws: Workspace, row: JobRow, manifest: Manifest) -> dict[str, Any]:
-    """Sign the output with ``model_signing``; what the attestation records of the signature."""
+def _sign_model(ws: Workspace, session: Session, row: JobRow, manifest: Manifest) -> dict[str, Any]:
+    """Sign the output with ``model_signing``; what the attestation records of the signature.
+
+    The signature reaches its place only when the decision commits.
+    """
     private, public = model_signing_key_paths(ws)
     pem = ensure_model_signing_key(private, public)
     signature = ws.reports_dir / row.id / MODEL_SIGNATURE_FILENAME
-    digest = sign_model(
-        Path(str(row.output_path)), signature, private_key=private, expected=manifest
-    )
+    signature.parent.mkdir(parents=True, exist_ok=True)
+    pending = pending_path(signature)
+    try:
+        digest = sign_model(
+            Path(str(row.output_path)), pending, private_key=private, expected=manifest
+        )
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    publish_on_commit(session, pending, signature)
     return {
         "signature": MODEL_SIGNATURE_FILENAME,
         "signature_sha256": digest,
@@ -380,10 +391,13 @@ def _sign_model(ws: Workspace, row: JobRow, manifest: Manifest) -> dict[str, Any
     }
 
 
-def _write_envelope(path: Path, envelope: Envelope) -> None:
+def _write_envelope(session: Session, path: Path, envelope: Envelope) -> None:
+    """Write a signed statement to ``path`` once the decision's transaction commits."""
     body = json.loads(envelope.model_dump_json())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, indent=2) + "\n")
+    pending = pending_path(path)
+    pending.write_text(json.dumps(body, indent=2) + "\n")
+    publish_on_commit(session, pending, path)
 
 
 def _attest(
@@ -402,12 +416,14 @@ def _attest(
         key=ws.attestation_key(),
         approvals=approvals,
         audit_head={"seq": head.get("seq"), "hash": head.get("hash")},
-        model_signature=_sign_model(ws, row, manifest),
+        model_signature=_sign_model(ws, session, row, manifest),
+        # checked_job compared the stored manifests with the chain's inputs
+        base_model=job_manifests(row)["base_model"],
     )
     body: dict[str, Any] = json.loads(envelope.model_dump_json())
     store_evidence(ws, session, job_id=row.id, kind="attestation", body=body, actor=actor)
     out = ws.reports_dir / row.id / "attestation.json"
-    _write_envelope(out, envelope)
+    _write_envelope(session, out, envelope)
     return out
 
 
@@ -433,7 +449,7 @@ def _standard_attestations(
     key = ws.attestation_key()
     vsa = folder / STANDARD_FILES["verification_summary"]
     _write_envelope(
-        vsa, gate_verification_summary(manifest, decision, approvals=approvals, key=key)
+        session, vsa, gate_verification_summary(manifest, decision, approvals=approvals, key=key)
     )
     files["verification_summary"] = vsa
     tested = folder / STANDARD_FILES["test_result"]
@@ -442,7 +458,9 @@ def _standard_attestations(
         tested.unlink(missing_ok=True)
         return files
     body = evidence_body(session, behavior)
-    _write_envelope(tested, behavior_test_result(manifest, row.id, (behavior, body), key=key))
+    _write_envelope(
+        session, tested, behavior_test_result(manifest, row.id, (behavior, body), key=key)
+    )
     files["test_result"] = tested
     return files
 

@@ -59,7 +59,10 @@ class DeploymentVerification(BaseModel):
     """The OpenSSF Model Signing signature the attestation names (``None``: issued before
     the gate signed models)."""
     checks: dict[str, CheckResult] = Field(default_factory=dict)
-    """Each check by name: ``attestation`` and ``model_signing``."""
+    """Each check by name: ``attestation``, ``model_signing`` and ``base_model``."""
+    attested_base: dict[str, Any] | None = None
+    """The base model the job was approved and trained on (``name``, ``sha256``, ``files``):
+    what a LoRA adapter must be served on (``None``: issued before the gate named it)."""
 
 
 def issue_attestation(
@@ -70,6 +73,7 @@ def issue_attestation(
     approvals: list[dict[str, Any]],
     audit_head: dict[str, Any] | None = None,
     model_signature: dict[str, Any] | None = None,
+    base_model: Manifest | None = None,
 ) -> Envelope:
     """Sign an in-toto Statement that the model (a path, or its manifest) passed the gate.
 
@@ -78,6 +82,9 @@ def issue_attestation(
     ``model_signature`` names the OpenSSF Model Signing signature of the same files
     (``signature``: its file name, ``signature_sha256``, ``public_key``: the PEM of the key
     that made it, ``keyid``), so that verifiers trust exactly that signature and key.
+    ``base_model`` is the approved base model's manifest: a LoRA adapter is served on a base
+    model, whose weights, tokenizer and chat template change what the adapter does, so the
+    serving side checks the base it loads against it too.
     """
     if decision.decision != "pass":
         raise VerificationError("an attestation is only issued for a passing decision")
@@ -93,6 +100,12 @@ def issue_attestation(
     }
     if model_signature is not None:
         predicate["model_signing"] = model_signature
+    if base_model is not None:
+        predicate["base_model"] = {
+            "name": base_model.name,
+            "sha256": base_model.root,
+            "files": [f.model_dump() for f in base_model.files],
+        }
     return sign_statement(statement([manifest.subject()], ATTESTATION_PREDICATE, predicate), key)
 
 
@@ -161,7 +174,9 @@ def verify_attestation(
                 "log the witness never saw (rolled back, or not this workspace's)"
             )
     signing = predicate.get("model_signing")
+    base = predicate.get("base_model")
     return DeploymentVerification(
+        attested_base=base if isinstance(base, dict) else None,
         ok=True,
         model_signing=signing if isinstance(signing, dict) else None,
         audit_head=head if isinstance(head, dict) else None,

@@ -1,21 +1,25 @@
-"""The serving side's check: ftguard's attestation *and* the OpenSSF Model Signing signature.
+"""The serving side's check: the attestation, the OpenSSF Model Signing signature, the base.
 
-A model may be served only when both hold:
+A model may be served only when all of these hold:
 
 - ``attestation``: ftguard's deployment attestation is signed by the trusted attestation key,
   records a pass, and names exactly the files being served (and, with a witness, an audit head
   the witness holds);
 - ``model_signing``: the ``model_signing`` signature the attestation names verifies with
   ``model_signing`` itself, by the EC key the attestation names, over the same files; the
-  signature file is the very one the gate issued (its SHA-256 is in the attestation).
+  signature file is the very one the gate issued (its SHA-256 is in the attestation);
+- ``base_model``: for a LoRA adapter, the base model it is served on (the folder given, or
+  the one its ``adapter_config.json`` names) is the approved one the attestation names,
+  tokenizer and chat template included.
 
-Either missing, malformed or signed by another key fails closed. :func:`check_deployment`
+Any of them missing, malformed or signed by another key fails closed. :func:`check_deployment`
 reports every check; :func:`verify_deployment` raises on the first failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from ftguard.attest import (
     read_model_signing_public_key,
     verify_model_signature,
 )
+from ftguard.digests import FileDigest, Manifest, manifest_of
 from ftguard.errors import VerificationError
 from ftguard.gate._attestation import CheckResult, DeploymentVerification, verify_attestation
 
@@ -38,6 +43,8 @@ __all__ = [
     "verify_deployment",
 ]
 
+ADAPTER_CONFIG = "adapter_config.json"
+"""A PEFT adapter folder's config, which names the base model it runs on."""
 MODEL_SIGNATURE_FILENAME = "model.sig"
 """The gate writes the model's signature beside the attestation under this name."""
 
@@ -109,6 +116,72 @@ def _model_signing_check(
     )
 
 
+def _base_model_check(
+    model_path: str | Path,
+    attested: dict[str, Any] | None,
+    base_model: Path | None,
+    *,
+    require: bool,
+    follow_adapter_config: bool,
+) -> CheckResult:
+    """Check the base model a LoRA adapter is served on against the attested one.
+
+    A full model folder carries its own tokenizer and chat template, all attested with it; an
+    adapter does not, so the base it runs on is checked too: the folder given, else the one
+    its ``adapter_config.json`` names when that is a folder here.
+
+    Raises:
+        VerificationError: The base is missing, another one, or not attested.
+
+    """
+    adapter_config = Path(model_path) / ADAPTER_CONFIG
+    if not adapter_config.is_file():
+        return CheckResult(ok=True, detail="not needed: a full model, attested whole")
+    if attested is None:
+        if require:
+            raise VerificationError(
+                "the model is a LoRA adapter and the attestation names no base model (issued "
+                "before the gate named it); refusing without --allow-legacy-attestation"
+            )
+        return CheckResult(ok=True, detail="skipped: a legacy attestation names no base model")
+    base = base_model or (_named_base(adapter_config) if follow_adapter_config else None)
+    expected = str(attested.get("sha256"))
+    if base is None:
+        raise VerificationError(
+            f"the model is a LoRA adapter, served on a base model (approved: sha256:"
+            f"{expected[:16]}) that is not a folder here: name the folder the server loads "
+            "with --base-model, so that its weights, tokenizer and chat template are checked"
+        )
+    manifest = manifest_of(base)
+    if manifest.root != expected:
+        approved = Manifest(
+            name=str(attested.get("name")),
+            kind=manifest.kind,
+            root=expected,
+            files=[FileDigest.model_validate(f) for f in attested.get("files") or []],
+        )
+        diff = "; ".join(approved.differences(manifest)[:5]) or "content differs"
+        raise VerificationError(f"the base model at {base} is not the approved one ({diff})")
+    return CheckResult(
+        ok=True, detail=f"the base model at {base} is the approved one (sha256:{expected[:16]})"
+    )
+
+
+def _named_base(adapter_config: Path) -> Path | None:
+    """The local folder an adapter's config names as its base, if it is one."""
+    try:
+        config = json.loads(
+            read_regular_file(adapter_config, what="adapter config", max_bytes=1 << 20)
+        )
+    except ValueError:
+        return None
+    named = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(named, str) or not named:
+        return None
+    path = Path(named)
+    return path if path.is_absolute() and path.is_dir() else None
+
+
 def check_deployment(
     model_path: str | Path,
     attestation: str | Path | Envelope,
@@ -118,6 +191,8 @@ def check_deployment(
     model_signature: str | Path | None = None,
     model_signing_key: str | Path | None = None,
     allow_legacy_attestation: bool = False,
+    base_model: str | Path | None = None,
+    follow_adapter_config: bool = True,
 ) -> DeploymentReport:
     """Run every check of a deployment and report each; never raises for a failed check.
 
@@ -131,7 +206,14 @@ def check_deployment(
         model_signing_key: The published model-signing public key (``keys/model-signing.pub``);
             optional, since the trusted attestation names it; when given it must be that key.
         allow_legacy_attestation: Accept an attestation issued before the gate signed models
-            (it names no signature); an attestation that names one always needs it.
+            (it names no signature) or named the base model; one that names them always
+            needs them.
+        base_model: The base model folder a LoRA adapter is served on (default: the folder
+            its ``adapter_config.json`` names, when it is one here); checked against the
+            attested base model. Not used for a full model.
+        follow_adapter_config: Without ``base_model``, check the folder the adapter's config
+            names (False: a service that reads only inside its storage roots requires
+            ``base_model``).
 
     Raises:
         BadInputError: A given file cannot be read (not a failed check: bad input).
@@ -168,6 +250,16 @@ def check_deployment(
             )
         except VerificationError as exc:
             checks["model_signing"] = CheckResult(ok=False, detail=exc.message)
+        try:
+            checks["base_model"] = _base_model_check(
+                model_path,
+                verification.attested_base,
+                Path(base_model) if base_model else None,
+                require=not allow_legacy_attestation,
+                follow_adapter_config=follow_adapter_config,
+            )
+        except VerificationError as exc:
+            checks["base_model"] = CheckResult(ok=False, detail=exc.message)
         verification.checks = dict(checks)
         verification.ok = all(c.ok for c in checks.values())
     reasons = [c.detail for c in checks.values() if not c.ok]
@@ -189,6 +281,7 @@ def verify_deployment(
     model_signature: str | Path | None = None,
     model_signing_key: str | Path | None = None,
     allow_legacy_attestation: bool = False,
+    base_model: str | Path | None = None,
 ) -> DeploymentVerification:
     """Check, before serving, that a model is the one the gate attested and signed.
 
@@ -207,6 +300,7 @@ def verify_deployment(
         model_signature=model_signature,
         model_signing_key=model_signing_key,
         allow_legacy_attestation=allow_legacy_attestation,
+        base_model=base_model,
     )
     if not report.ok or report.verification is None:
         raise VerificationError(report.reasons[0])

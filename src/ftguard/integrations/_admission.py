@@ -14,7 +14,9 @@ for a Pod or a KServe ``InferenceService`` that names its model with annotations
 - ``ftguard.dev/attestation``: the attestation file (path or ``file://`` URL under a model
   root); required for a path model;
 - ``ftguard.dev/model-signature``: the model signature (default: ``model.sig`` beside the
-  attestation).
+  attestation);
+- ``ftguard.dev/base-model``: for a LoRA adapter, the base model folder it is served on
+  (under a model root); required for an adapter, whose base must be the approved one.
 
 An object without ``ftguard.dev/model-uri`` is denied unless the webhook runs with
 ``--unannotated allow``. :func:`make_admission_server` serves the webhook over HTTPS.
@@ -38,6 +40,7 @@ from ftguard.gate import CheckResult, DeploymentReport, check_deployment
 
 __all__ = [
     "ANNOTATION_ATTESTATION",
+    "ANNOTATION_BASE_MODEL",
     "ANNOTATION_MODEL_SIGNATURE",
     "ANNOTATION_MODEL_URI",
     "AdmissionConfig",
@@ -50,6 +53,7 @@ __all__ = [
 ANNOTATION_MODEL_URI = "ftguard.dev/model-uri"
 ANNOTATION_ATTESTATION = "ftguard.dev/attestation"
 ANNOTATION_MODEL_SIGNATURE = "ftguard.dev/model-signature"
+ANNOTATION_BASE_MODEL = "ftguard.dev/base-model"
 ADMISSION_API = "admission.k8s.io/v1"
 SUPPORTED_KINDS = {("", "Pod"), ("serving.kserve.io", "InferenceService")}
 MAX_REVIEW_BYTES = 8 << 20
@@ -89,11 +93,14 @@ def check_model(
     witness_heads: list[tuple[int, str]] | None = None,
     model_signature: str | Path | None = None,
     model_signing_key: str | Path | None = None,
+    base_model: str | Path | None = None,
 ) -> AdmissionDecision:
     """Whether a model may be served: the gate's deployment check, as allow or deny.
 
     The arguments are those of :func:`ftguard.gate.check_deployment`. A file that cannot be
-    read is a denial (its reason says which), not an error.
+    read is a denial (its reason says which), not an error. A LoRA adapter's base is checked
+    only as ``base_model`` names it: the folder its own config names may lie outside what
+    the caller may read.
     """
     try:
         report = check_deployment(
@@ -103,6 +110,8 @@ def check_model(
             witness_heads=witness_heads,
             model_signature=model_signature,
             model_signing_key=model_signing_key,
+            base_model=base_model,
+            follow_adapter_config=False,
         )
     except FtguardError as exc:
         return AdmissionDecision(allowed=False, reasons=[exc.message], model=str(model_path))
@@ -232,6 +241,7 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
         )
     attestation = _local(reference, config.model_roots, "attestation")
     signature = annotations.get(ANNOTATION_MODEL_SIGNATURE)
+    base = annotations.get(ANNOTATION_BASE_MODEL)
     return check_model(
         model,
         attestation,
@@ -241,6 +251,7 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
         if signature
         else None,
         model_signing_key=config.model_signing_key,
+        base_model=_local(base, config.model_roots, "base model") if base else None,
     )
 
 

@@ -695,6 +695,12 @@ class VerifyBody(_Body):
         description="ROOT/relative/path of the model signature (default: model.sig beside the "
         "attestation)",
     )
+    base_model: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="ROOT/relative/path of the base model a LoRA adapter is served on "
+        "(required for an adapter: it must be the approved base)",
+    )
 
 
 @router.post("/verify", responses=_ERRORS)
@@ -735,6 +741,9 @@ def verify(ctx: Ctx, caller: Caller, body: VerifyBody) -> VerifyAnswer:
         ctx.ws.attestation_public_key(),
         witness_heads=[(h.seq, h.hash) for h in ctx.ws.witness().heads()],
         model_signature=signature,
+        base_model=resolve_input(roots, body.base_model, what="base_model")
+        if body.base_model
+        else None,
     )
     return VerifyAnswer(
         allowed=decision.allowed,

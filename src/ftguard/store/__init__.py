@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ftguard.store._db import Store, describe_url, in_write_transaction, sqlite_url
+from ftguard.store._db import (
+    Store,
+    describe_url,
+    in_write_transaction,
+    pending_path,
+    publish_on_commit,
+    sqlite_url,
+)
 from ftguard.store._tables import (
     ApiTokenRow,
     ApprovalRow,
@@ -36,5 +43,7 @@ __all__ = [
     "WebhookEndpointRow",
     "describe_url",
     "in_write_transaction",
+    "pending_path",
+    "publish_on_commit",
     "sqlite_url",
 ]

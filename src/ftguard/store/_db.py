@@ -11,6 +11,8 @@ writer).
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,11 +28,35 @@ from sqlalchemy.orm import Session, sessionmaker
 from ftguard.errors import BadInputError, DatabaseError, MissingDependencyError
 from ftguard.store._tables import AuditHeadRow
 
-__all__ = ["Store", "describe_url", "sqlite_url"]
+__all__ = [
+    "Store",
+    "describe_url",
+    "in_write_transaction",
+    "pending_path",
+    "publish_on_commit",
+    "sqlite_url",
+]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _READING: ContextVar[bool] = ContextVar("ftguard_store_reading", default=False)
 _WRITING: ContextVar[bool] = ContextVar("ftguard_store_writing", default=False)
+
+
+_PENDING_FILES = "pending_files"
+
+
+def pending_path(final: Path) -> Path:
+    """Where to write a file that :func:`publish_on_commit` moves to ``final`` later."""
+    return final.with_name(f".{final.name}.pending-{secrets.token_hex(6)}")
+
+
+def publish_on_commit(session: Session, written: Path, final: Path) -> None:
+    """Move ``written`` to ``final`` when ``session``'s transaction commits; delete it on rollback.
+
+    For files that state a decision the transaction records (an attestation, a signature): a
+    transaction that fails after writing them must not leave them where a verifier looks.
+    """
+    session.info.setdefault(_PENDING_FILES, []).append((written, final))
 
 
 def in_write_transaction() -> bool:
@@ -160,6 +186,8 @@ class Store:
 
     def _after_commit(self, session: Session) -> None:
         heads = session.info.pop("audit_heads", None) or []
+        for written, final in session.info.pop(_PENDING_FILES, None) or []:
+            os.replace(written, final)
         if self.on_commit is not None:
             for head in heads:
                 self.on_commit(head)
@@ -167,6 +195,8 @@ class Store:
     @staticmethod
     def _after_rollback(session: Session, _previous: Any) -> None:
         session.info.pop("audit_heads", None)
+        for written, _ in session.info.pop(_PENDING_FILES, None) or []:
+            Path(written).unlink(missing_ok=True)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
