@@ -50,6 +50,7 @@ def verify_from_mlflow(
     witness_heads: list[tuple[int, str]] | None,
     model_signing_key: Path | None,
     as_json: bool,
+    base_model: Path | None = None,
 ) -> None:
     """``ftguard verify-deployment --mlflow models:/NAME@ALIAS``: exit 6 unless it verifies."""
     from ftguard.integrations import verify_registered_model
@@ -61,6 +62,7 @@ def verify_from_mlflow(
         download_to=download_to,
         witness_heads=witness_heads,
         model_signing_key=model_signing_key,
+        base_model=base_model,
     )
     report = found.report
     if as_json:

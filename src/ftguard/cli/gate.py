@@ -198,7 +198,14 @@ def verify_deployment_cmd(
         from ftguard.cli._mlflow import verify_from_mlflow
 
         verify_from_mlflow(
-            mlflow_uri, trusted_key, tracking_uri, download_to, heads, model_signing_key, as_json
+            mlflow_uri,
+            trusted_key,
+            tracking_uri,
+            download_to,
+            heads,
+            model_signing_key,
+            as_json,
+            base_model,
         )
         return
     if model_path is None or attestation is None:

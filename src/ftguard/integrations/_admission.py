@@ -220,6 +220,8 @@ def _local(uri: str, roots: tuple[Path, ...], what: str) -> Path:
 
 def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> AdmissionDecision:
     uri = annotations[ANNOTATION_MODEL_URI].strip()
+    base = annotations.get(ANNOTATION_BASE_MODEL)
+    base_model = _local(base, config.model_roots, "base model") if base else None
     if uri.startswith("models:/"):
         from ftguard.integrations._mlflow import verify_registered_model
 
@@ -229,6 +231,8 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
             tracking_uri=config.mlflow_tracking_uri,
             witness_heads=config.witness_heads(),
             model_signing_key=config.model_signing_key,
+            base_model=base_model,
+            follow_adapter_config=False,
         )
         return _decision(found.report, uri)
     model = _local(uri, config.model_roots, "model")
@@ -241,7 +245,6 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
         )
     attestation = _local(reference, config.model_roots, "attestation")
     signature = annotations.get(ANNOTATION_MODEL_SIGNATURE)
-    base = annotations.get(ANNOTATION_BASE_MODEL)
     return check_model(
         model,
         attestation,
@@ -251,7 +254,7 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
         if signature
         else None,
         model_signing_key=config.model_signing_key,
-        base_model=_local(base, config.model_roots, "base model") if base else None,
+        base_model=base_model,
     )
 
 

@@ -393,6 +393,8 @@ def verify_registered_model(
     download_to: Path | None = None,
     witness_heads: list[tuple[int, str]] | None = None,
     model_signing_key: str | Path | None = None,
+    base_model: str | Path | None = None,
+    follow_adapter_config: bool = True,
 ) -> MlflowVerification:
     """Download a registered version and check it against the attestation stored with it.
 
@@ -409,6 +411,10 @@ def verify_registered_model(
             ``model/``, the gate's files in ``ftguard/``; default: a temporary folder, removed.
         witness_heads: A witness's ``(seq, hash)`` heads the decision's head must be among.
         model_signing_key: The published model-signing public key, when pinned.
+        base_model: For a LoRA adapter, the base model folder it is served on (default: the
+            folder its ``adapter_config.json`` names, when it exists here).
+        follow_adapter_config: False: check only ``base_model`` (for a service that reads
+            only inside its own roots).
 
     Raises:
         BadInputError: A malformed URI, or MLflow cannot be reached.
@@ -429,6 +435,8 @@ def verify_registered_model(
             trusted_key,
             witness_heads=witness_heads,
             model_signing_key=model_signing_key,
+            base_model=base_model,
+            follow_adapter_config=follow_adapter_config,
         )
     return MlflowVerification(
         uri=uri,
