@@ -554,6 +554,38 @@ def test_a_scoped_caller_that_skips_the_routes_still_cannot_write_outside_its_sc
     assert matrix.snapshot() == before and service.verify_audit(server.cp.ws).ok
 
 
+def test_replay_refuses_an_event_made_with_a_token_outside_its_scopes(matrix: Matrix) -> None:
+    """The open finding "token scopes are not checked on replay": an event the server key
+    signed for a `run` token, but that only the `approve` scope may write (what a thief of
+    the server's key could append), no longer verifies."""
+    from ftguard.control._audit import append_event
+    from ftguard.control._chain import Actor
+    from ftguard.control._workspace import now_iso
+    from ftguard.errors import VerificationError
+
+    server = matrix.server
+    issued = service.create_token(server.cp.ws, actor="root", user="bob", scopes=["run"])
+    ws = server.cp.ws
+    with ws.store.write() as session:
+        state = chain_state(ws, session)
+        record = state.job(matrix.job)
+        append_event(
+            session,
+            ws.audit_key(),
+            ts=now_iso(),
+            actor=Actor(
+                name="bob",
+                key=ws.server_key(),
+                via={"method": "token", "token_id": issued["token_id"]},
+            ),
+            action="job.reject",
+            job_id=matrix.job,
+            payload={"reason": "x", "from": record.state, "to": "rejected"},
+        )
+    with pytest.raises(VerificationError, match="without the approve scope"), ws.store.read() as s:
+        chain_state(ws, s)
+
+
 def test_a_read_or_analyze_token_of_an_admin_does_not_use_the_admin_role(matrix: Matrix) -> None:
     """Review of 2026-12-08: an admin's `read` token listed everyone's tokens, and its
     `analyze` token analysed any job by the admin role."""

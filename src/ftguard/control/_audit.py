@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from ftguard.attest import PrivateKey, PublicKey, canonical_json
 from ftguard.control._chain import (
+    ACTION_SCOPES,
     Actor,
     ChainProblem,
     ChainState,
@@ -143,19 +144,6 @@ def init_chain(session: Session, key: PrivateKey) -> None:
     session.add(
         AuditHeadRow(id=1, seq=0, hash=GENESIS_HASH, signature=_sign(key, "head", 0, GENESIS_HASH))
     )
-
-
-ACTION_SCOPES: dict[str, str] = {
-    **dict.fromkeys(("job.submit", "job.cancel", "job.prepared"), "submit"),
-    **dict.fromkeys(("job.approve", "job.reject", "review.override", "gate.override"), "approve"),
-    **dict.fromkeys(("run.start", "run.end", "run.error"), "run"),
-    **dict.fromkeys(("key.request", "key.revoke", "token.revoke"), "keys"),
-    **dict.fromkeys(
-        ("user.add", "user.bind", "user.unbind", "key.confirm", "token.create"), "admin"
-    ),
-}
-"""The scope a scoped API token needs to write each of these events. Events that several
-use cases write (a review's, the gate's, evidence) are left to the routes' scopes."""
 
 
 def append_event(
