@@ -634,7 +634,7 @@ def test_the_policy_can_require_a_runner_other_than_the_requester(cp: Env) -> No
     assert service.get_job(cp.ws, job).state == "approved"  # nothing consumed
     # alice cannot record the end of rita's run either, even holding its token
     ticket = service.start_run(cp.ws, actor="rita", job_id=job)
-    with pytest.raises(PermissionDeniedError, match="may not record its run's end"):
+    with pytest.raises(PermissionDeniedError, match="did not start the current run"):
         service.finish_run(cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=1)
     service.finish_run(cp.ws, actor="rita", job_id=job, token=ticket.token, exit_code=1)
     ends = [e for e in service.iter_audit(cp.ws, job_id=job) if e.action == "run.end"]
@@ -862,3 +862,69 @@ def test_the_gate_refuses_a_run_started_by_someone_who_may_not_run_the_job(cp: E
     assert decision.decision == "block"
     runner = next(r for r in decision.rules if r.rule == "run.runner")
     assert not runner.passed and "dan, who neither requested the job" in runner.reason
+
+
+def test_the_run_folder_is_new_and_private_and_code_beside_the_command_is_not_imported(
+    cp: Env,
+) -> None:
+    """Second review of 2026-12-08: the run folder (`runs/JOB/N`, predictable) was taken as it
+    was, and `python -m` / `-c` put it first on sys.path: a module planted there replaced the
+    trainer (here: `shutil`, which the test command imports)."""
+    job = cp.approved()
+    planted = cp.ws.runs_dir / job / "1"
+    planted.mkdir(parents=True)
+    (planted / "shutil.py").write_text("raise SystemExit('planted code ran')\n")
+    with pytest.raises(BadInputError, match="already exists and is not an empty folder"):
+        service.launch(cp.ws, actor="alice", job_id=job)
+    assert service.get_job(cp.ws, job).run_count == 0  # nothing consumed
+    (planted / "shutil.py").unlink()
+    planted.rmdir()
+    assert service.launch(cp.ws, actor="alice", job_id=job) == 0
+    assert (planted.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "{folder}",  # a package folder run with `python FOLDER` (its __main__.py)
+        "PYTHONPATH={folder}",  # through `env NAME=VALUE`
+        "{missing}",  # an absolute path that does not exist yet, to be created in time
+    ],
+)
+def test_the_approved_command_names_no_folder_or_future_file_outside_its_inputs(
+    cp: Env, named: str
+) -> None:
+    folder = cp.root / "alice-code"
+    folder.mkdir()
+    (folder / "__main__.py").write_text(COPIES)
+    argument = named.format(folder=folder, missing=cp.root / "later.py")
+    job = cp.approved("job", command=["python", argument, "{base_model}", "{output}"])
+    with pytest.raises(VerificationError, match="not part of the job's approved inputs"):
+        service.launch(cp.ws, actor="alice", job_id=job)
+
+
+def test_an_analysis_reads_a_copy_of_the_output_made_while_hashing(
+    cp: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second review of 2026-12-08: the trained output, owned by whoever ran the job, was read
+    in place; swapped while the analysis read it, the report described a decoy."""
+    from ftguard.control import _evidence
+
+    job, output = _trained(cp)
+    trained = output / "model.safetensors"
+    original = trained.read_bytes()
+    real = _evidence.workspace_weight_report
+    seen: list[Path] = []
+
+    def swapped_during_the_analysis(ws: object, base: Path, tuned: Path, **kw: object) -> object:
+        trained.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}   decoy")
+        seen.append(tuned)
+        try:
+            return real(ws, base, tuned, **kw)  # type: ignore[arg-type]
+        finally:
+            trained.write_bytes(original)
+
+    monkeypatch.setattr(_evidence, "workspace_weight_report", swapped_during_the_analysis)
+    service.weights_for_job(cp.ws, actor="sec", job_id=job)
+    assert cp.ws.staged_dir in seen[0].parents
+    assert (seen[0] / "model.safetensors").read_bytes() == original

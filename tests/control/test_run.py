@@ -18,36 +18,42 @@ from ftguard.errors import BadInputError, ConflictError, PermissionDeniedError, 
 from .conftest import Env
 
 # Records what the training command saw: its job, whether the bundle exists, the staged inputs.
+# The record file is named in the environment: an approved command naming a file outside the
+# staged inputs is refused.
 RECORD = [
     "python",
     "-c",
     "import json, os, shutil, sys; "
-    "open(sys.argv[1], 'a').write(json.dumps({'job': os.environ['FTGUARD_JOB'], "
+    "open(os.environ['RECORD_FILE'], 'a').write(json.dumps({'job': os.environ['FTGUARD_JOB'], "
     "'bundle': os.path.exists(os.environ['FTGUARD_APPROVAL_BUNDLE']), "
-    "'dataset': sys.argv[2], 'data': open(sys.argv[2]).read()}) + '\\n'); "
-    "shutil.copytree(sys.argv[3], sys.argv[4])",
-    "RECORD_FILE",
+    "'dataset': sys.argv[1], 'data': open(sys.argv[1]).read()}) + '\\n'); "
+    "shutil.copytree(sys.argv[2], sys.argv[3])",
     "{dataset}",
     "{base_model}",
     "{output}",
 ]
 
 
-def _record(tmp_path: Path) -> tuple[list[str], Path]:
+def _record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path]:
     out = tmp_path / "ran.jsonl"
-    return [str(out) if a == "RECORD_FILE" else a for a in RECORD], out
+    monkeypatch.setenv("RECORD_FILE", str(out))  # the launcher passes its environment on
+    return list(RECORD), out
 
 
-def test_unapproved_job_is_refused(cp: Env, tmp_path: Path) -> None:
-    command, out = _record(tmp_path)
+def test_unapproved_job_is_refused(
+    cp: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, out = _record(tmp_path, monkeypatch)
     job = cp.submit(command=command)
     with pytest.raises(VerificationError, match="not approved"):
         service.launch(cp.ws, actor="alice", job_id=job)
     assert not out.exists()
 
 
-def test_approved_command_runs_once_on_staged_read_only_inputs(cp: Env, tmp_path: Path) -> None:
-    command, out = _record(tmp_path)
+def test_approved_command_runs_once_on_staged_read_only_inputs(
+    cp: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, out = _record(tmp_path, monkeypatch)
     job = cp.approved(command=command)
     original = (cp.root / "job" / "train.jsonl").read_text()
     assert service.launch(cp.ws, actor="alice", job_id=job) == 0
@@ -132,8 +138,10 @@ def test_success_without_output_or_with_a_link_in_it_fails_the_run(cp: Env) -> N
         "model_fifo_added",
     ],
 )
-def test_changed_inputs_block_the_run(cp: Env, tmp_path: Path, change: str) -> None:
-    command, out = _record(tmp_path)
+def test_changed_inputs_block_the_run(
+    cp: Env, tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, out = _record(tmp_path, monkeypatch)
     job = cp.approved(command=command)
     model, data, cfg = (
         cp.root / "job" / "model",
@@ -189,8 +197,10 @@ def test_special_files_are_refused_at_submission(cp: Env) -> None:
         )
 
 
-def test_only_the_requester_or_a_runner_starts_a_run(cp: Env, tmp_path: Path) -> None:
-    command, out = _record(tmp_path)
+def test_only_the_requester_or_a_runner_starts_a_run(
+    cp: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, out = _record(tmp_path, monkeypatch)
     job = cp.approved(command=command)
     with pytest.raises(PermissionDeniedError, match="only its requester"):
         service.launch(cp.ws, actor="bob", job_id=job)

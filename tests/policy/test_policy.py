@@ -72,6 +72,9 @@ def test_fuzz_policy_text_never_crashes(text: str) -> None:
         ("approval: {quorum: 2}\napproval: {quorum: 1}\n", "approval"),
         ("behavior:\n  min_prompts: {safety: 50, safety: 5}\n", "safety"),
         ("roles:\n  approver: [a]\n  approver: [b]\n", "approver"),
+        # inside a merged mapping (review of 2026-12-08: flattened without being checked)
+        ("approval:\n  <<: {quorum: 3, quorum: 1}\n", "quorum"),
+        ("d: &d {quorum: 3, quorum: 1}\napproval:\n  <<: [*d]\n", "quorum"),
     ],
 )
 def test_duplicate_keys_at_any_depth_are_rejected(text: str, key: str) -> None:

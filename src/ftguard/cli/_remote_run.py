@@ -27,6 +27,8 @@ from ftguard.control import (
     INPUT_KINDS,
     check_command_files,
     fill_command,
+    fresh_run_folder,
+    python_isolation,
     stage_into,
     verify_run_ticket,
 )
@@ -88,8 +90,7 @@ def run_remote(
     code = 127
     try:
         check = verify_run_ticket(ticket, key, token=token)
-        run_dir = work_dir / "runs" / job_id / str(run)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = fresh_run_folder(work_dir / "runs" / job_id / str(run))
         ticket_path = run_dir / "run-ticket.json"
         ticket_path.write_text(ticket.model_dump_json(), encoding="utf-8")
         key_path = run_dir / "server.pub"
@@ -114,7 +115,7 @@ def run_remote(
             output = output_root.joinpath(*output_relative)
         output.parent.mkdir(parents=True, exist_ok=True)
         argv = fill_command(check.command, {**staged, "output": output})
-        check_command_files(argv, staged, run_dir)
+        check_command_files(argv, staged, run_dir, output)
         env = {
             **os.environ,
             "FTGUARD_JOB": job_id,
@@ -124,6 +125,7 @@ def run_remote(
             "FTGUARD_OUTPUT": str(output),
             "FTGUARD_DRIFT_LOG": str(run_dir / "drift.jsonl"),
             **{f"FTGUARD_STAGED_{k.upper()}": str(p) for k, p in staged.items()},
+            **python_isolation(staged.get("config")),
         }
         try:
             code = subprocess.run(  # noqa: S603 - the approved command, in the run's folder

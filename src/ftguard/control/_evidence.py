@@ -170,11 +170,11 @@ def _subjects_for(
 ) -> tuple[dict[str, tuple[Path, str]], JobRow]:
     """The job's recorded base model and output (path, digest), checked on disk.
 
-    An override path (a copy elsewhere) is accepted only with the recorded digest. The base
-    model, and an output given as a copy, are analysed from a read-only copy made while
-    hashing (the run's staged copy where there is one), never from the submitted path: its
-    owner, the requester, could otherwise swap its bytes between the digest check and the
-    analysis's read, and the evidence would describe other weights than the recorded ones.
+    An override path (a copy elsewhere) is accepted only with the recorded digest. Both are
+    analysed from read-only copies made while hashing (the run's staged base where there is
+    one; the output is copied once, by digest), never from the submitted or output folder:
+    their owner could otherwise swap the bytes between the digest check and the analysis's
+    read, and the evidence would describe other weights than the recorded ones.
     """
     with ws.store.read() as session:
         state = chain_state(ws, session)
@@ -187,19 +187,14 @@ def _subjects_for(
             )
         output, output_digest = recorded_output(state, row)
     base = overrides.get("base_model") or Path(row.base_model_path)
-    tuned = overrides.get("output")
+    tuned = overrides.get("output") or output
     subjects = {
         "base_model": (
             _snapshot(ws, "base_model", base, row.base_model_digest),
             row.base_model_digest,
         ),
-        "output": (
-            output if tuned is None else _snapshot(ws, "output", tuned, output_digest),
-            output_digest,
-        ),
+        "output": (_snapshot(ws, "output", tuned, output_digest), output_digest),
     }
-    if tuned is None:
-        _check_digest(output, output_digest, "trained output")
     return subjects, row
 
 

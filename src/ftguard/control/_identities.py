@@ -144,7 +144,30 @@ def chain_state(ws: Workspace, session: Session) -> ChainState:
         )
     if in_write_transaction():
         _check_not_rolled_back(ws, session, key, state)
+    else:
+        _check_witness_for_reads(ws, session, key, state)
     return state
+
+
+def _check_witness_for_reads(
+    ws: Workspace, session: Session, key: PublicKey, state: ChainState
+) -> None:
+    """Refuse, for a read, a log rolled back behind the witness.
+
+    Otherwise a restored snapshot would bring back revoked tokens and show retired state. A
+    long-running server asks the witness again when its verified state moves, and at least
+    every :data:`WITNESS_RECHECK_S` seconds (in between it serves the state it last found
+    witnessed, never an older one).
+    """
+    cache = ws.chain_cache
+    if cache is None:
+        _check_not_rolled_back(ws, session, key, state)
+        return
+    point = (state.seq, state.head_hash)
+    now = time.monotonic()
+    if cache.witnessed_point != point or now - cache.witnessed_at > WITNESS_RECHECK_S:
+        _check_not_rolled_back(ws, session, key, state)
+        cache.witnessed_point, cache.witnessed_at = point, now
 
 
 def _check_not_rolled_back(
@@ -197,14 +220,7 @@ def chain_view(ws: Workspace, session: Session) -> ChainState:
         raise VerificationError(
             f"the audit log does not verify ({verification.problem}); refusing to act"
         )
-    # Reads (token sign-ins, the console, the queue) refuse a log rolled back behind the
-    # witness too, or a restored snapshot would bring back revoked tokens for reading. The
-    # witness is asked again when the verified state moves, and at least every few seconds.
-    point = (state.seq, state.head_hash)
-    now = time.monotonic()
-    if cache.witnessed_point != point or now - cache.witnessed_at > WITNESS_RECHECK_S:
-        _check_not_rolled_back(ws, session, key, state)
-        cache.witnessed_point, cache.witnessed_at = point, now
+    _check_witness_for_reads(ws, session, key, state)
     return state
 
 

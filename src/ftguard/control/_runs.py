@@ -51,7 +51,9 @@ __all__ = [
     "command_template",
     "check_command_files",
     "fill_command",
+    "fresh_run_folder",
     "may_start",
+    "python_isolation",
     "finish_run",
     "launch",
     "record_start",
@@ -92,7 +94,53 @@ class RunTicket:
         }
         for kind, path in self.staged.items():
             env[f"FTGUARD_STAGED_{kind.upper()}"] = str(path)
-        return env
+        return {**env, **python_isolation(self.staged.get("config"))}
+
+
+def python_isolation(config: Path | None) -> dict[str, str]:
+    """Environment that keeps a Python command to approved code (merged over the runner's).
+
+    ``PYTHONSAFEPATH`` stops Python putting the working folder (for ``-m`` and ``-c``) or the
+    script's folder first on ``sys.path``, so a module planted beside the command cannot stand
+    in for the trainer; a staged config *folder* (approved, read-only) is put on
+    ``PYTHONPATH`` instead, so that training code there imports its own modules.
+    """
+    env = {"PYTHONSAFEPATH": "1"}
+    if config is not None and config.is_dir():
+        inherited = os.environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join([str(config), *([inherited] if inherited else [])])
+    return env
+
+
+def fresh_run_folder(path: Path) -> Path:
+    """Create the run's folder, private to this account: where the command runs.
+
+    A folder that already exists is taken only when it is empty, this account's and not
+    writable by others (a launcher that stopped before its command ran): one prepared by
+    someone else could hold a module the command would import, or be swapped under it.
+
+    Raises:
+        BadInputError: The folder exists and is not such a one.
+
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        info = path.lstat()
+        if (
+            path.is_symlink()
+            or not path.is_dir()
+            or info.st_uid != os.geteuid()
+            or info.st_mode & 0o022
+            or any(path.iterdir())
+        ):
+            raise BadInputError(
+                f"the run folder {path} already exists and is not an empty folder of this "
+                "account's: a run starts in a new, private folder (remove it, or ask who made it)"
+            ) from None
+    path.chmod(0o700)
+    return path
 
 
 CONFIG_FILE = "config.yaml"
@@ -212,6 +260,7 @@ def start_run(
         startable_job(ws, actor=actor, job_id=job_id)
         raise
     staged = stage_inputs(ws, row)
+    fresh_run_folder(run_dir)
     argv = command or approved_command(staged["config"], {**staged, "output": out})
     if argv is None:
         raise BadInputError(
@@ -220,7 +269,7 @@ def start_run(
             '"{dataset}", --out, "{output}"]\' to it and submit the job again'
         )
     if not command:
-        check_command_files(argv, staged, run_dir)
+        check_command_files(argv, staged, run_dir, out)
     started = record_start(
         ws,
         job_id=job_id,
@@ -235,7 +284,6 @@ def start_run(
         },
     )
     check, token = started.check, started.token
-    run_dir.mkdir(parents=True, exist_ok=True)
     bundle = run_dir / "approval-bundle.json"
     bundle.write_text(json.dumps(check.bundle(), indent=2))
     return RunTicket(
@@ -252,32 +300,37 @@ def start_run(
     )
 
 
-def check_command_files(argv: list[str], staged: dict[str, Path], run_dir: Path) -> None:
-    """Refuse an approved command that names a file outside the staged inputs.
+def check_command_files(
+    argv: list[str], staged: dict[str, Path], run_dir: Path, output: Path
+) -> None:
+    """Refuse an approved command that names a path outside the staged inputs and its output.
 
-    The config's ``command`` is approved as text; a file it names (``train.py``, a shell
-    script, a settings file) would run or be read as it is at run time, whoever wrote it
-    since the approval. Such files belong in the config folder, which is hashed, approved and
-    staged with the job. The interpreter ``fill_command`` put first (this Python) and programs
-    found on ``PATH`` are the runner's own environment and are not checked. The command runs
-    in the run's folder, so a relative name cannot reach the launcher's working directory.
+    The config's ``command`` is approved as text; a file or folder it names (``train.py``, a
+    package, a shell script, a ``PYTHONPATH=...`` value) would be read or run as it is at run
+    time, whoever wrote it since the approval. Training code belongs in the config folder,
+    which is hashed, approved and staged with the job. Each argument, and the value after an
+    ``=`` in it, is checked as a path: an existing file or folder must lie in a staged input,
+    the output or the run's folder (new and private); an absolute path that does not exist
+    yet is refused too (something could be put there before the command reads it). The
+    interpreter ``fill_command`` put first (this Python) and programs found on ``PATH`` are
+    the runner's own environment and are not checked.
 
     Raises:
-        VerificationError: The command names a file outside the staged inputs.
+        VerificationError: The command names a path outside the approved inputs.
 
     """
-    allowed = [p.resolve() for p in staged.values()]
+    allowed = [p.resolve() for p in [*staged.values(), output, run_dir]]
     for position, arg in enumerate(argv):
         if position == 0 and ("/" not in arg or arg == sys.executable):
             continue
         for candidate in {arg, arg.partition("=")[2]} - {""}:
             path = Path(candidate) if Path(candidate).is_absolute() else run_dir / candidate
             try:
-                is_file = path.is_file()
+                exists = path.exists() or path.is_symlink()
             except OSError:
-                is_file = False
-            if not is_file:
-                continue
+                exists = False
+            if not exists and not Path(candidate).is_absolute():
+                continue  # a relative name in the new, private run folder: nothing is there
             resolved = path.resolve()
             if not any(resolved == a or a in resolved.parents for a in allowed):
                 raise VerificationError(
@@ -484,12 +537,8 @@ def finish_run(
         state = chain_state(ws, session)
         who = authenticate(state, actor)
         row = checked_job(session, state, job_id, lock=True)
-        requester = who.name == row.requester
-        if requester and not policy_in_force(ws, state).run.requester_may_run:
-            raise PermissionDeniedError(
-                f"{who.name} requested job {job_id} and may not record its run's end "
-                "(run.requester_may_run: false)"
-            )
+        # Only whoever started the run records its end (who may start one was checked then;
+        # a policy changed since does not strand the run)
         record = state.job(job_id)
         if record.run_started_by not in (None, who.name):
             raise PermissionDeniedError(

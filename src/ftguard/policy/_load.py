@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import yaml
 from pydantic import ValidationError
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, SequenceNode
 
 from ftguard._files import read_regular_file
 from ftguard.digests import canonical_json, sha256_bytes
@@ -64,10 +64,20 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self._refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_duplicates(self, node: MappingNode) -> None:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *defaults`: keys written beside it override, as YAML says
+                # `<<: *defaults`: keys written beside it override, as YAML says; the merged
+                # mappings are flattened without being constructed, so they are checked here
+                merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for mapping in merged:
+                    if isinstance(mapping, MappingNode):
+                        self._refuse_duplicates(mapping)
+                continue
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):
                 continue  # the base class reports an unhashable key
@@ -79,7 +89,6 @@ class _StrictLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(text: str, *, source: str) -> Any:

@@ -186,11 +186,13 @@ class Store:
 
     def _after_commit(self, session: Session) -> None:
         heads = session.info.pop("audit_heads", None) or []
-        for written, final in session.info.pop(_PENDING_FILES, None) or []:
-            os.replace(written, final)
+        pending = session.info.pop(_PENDING_FILES, None) or []
+        # The witness first: the decision is committed whatever happens to its files
         if self.on_commit is not None:
             for head in heads:
                 self.on_commit(head)
+        for written, final in pending:
+            os.replace(written, final)
 
     @staticmethod
     def _after_rollback(session: Session, _previous: Any) -> None:
