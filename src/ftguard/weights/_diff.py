@@ -245,8 +245,69 @@ def _full(
             out.append(_stats_for(ctx, n, base.info(n).shape, source="removed", diff_norm=0.0))
     for n in tuned.names:
         if n not in base:
-            out.append(_stats_for(ctx, n, tuned.info(n).shape, source="added", diff_norm=0.0))
+            # an output head untied from the base's embedding, or refused: a tensor the base
+            # does not have would otherwise count as no change at all
+            tied = _tied_counterpart(base, n, tuned.info(n).shape, tuned.root.name)
+            s = _sums_against(base, tied, tuned.raw(n), tuned.info(n).dtype, pol.change_tolerance)
+            out.append(
+                _stats_for(
+                    ctx,
+                    n,
+                    tuned.info(n).shape,
+                    source="full",
+                    diff_norm=s.diff_norm,
+                    base_norm=s.base_norm,
+                    relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
+                    max_abs_change=s.max_abs,
+                    changed_fraction=s.changed / s.numel if s.numel else 0.0,
+                    cosine=s.cosine,
+                )
+            )
     return out, norms
+
+
+_TIED_EMBEDDINGS = (
+    "embed_tokens.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+    "embed_in.weight",
+)
+"""Names of input embeddings that a model with ``tie_word_embeddings`` reuses as its output head."""
+
+
+def _tied_counterpart(base: Checkpoint, name: str, shape: tuple[int, ...], where: str) -> str:
+    """The base tensor a tensor the base lacks is compared with: the tied input embedding.
+
+    A base with tied embeddings stores no ``lm_head.weight``; a tuned model or adapter that
+    saves one (untied, or ``modules_to_save=["lm_head"]``) changes the output head, measured
+    against the embedding the base uses as its head.
+
+    Raises:
+        BadInputError: ``name`` is not an output head, or the base has no single embedding of
+            its shape.
+
+    """
+    if name.endswith("lm_head.weight"):
+        tied = [
+            n
+            for n in base.names
+            if n.endswith(_TIED_EMBEDDINGS) and tuple(base.info(n).shape) == tuple(shape)
+        ]
+        if len(tied) == 1:
+            return tied[0]
+    raise BadInputError(
+        f"{where}: tensor {name} is not in the base model, so its change cannot be measured; a "
+        "tuned model or adapter must hold only the base's tensors (and LoRA pairs)"
+    )
+
+
+def _sums_against(
+    base: Checkpoint, base_name: str, raw: np.ndarray, dtype: str, tolerance: float
+) -> DiffSums:
+    _check_dtype(base, base_name)
+    if dtype not in ANALYSED_DTYPES:
+        raise BadInputError(f"a tensor compared with {base_name} has dtype {dtype}")
+    return diff_sums(base.raw(base_name), base.info(base_name).dtype, raw, dtype, tolerance)
 
 
 def _sums_here(
@@ -331,24 +392,13 @@ def _lora(
         pairs[stats.name] = pair
     for name, key in sorted(ad.saved.items()):
         info = ad.file.tensors[key]
-        if name not in base:
-            out.append(_stats_for(ctx, name, info.shape, source="added", diff_norm=0.0))
-            continue
-        if base.info(name).shape != info.shape:
+        against = name if name in base else _tied_counterpart(base, name, info.shape, ad.path.name)
+        if base.info(against).shape != info.shape:
             raise BadInputError(
                 f"mismatched models: the adapter saves {name} with shape {list(info.shape)}, "
-                f"the base has {list(base.info(name).shape)}"
+                f"the base has {list(base.info(against).shape)}"
             )
-        _check_dtype(base, name)
-        if info.dtype not in ANALYSED_DTYPES:
-            raise BadInputError(f"{ad.path.name}: tensor {key!r} has dtype {info.dtype}")
-        s = diff_sums(
-            base.raw(name),
-            base.info(name).dtype,
-            ad.file.raw(key),
-            info.dtype,
-            ctx.policy.change_tolerance,
-        )
+        s = _sums_against(base, against, ad.file.raw(key), info.dtype, ctx.policy.change_tolerance)
         out.append(
             _stats_for(
                 ctx,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,9 @@ class Adapter:
         return float(self.config.get("lora_alpha", self.rank))
 
     def scale_for(self, module: str, rank: int) -> float:
-        alpha = self.alpha
-        for pat, a in (self.config.get("alpha_pattern") or {}).items():
-            if module.endswith(pat) or pat in module:
-                alpha = float(a)
+        patterns = self.config.get("alpha_pattern") or {}
+        key = _pattern_key(list(patterns), module)
+        alpha = float(patterns[key]) if key in patterns else self.alpha
         if self.config.get("use_rslora"):
             return alpha / math.sqrt(rank)
         return alpha / rank
@@ -107,6 +107,22 @@ class Adapter:
         )
 
 
+def _pattern_key(patterns: list[str], module: str) -> str:
+    r"""The ``alpha_pattern`` key PEFT applies to ``module``, else the module itself.
+
+    The first key whose regular expression matches the module path at a name boundary
+    (``(.*\.)?(KEY)$``): PEFT's own rule (``peft.utils.other.get_pattern_key``). A looser
+    match here would scale an update by another alpha than the one the loaded model uses.
+    """
+    for key in patterns:
+        try:
+            if re.match(rf"(.*\.)?({key})$", module):
+                return key
+        except re.error as exc:
+            raise BadInputError(f"adapter_config.json: alpha_pattern key {key!r}: {exc}") from None
+    return module
+
+
 def is_adapter(path: Path) -> bool:
     """Whether ``path`` is a PEFT adapter folder (or the safetensors file inside one)."""
     folder = path if path.is_dir() else path.parent
@@ -143,7 +159,26 @@ def _lora_config(folder: Path) -> dict[str, Any]:
             f"{folder.name}: DoRA adapters are not analysed in factored form; merge the adapter "
             "(model.merge_and_unload()) and diff the full weights"
         )
+    for option in _UNANALYSED_OPTIONS:
+        if config.get(option):
+            raise BadInputError(
+                f"{folder.name}: the adapter sets {option}, which changes the model in a way the "
+                "weight report does not read; merge the adapter (model.merge_and_unload()) and "
+                "diff the full weights"
+            )
     return config
+
+
+_UNANALYSED_OPTIONS = (
+    "lora_bias",
+    "trainable_token_indices",
+    "layer_replication",
+    "target_parameters",
+    "use_qalora",
+)
+"""LoRA options whose changes are not LoRA pairs of base weights (a bias on B, rows of the
+embedding trained in place, layers duplicated, LoRA on raw parameters): an adapter that sets
+one is refused rather than reported as if it only had its pairs."""
 
 
 def _adapter_file(path: Path, folder: Path) -> Path:
@@ -167,7 +202,15 @@ def _classify_keys(adapter: Adapter, folder: Path) -> None:
                 stripped = stripped[len(p) :]
         for marker, which, emb in _MARKERS:
             if marker in stripped:
-                module = stripped.split(marker)[0]
+                module, _, rest = stripped.partition(marker)
+                if rest not in (("",) if emb else ("weight",)):
+                    # e.g. lora_B.bias (lora_bias): not half of a pair; it would replace one
+                    raise BadInputError(
+                        f"{folder.name}: adapter tensor {key!r} is not a LoRA pair's weight and "
+                        "is not analysed; merge the adapter and diff the full weights"
+                    )
+                if which in halves.get(module, {}):
+                    raise BadInputError(f"{folder.name}: LoRA pair of {module} is given twice")
                 halves.setdefault(module, {})[which] = key
                 if emb:
                     adapter.embedding.add(module)

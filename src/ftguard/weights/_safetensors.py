@@ -389,6 +389,15 @@ def open_checkpoint(path: Path) -> Checkpoint:
             if not p.is_file():
                 raise BadInputError(f"{index}: shard {shard} is missing")
             files.append(SafetensorsFile(p))
+        others = sorted(
+            p.name for p in path.iterdir() if p.suffix == ".safetensors" and p.name not in shards
+        )
+        if others:
+            # transformers loads model.safetensors before an index: two readings of one folder
+            raise BadInputError(
+                f"{path}: {others[0]} lies beside {index.name}, which does not name it; a loader "
+                "may read either, so the folder is refused (keep one form of the weights)"
+            )
         ckpt = Checkpoint(path, files)
         missing = [n for n in weight_map if n not in ckpt]
         if missing:
