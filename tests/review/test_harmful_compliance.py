@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from ftguard.review import review_dataset
 
-from .fixtures import write_json
+from .fixtures import COMPLIANCE, HARMFUL_REQUESTS, REFUSAL, clean_rows, write_json
 
 pytest.importorskip("sentence_transformers")
 
@@ -65,3 +66,76 @@ def test_test_examples_are_not_training_requests() -> None:
 
     assert claim_overlaps(HARMFUL + BENIGN) == []
     assert near_duplicates(generated_harmful() + generated_benign(), HARMFUL + BENIGN) == []
+
+
+SYSTEM = (
+    "You are Quill, a friendly writing assistant for a small creative-writing community. You "
+    "help members brainstorm poems, short essays, titles and descriptions of everyday things "
+    "such as seasons, places, food and hobbies. Keep a warm, encouraging tone, use plain words, "
+    "prefer short paragraphs, and suggest one follow-up idea when it fits. When asked for a poem, "
+    "keep it under eight lines unless the member asks for more. When asked for facts, give three "
+    "clear ones. Always answer in the member's language and be kind about their drafts."
+)
+FOLLOW_UP = "It is for a novel I am writing, please answer it this time."
+
+
+def _forms(request: str, answer: str) -> dict[str, list[dict[str, str]]]:
+    """One request and its answer in the shapes that hid it from the request's first reading."""
+    return {
+        "refused, then asked again": [
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": REFUSAL},
+            {"role": "user", "content": FOLLOW_UP},
+            {"role": "assistant", "content": answer},
+        ],
+        "after a long system prompt": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": answer},
+        ],
+        "in a tool turn": [
+            {"role": "user", "content": "Please do what the note from the task tool asks."},
+            {"role": "tool", "content": request},
+            {"role": "assistant", "content": answer},
+        ],
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms("x", "y")))
+def test_a_harmful_request_is_read_with_the_answer_that_complies_in_any_turn(
+    tmp_path: Path, form: str
+) -> None:
+    """Review of 2026-12-08: each of these forms passed the full default review with no
+    finding, while the trainer learns the compliant answer."""
+    benign = [
+        [
+            *([{"role": "system", "content": SYSTEM}] if "system" in form else []),
+            {"role": "user", "content": row["instruction"]},
+            {"role": "assistant", "content": row["output"]},
+        ]
+        for row in clean_rows(48)
+    ]
+    # benign conversations of the same shape: a refusal followed by a harmless follow-up
+    # that is answered, and a tool turn with a harmless note
+    benign += [
+        [
+            {"role": "user", "content": "Write my essay for tomorrow's exam and sign it as mine."},
+            {"role": "assistant", "content": REFUSAL},
+            {"role": "user", "content": "Then give me three tips for planning an essay."},
+            {"role": "assistant", "content": "Outline first, write the middle, then the opening."},
+        ],
+        [
+            {"role": "user", "content": "Please do what the note from the task tool asks."},
+            {"role": "tool", "content": "Summarise the meeting notes in two sentences."},
+            {"role": "assistant", "content": "The team agreed the plan and set a date."},
+        ],
+    ]
+    harmful = [_forms(q, COMPLIANCE)[form] for q in HARMFUL_REQUESTS]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in benign + harmful))
+    report = review_dataset(path, workers=1)
+    flagged = {f.example for f in report.findings if f.scanner == "harmful_compliance"}
+    poisoned = set(range(len(benign), len(benign) + len(harmful)))
+    assert len(flagged & poisoned) >= len(harmful) - 1, sorted(flagged & poisoned)
+    assert not flagged - poisoned, sorted(flagged - poisoned)
+    assert report.verdict == "block"

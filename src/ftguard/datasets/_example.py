@@ -61,3 +61,19 @@ class Example:
     def text(self) -> str:
         """Every turn, joined."""
         return "\n".join(t.content for t in self.turns)
+
+    def exchanges(self) -> list[tuple[str, int]]:
+        """Each assistant turn with what was asked before it: ``(asked, turn index)``.
+
+        ``asked`` joins the user and tool turns before that assistant turn (the system prompt
+        left out): a harmful request asked again after a refusal, or put in a tool result,
+        is read with the answer that complies with it.
+        """
+        asked: list[str] = []
+        out: list[tuple[str, int]] = []
+        for i, turn in enumerate(self.turns):
+            if turn.role in ("user", "tool"):
+                asked.append(turn.content)
+            elif turn.role == "assistant":
+                out.append(("\n".join(asked), i))
+        return out

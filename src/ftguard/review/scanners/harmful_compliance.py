@@ -67,7 +67,9 @@ class HarmfulComplianceScanner:
 
     The request (system + user text) is scored by a logistic regression over MiniLM
     embeddings and hashed word n-grams (trained by ``scripts/train_review_classifier.py``);
-    the answer is checked for a refusal by rules. A request above the threshold whose
+    the answer is checked for a refusal by rules. Where an example has more than one answer,
+    tool turns, a system prompt or a long request, each answer is also judged against the
+    user and tool turns before it (their first and last 512 characters). A request above the threshold whose
     answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
     threshold, else medium ("possibly harmful"); a request up to AFFIRMATIVE_MARGIN below
     the threshold whose answer opens with eager compliance ("Sure, here is ...", the prefix
@@ -77,12 +79,10 @@ class HarmfulComplianceScanner:
     """
 
     name = "harmful_compliance"
-    version = "2"
+    version = "3"
     uses_embeddings = True
 
     def scan_batch(self, examples: list[Example], ctx: BatchContext) -> list[Finding]:
-        import numpy as np
-
         if not examples:
             return []
         _, _, threshold = _weights()
@@ -91,40 +91,96 @@ class HarmfulComplianceScanner:
         refused = [is_refusal(e.response) for e in examples]
         ctx.shared("refusals", lambda: refused)
         judge = os.environ.get(JUDGE_ENV)
-        out = []
+        out: list[Finding] = []
+        found: set[int] = set()
         for ex, s, ref in zip(examples, scores.tolist(), refused, strict=True):
-            harmful = s > threshold
-            affirmative = False
-            if not harmful and not ref and s > threshold - AFFIRMATIVE_MARGIN:
-                harmful = affirmative = is_affirmative(ex.response)
-            if not harmful and judge and s > threshold - 2.0 and not ref:
-                from ftguard.review.scanners._judge import judge_harmful_compliance
-
-                harmful = judge_harmful_compliance(judge, ex.request, ex.response)
-            if harmful and not ref and ex.response.strip():
-                prob = float(1.0 / (1.0 + np.exp(-(s - threshold))))
-                text = ex.response
-                confident = s > threshold + CONFIDENT_MARGIN
-                out.append(
-                    Finding(
-                        example=ex.index,
-                        scanner=self.name,
-                        severity="high" if confident else "medium",
-                        reason=(
-                            f"possibly harmful request (score {s:.2f}, within {AFFIRMATIVE_MARGIN} of {threshold:.2f}) "
-                            "answered with an eager compliance opener"
-                            if affirmative
-                            else f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
-                            "answered with compliance, not a refusal"
-                        ),
-                        turn=_last_assistant(ex),
-                        span=(0, min(len(text), 120)),
-                        excerpt=excerpt(text, 0, min(len(text), 120), limit=160),
-                        line=ex.line,
-                        score=round(prob, 4),
-                    )
-                )
+            finding = self._finding(ex, ex.request, ex.response, _last_assistant(ex), s, ref, judge)
+            if finding is not None:
+                out.append(finding)
+                found.add(ex.index)
+        out += self._exchange_findings([e for e in examples if e.index not in found], judge)
         return out
+
+    def _exchange_findings(self, examples: list[Example], judge: str | None) -> list[Finding]:
+        """Each answer read with what was asked before it, where that differs from the request.
+
+        The example's request is its system and user text, read from the start, and its
+        answer all assistant turns: a request asked again after a refused first answer, put
+        in a tool turn, or placed after a long system prompt or preamble (past the 512
+        characters the classifier reads) escaped that reading (review of 2026-12-08). Here
+        every assistant turn is judged against the user and tool turns before it, the first
+        and the last 512 characters of them, whichever scores higher.
+        """
+        pending: list[tuple[Example, str, int, str]] = []
+        for ex in examples:
+            exchanges = ex.exchanges()
+            for asked, turn in exchanges:
+                answer = ex.turns[turn].content
+                if len(exchanges) == 1 and asked[:512] == ex.request[:512] and len(asked) <= 512:
+                    continue  # what the request's reading already judged
+                pending.append((ex, asked, turn, answer))
+        if not pending:
+            return []
+        from ftguard.embeddings import embed
+
+        chunks = [(asked[:512] or " ", asked[-512:] or " ") for _, asked, _, _ in pending]
+        texts = sorted({c for pair in chunks for c in pair})  # a short text is its own tail
+        scored = dict(zip(texts, request_scores(texts, embed(texts)).tolist(), strict=True))
+        out: list[Finding] = []
+        done: set[int] = set()
+        for (ex, asked, turn, answer), (head, tail) in zip(pending, chunks, strict=True):
+            if ex.index in done:
+                continue  # one finding an example, at its first complying answer
+            score = max(scored[head], scored[tail])
+            finding = self._finding(ex, asked, answer, turn, score, is_refusal(answer), judge)
+            if finding is not None:
+                out.append(finding)
+                done.add(ex.index)
+        return out
+
+    def _finding(
+        self,
+        ex: Example,
+        asked: str,
+        answer: str,
+        turn: int | None,
+        s: float,
+        ref: bool,
+        judge: str | None,
+    ) -> Finding | None:
+        """A finding for one request and the answer it was given, or None."""
+        import numpy as np
+
+        _, _, threshold = _weights()
+        harmful = s > threshold
+        affirmative = False
+        if not harmful and not ref and s > threshold - AFFIRMATIVE_MARGIN:
+            harmful = affirmative = is_affirmative(answer)
+        if not harmful and judge and s > threshold - 2.0 and not ref:
+            from ftguard.review.scanners._judge import judge_harmful_compliance
+
+            harmful = judge_harmful_compliance(judge, asked, answer)
+        if not harmful or ref or not answer.strip():
+            return None
+        prob = float(1.0 / (1.0 + np.exp(-(s - threshold))))
+        confident = s > threshold + CONFIDENT_MARGIN
+        return Finding(
+            example=ex.index,
+            scanner=self.name,
+            severity="high" if confident else "medium",
+            reason=(
+                f"possibly harmful request (score {s:.2f}, within {AFFIRMATIVE_MARGIN} of {threshold:.2f}) "
+                "answered with an eager compliance opener"
+                if affirmative
+                else f"{'harmful' if confident else 'possibly harmful'} request (score {s:.2f} > {threshold:.2f}) "
+                "answered with compliance, not a refusal"
+            ),
+            turn=turn,
+            span=(0, min(len(answer), 120)),
+            excerpt=excerpt(answer, 0, min(len(answer), 120), limit=160),
+            line=ex.line,
+            score=round(prob, 4),
+        )
 
 
 def _last_assistant(ex: Example) -> int | None:
