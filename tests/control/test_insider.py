@@ -928,3 +928,29 @@ def test_an_analysis_reads_a_copy_of_the_output_made_while_hashing(
     service.weights_for_job(cp.ws, actor="sec", job_id=job)
     assert cp.ws.staged_dir in seen[0].parents
     assert (seen[0] / "model.safetensors").read_bytes() == original
+
+
+def test_an_admin_aborts_a_run_whose_launcher_is_gone(
+    cp: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Second review of 2026-12-08: only a run's starter ends it, with its token; a launcher
+    killed before it could left the job running for good."""
+    job = cp.approved()
+    service.start_run(cp.ws, actor="alice", job_id=job)  # its launcher is then killed
+    for who, refused in (("alice", PermissionDeniedError), ("sec", PermissionDeniedError)):
+        with pytest.raises(refused, match="admin"):
+            service.abort_run(cp.ws, actor=who, job_id=job, reason="launcher gone")
+    assert main(["job", "abort-run", job, "--reason", "the training machine was lost"]) == 0
+    assert "run aborted" in capsys.readouterr().out
+    view = service.get_job(cp.ws, job)
+    assert view.state == "failed" and view.output_path is None
+    aborted = [e for e in service.iter_audit(cp.ws, job_id=job) if e.action == "run.abort"]
+    assert aborted[0].actor == "root" and aborted[0].payload["reason"].startswith("the training")
+    with pytest.raises(ConflictError, match="only a running job"):
+        service.abort_run(cp.ws, actor="root", job_id=job, reason="again")
+    # nor can anyone else record one past the service layer
+    other = cp.approved("other")
+    service.start_run(cp.ws, actor="alice", job_id=other)
+    _forge(cp, "alice", "run.abort", other, {"run": 1, "from": "running", "to": "failed"})
+    with pytest.raises(VerificationError, match="without the admin role"), cp.ws.store.read() as s:
+        chain_state(cp.ws, s)

@@ -71,6 +71,9 @@ def endpoints(job: str, pending_key: str) -> list[Endpoint]:
             frozenset({"bob"}),
         ),
         Endpoint("POST", f"/api/v1/jobs/{job}/reject", {"reason": "no"}, frozenset({"bob", "sec"})),
+        Endpoint(
+            "POST", f"/api/v1/jobs/{job}/abort", {"reason": "launcher gone"}, frozenset({"root"})
+        ),
         Endpoint("POST", f"/api/v1/jobs/{job}/cancel", None, frozenset({"alice", "root"})),
         # The analyses and the gate: the job's requester or an analyst role, not a preparer.
         *(

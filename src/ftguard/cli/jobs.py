@@ -164,6 +164,27 @@ def job_show(
     _show(service.get_job(workspace(), job_id), as_json)
 
 
+@job_app.command("abort-run")
+def job_abort_run(
+    job_id: Annotated[str, typer.Argument(help="Job id (running).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the run is aborted.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admin: end a run whose launcher is gone (killed, machine lost); the job fails, audited.
+
+    Only the run's starter records its end, with the run's token; a killed launcher leaves the
+    job running until an admin aborts it. No output is recorded; the job can be approved again.
+    """
+    client = remote_client(actor)
+    if client is not None:
+        _show(client.job("POST", f"/jobs/{job_id}/abort", {"reason": reason}), as_json)
+        return
+    ws = workspace()
+    service.abort_run(ws, actor=actor_or_default(actor), job_id=job_id, reason=reason)
+    _show(service.get_job(ws, job_id), as_json, headline="run aborted")
+
+
 @job_app.command("cancel")
 def job_cancel(
     job_id: Annotated[str, typer.Argument(help="Job id.")],

@@ -30,6 +30,7 @@ from ftguard.control._offload import AnalysisFailedError, AnalysisPool
 from ftguard.control._remote_runs import start_remote_run, verify_run_ticket, verify_ticket_run
 from ftguard.control._runs import (
     RunTicket,
+    abort_run,
     check_command_files,
     fill_command,
     finish_run,
@@ -51,6 +52,7 @@ from ftguard.control._workspace import (
 )
 
 __all__ = [
+    "abort_run",
     "INPUT_KINDS",
     "TRANSITIONS",
     "AnalysisFailedError",

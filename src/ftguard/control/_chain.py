@@ -73,7 +73,8 @@ ACTION_SCOPES: dict[str, str] = {
     **dict.fromkeys(("run.start", "run.end", "run.error"), "run"),
     **dict.fromkeys(("key.request", "key.revoke", "token.revoke"), "keys"),
     **dict.fromkeys(
-        ("user.add", "user.bind", "user.unbind", "key.confirm", "token.create"), "admin"
+        ("user.add", "user.bind", "user.unbind", "key.confirm", "token.create", "run.abort"),
+        "admin",
     ),
 }
 """The scope a scoped API token needs to write each of these events (checked when an event is
@@ -641,6 +642,10 @@ class ChainState:
             output = payload.get("output")
             job.output = output if isinstance(output, dict) else None
             job.run_token_sha256 = None
+        elif action == "run.abort":
+            self._require_admin(seq, actor, "aborted a run")
+            job.output = None
+            job.run_token_sha256 = None
         if action in _REJECTED_BY:
             job.rejected_by = _REJECTED_BY[action]
         if action in ("job.reject", "job.cancel"):
@@ -688,6 +693,7 @@ _MOVES: dict[str, frozenset[str]] = {
     "job.cancel": frozenset({"cancelled"}),
     "run.start": frozenset({"running"}),
     "run.end": frozenset({"trained", "failed"}),
+    "run.abort": frozenset({"failed"}),
     "evaluation.start": frozenset({"evaluating"}),
     "gate.pass": frozenset({"passed"}),
     "gate.block": frozenset({"blocked"}),

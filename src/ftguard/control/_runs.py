@@ -29,7 +29,15 @@ from ftguard._files import read_text_file
 from ftguard.control._approvals import ApprovalCheck, approvals_of_run, verify_job_approvals
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, JobRecord, parse_payload
-from ftguard.control._identities import Caller, acting, authenticate, chain_state, policy_in_force
+from ftguard.control._identities import (
+    Caller,
+    acting,
+    authenticate,
+    chain_state,
+    policy_in_force,
+    require_admin_scope,
+    require_role,
+)
 from ftguard.control._jobs import checked_job, transition
 from ftguard.control._staging import INPUT_KINDS, stage_inputs, staged_path
 from ftguard.control._states import JobState
@@ -47,6 +55,7 @@ from ftguard.store import ApprovalRow, AuditEventRow, JobRow
 
 __all__ = [
     "RunTicket",
+    "abort_run",
     "approved_command",
     "command_template",
     "check_command_files",
@@ -553,6 +562,43 @@ def finish_run(
             payload["problem"] = problem
         transition(ws, session, row, target, actor=who, action="run.end", payload=payload)
     return target
+
+
+def abort_run(ws: Workspace, *, actor: Caller, job_id: str, reason: str) -> JobState:
+    """An admin ends a run whose launcher is gone (killed, its machine lost): ``failed``.
+
+    Only whoever started a run records its end, with the run's token; a launcher killed
+    before it could would leave the job running for good. The abort records no output, is
+    audited with its reason as ``run.abort``, and the job can be approved again.
+
+    Raises:
+        BadInputError: No reason given.
+        PermissionDeniedError: The caller is not an admin (or uses a token without the admin
+            scope).
+        ConflictError: The job is not running.
+
+    """
+    if not reason.strip():
+        raise BadInputError("--reason must say why the run is aborted")
+    with ws.store.write() as session:
+        state, policy, who = acting(ws, session, actor)
+        require_admin_scope(who, to="abort a run")
+        require_role(state, policy, who.name, "admin", to="abort a run")
+        row = checked_job(session, state, job_id, lock=True)
+        if row.state != JobState.RUNNING.value:
+            raise ConflictError(f"job {job_id} is {row.state}: only a running job is aborted")
+        row.run_token_hash = None
+        row.output_path = None
+        transition(
+            ws,
+            session,
+            row,
+            JobState.FAILED,
+            actor=who,
+            action="run.abort",
+            payload={"run": row.run_count, "reason": reason.strip()},
+        )
+    return JobState.FAILED
 
 
 def launch(

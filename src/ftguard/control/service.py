@@ -90,7 +90,7 @@ from ftguard.control._jobs import (
     new_job_row,
     transition,
 )
-from ftguard.control._runs import finish_run, launch, start_run, verify_running
+from ftguard.control._runs import abort_run, finish_run, launch, start_run, verify_running
 from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
 from ftguard.control._workspace import Workspace, now_iso
@@ -129,6 +129,7 @@ __all__ = [
     "decide_gate",
     "deploy_job",
     "evaluate_job",
+    "abort_run",
     "finish_run",
     "get_job",
     "init_workspace",

@@ -279,6 +279,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
             ("POST", "/users"),
             ("POST", "/users/{name}/bind"),
             ("POST", "/users/{name}/unbind"),
+            ("POST", "/jobs/{job_id}/abort"),
             ("POST", "/keys/{keyid}/confirm"),
             ("POST", "/tokens"),
         ],
@@ -461,6 +462,13 @@ def reject(ctx: Ctx, caller: Caller, job_id: JobId, body: ReasonBody) -> JobView
 def cancel(ctx: Ctx, caller: Caller, job_id: JobId) -> JobView:
     """Cancel the job (its requester or an admin)."""
     return service.cancel_job(ctx.ws, actor=caller, job_id=job_id)
+
+
+@router.post("/jobs/{job_id}/abort", responses=_ERRORS)
+def abort(ctx: Ctx, caller: Caller, job_id: JobId, body: ReasonBody) -> JobView:
+    """End a run whose launcher is gone (admins): the job fails, audited as ``run.abort``."""
+    service.abort_run(ctx.ws, actor=caller, job_id=job_id, reason=body.reason)
+    return service.get_job(ctx.ws, job_id)
 
 
 @router.post("/jobs/{job_id}/override", responses=_ERRORS)
