@@ -68,8 +68,8 @@ class HarmfulComplianceScanner:
     The request (system + user text) is scored by a logistic regression over MiniLM
     embeddings and hashed word n-grams (trained by ``scripts/train_review_classifier.py``);
     the answer is checked for a refusal by rules. Where an example has more than one answer,
-    tool turns, a system prompt or a long request, each answer is also judged against the
-    user and tool turns before it (their first and last 512 characters). A request above the threshold whose
+    tool turns or a system prompt, each answer is also judged against the user and tool turns
+    before it. A request above the threshold whose
     answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
     threshold, else medium ("possibly harmful"); a request up to AFFIRMATIVE_MARGIN below
     the threshold whose answer opens with eager compliance ("Sure, here is ...", the prefix
@@ -108,30 +108,32 @@ class HarmfulComplianceScanner:
         answer all assistant turns: a request asked again after a refused first answer, put
         in a tool turn, or placed after a long system prompt or preamble (past the 512
         characters the classifier reads) escaped that reading (review of 2026-12-08). Here
-        every assistant turn is judged against the user and tool turns before it, the first
-        and the last 512 characters of them, whichever scores higher.
+        every assistant turn is judged against the user and tool turns before it (their first
+        512 characters, as the request is read). A first version also read the last 512
+        characters of a long request; it flagged benign context paragraphs (held-out Dolly:
+        10 of 188 instead of 4) and was dropped, a choice made after seeing that set.
         """
         pending: list[tuple[Example, str, int, str]] = []
         for ex in examples:
             exchanges = ex.exchanges()
             for asked, turn in exchanges:
                 answer = ex.turns[turn].content
-                if len(exchanges) == 1 and asked[:512] == ex.request[:512] and len(asked) <= 512:
+                if len(exchanges) == 1 and asked[:512] == ex.request[:512]:
                     continue  # what the request's reading already judged
                 pending.append((ex, asked, turn, answer))
         if not pending:
             return []
         from ftguard.embeddings import embed
 
-        chunks = [(asked[:512] or " ", asked[-512:] or " ") for _, asked, _, _ in pending]
-        texts = sorted({c for pair in chunks for c in pair})  # a short text is its own tail
+        heads = [asked[:512] or " " for _, asked, _, _ in pending]
+        texts = sorted(set(heads))
         scored = dict(zip(texts, request_scores(texts, embed(texts)).tolist(), strict=True))
         out: list[Finding] = []
         done: set[int] = set()
-        for (ex, asked, turn, answer), (head, tail) in zip(pending, chunks, strict=True):
+        for (ex, asked, turn, answer), head in zip(pending, heads, strict=True):
             if ex.index in done:
                 continue  # one finding an example, at its first complying answer
-            score = max(scored[head], scored[tail])
+            score = scored[head]
             finding = self._finding(ex, asked, answer, turn, score, is_refusal(answer), judge)
             if finding is not None:
                 out.append(finding)
