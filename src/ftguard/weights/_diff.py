@@ -249,21 +249,26 @@ def _full(
             # does not have would otherwise count as no change at all
             tied = _tied_counterpart(base, n, tuned.info(n).shape, tuned.root.name)
             s = _sums_against(base, tied, tuned.raw(n), tuned.info(n).dtype, pol.change_tolerance)
-            out.append(
-                _stats_for(
-                    ctx,
-                    n,
-                    tuned.info(n).shape,
-                    source="full",
-                    diff_norm=s.diff_norm,
-                    base_norm=s.base_norm,
-                    relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
-                    max_abs_change=s.max_abs,
-                    changed_fraction=s.changed / s.numel if s.numel else 0.0,
-                    cosine=s.cosine,
-                )
-            )
+            out.append(_whole_tensor_stats(ctx, n, tuned.info(n).shape, "full", s))
     return out, norms
+
+
+def _whole_tensor_stats(
+    ctx: _Ctx, name: str, shape: tuple[int, ...], source: str, s: DiffSums
+) -> TensorStats:
+    """The statistics of one tensor diffed whole (a saved module, an untied output head)."""
+    return _stats_for(
+        ctx,
+        name,
+        shape,
+        source=source,
+        diff_norm=s.diff_norm,
+        base_norm=s.base_norm,
+        relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
+        max_abs_change=s.max_abs,
+        changed_fraction=s.changed / s.numel if s.numel else 0.0,
+        cosine=s.cosine,
+    )
 
 
 _TIED_EMBEDDINGS = (
@@ -399,20 +404,7 @@ def _lora(
                 f"the base has {list(base.info(against).shape)}"
             )
         s = _sums_against(base, against, ad.file.raw(key), info.dtype, ctx.policy.change_tolerance)
-        out.append(
-            _stats_for(
-                ctx,
-                name,
-                info.shape,
-                source="modules_to_save",
-                diff_norm=s.diff_norm,
-                base_norm=s.base_norm,
-                relative_change=s.diff_norm / s.base_norm if s.base_norm else None,
-                max_abs_change=s.max_abs,
-                changed_fraction=s.changed / s.numel if s.numel else 0.0,
-                cosine=s.cosine,
-            )
-        )
+        out.append(_whole_tensor_stats(ctx, name, info.shape, "modules_to_save", s))
     return out, pairs
 
 
