@@ -886,19 +886,27 @@ def test_the_run_folder_is_new_and_private_and_code_beside_the_command_is_not_im
 @pytest.mark.parametrize(
     "named",
     [
-        "{folder}",  # a package folder run with `python FOLDER` (its __main__.py)
-        "PYTHONPATH={folder}",  # through `env NAME=VALUE`
-        "{missing}",  # an absolute path that does not exist yet, to be created in time
+        ["{folder}"],  # a package folder run with `python FOLDER` (its __main__.py)
+        ["PYTHONPATH={folder}"],  # through `env NAME=VALUE`
+        ["PYTHONPATH=lib:{folder}"],  # one entry of a path list
+        ["{missing}"],  # an absolute path that does not exist yet, to be created in time
+        ["{escaping}"],  # a relative path that leaves the run folder, missing at the check
+        ["-c", "import runpy; runpy.run_path('{folder}/__main__.py')"],  # inside code
     ],
 )
 def test_the_approved_command_names_no_folder_or_future_file_outside_its_inputs(
-    cp: Env, named: str
+    cp: Env, named: list[str]
 ) -> None:
+    """Reviews of 2026-12-08: each of these ran code written after the approval."""
     folder = cp.root / "alice-code"
     folder.mkdir()
     (folder / "__main__.py").write_text(COPIES)
-    argument = named.format(folder=folder, missing=cp.root / "later.py")
-    job = cp.approved("job", command=["python", argument, "{base_model}", "{output}"])
+    escaping = os.path.relpath(cp.root / "later.py", cp.ws.runs_dir / "job" / "1")
+    arguments = [
+        a.format(folder=folder, missing=cp.root / "later.py", escaping="../" * 8 + escaping)
+        for a in named
+    ]
+    job = cp.approved("job", command=["python", *arguments, "{base_model}", "{output}"])
     with pytest.raises(VerificationError, match="not part of the job's approved inputs"):
         service.launch(cp.ws, actor="alice", job_id=job)
 

@@ -115,7 +115,7 @@ def test_success_without_output_or_with_a_link_in_it_fails_the_run(cp: Env) -> N
         "python",
         "-c",
         "import os, sys; os.makedirs(sys.argv[1]); open(sys.argv[1] + '/w.bin', 'w').write('w'); "
-        "os.symlink('/etc/hostname', sys.argv[1] + '/extra')",
+        "os.symlink('w.bin', sys.argv[1] + '/extra')",
         "{output}",
     ]
     linked = cp.approved("b", command=link)

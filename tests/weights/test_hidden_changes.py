@@ -151,3 +151,38 @@ def test_weights_beside_an_index_that_does_not_name_them_are_refused(
     save_file({k: v * 3 for k, v in tensors.items()}, str(tuned / "model.safetensors"))
     with pytest.raises(BadInputError, match="lies beside model.safetensors.index.json"):
         diff(tiny_model, tuned, workers=1)
+
+
+def test_two_adapter_keys_for_one_saved_tensor_are_refused(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Third pass of 2026-12-08: an extra, unprefixed `lm_head.weight` equal to the base's
+    embedding stood in for the saved head PEFT loads (permuted): the report read the decoy."""
+    adapter = _adapter(tiny_model, tmp_path / "two", "head", modules_to_save=["lm_head"])
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    embedding = load_file(str(tiny_model / "model.safetensors"))["model.embed_tokens.weight"]
+    tensors["lm_head.weight"] = embedding
+    save_file(tensors, str(adapter / "adapter_model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(BadInputError, match="both stand for lm_head.weight"):
+        diff(tiny_model, adapter, workers=1)
+
+
+def test_a_full_model_that_ties_a_head_the_base_stored_is_measured(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Third pass of 2026-12-08: a tensor the tuned model lacked counted as no change."""
+    untied_base = tmp_path / "untied-base"
+    shutil.copytree(tiny_model, untied_base)
+    tensors = load_file(str(untied_base / "model.safetensors"))
+    tensors["lm_head.weight"] = np.ascontiguousarray(tensors["model.embed_tokens.weight"][::-1])
+    save_file(tensors, str(untied_base / "model.safetensors"), metadata={"format": "pt"})
+    report = diff(untied_base, tiny_model, workers=1)  # the tuned model ties its head again
+    head = next(t for t in report.tensors if t.name == "lm_head.weight")
+    assert (head.relative_change or 0) > 0.5 and report.verdict == "flag"
+    lacking = tmp_path / "lacking"
+    shutil.copytree(tiny_model, lacking)
+    fewer = load_file(str(lacking / "model.safetensors"))
+    del fewer["model.norm.weight"]
+    save_file(fewer, str(lacking / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(BadInputError, match="model.norm.weight is not in the tuned model"):
+        diff(tiny_model, lacking, workers=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -309,45 +310,78 @@ def start_run(
     )
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.)\]])(/[\w.\-+@%]+(?:/[\w.\-+@%]*)*)")
+"""An absolute path written inside a longer argument (code for ``-c``, a shell line)."""
+
+
 def check_command_files(
     argv: list[str], staged: dict[str, Path], run_dir: Path, output: Path
 ) -> None:
     """Refuse an approved command that names a path outside the staged inputs and its output.
 
     The config's ``command`` is approved as text; a file or folder it names (``train.py``, a
-    package, a shell script, a ``PYTHONPATH=...`` value) would be read or run as it is at run
+    package, a shell script, a ``PYTHONPATH=...`` entry) would be read or run as it is at run
     time, whoever wrote it since the approval. Training code belongs in the config folder,
-    which is hashed, approved and staged with the job. Each argument, and the value after an
-    ``=`` in it, is checked as a path: an existing file or folder must lie in a staged input,
-    the output or the run's folder (new and private); an absolute path that does not exist
-    yet is refused too (something could be put there before the command reads it). The
-    interpreter ``fill_command`` put first (this Python) and programs found on ``PATH`` are
-    the runner's own environment and are not checked.
+    which is hashed, approved and staged with the job.
+
+    Checked: each argument, the value after an ``=`` in it and each ``os.pathsep`` part of
+    that value, as a path (relative ones in the run's new, private folder). Such a path must
+    lie in a staged input, the output or the run folder; one that does not exist yet is
+    refused too where it is absolute or leaves the run folder (something could be put there
+    before the command reads it). Absolute paths written inside a longer argument (code given
+    to ``python -c`` or ``sh -c``) are refused when they exist outside those folders and this
+    Python's own installation. The interpreter ``fill_command`` put first and programs found
+    on ``PATH`` are the runner's own environment and are not checked.
 
     Raises:
         VerificationError: The command names a path outside the approved inputs.
 
     """
     allowed = [p.resolve() for p in [*staged.values(), output, run_dir]]
+    environment = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
     for position, arg in enumerate(argv):
         if position == 0 and ("/" not in arg or arg == sys.executable):
             continue
-        for candidate in {arg, arg.partition("=")[2]} - {""}:
-            path = Path(candidate) if Path(candidate).is_absolute() else run_dir / candidate
-            try:
-                exists = path.exists() or path.is_symlink()
-            except OSError:
-                exists = False
-            if not exists and not Path(candidate).is_absolute():
-                continue  # a relative name in the new, private run folder: nothing is there
-            resolved = path.resolve()
-            if not any(resolved == a or a in resolved.parents for a in allowed):
-                raise VerificationError(
-                    f"the approved command names {candidate}, which is not part of the job's "
-                    "approved inputs: what it holds was never approved and could change before "
-                    "the run; put it in the config folder (hashed and staged with the job) and "
-                    "name it there with '{config}'"
-                )
+        value = arg.partition("=")[2]
+        for candidate in {arg, value, *value.split(os.pathsep)} - {""}:
+            if _names_outside(candidate, run_dir, allowed):
+                _refuse_named(candidate)
+        for embedded in _ABSOLUTE_PATH.findall(arg):
+            if _exists(Path(embedded)) and not _inside(Path(embedded), [*allowed, *environment]):
+                _refuse_named(embedded)
+
+
+def _names_outside(candidate: str, run_dir: Path, allowed: list[Path]) -> bool:
+    """Whether a path an argument names lies outside ``allowed``.
+
+    A relative name is taken in the run's folder; where nothing is there yet and it stays in
+    that new, private folder, it names nothing anyone else could have put there.
+    """
+    absolute = Path(candidate).is_absolute()
+    path = Path(candidate) if absolute else run_dir / candidate
+    try:
+        resolved = path.resolve()
+        missing = not (path.exists() or path.is_symlink())
+    except OSError:  # not a name a file could have (too long): code or text, not a path
+        return False
+    if missing and not absolute and _inside(resolved, [run_dir.resolve()]):
+        return False
+    return not _inside(resolved, allowed)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:
+        return False
+
+
+def _refuse_named(name: str) -> None:
+    raise VerificationError(
+        f"the approved command names {name}, which is not part of the job's approved inputs: "
+        "what it holds was never approved and could change before the run; put it in the "
+        "config folder (hashed and staged with the job) and name it there with '{config}'"
+    )
 
 
 def _check_output_is_new(out: Path) -> None:
@@ -506,9 +540,11 @@ def _check_run_token(record: JobRecord, row: JobRow, token: str) -> None:
         raise VerificationError(f"the run token does not belong to job {row.id}'s current run")
 
 
-def _inside(path: Path, allowed: Path) -> bool:
-    p, a = path.resolve(), allowed.resolve()
-    return p == a or a in p.parents
+def _inside(path: Path, allowed: Path | list[Path]) -> bool:
+    """Whether ``path`` is one of ``allowed`` or lies in one (both resolved first)."""
+    p = path.resolve()
+    roots = allowed if isinstance(allowed, list) else [allowed]
+    return any(p == a.resolve() or a.resolve() in p.parents for a in roots)
 
 
 def finish_run(

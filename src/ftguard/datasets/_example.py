@@ -62,18 +62,18 @@ class Example:
         """Every turn, joined."""
         return "\n".join(t.content for t in self.turns)
 
-    def exchanges(self) -> list[tuple[str, int]]:
-        """Each assistant turn with what was asked before it: ``(asked, turn index)``.
+    def exchanges(self) -> list[tuple[tuple[str, ...], int]]:
+        """Each assistant turn with the turns asked before it: ``(asked turns, turn index)``.
 
-        ``asked`` joins the user and tool turns before that assistant turn (the system prompt
-        left out): a harmful request asked again after a refusal, or put in a tool result,
-        is read with the answer that complies with it.
+        ``asked`` holds every user, tool and system turn before that assistant turn, each on
+        its own: a harmful request asked again after a refusal, put in a tool turn, or written
+        after a long benign turn is read in its own turn with the answer that complies.
         """
         asked: list[str] = []
-        out: list[tuple[str, int]] = []
+        out: list[tuple[tuple[str, ...], int]] = []
         for i, turn in enumerate(self.turns):
-            if turn.role in ("user", "tool"):
+            if turn.role == "assistant":
+                out.append((tuple(asked), i))
+            else:
                 asked.append(turn.content)
-            elif turn.role == "assistant":
-                out.append(("\n".join(asked), i))
         return out

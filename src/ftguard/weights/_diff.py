@@ -242,7 +242,13 @@ def _full(
             t.effective_rank, t.top1_energy = eff, top1
     for n in base.names:
         if n not in tuned:
-            out.append(_stats_for(ctx, n, base.info(n).shape, source="removed", diff_norm=0.0))
+            # a head the tuned model ties to its embedding, measured against it; any other
+            # tensor the tuned model lacks is refused (a loader would initialise it anew)
+            tied = _tied_counterpart(tuned, n, base.info(n).shape, tuned.root.name, "lacks")
+            s = _sums_against(
+                base, n, tuned.raw(tied), tuned.info(tied).dtype, pol.change_tolerance
+            )
+            out.append(_whole_tensor_stats(ctx, n, base.info(n).shape, "full", s))
     for n in tuned.names:
         if n not in base:
             # an output head untied from the base's embedding, or refused: a tensor the base
@@ -280,29 +286,33 @@ _TIED_EMBEDDINGS = (
 """Names of input embeddings that a model with ``tie_word_embeddings`` reuses as its output head."""
 
 
-def _tied_counterpart(base: Checkpoint, name: str, shape: tuple[int, ...], where: str) -> str:
-    """The base tensor a tensor the base lacks is compared with: the tied input embedding.
+def _tied_counterpart(
+    model: Checkpoint, name: str, shape: tuple[int, ...], where: str, how: str = "adds"
+) -> str:
+    """The tensor of ``model`` that an output head it does not store stands for: its embedding.
 
-    A base with tied embeddings stores no ``lm_head.weight``; a tuned model or adapter that
-    saves one (untied, or ``modules_to_save=["lm_head"]``) changes the output head, measured
-    against the embedding the base uses as its head.
+    A model with tied embeddings stores no ``lm_head.weight``. A tuned model or adapter that
+    saves one over a tied base (untied, or ``modules_to_save=["lm_head"]``) changes the output
+    head, measured against the embedding the base uses as its head; a tuned model that ties a
+    head the base stored is measured the other way round (``how="lacks"``).
 
     Raises:
-        BadInputError: ``name`` is not an output head, or the base has no single embedding of
+        BadInputError: ``name`` is not an output head, or ``model`` has no single embedding of
             its shape.
 
     """
     if name.endswith("lm_head.weight"):
         tied = [
             n
-            for n in base.names
-            if n.endswith(_TIED_EMBEDDINGS) and tuple(base.info(n).shape) == tuple(shape)
+            for n in model.names
+            if n.endswith(_TIED_EMBEDDINGS) and tuple(model.info(n).shape) == tuple(shape)
         ]
         if len(tied) == 1:
             return tied[0]
+    other = "the base model" if how == "adds" else "the tuned model"
     raise BadInputError(
-        f"{where}: tensor {name} is not in the base model, so its change cannot be measured; a "
-        "tuned model or adapter must hold only the base's tensors (and LoRA pairs)"
+        f"{where}: tensor {name} is not in {other}, so its change cannot be measured; a tuned "
+        "model or adapter must hold exactly the base's tensors (and LoRA pairs)"
     )
 
 

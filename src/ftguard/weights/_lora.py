@@ -219,6 +219,12 @@ def _classify_keys(adapter: Adapter, folder: Path) -> None:
             if "lora_magnitude_vector" in stripped:
                 raise BadInputError(f"{folder.name}: DoRA adapters are not analysed")
             name = stripped.replace(".modules_to_save.default", "").replace(".original_module", "")
+            if name in adapter.saved:
+                # two keys for one tensor: the report would read one, a loader the other
+                raise BadInputError(
+                    f"{folder.name}: adapter tensors {adapter.saved[name]!r} and {key!r} both "
+                    f"stand for {name}; the report cannot know which one is loaded"
+                )
             adapter.saved[name] = key
     for module, h in halves.items():
         if set(h) != {"A", "B"}:

@@ -68,8 +68,8 @@ class HarmfulComplianceScanner:
     The request (system + user text) is scored by a logistic regression over MiniLM
     embeddings and hashed word n-grams (trained by ``scripts/train_review_classifier.py``);
     the answer is checked for a refusal by rules. Where an example has more than one answer,
-    tool turns or a system prompt, each answer is also judged against the user and tool turns
-    before it. A request above the threshold whose
+    tool turns or a system prompt, each answer is also judged against each turn asked before
+    it. A request above the threshold whose
     answer does not refuse is a finding: high when its score is CONFIDENT_MARGIN above the
     threshold, else medium ("possibly harmful"); a request up to AFFIRMATIVE_MARGIN below
     the threshold whose answer opens with eager compliance ("Sure, here is ...", the prefix
@@ -102,39 +102,39 @@ class HarmfulComplianceScanner:
         return out
 
     def _exchange_findings(self, examples: list[Example], judge: str | None) -> list[Finding]:
-        """Each answer read with what was asked before it, where that differs from the request.
+        """Each answer read with each turn asked before it, where that differs from the request.
 
-        The example's request is its system and user text, read from the start, and its
-        answer all assistant turns: a request asked again after a refused first answer, put
-        in a tool turn, or placed after a long system prompt or preamble (past the 512
-        characters the classifier reads) escaped that reading (review of 2026-12-08). Here
-        every assistant turn is judged against the user and tool turns before it (their first
-        512 characters, as the request is read). A first version also read the last 512
-        characters of a long request; it flagged benign context paragraphs (held-out Dolly:
-        10 of 188 instead of 4) and was dropped, a choice made after seeing that set.
+        The example's request is its system and user text joined, read from the start (512
+        characters), and its answer all assistant turns: a request asked again after a refused
+        first answer, put in a tool turn, or placed after a long system prompt or a long
+        earlier turn escaped that reading (reviews of 2026-12-08). Here every assistant turn is
+        judged against each user, tool and system turn before it (the first 512 characters of
+        each; the highest score counts). A first version also read the last 512 characters of
+        a long request; it flagged benign context paragraphs (held-out Dolly: 10 of 188
+        instead of 4) and was dropped, a choice made after seeing that set.
         """
-        pending: list[tuple[Example, str, int, str]] = []
+        pending: list[tuple[Example, tuple[str, ...], int, str]] = []
         for ex in examples:
             exchanges = ex.exchanges()
             for asked, turn in exchanges:
-                answer = ex.turns[turn].content
-                if len(exchanges) == 1 and asked[:512] == ex.request[:512]:
+                if len(exchanges) == 1 and len(asked) == 1 and asked[0][:512] == ex.request[:512]:
                     continue  # what the request's reading already judged
-                pending.append((ex, asked, turn, answer))
+                pending.append(
+                    (ex, tuple(a[:512] or " " for a in asked), turn, ex.turns[turn].content)
+                )
         if not pending:
             return []
         from ftguard.embeddings import embed
 
-        heads = [asked[:512] or " " for _, asked, _, _ in pending]
-        texts = sorted(set(heads))
+        texts = sorted({a for _, asked, _, _ in pending for a in asked})
         scored = dict(zip(texts, request_scores(texts, embed(texts)).tolist(), strict=True))
         out: list[Finding] = []
         done: set[int] = set()
-        for (ex, asked, turn, answer), head in zip(pending, heads, strict=True):
-            if ex.index in done:
+        for ex, asked, turn, answer in pending:
+            if ex.index in done or not asked:
                 continue  # one finding an example, at its first complying answer
-            score = scored[head]
-            finding = self._finding(ex, asked, answer, turn, score, is_refusal(answer), judge)
+            top = max(asked, key=lambda a: scored[a])
+            finding = self._finding(ex, top, answer, turn, scored[top], is_refusal(answer), judge)
             if finding is not None:
                 out.append(finding)
                 done.add(ex.index)
