@@ -137,20 +137,33 @@ def fresh_run_folder(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
-        info = path.lstat()
-        if (
-            path.is_symlink()
-            or not path.is_dir()
-            or info.st_uid != os.geteuid()
-            or info.st_mode & 0o022
-            or any(path.iterdir())
-        ):
-            raise BadInputError(
-                f"the run folder {path} already exists and is not an empty folder of this "
-                "account's: a run starts in a new, private folder (remove it, or ask who made it)"
-            ) from None
+        _check_run_folder(path)
     path.chmod(0o700)
     return path
+
+
+def _check_run_folder(path: Path) -> None:
+    """Refuse a run folder that exists and is not an empty, private folder of this account.
+
+    Raises:
+        BadInputError: It is a link, a file, another account's, writable by others or not
+            empty.
+
+    """
+    if not (path.exists() or path.is_symlink()):
+        return
+    info = path.lstat()
+    if (
+        path.is_symlink()
+        or not path.is_dir()
+        or info.st_uid != os.geteuid()
+        or info.st_mode & 0o022
+        or any(path.iterdir())
+    ):
+        raise BadInputError(
+            f"the run folder {path} already exists and is not an empty folder of this "
+            "account's: a run starts in a new, private folder (remove it, or ask who made it)"
+        )
 
 
 CONFIG_FILE = "config.yaml"
@@ -270,7 +283,11 @@ def start_run(
         startable_job(ws, actor=actor, job_id=job_id)
         raise
     staged = stage_inputs(ws, row)
-    fresh_run_folder(run_dir)
+    try:
+        _check_run_folder(run_dir)
+    except BadInputError:
+        startable_job(ws, actor=actor, job_id=job_id)  # as for the output: a late launcher?
+        raise
     argv = command or approved_command(staged["config"], {**staged, "output": out})
     if argv is None:
         raise BadInputError(
@@ -294,6 +311,11 @@ def start_run(
         },
     )
     check, token = started.check, started.token
+    try:
+        fresh_run_folder(run_dir)  # made now, by the one launcher that started the run
+    except BadInputError:
+        finish_run(ws, actor=actor, job_id=job_id, token=token, exit_code=127)
+        raise
     bundle = run_dir / "approval-bundle.json"
     bundle.write_text(json.dumps(check.bundle(), indent=2))
     return RunTicket(
