@@ -121,7 +121,8 @@ def test_deploy_registers_aliases_and_the_serving_side_verifies(
     assert main([*verify, "--download-to", str(kept), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["report"]["ok"] and out["job_id"] == job
-    assert set(out["report"]["checks"]) == {"attestation", "model_signing"}
+    assert set(out["report"]["checks"]) == {"attestation", "model_signing", "base_model"}
+    assert out["report"]["checks"]["base_model"]["ok"]  # the base its adapter_config names
     assert sorted(p.name for p in (kept / "model").iterdir()) == sorted(
         p.name for p in adapter.iterdir()
     )
