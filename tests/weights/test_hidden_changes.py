@@ -46,6 +46,15 @@ def _adapter(base: Path, out: Path, tweak: str | None = None, **config: Any) -> 
     return out
 
 
+def _with_own_head(tied: Path, folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A copy of a tied model that stores its own output head (the embedding's rows reversed)."""
+    shutil.copytree(tied, folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["lm_head.weight"] = np.ascontiguousarray(tensors["model.embed_tokens.weight"][::-1])
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder, tensors
+
+
 def test_a_benign_peft_adapter_still_passes(tiny_model: Path, tmp_path: Path) -> None:
     report = diff(tiny_model, _adapter(tiny_model, tmp_path / "benign"), workers=1)
     assert report.verdict == "pass" and report.tensors_changed > 0
@@ -115,12 +124,7 @@ def test_alpha_pattern_is_resolved_as_peft_resolves_it(
 def test_a_full_model_that_unties_its_head_is_measured_against_the_embedding(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    tuned = tmp_path / "untied"
-    shutil.copytree(tiny_model, tuned)
-    tensors = load_file(str(tuned / "model.safetensors"))
-    embedding = tensors["model.embed_tokens.weight"]
-    tensors["lm_head.weight"] = np.ascontiguousarray(embedding[::-1])
-    save_file(tensors, str(tuned / "model.safetensors"), metadata={"format": "pt"})
+    tuned, tensors = _with_own_head(tiny_model, tmp_path / "untied")
     report = diff(tiny_model, tuned, workers=1)
     head = next(t for t in report.tensors if t.name == "lm_head.weight")
     assert (head.relative_change or 0) > 0.5 and report.verdict == "flag"
@@ -171,11 +175,7 @@ def test_a_full_model_that_ties_a_head_the_base_stored_is_measured(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     """Third pass of 2026-12-08: a tensor the tuned model lacked counted as no change."""
-    untied_base = tmp_path / "untied-base"
-    shutil.copytree(tiny_model, untied_base)
-    tensors = load_file(str(untied_base / "model.safetensors"))
-    tensors["lm_head.weight"] = np.ascontiguousarray(tensors["model.embed_tokens.weight"][::-1])
-    save_file(tensors, str(untied_base / "model.safetensors"), metadata={"format": "pt"})
+    untied_base, _ = _with_own_head(tiny_model, tmp_path / "untied-base")
     report = diff(untied_base, tiny_model, workers=1)  # the tuned model ties its head again
     head = next(t for t in report.tensors if t.name == "lm_head.weight")
     assert (head.relative_change or 0) > 0.5 and report.verdict == "flag"
