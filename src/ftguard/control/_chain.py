@@ -78,8 +78,8 @@ ACTION_SCOPES: dict[str, str] = {
     ),
 }
 """The scope a scoped API token needs to write each of these events (checked when an event is
-written and again on replay). Events that several
-use cases write (a review's, the gate's, evidence) are left to the routes' scopes."""
+written and again on replay). Events that several use cases write (a review's, the gate's,
+evidence) are left to the routes' scopes."""
 
 
 @dataclass
