@@ -82,12 +82,12 @@ def _model_signing_check(
 
     """
     if attested is None:
-        if require:
-            raise VerificationError(
-                "the attestation names no model_signing signature (issued before the gate "
-                "signed models); refusing without --allow-legacy-attestation"
-            )
-        return CheckResult(ok=True, detail="skipped: a legacy attestation names no signature")
+        return _legacy(
+            require,
+            "the attestation names no model_signing signature (issued before the gate signed "
+            "models)",
+            "a legacy attestation names no signature",
+        )
     attested_pem = read_model_signing_public_key(
         str(attested.get("public_key") or "").encode(), where="key in the attestation"
     )
@@ -116,6 +116,18 @@ def _model_signing_check(
     )
 
 
+def _legacy(require: bool, missing: str, skipped: str) -> CheckResult:
+    """A check an attestation issued before it existed cannot make: refused unless allowed.
+
+    Raises:
+        VerificationError: ``require`` (no --allow-legacy-attestation).
+
+    """
+    if require:
+        raise VerificationError(f"{missing}; refusing without --allow-legacy-attestation")
+    return CheckResult(ok=True, detail=f"skipped: {skipped}")
+
+
 def _base_model_check(
     model_path: str | Path,
     attested: dict[str, Any] | None,
@@ -138,12 +150,12 @@ def _base_model_check(
     if not adapter_config.is_file():
         return CheckResult(ok=True, detail="not needed: a full model, attested whole")
     if attested is None:
-        if require:
-            raise VerificationError(
-                "the model is a LoRA adapter and the attestation names no base model (issued "
-                "before the gate named it); refusing without --allow-legacy-attestation"
-            )
-        return CheckResult(ok=True, detail="skipped: a legacy attestation names no base model")
+        return _legacy(
+            require,
+            "the model is a LoRA adapter and the attestation names no base model (issued "
+            "before the gate named it)",
+            "a legacy attestation names no base model",
+        )
     base = base_model or (_named_base(adapter_config) if follow_adapter_config else None)
     expected = str(attested.get("sha256"))
     if base is None:
