@@ -671,3 +671,61 @@ def test_a_log_rolled_back_behind_the_witness_serves_no_reads(cp: Env) -> None:
             assert answer.status_code == 422 and "rolled back" in answer.json()["message"]
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "rolled back" in ready.json()["reason"]
+
+
+def test_a_user_without_a_team_role_reads_only_their_own_jobs(matrix: Matrix) -> None:
+    """Review of 2026-12-08: any signed-in user read every job, its evidence and its audit
+    events, whoever requested it. A user whose only role is requester now reads their own jobs
+    and nothing of anyone else's; a job they may not read answers as one that does not exist."""
+    from tests.server.test_console import console
+
+    server, job = matrix.server, matrix.job
+    ws = server.cp.ws
+    service.add_user(ws, actor="root", name="zed", roles=["requester", "data_preparer"])
+    server.tokens["zed"] = service.create_token(ws, actor="root", user="zed")["token"]
+    own = server.submit("zeds", requester="zed", preparer="zed")
+    unknown = "job-0000000000" if job != "job-0000000000" else "job-0000000001"
+
+    for endpoint in endpoints(job, matrix.pending_key):
+        if f"/jobs/{job}" not in endpoint.path:
+            continue
+        before = matrix.snapshot()
+        answer = server.client.request(
+            endpoint.method, endpoint.path, json=endpoint.body, headers=server.auth("zed")
+        )
+        assert answer.status_code == 404, (endpoint.method, endpoint.path, answer.text)
+        assert "alice" not in answer.text and "dan" not in answer.text
+        probe = server.client.request(
+            endpoint.method,
+            endpoint.path.replace(job, unknown),
+            json=endpoint.body,
+            headers=server.auth("zed"),
+        )
+        assert probe.status_code == 404
+        assert answer.json()["message"].replace(job, "?") == probe.json()["message"].replace(
+            unknown, "?"
+        )
+        assert matrix.snapshot() == before
+
+    listed = server.get("/api/v1/jobs", "zed")
+    assert listed.status_code == 200 and [j["id"] for j in listed.json()] == [own]
+    assert server.get(f"/api/v1/audit?job_id={job}", "zed").status_code == 404
+    events = server.get("/api/v1/audit?limit=1000", "zed").json()
+    assert own in {e["job_id"] for e in events} <= {own, None}
+    assert all(e["actor"] == "zed" for e in events if e["job_id"] is None)
+    assert server.get(f"/api/v1/jobs/{own}", "zed").status_code == 200
+
+    # The people the job concerns and the team roles still read it.
+    for user in ("alice", "dan", "bob", "sec", "root"):
+        assert server.get(f"/api/v1/jobs/{job}", user).status_code == 200, user
+    everyone = {j["id"] for j in server.get("/api/v1/jobs", "bob").json()}
+    assert {job, own} <= everyone
+    assert own not in {j["id"] for j in server.get("/api/v1/jobs", "alice").json()}
+
+    # The console shows the same: no trace of alice's job in zed's queue, audit or job pages.
+    browser = console(server, "zed")
+    for page in ("/queue", "/audit"):
+        html = browser.get(page).text
+        assert own in html and job not in html, page
+    assert browser.get(f"/jobs/{job}").status_code == 404
+    assert browser.get(f"/jobs/{own}").status_code == 200

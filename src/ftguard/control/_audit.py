@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from ftguard.attest import PrivateKey, PublicKey, canonical_json
@@ -223,12 +223,22 @@ def append_event(
 
 
 def iter_events(
-    session: Session, *, job_id: str | None = None, after: int = 0, limit: int | None = None
+    session: Session,
+    *,
+    job_id: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> Iterator[AuditEvent]:
-    """Events in sequence order (optionally those of one job, after ``after``, at most ``limit``)."""
+    """Events in sequence order: of one job, after ``after``, at most ``limit``, as asked.
+
+    ``where``: only the events it selects.
+    """
     query = select(AuditEventRow).where(AuditEventRow.seq > after).order_by(AuditEventRow.seq)
     if job_id is not None:
         query = query.where(AuditEventRow.job_id == job_id)
+    if where is not None:
+        query = query.where(where)
     if limit is not None:
         query = query.limit(limit)
     for row in session.scalars(query.execution_options(yield_per=500)):

@@ -90,16 +90,20 @@ from ftguard.control._jobs import (
     new_job_row,
     transition,
 )
+from ftguard.control._readers import READS_EVERY_JOB, JobReader, job_reader
 from ftguard.control._runs import abort_run, finish_run, launch, start_run, verify_running
 from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
 from ftguard.control._workspace import Workspace, now_iso
-from ftguard.errors import BadInputError, ConflictError, VerificationError
+from ftguard.errors import BadInputError, ConflictError, NotFoundError, VerificationError
 from ftguard.policy import Policy, parse_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
 __all__ = [
     "MAX_EXPORT_BYTES",
+    "READS_EVERY_JOB",
+    "JobReader",
+    "job_reader",
     "BaselineExport",
     "BaselineRecord",
     "BaselineView",
@@ -291,16 +295,30 @@ def submit_job(
         return job_view(session, row)
 
 
-def get_job(ws: Workspace, job_id: str) -> JobView:
-    """One job with its approvals and evidence."""
+def get_job(ws: Workspace, job_id: str, *, reader: JobReader | None = None) -> JobView:
+    """One job with its approvals and evidence.
+
+    ``reader``: the team server's signed-in user; a job they may not read is not found.
+    """
     with ws.store.read() as session:
-        return job_view(session, get_job_row(session, job_id))
+        row = get_job_row(session, job_id)
+        if reader is not None and not reader.may_read(row.requester, row.preparer):
+            raise NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
+        return job_view(session, row)
 
 
 def list_jobs(
-    ws: Workspace, *, state: str | None = None, limit: int | None = None, offset: int = 0
+    ws: Workspace,
+    *,
+    state: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    reader: JobReader | None = None,
 ) -> list[JobView]:
-    """Jobs, newest first (optionally in one state; a page of ``limit`` from ``offset``)."""
+    """Jobs, newest first (optionally in one state; a page of ``limit`` from ``offset``).
+
+    ``reader``: the team server's signed-in user; only the jobs they may read.
+    """
     from sqlalchemy import select
 
     if state is not None and state not in {s.value for s in JobState}:
@@ -309,6 +327,9 @@ def list_jobs(
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
         if state:
             query = query.where(JobRow.state == state)
+        readable = None if reader is None else reader.jobs_filter()
+        if readable is not None:
+            query = query.where(readable)
         query = query.offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -440,11 +461,23 @@ def verify_audit(
 
 
 def iter_audit(
-    ws: Workspace, *, job_id: str | None = None, after: int = 0, limit: int | None = None
+    ws: Workspace,
+    *,
+    job_id: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+    reader: JobReader | None = None,
 ) -> list[AuditEvent]:
-    """Audit events in order (optionally of one job; those after ``after``, at most ``limit``)."""
+    """Audit events in order (optionally of one job; those after ``after``, at most ``limit``).
+
+    ``reader``: only the events of jobs they may read and the events they made (a job they may
+    not read is not found).
+    """
+    if job_id is not None and reader is not None:
+        get_job(ws, job_id, reader=reader)
+    where = None if reader is None else reader.events_filter()
     with ws.store.read() as session:
-        return list(iter_events(session, job_id=job_id, after=after, limit=limit))
+        return list(iter_events(session, job_id=job_id, after=after, limit=limit, where=where))
 
 
 def override(ws: Workspace, *, actor: Caller, job_id: str, justification: str) -> JobView:

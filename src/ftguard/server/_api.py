@@ -291,7 +291,27 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
 
 Caller = Annotated[service.ServerCaller, Depends(current_caller)]
 Ctx = Annotated[ServerContext, Depends(context)]
-JobId = Annotated[str, Path(pattern=JOB_ID)]
+
+
+def current_reader(ctx: Ctx, caller: Caller) -> service.JobReader:
+    """The caller as a reader of jobs: which jobs they may see (see ``control/_readers``)."""
+    return service.job_reader(ctx.ws, caller.name)
+
+
+Reader = Annotated[service.JobReader, Depends(current_reader)]
+
+
+def readable_job(ctx: Ctx, reader: Reader, job_id: Annotated[str, Path(pattern=JOB_ID)]) -> str:
+    """The path's job id, if the caller may read that job; else the job is not found (404).
+
+    Every route on one job checks this first, so a job the caller may not read answers the
+    same as one that does not exist, whatever the route.
+    """
+    service.get_job(ctx.ws, job_id, reader=reader)
+    return job_id
+
+
+JobId = Annotated[str, Depends(readable_job)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Message} for code in (400, 401, 403, 404, 409, 413, 422, 429, 501, 503)
@@ -311,7 +331,7 @@ def whoami(ctx: Ctx, caller: Caller) -> WhoAmI:
 @router.get("/jobs", responses=_ERRORS)
 def list_jobs(
     ctx: Ctx,
-    caller: Caller,
+    reader: Reader,
     state: Annotated[
         Literal[tuple(s.value for s in JobState)] | None,  # type: ignore[valid-type]
         Query(),
@@ -320,7 +340,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[JobView]:
     """Jobs, newest first (optionally in one state), a page at a time."""
-    return service.list_jobs(ctx.ws, state=state, limit=limit, offset=offset)
+    return service.list_jobs(ctx.ws, state=state, limit=limit, offset=offset, reader=reader)
 
 
 @router.post("/jobs", status_code=201, responses=_ERRORS)
@@ -507,13 +527,13 @@ def attestation(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
 @router.get("/audit", responses=_ERRORS)
 def audit(
     ctx: Ctx,
-    caller: Caller,
+    reader: Reader,
     job_id: Annotated[str | None, Query(pattern=JOB_ID)] = None,
     after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[service.AuditEvent]:
     """Audit events in order (after a sequence number; optionally of one job)."""
-    return service.iter_audit(ctx.ws, job_id=job_id, after=after, limit=limit)
+    return service.iter_audit(ctx.ws, job_id=job_id, after=after, limit=limit, reader=reader)
 
 
 @router.get("/audit/verify", responses=_ERRORS)

@@ -84,10 +84,11 @@ def queue(request: Request, state: str | None = None) -> Response:
     if viewer is None:
         return to_login(request)
     ws = request.app.state.ctx.ws
-    waiting = service.list_jobs(ws, state=JobState.AWAITING_APPROVAL.value)
+    reader = viewer.reader
+    waiting = service.list_jobs(ws, state=JobState.AWAITING_APPROVAL.value, reader=reader)
     mine = [j for j in reversed(waiting) if may_approve(viewer, j)]
     chosen = state if state in _STATES else None
-    everything = service.list_jobs(ws, state=chosen)
+    everything = service.list_jobs(ws, state=chosen, reader=reader)
     return render(
         request,
         "queue.html",
@@ -110,7 +111,7 @@ def job_page(request: Request, job_id: str) -> Response:
     try:
         if not _JOB_ID.fullmatch(job_id):
             raise NotFoundError("no such job")
-        job = service.get_job(ws, job_id)
+        job = service.get_job(ws, job_id, reader=viewer.reader)
     except NotFoundError:
         return render(
             request,
@@ -151,7 +152,7 @@ def job_page(request: Request, job_id: str) -> Response:
         job=job,
         evidence=evidence,
         problems=problems,
-        events=service.iter_audit(ws, job_id=job_id),
+        events=service.iter_audit(ws, job_id=job_id, reader=viewer.reader),
         heatmap=_charts.heatmap_svg(evidence.get("weights", {}).get("body")),
         behavior_charts=_charts.behavior_svgs(behavior),
         can_approve=may_approve(viewer, job),
@@ -193,7 +194,7 @@ def audit_page(request: Request, page: Annotated[int, Query(ge=1, le=1_000_000)]
         verification: Any = service.verify_audit(ws, witness="default")
     except FtguardError as exc:
         verification = {"ok": False, "problem": str(exc)}
-    events = service.iter_audit(ws)
+    events = service.iter_audit(ws, reader=viewer.reader)
     pages = max(1, -(-len(events) // _AUDIT_PAGE))
     page = min(page, pages)
     newest = events[::-1][(page - 1) * _AUDIT_PAGE : page * _AUDIT_PAGE]

@@ -70,6 +70,11 @@ class Viewer:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
+    @property
+    def reader(self) -> service.JobReader:
+        """Which jobs they may read (see ``control/_readers``)."""
+        return service.JobReader.for_roles(self.name, self.roles)
+
 
 @dataclass
 class _PendingLogin:

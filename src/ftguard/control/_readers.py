@@ -1,0 +1,73 @@
+"""Who may read which jobs on the team server.
+
+A job, its evidence, its attestation and its audit events are read by the people it concerns:
+its requester, the data preparer it names, and the holders of a role that acts on other
+people's jobs (approvers, security reviewers, runners, admins), who need the whole queue to
+do their work. A user who holds no such role (a requester on a team of many) reads only their
+own jobs: another team's dataset paths, purposes, review findings and failed evaluations are
+not theirs to read.
+
+A job someone may not read is answered as if it did not exist, so that its id says nothing.
+
+In local mode every user reads the workspace's database and files themselves, so the rule can
+only hold on the team server; the threat model says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, or_, select
+
+from ftguard.control._identities import chain_view, policy_in_force
+from ftguard.control._workspace import Workspace
+from ftguard.store import AuditEventRow, JobRow
+
+__all__ = ["READS_EVERY_JOB", "JobReader", "job_reader"]
+
+READS_EVERY_JOB: frozenset[str] = frozenset({"approver", "security_reviewer", "runner", "admin"})
+"""Roles whose holders read every job: each acts on jobs other people requested."""
+
+
+@dataclass(frozen=True)
+class JobReader:
+    """A signed-in user, as far as reading jobs goes."""
+
+    name: str
+    every_job: bool
+    """Whether they hold a role in :data:`READS_EVERY_JOB`."""
+
+    @classmethod
+    def for_roles(cls, name: str, roles: set[str] | frozenset[str]) -> JobReader:
+        return cls(name=name, every_job=bool(READS_EVERY_JOB & set(roles)))
+
+    def may_read(self, requester: str, preparer: str) -> bool:
+        """Whether they may read a job with this requester and data preparer."""
+        return self.every_job or self.name in (requester, preparer)
+
+    def jobs_filter(self) -> ColumnElement[bool] | None:
+        """A ``WHERE`` clause on :class:`JobRow` for the jobs they may read (None: all)."""
+        if self.every_job:
+            return None
+        return or_(JobRow.requester == self.name, JobRow.preparer == self.name)
+
+    def events_filter(self) -> ColumnElement[bool] | None:
+        """A ``WHERE`` clause on :class:`AuditEventRow` (None: all).
+
+        The events of the jobs they may read, and the events they made themselves.
+        """
+        jobs = self.jobs_filter()
+        if jobs is None:
+            return None
+        return or_(
+            AuditEventRow.job_id.in_(select(JobRow.id).where(jobs)),
+            AuditEventRow.actor == self.name,
+        )
+
+
+def job_reader(ws: Workspace, name: str) -> JobReader:
+    """``name`` as a reader of jobs, by the roles the verified chain and the policy give them."""
+    with ws.store.read() as session:
+        state = chain_view(ws, session)
+        roles = state.roles_of(name, policy_in_force(ws, state).roles)
+    return JobReader.for_roles(name, roles)
