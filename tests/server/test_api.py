@@ -385,3 +385,38 @@ def test_evidence_rows_added_in_the_database_are_never_served(server: Server) ->
         session.execute(update(EvidenceRow).where(EvidenceRow.digest == digest).values(body=body))
     edited = server.get(f"/api/v1/jobs/{job}/evidence/review", "bob")
     assert edited.status_code >= 400 and "altered" in edited.text
+
+
+def test_the_gate_is_decided_over_the_api_and_names_who_decided(server: Server) -> None:
+    """Review of 2026-12-08: ``POST /jobs/ID/gate`` answered 500 on every call (the decision
+    was given the server's caller object where it records a name), so no gate could be
+    decided through the server. A run started and ended over the API, then the gate: it
+    blocks on the missing weight and behaviour evidence and records who decided."""
+    import shutil
+
+    job_id = server.awaiting()
+    assert server.sign_approval("bob", job_id).status_code == 201
+    assert server.sign_approval("carol", job_id).status_code == 201
+    started = server.post(f"/api/v1/jobs/{job_id}/runs", "alice", json={})
+    assert started.status_code == 201, started.text
+    run = started.json()
+    shutil.copytree(
+        server.cp.root / "job" / "model", server.cp.root / "ftguard-runs" / job_id / "1"
+    )
+    ended = server.post(
+        f"/api/v1/jobs/{job_id}/runs/{run['run']}/end",
+        "alice",
+        json={"token": run["token"], "exit_code": 0},
+    )
+    assert ended.status_code == 200 and ended.json()["state"] == "trained", ended.text
+    before = server.head_seq()
+
+    decided = server.post(f"/api/v1/jobs/{job_id}/gate", "sec")
+
+    assert decided.status_code == 200, decided.text
+    answer = decided.json()
+    assert answer["decision"] == "block" and answer["attestation_url"] is None
+    assert answer["decided_by"] == "sec"
+    assert answer["reasons"], answer
+    assert server.get(f"/api/v1/jobs/{job_id}", "sec").json()["state"] == "blocked"
+    assert server.head_seq() > before and service.verify_audit(server.cp.ws).ok

@@ -319,7 +319,7 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
             policy_digest=str(state.policy_digest),
             evidence={k: v[0] for k, v in evidence.items() if v is not None},
             decided_at=now_iso(),
-            decided_by=actor,
+            decided_by=who.name,
         )
         digest = store_evidence(
             ws,
