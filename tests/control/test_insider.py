@@ -197,6 +197,8 @@ def _forge(cp: Env, actor: str, action: str, job: str | None, payload: dict[str,
     [
         ("alice", "job.approve", {"nonce": "n1"}, "which they requested or prepared"),
         ("dan", "job.approve", {"nonce": "n1"}, "which they requested or prepared"),
+        ("alice", "review.override", {"justification": "x"}, "which they requested or prepared"),
+        ("dan", "gate.override", {"justification": "x"}, "which they requested or prepared"),
         (
             "alice",
             "job.approved",
@@ -962,3 +964,30 @@ def test_an_admin_aborts_a_run_whose_launcher_is_gone(
     _forge(cp, "alice", "run.abort", other, {"run": 1, "from": "running", "to": "failed"})
     with pytest.raises(VerificationError, match="without the admin role"), cp.ws.store.read() as s:
         chain_state(cp.ws, s)
+
+
+def test_a_security_reviewer_cannot_override_the_review_or_the_gate_of_their_own_job(
+    cp: Env,
+) -> None:
+    """Review of 2026-12-08: the overrides checked the role only, so a user holding both the
+    requester and the security reviewer roles cleared the review's block of their own job,
+    and could clear its gate block too: the same separation of duties as approvals now holds,
+    in the use case and on replay."""
+    service.add_user(cp.ws, actor="root", name="sara", roles=["requester", "security_reviewer"])
+    key = service.create_key(cp.ws, user="sara")
+    service.confirm_key(cp.ws, actor="root", keyid=key.keyid)
+    job = cp.submit(review=True, requester="sara")
+    assert service.get_job(cp.ws, job).state == "submitted"
+    with pytest.raises(PermissionDeniedError, match="separation of duties"):
+        service.override_review(cp.ws, actor="sara", job_id=job, justification="mine, trust me")
+    assert service.get_job(cp.ws, job).state == "submitted"
+    service.override_review(cp.ws, actor="sec", job_id=job, justification="reviewed by sec")
+    service.approve(cp.ws, actor="bob", job_id=job)
+    service.approve(cp.ws, actor="carol", job_id=job)
+    assert service.launch(cp.ws, actor="sara", job_id=job) == 0
+    assert service.decide_gate(cp.ws, actor="sec", job_id=job).decision.decision == "block"
+    head = service.verify_audit(cp.ws).head_seq
+    with pytest.raises(PermissionDeniedError, match="separation of duties"):
+        service.override(cp.ws, actor="sara", job_id=job, justification="mine, trust me")
+    assert service.get_job(cp.ws, job).state == "blocked"
+    assert service.verify_audit(cp.ws).head_seq == head

@@ -710,14 +710,18 @@ def _check_job_event(
     """What replay can check of a job event from the chain alone, before it is applied.
 
     A state change must be one the action makes and an edge of the job state machine; an
-    approval must not come from the job's requester or data preparer; a job becomes approved
+    approval or an override must not come from the job's requester or data preparer; a job becomes approved
     only with an approval in force, and a bound run starts only by consuming approvals. (Who
     holds which role may also come from the policy file, which the chain names only by its
     digest: the decisions check roles when the event is made.)
     """
-    if action == "job.approve" and actor in (job.requester, job.preparer):
+    if action in ("job.approve", "review.override", "gate.override") and actor in (
+        job.requester,
+        job.preparer,
+    ):
+        verb = {"job.approve": "approves"}.get(action, f"records {action} of")
         raise ChainProblem(
-            f"event #{seq}: {actor} approves job {job.id}, which they requested or prepared"
+            f"event #{seq}: {actor} {verb} job {job.id}, which they requested or prepared"
         )
     if action == "job.approve" and job.awaits_preparer:
         raise ChainProblem(

@@ -39,6 +39,7 @@ from ftguard.control._jobs import (
     evidence_body,
     job_manifests,
     require_job_analyst,
+    require_not_party,
     store_evidence,
     transition,
 )
@@ -506,6 +507,7 @@ def override_blocked(
     """
     job_id = row.id
     require_role(state, policy, actor.name, "security_reviewer", to="override gate decisions")
+    require_not_party(row, actor.name, to="override the gate of")
     record = state.job(job_id)
     if row.state != JobState.BLOCKED.value:
         raise ConflictError(f"job {job_id} is {row.state}, not blocked")

@@ -24,6 +24,7 @@ from ftguard.policy import Policy
 from ftguard.store import ApprovalRow, AuditEventRow, EvidenceRow, JobRow
 
 __all__ = [
+    "require_not_party",
     "ANALYSTS",
     "require_job_analyst",
     "PICKLE_SUFFIXES",
@@ -266,6 +267,23 @@ def chain_evidence(
 
 ANALYSTS = ("approver", "security_reviewer", "runner", "admin")
 """Roles that may analyse any job and ask for its gate (its requester may too)."""
+
+
+def require_not_party(row: JobRow, name: str, *, to: str) -> None:
+    """Refuse ``name`` if they requested the job or prepared its data (separation of duties).
+
+    Approving, overriding a review's block and overriding the gate each vouch for a job to
+    someone else; whoever asked for it or made its data may do none of them.
+
+    Raises:
+        PermissionDeniedError: ``name`` is the job's requester or data preparer.
+
+    """
+    if name in (row.requester, row.preparer):
+        raise PermissionDeniedError(
+            f"{name} may not {to} job {row.id}: they requested it or prepared its data "
+            "(separation of duties); another holder of the role must"
+        )
 
 
 def require_job_analyst(

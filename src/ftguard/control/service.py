@@ -88,6 +88,7 @@ from ftguard.control._jobs import (
     job_view,
     job_views,
     new_job_row,
+    require_not_party,
     transition,
 )
 from ftguard.control._readers import READS_EVERY_JOB, JobReader, job_reader
@@ -405,6 +406,7 @@ def _override_review(
     justification: str,
 ) -> None:
     require_role(state, policy, actor.name, "security_reviewer", to="override reviews")
+    require_not_party(row, actor.name, to="override the review of")
     # who rejected it is read from the chain: the table's column is an index a database
     # editor could set to "review"
     if row.state == JobState.REJECTED.value and state.job(row.id).rejected_by != "review":

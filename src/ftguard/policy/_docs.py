@@ -22,8 +22,9 @@ attestation records the digest of the policy it used. `ftguard policy show` prin
 digest; `ftguard policy check FILE` validates a file before you install it.
 
 Separation of duties that no policy can relax: the requester of a job and its data preparer can
-never approve it; one person counts once towards the quorum; only holders of the `approver` role
-approve; an approval is for one job, one set of input digests and one run.
+never approve it, nor override its review's or its gate's block (even holding the
+`security_reviewer` role); one person counts once towards the quorum; only holders of the
+`approver` role approve; an approval is for one job, one set of input digests and one run.
 
 The file is read strictly: a key written twice in one mapping is an error (YAML would keep the
 last one silently), a number field takes numbers only (`quorum: true` or `quorum: "2"` is an
