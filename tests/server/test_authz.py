@@ -729,3 +729,64 @@ def test_a_user_without_a_team_role_reads_only_their_own_jobs(matrix: Matrix) ->
         assert own in html and job not in html, page
     assert browser.get(f"/jobs/{job}").status_code == 404
     assert browser.get(f"/jobs/{own}").status_code == 200
+
+
+def test_verify_by_job_id_answers_only_for_a_job_the_caller_may_read(matrix: Matrix) -> None:
+    """Review of 2026-12-08: ``POST /verify`` with a job id read the job without the reader
+    rule, so its answer told a user without a team role which ids were jobs, which passed the
+    gate and which files each attested model holds."""
+    server, job = matrix.server, matrix.job
+    ws = server.cp.ws
+    service.add_user(ws, actor="root", name="zed", roles=["requester"])
+    server.tokens["zed"] = service.create_token(ws, actor="root", user="zed")["token"]
+    body = {"model": "data/job/model", "attestation": job}
+    hidden = server.post("/api/v1/verify", "zed", json=body)
+    unknown = server.post("/api/v1/verify", "zed", json=body | {"attestation": "job-0000000000"})
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["message"].replace(job, "?") == unknown.json()["message"].replace(
+        "job-0000000000", "?"
+    )
+    answered = server.post("/api/v1/verify", "alice", json=body)  # her own job: an answer
+    assert answered.status_code == 200 and answered.json()["allowed"] is False
+
+
+def test_the_policy_keeps_a_storage_root_to_the_users_and_roles_it_names(server: Server) -> None:
+    """Review of 2026-12-08: the server reads every storage root with its own rights, so any
+    requester could submit another team's dataset as their own job's input and have the
+    server hash and review it (its findings quote the data), or list another team's folders
+    through ``/verify``. ``server.storage_access`` names who may use each root; the refusal
+    comes before the path is looked at."""
+    ws = server.cp.ws
+    server.cp.set_policy(
+        ws.policy_path.read_text()
+        + "server:\n  storage_access:\n    data: [alice, dan, 'role:approver']\n"
+    )
+    service.add_user(ws, actor="root", name="zed", roles=["requester", "data_preparer"])
+    server.tokens["zed"] = service.create_token(ws, actor="root", user="zed")["token"]
+    server.cp.inputs("teama")
+    body = {
+        "base_model": "data/teama/model",
+        "dataset": "data/teama/train.jsonl",
+        "config": "data/teama/config.yaml",
+        "purpose": "someone else's data",
+        "prepared_by": "zed",
+    }
+    before = server.head_seq()
+    for probe in (body, body | {"dataset": "data/teama/no-such-file.jsonl"}):
+        refused = server.post("/api/v1/jobs", "zed", json=probe)
+        assert refused.status_code == 403, refused.text
+        assert "storage_access" in refused.json()["message"]
+        assert "no-such" not in refused.json()["message"]
+    listing = server.post(
+        "/api/v1/verify", "zed", json={"model": "data/teama", "attestation": "data/x.json"}
+    )
+    assert listing.status_code == 403 and "storage_access" in listing.json()["message"]
+    assert server.head_seq() == before
+    # The users and the role the root names use it as before.
+    assert (
+        server.post("/api/v1/jobs", "alice", json=body | {"prepared_by": "dan"}).status_code == 201
+    )
+    looked = server.post(
+        "/api/v1/verify", "bob", json={"model": "data/teama/model", "attestation": "data/x.json"}
+    )
+    assert looked.status_code == 400 and "does not exist" in looked.json()["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -135,6 +135,34 @@ class ServerPolicy(_Section):
 
     oidc: list[OidcIssuerPolicy] = Field(default_factory=list)
     """OIDC issuers whose bearer tokens (and console sign-ins) the server accepts."""
+    storage_access: dict[str, list[str]] = Field(default_factory=dict)
+    """Who may name paths in each storage root, by root name: user names, and ``role:NAME``
+    for every holder of a role. It covers a job's inputs, a run's chosen output and
+    ``/verify``'s files: the server reads every root with its own rights, so without it any
+    signed-in user has the server hash, review or list another team's files. A root not
+    listed here is open to every signed-in user."""
+
+    @field_validator("storage_access")
+    @classmethod
+    def _principals(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        roles = set(get_args(Role))
+        for root, names in value.items():
+            if not names:
+                raise ValueError(f"storage_access.{root}: name at least one user or role:NAME")
+            for name in names:
+                if not name.strip():
+                    raise ValueError(f"storage_access.{root} holds an empty name")
+                if name.startswith("role:") and name[5:] not in roles:
+                    raise ValueError(
+                        f"storage_access.{root}: {name!r} is not a role "
+                        f"({', '.join(sorted(roles))})"
+                    )
+        return value
+
+    def may_use_root(self, root: str, user: str, roles: set[str]) -> bool:
+        """Whether ``user`` holding ``roles`` may name paths in storage root ``root``."""
+        allowed = self.storage_access.get(root)
+        return allowed is None or user in allowed or any(f"role:{r}" in allowed for r in roles)
 
 
 class Policy(_Section):

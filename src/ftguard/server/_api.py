@@ -318,6 +318,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def check_storage_access(
+    ctx: ServerContext, caller: service.ServerCaller, **references: str
+) -> None:
+    """Refuse a reference into a storage root the policy keeps from the caller.
+
+    The policy's ``server.storage_access`` decides; checked before the path is looked at, so a
+    refusal says nothing of what is there.
+
+    Raises:
+        PermissionDeniedError: The caller may not use one of the roots.
+
+    """
+    with ctx.ws.store.read() as session:
+        state = chain_view(ctx.ws, session)
+        policy = policy_in_force(ctx.ws, state)
+        roles = state.roles_of(caller.name, policy.roles)
+    for what, reference in references.items():
+        root = reference.strip().split("/", 1)[0]
+        if not policy.server.may_use_root(root, caller.name, roles):
+            raise PermissionDeniedError(
+                f"{what}: {caller.name} may not use the storage root {root!r} "
+                "(the policy's server.storage_access)"
+            )
+
+
 @router.get("/whoami", responses=_ERRORS)
 def whoami(ctx: Ctx, caller: Caller) -> WhoAmI:
     """Who the server takes you for, your roles, and how you were authenticated."""
@@ -347,10 +372,9 @@ def list_jobs(
 def submit_job(ctx: Ctx, caller: Caller, body: SubmitBody) -> JobView:
     """Request a fine-tune; its inputs are named inside the server's storage roots."""
     roots = ctx.settings.storage_roots
-    paths = {
-        what: resolve_input(roots, getattr(body, what), what=what)
-        for what in ("base_model", "dataset", "config")
-    }
+    kinds = ("base_model", "dataset", "config")
+    check_storage_access(ctx, caller, **{what: getattr(body, what) for what in kinds})
+    paths = {what: resolve_input(roots, getattr(body, what), what=what) for what in kinds}
     return service.submit_job(
         ctx.ws,
         actor=caller,
@@ -673,6 +697,8 @@ def start_run(ctx: Ctx, caller: Caller, job_id: JobId, body: RunBody) -> RunStar
         # read again from the storage as it is now (an object root is downloaded afresh):
         # the ticket's approved digests are checked against these bytes
         resolve_input(roots, reference, what=kind)
+    if body.output:
+        check_storage_access(ctx, caller, output=body.output)
     output = body.output or (
         f"{references['dataset'].split('/')[0]}/ftguard-runs/{job_id}/{job.run_count + 1}"
     )
@@ -732,7 +758,7 @@ class VerifyBody(_Body):
 
 
 @router.post("/verify", responses=_ERRORS)
-def verify(ctx: Ctx, caller: Caller, body: VerifyBody) -> VerifyAnswer:
+def verify(ctx: Ctx, caller: Caller, reader: Reader, body: VerifyBody) -> VerifyAnswer:
     """Whether a model may be served: the gate's deployment check, answered allow or deny.
 
     The model's files must be exactly those the trusted attestation names, its model signature
@@ -742,14 +768,22 @@ def verify(ctx: Ctx, caller: Caller, body: VerifyBody) -> VerifyAnswer:
     from ftguard.integrations import check_model
 
     roots = ctx.settings.storage_roots
+    by_id = re.fullmatch(JOB_ID, body.attestation) is not None
+    named = {
+        "model": body.model,
+        "attestation": None if by_id else body.attestation,
+        "model_signature": body.model_signature,
+        "base_model": body.base_model,
+    }
+    check_storage_access(ctx, caller, **{k: v for k, v in named.items() if v})
     model = resolve_input(roots, body.model, what="model")
     signature = (
         resolve_input(roots, body.model_signature, what="model_signature")
         if body.model_signature
         else None
     )
-    if re.fullmatch(JOB_ID, body.attestation):
-        service.get_job(ctx.ws, body.attestation)
+    if by_id:
+        service.get_job(ctx.ws, body.attestation, reader=reader)
         attestation = ctx.ws.reports_dir / body.attestation / "attestation.json"
         if not attestation.is_file():
             reason = f"job {body.attestation} has no attestation: it has not passed the gate"
