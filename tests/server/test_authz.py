@@ -790,3 +790,29 @@ def test_the_policy_keeps_a_storage_root_to_the_users_and_roles_it_names(server:
         "/api/v1/verify", "bob", json={"model": "data/teama/model", "attestation": "data/x.json"}
     )
     assert looked.status_code == 400 and "does not exist" in looked.json()["message"]
+
+
+def test_a_runner_reads_and_analyses_a_job_only_from_its_approval_on(matrix: Matrix) -> None:
+    """Review of 2026-12-08: the runner role (a training service's identity, whose token
+    is often limited to ``run``, and every scoped token reads) read every team's queue with its
+    purposes and review findings, and could start the review of any submitted job. It now
+    reads and analyses the jobs it may run: from their approval on."""
+    server, job = matrix.server, matrix.job
+    ws = server.cp.ws
+    service.add_user(ws, actor="root", name="rita", roles=["runner"])
+    service.confirm_key(ws, actor="root", keyid=service.create_key(ws, user="rita").keyid)
+    server.tokens["rita"] = service.create_token(ws, actor="root", user="rita", scopes=["run"])[
+        "token"
+    ]
+    assert service.get_job(ws, job).state == "awaiting_approval"
+    assert server.get(f"/api/v1/jobs/{job}", "rita").status_code == 404
+    assert job not in {j["id"] for j in server.get("/api/v1/jobs", "rita").json()}
+    with pytest.raises(PermissionDeniedError, match="may not review"):  # past the routes too
+        service.review_job(ws, actor="rita", job_id=job)
+
+    assert server.sign_approval("bob", job).status_code == 201
+    assert server.sign_approval("carol", job).status_code == 201
+    assert server.get(f"/api/v1/jobs/{job}", "rita").json()["state"] == "approved"
+    assert job in {j["id"] for j in server.get("/api/v1/jobs", "rita").json()}
+    started = server.post(f"/api/v1/jobs/{job}/runs", "rita", json={})
+    assert started.status_code == 201, started.text

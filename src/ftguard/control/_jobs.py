@@ -16,7 +16,7 @@ from ftguard.attest import canonical_json
 from ftguard.control._audit import append_event
 from ftguard.control._chain import Actor, ChainState, EvidenceRecord, JobRecord, parse_payload
 from ftguard.control._identities import require_role
-from ftguard.control._states import JobState, check_transition
+from ftguard.control._states import APPROVED_ONWARD, JobState, check_transition
 from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import Manifest, listing_digest, manifest_of, sha256_bytes
 from ftguard.errors import BadInputError, NotFoundError, PermissionDeniedError, VerificationError
@@ -266,7 +266,8 @@ def chain_evidence(
 
 
 ANALYSTS = ("approver", "security_reviewer", "runner", "admin")
-"""Roles that may analyse any job and ask for its gate (its requester may too)."""
+"""Roles that may analyse any job and ask for its gate (its requester may too); a ``runner``
+only from the job's approval on (:data:`APPROVED_ONWARD`)."""
 
 
 def require_not_party(row: JobRow, name: str, *, to: str) -> None:
@@ -301,10 +302,12 @@ def require_job_analyst(
 
     """
     name = who.name
-    roles = state.roles_of(name, policy.roles)
+    roles = state.roles_of(name, policy.roles) & set(ANALYSTS)
     if not who.may_administer():
         roles = roles - {"admin"}
-    if name == row.requester or roles & set(ANALYSTS):
+    if roles == {"runner"} and row.state not in APPROVED_ONWARD:
+        roles = set()  # a training service analyses what it may run, not the queue before
+    if name == row.requester or roles:
         return
     raise PermissionDeniedError(
         f"{name} may not {to} job {row.id}: only its requester ({row.requester}) or a holder "

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from ftguard.errors import ConflictError
 
-__all__ = ["TRANSITIONS", "JobState", "check_transition"]
+__all__ = ["APPROVED_ONWARD", "TRANSITIONS", "JobState", "check_transition"]
 
 
 class JobState(StrEnum):
@@ -27,6 +27,11 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
+
+APPROVED_ONWARD: frozenset[str] = frozenset(
+    {"approved", "running", "trained", "failed", "evaluating", "passed", "blocked", "deployed"}
+)
+"""The states of a job from its approval on: those a ``runner`` reads and analyses."""
 
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {

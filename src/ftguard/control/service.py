@@ -303,7 +303,7 @@ def get_job(ws: Workspace, job_id: str, *, reader: JobReader | None = None) -> J
     """
     with ws.store.read() as session:
         row = get_job_row(session, job_id)
-        if reader is not None and not reader.may_read(row.requester, row.preparer):
+        if reader is not None and not reader.may_read(row.requester, row.preparer, row.state):
             raise NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
         return job_view(session, row)
 

@@ -350,14 +350,18 @@ def create_app(settings: ServerSettings, *, context: ServerContext | None = None
         },
     )
     def readyz() -> JSONResponse:
-        """The database answers and the audit chain verifies."""
+        """The database answers and the audit chain verifies.
+
+        Unauthenticated, so it names no count or head of the chain: that would let anyone
+        count a team's activity.
+        """
         try:
             with ctx.ws.store.read() as session:
                 state = chain_state(ctx.ws, session)
                 check_witness(ctx.ws, session, state)
         except FtguardError as exc:
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "audit_head": state.seq})
+        return JSONResponse({"status": "ready"})
 
     app.add_middleware(WriteAdmission)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -33,7 +33,6 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
-    audit_head: int | None = None
     reason: str | None = None
 
 
