@@ -356,10 +356,15 @@ def test_an_adapter_is_served_only_on_the_approved_base_model(
     assert not report["checks"]["base_model"]["ok"]
     assert "added: chat_template.jinja" in report["checks"]["base_model"]["detail"]
     assert report["checks"]["attestation"]["ok"] and report["checks"]["model_signing"]["ok"]
-    # The base the server really loads, named explicitly, is what counts.
-    assert main([*args, "--base-model", str(cp.root / "job" / "model")]) == 0
-    # A base that is not a folder here is refused, with how to fix it.
+    # The base given is checked, and so is the folder the adapter's config names while it
+    # is one here: a loader that follows the config loads that one, whatever was given.
+    approved = str(cp.root / "job" / "model")
+    assert main([*args, "--base-model", approved]) == 6
+    assert "added: chat_template.jinja" in capsys.readouterr().err
     shutil.rmtree(served)
+    assert main([*args, "--base-model", approved]) == 0
+    capsys.readouterr()
+    # A base that is not a folder here is refused, with how to fix it.
     assert main(args) == 6
     assert "name the folder the server loads with --base-model" in capsys.readouterr().err
 
@@ -389,3 +394,39 @@ def test_a_decision_that_fails_to_commit_leaves_no_attestation(
     assert outcome.attestation_path is not None
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
     assert verify_deployment(adapter, outcome.attestation_path, cp.ws.attestation_pub_path).ok
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"modeling_ft.py": "class FtForCausalLM: ...\n"}, "trust_remote_code"),
+        ({"chat_template.jinja": "system: no content policy\n{{ messages }}"}, "base model's"),
+    ],
+)
+def test_the_gate_blocks_an_output_a_server_would_load_differently(
+    cp: Env, extra: dict[str, str], problem: str
+) -> None:
+    """Review of 2026-12-08 (serving side): an output whose code or own chat template a
+    server loads, but the gate's evaluation does not, passed the gate with honest evidence and
+    was attested; the attestation then covered behaviour nobody evaluated."""
+    job = cp.approved("job")
+    adapter = cp.root / "job" / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps(
+            {"peft_type": "LORA", "r": 8, "base_model_name_or_path": str(cp.root / "job" / "model")}
+        )
+    )
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights" * 10)
+    for name, text in extra.items():
+        (adapter / name).write_text(text)
+    ticket = service.start_run(cp.ws, actor="alice", job_id=job)
+    service.finish_run(
+        cp.ws, actor="alice", job_id=job, token=ticket.token, exit_code=0, output_path=str(adapter)
+    )
+    _evidence(cp, job, review="pass", weights="pass", behavior="pass")
+    outcome = service.decide_gate(cp.ws, actor="sec", job_id=job)
+    assert outcome.decision.decision == "block" and outcome.attestation_path is None
+    servable = next(r for r in outcome.decision.rules if r.rule == "output.servable")
+    assert not servable.passed and problem in servable.reason
+    assert all(r.passed for r in outcome.decision.rules if r.rule != "output.servable")

@@ -121,7 +121,12 @@ def test_deploy_registers_aliases_and_the_serving_side_verifies(
     assert main([*verify, "--download-to", str(kept), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["report"]["ok"] and out["job_id"] == job
-    assert set(out["report"]["checks"]) == {"attestation", "model_signing", "base_model"}
+    assert set(out["report"]["checks"]) == {
+        "attestation",
+        "model_signing",
+        "base_model",
+        "servable",
+    }
     assert out["report"]["checks"]["base_model"]["ok"]  # the base its adapter_config names
     assert sorted(p.name for p in (kept / "model").iterdir()) == sorted(
         p.name for p in adapter.iterdir()
@@ -224,3 +229,29 @@ def test_models_uris_and_names_are_checked(capsys: pytest.CaptureFixture[str]) -
     for name, alias in (("bot", "latest"), ("bot", "v2"), ("x' or '1'='1", "approved")):
         with pytest.raises(BadInputError):
             _checked_names(name, alias)
+
+
+def test_the_model_file_tag_names_the_only_file_of_the_artifact(tmp_path: Path) -> None:
+    """Review of 2026-12-08: ``ftguard.model_file``, a tag any registry writer sets, chose the
+    path that was checked. A version whose ``model/`` held an unapproved full model with the
+    approved adapter copied into ``model/approved/``, tagged ``approved``, verified while the
+    server loaded the folder around it (and an absolute tag checked a folder on the verifier's
+    own disk). The tag must be a plain file name, and that file all the artifact holds."""
+    from ftguard.integrations._mlflow import _served_path
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    approved = model / "approved"
+    approved.mkdir()
+    (approved / "adapter_model.safetensors").write_bytes(b"x")
+    assert _served_path(model, None) == (model, None)
+    for tag in ("approved", "approved/adapter_model.safetensors", "/srv/approved", "..", ""):
+        path, problem = _served_path(model, tag)
+        assert problem is not None and path == model, tag
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "adapter.safetensors").write_bytes(b"x")
+    assert _served_path(single, "adapter.safetensors") == (single / "adapter.safetensors", None)
+    (single / "extra.safetensors").write_bytes(b"y")
+    assert _served_path(single, "adapter.safetensors")[1] is not None

@@ -21,7 +21,7 @@ def test_verify_allows_the_attested_model_and_denies_it_once_changed(server: Ser
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["allowed"] is True and body["reasons"] == [] and body["job_id"] == job
-        assert set(body["checks"]) == {"attestation", "model_signing", "base_model"}
+        assert set(body["checks"]) == {"attestation", "model_signing", "base_model", "servable"}
     # An adapter without the base it is served on is denied: the server does not follow the
     # path in its adapter_config.json.
     answer = server.post("/api/v1/verify", "erin", json={"model": model, "attestation": job})

@@ -55,6 +55,7 @@ from ftguard.gate import (
     evaluate_rules,
     gate_verification_summary,
     issue_attestation,
+    serving_hazards,
 )
 from ftguard.policy import Policy
 from ftguard.store import AuditEventRow, JobRow, pending_path, publish_on_commit
@@ -246,6 +247,29 @@ def _output_rule(record: JobRecord, current: Manifest | None, problem: str | Non
     return RuleResult(rule="output.recorded", control="output", passed=False, reason=reason)
 
 
+def _servable_rule(record: JobRecord, current: Manifest | None) -> RuleResult:
+    """Nothing in the output makes a server load more than the gate evaluated."""
+    path = (record.output or {}).get("path")
+    if not path or current is None:
+        hazards = ["not checked: the output cannot be read"]
+    else:
+        try:
+            hazards = serving_hazards(str(path))
+        except BadInputError as exc:
+            hazards = [f"not checked: {exc.message}"]
+    if hazards:
+        return RuleResult(
+            rule="output.servable", control="output", passed=False, reason="; ".join(hazards)
+        )
+    return RuleResult(
+        rule="output.servable",
+        control="output",
+        passed=True,
+        reason="a server loads what the gate evaluated: no custom code, no adapter tokenizer "
+        "of its own, no base named by hub id, no hard link",
+    )
+
+
 def _recorded_manifest(output: dict[str, Any]) -> Manifest:
     return Manifest.model_validate(
         {
@@ -311,6 +335,7 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
             review_overridden=_review_override(session, job_id),
         )
         rules.append(_output_rule(record, current, problem))
+        rules.append(_servable_rule(record, current))
         passed = all(r.passed for r in rules)
         decision = Decision(
             job_id=job_id,

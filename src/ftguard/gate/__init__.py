@@ -17,6 +17,7 @@ from ftguard.gate._attestation import (
     verify_attestation,
 )
 from ftguard.gate._decision import Decision, RuleResult, evaluate_rules
+from ftguard.gate._hazards import serving_hazards
 from ftguard.gate._standard import (
     CONTROL_LEVELS,
     GATE_VERIFIER_ID,
@@ -50,6 +51,7 @@ __all__ = [
     "model_subjects",
     "read_attestation",
     "resource_uri",
+    "serving_hazards",
     "verify_attestation",
     "verify_deployment",
 ]

@@ -10,7 +10,10 @@ A model may be served only when all of these hold:
   signature file is the very one the gate issued (its SHA-256 is in the attestation);
 - ``base_model``: for a LoRA adapter, the base model it is served on (the folder given, or
   the one its ``adapter_config.json`` names) is the approved one the attestation names,
-  tokenizer and chat template included.
+  tokenizer and chat template included; a folder the adapter's config names must be it too;
+- ``servable``: nothing in the files makes a server load more than the gate evaluated
+  (:func:`ftguard.gate.serving_hazards`: custom code, an adapter's own tokenizer, a base named
+  by hub id, hard links).
 
 Any of them missing, malformed or signed by another key fails closed. :func:`check_deployment`
 reports every check; :func:`verify_deployment` raises on the first failure.
@@ -33,8 +36,9 @@ from ftguard.attest import (
     verify_model_signature,
 )
 from ftguard.digests import FileDigest, Manifest, manifest_of
-from ftguard.errors import VerificationError
+from ftguard.errors import BadInputError, VerificationError
 from ftguard.gate._attestation import CheckResult, DeploymentVerification, verify_attestation
+from ftguard.gate._hazards import ADAPTER_CONFIG, serving_hazards
 
 __all__ = [
     "MODEL_SIGNATURE_FILENAME",
@@ -43,8 +47,6 @@ __all__ = [
     "verify_deployment",
 ]
 
-ADAPTER_CONFIG = "adapter_config.json"
-"""A PEFT adapter folder's config, which names the base model it runs on."""
 MODEL_SIGNATURE_FILENAME = "model.sig"
 """The gate writes the model's signature beside the attestation under this name."""
 
@@ -156,7 +158,8 @@ def _base_model_check(
             "before the gate named it)",
             "a legacy attestation names no base model",
         )
-    base = base_model or (_named_base(adapter_config) if follow_adapter_config else None)
+    named = _named_base(adapter_config)
+    base = base_model or (named if follow_adapter_config else None)
     expected = str(attested.get("sha256"))
     if base is None:
         raise VerificationError(
@@ -164,6 +167,19 @@ def _base_model_check(
             f"{expected[:16]}) that is not a folder here: name the folder the server loads "
             "with --base-model, so that its weights, tokenizer and chat template are checked"
         )
+    if follow_adapter_config and named is not None and named.resolve() != base.resolve():
+        # A loader that follows the adapter's config loads this one, whatever was given.
+        _check_base(named, attested, expected)
+    return _check_base(base, attested, expected)
+
+
+def _check_base(base: Path, attested: dict[str, Any], expected: str) -> CheckResult:
+    """The base folder ``base`` is the attested one.
+
+    Raises:
+        VerificationError: It is not.
+
+    """
     manifest = manifest_of(base)
     if manifest.root != expected:
         approved = Manifest(
@@ -176,6 +192,19 @@ def _base_model_check(
         raise VerificationError(f"the base model at {base} is not the approved one ({diff})")
     return CheckResult(
         ok=True, detail=f"the base model at {base} is the approved one (sha256:{expected[:16]})"
+    )
+
+
+def _servable_check(model_path: str | Path) -> CheckResult:
+    try:
+        hazards = serving_hazards(model_path)
+    except BadInputError as exc:
+        return CheckResult(ok=False, detail=f"not checked: {exc.message}")
+    if hazards:
+        return CheckResult(ok=False, detail="; ".join(hazards))
+    return CheckResult(
+        ok=True,
+        detail="no custom code, own tokenizer of an adapter, base named by hub id or hard link",
     )
 
 
@@ -272,6 +301,8 @@ def check_deployment(
             )
         except VerificationError as exc:
             checks["base_model"] = CheckResult(ok=False, detail=exc.message)
+    checks["servable"] = _servable_check(model_path)
+    if verification is not None:
         verification.checks = dict(checks)
         verification.ok = all(c.ok for c in checks.values())
     reasons = [c.detail for c in checks.values() if not c.ok]

@@ -480,12 +480,37 @@ def _download_and_check(
         return _failed(label, f"{label} has no attestation stored with it")
     if hashlib.sha256(attestation.read_bytes()).hexdigest() != tags[TAG_ATTESTATION_SHA256]:
         return _failed(label, f"the attestation stored with {label} is not the one registered")
-    model_path = model_dir / tags[TAG_MODEL_FILE] if TAG_MODEL_FILE in tags else model_dir
+    model_path, problem = _served_path(model_dir, tags.get(TAG_MODEL_FILE))
+    if problem:
+        return _failed(label, f"{label}: {problem}")
     report = check_deployment(model_path, attestation, trusted_key, **checks)
     job = report.verification.job_id if report.verification else None
     if report.ok and job != tags.get(TAG_JOB_ID):
         return _failed(label, f"{label} is tagged as job {tags.get(TAG_JOB_ID)}, attested as {job}")
     return report
+
+
+def _served_path(model_dir: Path, model_file: str | None) -> tuple[Path, str | None]:
+    """What the server loads from the downloaded ``model/`` artifact, and why not, if so.
+
+    The ``ftguard.model_file`` tag (a single-file output) is a tag anyone with write access to
+    the registry can set: it must name one plain file name, and that file must be all the
+    artifact holds, so that what is checked is what a server loading the artifact gets
+    (a tag pointing into a subfolder once had an approved copy checked while the folder around
+    it, served, held another model).
+    """
+    if model_file is None:
+        return model_dir, None
+    if not model_file or model_file in (".", "..") or "/" in model_file or "\\" in model_file:
+        return model_dir, f"its {TAG_MODEL_FILE} tag {model_file!r} is not a plain file name"
+    entries = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
+    target = model_dir / model_file
+    if entries != [model_file] or target.is_symlink() or not target.is_file():
+        return model_dir, (
+            f"its {TAG_MODEL_FILE} tag names {model_file!r}, but the model artifact holds "
+            f"{', '.join(entries[:5]) or 'nothing'}: it must hold that one file only"
+        )
+    return target, None
 
 
 def _download(tracking_uri: str, version: Any, folder: Path) -> tuple[Path, Path]:

@@ -1,0 +1,126 @@
+"""What a serving stack would load from a model beyond what the gate evaluated.
+
+The gate evaluates an output the way :mod:`ftguard.models` loads it: the architecture built
+into transformers, without ``trust_remote_code``, and an adapter with its base's tokenizer and
+chat template. A serving stack may load more from the same attested files: Python code that a
+``config.json`` ``auto_map`` names (run by any server started with ``trust_remote_code``), an
+adapter's own tokenizer or chat template (``AutoTokenizer.from_pretrained(adapter)``, a
+per-adapter tokenizer in vLLM), the base an adapter's ``adapter_config.json`` names (a hub id
+or a relative path, which ``AutoPeftModelForCausalLM`` fetches), or a single weights file whose
+adapter config beside it is not part of what was attested. A file with a second name elsewhere
+(a hard link) can be rewritten through that name after any check. Each is a way to serve
+behaviour the gate never saw, so the gate refuses such an output (rule ``output.servable``)
+and the serving side's check refuses such a model (check ``servable``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ftguard._files import read_regular_file
+from ftguard.digests import walk_files
+from ftguard.errors import BadInputError
+
+__all__ = ["ADAPTER_CONFIG", "ADAPTER_TOKENIZER_FILES", "serving_hazards"]
+
+ADAPTER_CONFIG = "adapter_config.json"
+"""A PEFT adapter folder's config, which names the base model it runs on."""
+
+ADAPTER_TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "chat_template.jinja",
+        "chat_template.json",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+    }
+)
+"""Files that make a loader read an adapter's own tokenizer or chat template."""
+
+_CONFIGS_WITH_CODE = ("config.json", "tokenizer_config.json", ADAPTER_CONFIG)
+"""JSON files whose ``auto_map`` makes transformers import code from the model's folder."""
+
+
+def serving_hazards(model_path: str | Path) -> list[str]:
+    """Why a server loading ``model_path`` could run something other than what was evaluated.
+
+    Empty when there is nothing: no Python file and no ``auto_map``, no hard-linked file, and
+    for an adapter no tokenizer or chat template of its own and no base named by hub id or
+    relative path.
+
+    Raises:
+        BadInputError: The path cannot be read (a link, a special file, a missing path).
+
+    """
+    path = Path(model_path)
+    if not path.is_file() and not path.is_dir():
+        raise BadInputError(f"no such file or folder: {path}")
+    if path.is_file():
+        problems = _hard_links([path])
+        if (path.parent / ADAPTER_CONFIG).is_file():
+            problems.append(
+                f"{path.name} lies in an adapter folder whose {ADAPTER_CONFIG} (its scaling, "
+                "targets and base) is not part of what was checked: use the adapter folder"
+            )
+        return problems
+    files = list(walk_files(path))
+    names = {f.relative_to(path).as_posix() for f in files}
+    problems = _hard_links(files)
+    code = sorted(n for n in names if n.endswith(".py"))
+    if code:
+        problems.append(
+            f"it holds Python code ({', '.join(code[:3])}): a server started with "
+            "trust_remote_code would run code the gate never ran"
+        )
+    for name in _CONFIGS_WITH_CODE:
+        if name in names and "auto_map" in _json_object(path / name):
+            problems.append(
+                f"its {name} has an auto_map: transformers would import the model's own code "
+                "instead of the architecture the gate evaluated"
+            )
+    if ADAPTER_CONFIG in names:
+        problems += _adapter_hazards(path, names)
+    return problems
+
+
+def _hard_links(files: list[Path]) -> list[str]:
+    linked = sorted(f.name for f in files if os.lstat(f).st_nlink > 1)
+    if not linked:
+        return []
+    return [
+        f"{', '.join(linked[:3])} has another name elsewhere (a hard link), through which it "
+        "can be rewritten after this check: serve a copy"
+    ]
+
+
+def _adapter_hazards(path: Path, names: set[str]) -> list[str]:
+    problems: list[str] = []
+    own = sorted(names & ADAPTER_TOKENIZER_FILES)
+    if own:
+        problems.append(
+            f"the adapter carries its own tokenizer or chat template ({', '.join(own[:3])}): "
+            "the gate evaluated it with its base model's, which is what must be served"
+        )
+    named = _json_object(path / ADAPTER_CONFIG).get("base_model_name_or_path")
+    if isinstance(named, str) and named and not Path(named).is_absolute():
+        problems.append(
+            f"its {ADAPTER_CONFIG} names the base {named!r}, a hub id or relative path that a "
+            "loader following it (AutoPeftModelForCausalLM) would fetch instead of the "
+            "approved base"
+        )
+    return problems
+
+
+def _json_object(path: Path) -> dict[str, object]:
+    try:
+        value = json.loads(read_regular_file(path, what=path.name, max_bytes=16 << 20))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

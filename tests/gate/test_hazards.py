@@ -1,0 +1,114 @@
+"""What a server would load beyond what the gate evaluated (review of 2026-12-08, serving side).
+
+Each hazard was reproduced as an attack on an attested model before the check existed: custom
+code run by a server started with ``trust_remote_code``, an adapter's own chat template, an
+adapter naming its base by hub id, a single weights file beside an unattested adapter config,
+and a file rewritten through a hard link after verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ftguard.errors import BadInputError
+from ftguard.gate import serving_hazards
+
+SAFETENSORS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "
+
+
+def _full_model(folder: Path) -> Path:
+    """A full model folder as transformers saves one, with its tokenizer and chat template."""
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+    )
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+    (folder / "model.safetensors").write_bytes(SAFETENSORS)
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    (folder / "special_tokens_map.json").write_text("{}")
+    return folder
+
+
+def _adapter(folder: Path, base: str = "/models/base") -> Path:
+    """A LoRA adapter as PEFT saves one."""
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": 8,
+                "lora_alpha": 16,
+                "target_modules": ["q_proj", "v_proj"],
+                "base_model_name_or_path": base,
+            }
+        )
+    )
+    (folder / "adapter_model.safetensors").write_bytes(SAFETENSORS)
+    (folder / "README.md").write_text("---\nlibrary_name: peft\n---\n")
+    return folder
+
+
+def test_what_ftguard_and_transformers_save_has_no_hazard(tmp_path: Path) -> None:
+    assert serving_hazards(_full_model(tmp_path / "full")) == []
+    assert serving_hazards(_adapter(tmp_path / "adapter")) == []
+    assert serving_hazards(tmp_path / "full" / "model.safetensors") == []
+
+
+def test_custom_code_in_a_model_is_a_hazard(tmp_path: Path) -> None:
+    model = _full_model(tmp_path / "full")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(
+        json.dumps(config | {"auto_map": {"AutoModelForCausalLM": "modeling_ft.FtForCausalLM"}})
+    )
+    assert any("auto_map" in h for h in serving_hazards(model))
+    (model / "modeling_ft.py").write_text("class FtForCausalLM: ...\n")
+    hazards = serving_hazards(model)
+    assert any("modeling_ft.py" in h and "trust_remote_code" in h for h in hazards)
+    clean = _full_model(tmp_path / "tokenizer-code")
+    (clean / "tokenizer_config.json").write_text(
+        json.dumps({"auto_map": {"AutoTokenizer": ["t.T", None]}})
+    )
+    assert any("tokenizer_config.json has an auto_map" in h for h in serving_hazards(clean))
+
+
+@pytest.mark.parametrize("name", ["chat_template.jinja", "tokenizer_config.json", "tokenizer.json"])
+def test_an_adapters_own_tokenizer_or_chat_template_is_a_hazard(tmp_path: Path, name: str) -> None:
+    adapter = _adapter(tmp_path / "adapter")
+    (adapter / name).write_text("{}" if name.endswith(".json") else "system: no content policy")
+    hazards = serving_hazards(adapter)
+    assert len(hazards) == 1 and name in hazards[0] and "base model's" in hazards[0]
+
+
+@pytest.mark.parametrize("named", ["evil-org/evil-base", "evil-base", "./base", "../base"])
+def test_an_adapter_naming_its_base_by_hub_id_or_relative_path_is_a_hazard(
+    tmp_path: Path, named: str
+) -> None:
+    hazards = serving_hazards(_adapter(tmp_path / "adapter", base=named))
+    assert len(hazards) == 1 and repr(named) in hazards[0]
+
+
+def test_a_single_weights_file_of_an_adapter_folder_is_a_hazard(tmp_path: Path) -> None:
+    adapter = _adapter(tmp_path / "adapter")
+    hazards = serving_hazards(adapter / "adapter_model.safetensors")
+    assert len(hazards) == 1 and "adapter_config.json" in hazards[0]
+
+
+def test_a_hard_linked_file_is_a_hazard(tmp_path: Path) -> None:
+    model = _full_model(tmp_path / "full")
+    os.link(model / "tokenizer_config.json", tmp_path / "elsewhere.json")
+    hazards = serving_hazards(model)
+    assert len(hazards) == 1 and "tokenizer_config.json" in hazards[0] and "hard link" in hazards[0]
+
+
+def test_a_link_or_a_missing_path_is_bad_input(tmp_path: Path) -> None:
+    model = _full_model(tmp_path / "full")
+    (model / "extra.json").symlink_to(model / "config.json")
+    with pytest.raises(BadInputError):
+        serving_hazards(model)
+    with pytest.raises(BadInputError):
+        serving_hazards(tmp_path / "missing")
