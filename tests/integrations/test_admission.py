@@ -34,13 +34,19 @@ def review_document(name: str, **values: str) -> dict[str, Any]:
     """A stored AdmissionReview with ``${NAME}`` placeholders filled in.
 
     ``BASE_MODEL`` (the base an adapter is served on) defaults to the folder beside the
-    adapter that the gate tests' jobs train from.
+    adapter that the gate tests' jobs train from; ``MODEL_PATH`` (what the Pod's server loads)
+    to the adapter, ``STORAGE_URI`` (the InferenceService's) to its claim path.
     """
     text = (DOCUMENTS / name).read_text()
     uri = values.get("MODEL_URI", "")
-    if "BASE_MODEL" not in values and uri.startswith(("/", "file://")):
+    if uri.startswith(("/", "file://")):
         adapter = Path(uri.removeprefix("file://"))
-        values["BASE_MODEL"] = str(adapter.parent / "model")
+        values.setdefault("BASE_MODEL", str(adapter.parent / "model"))
+        # What the workload's spec loads: the same paths, where both mount the volume
+        # (the Pod), or the claim the webhook maps to its model root (the InferenceService).
+        values.setdefault("MODEL_PATH", str(adapter))
+        claim = adapter.relative_to(adapter.parents[1]) if len(adapter.parents) > 1 else adapter
+        values.setdefault("STORAGE_URI", f"pvc://models/{claim}")
     for key, value in values.items():
         text = text.replace("${" + key + "}", value)
     document: dict[str, Any] = json.loads(text)
@@ -95,7 +101,7 @@ def webhook(cp: Env) -> Iterator[tuple[Post, Callable[..., None]]]:
         config = AdmissionConfig(
             trusted_key=load_public_key_file(cp.ws.attestation_pub_path),
             model_roots=(cp.root,),
-            **overrides,
+            **{"storage_map": (("pvc://models/", cp.root),)} | overrides,
         )
         server = make_admission_server(config, host="127.0.0.1", port=0, tls_cert=cert, tls_key=key)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -278,6 +284,20 @@ def test_admission_review_command_answers_one_document(
     assert json.loads(capsys.readouterr().out)["response"]["allowed"] is True
     assert main(args) == 1  # no model root: nothing may be read
     assert "has no --model-root" in capsys.readouterr().out
+    isvc = cp.root / "isvc.json"
+    isvc.write_text(
+        json.dumps(
+            review_document(
+                "inferenceservice-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
+            )
+        )
+    )
+    isvc_args = [*args[:2], str(isvc), *args[3:], "--model-root", str(cp.root)]
+    assert main(isvc_args) == 1  # its storageUri cannot be mapped to what was checked
+    assert "--storage-map" in capsys.readouterr().out
+    assert main([*isvc_args, "--storage-map", f"pvc://models/={cp.root}"]) == 0
+    capsys.readouterr()
+    assert main([*isvc_args, "--storage-map", "models=/nowhere"]) == 2
 
 
 def test_review_admission_needs_a_v1_review() -> None:
@@ -289,3 +309,63 @@ def test_review_admission_needs_a_v1_review() -> None:
         review_admission({"kind": "Pod"}, config)
     answer = review_admission(review_document("pod-unannotated.json"), config)
     assert answer["response"]["allowed"] is False
+
+
+@SQLITE
+def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denied(
+    cp: Env, webhook: tuple[Post, Callable[..., None]]
+) -> None:
+    """Review of 2026-12-08: the webhook checked the annotated model only, so a Pod annotated
+    with the approved adapter whose server ran ``--model /models/evil``, or an
+    InferenceService whose ``storageUri`` named another bucket, was admitted. The spec's model
+    must now be the annotated one (a tokenizer or template inside it or its base may be named)."""
+    post, _ = webhook
+    job, adapter, attestation = passed_job(cp)
+    evil = cp.root / "evil"
+    evil.mkdir()
+    base = adapter.parent / "model"
+
+    def pod(args: list[str], env: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        document = review_document(
+            "pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
+        )
+        container = document["request"]["object"]["spec"]["containers"][0]
+        container["args"] = args
+        if env is not None:
+            container["env"] = env
+        return document
+
+    def allowed(document: dict[str, Any]) -> tuple[bool, str]:
+        code, answer = post(document)
+        assert code == 200
+        return answer["response"]["allowed"], answer["response"]["status"]["message"]
+
+    denied = {
+        "another model": ["--model", str(evil)],
+        "another adapter": ["--model", str(base), "--enable-lora", "--lora-modules", f"x={evil}"],
+        "a hub id": ["--model", "evil-org/evil-model"],
+        "vllm serve": ["serve", str(evil), "--enable-lora", "--lora-modules", f"x={adapter}"],
+        "an outside template": ["--model", str(base), "--chat-template", str(evil / "t.jinja")],
+        "a path out and back": ["--model", f"{base}/../../evil"],
+        "no model at all": ["--port", "8000"],
+    }
+    for label, args in denied.items():
+        ok, message = allowed(pod(args))
+        assert not ok, label
+        assert "spec" in message, (label, message)
+    ok, message = allowed(pod(["--port", "8000"], env=[{"name": "MODEL_ID", "value": str(evil)}]))
+    assert not ok and str(evil) in message
+    # What an honest deployment names: the base, the adapter, a template inside the base.
+    honest = ["--model", str(base), "--enable-lora", "--lora-modules", f"support={adapter}"]
+    assert allowed(pod(honest))[0]
+    assert allowed(pod([*honest, "--chat-template", str(base / "config.json")]))[0]
+    # An InferenceService: its storageUri, mapped to the webhook's root, must be the adapter.
+    for uri in ("s3://other-bucket/evil", "pvc://models/evil", "pvc://models/../evil"):
+        isvc = review_document(
+            "inferenceservice-create.json",
+            MODEL_URI=str(adapter),
+            ATTESTATION=str(attestation),
+            STORAGE_URI=uri,
+        )
+        ok, message = allowed(isvc)
+        assert not ok and "its spec loads" in message, (uri, message)

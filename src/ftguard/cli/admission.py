@@ -44,6 +44,14 @@ Witness = Annotated[
     str | None,
     typer.Option("--witness", help="The audit log's witness (file:PATH): the head must be in it."),
 ]
+StorageMap = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-map",
+        help="PREFIX=DIR: where the webhook sees what a storageUri with this prefix names "
+        "(pvc://models/=/mnt/models; repeat it).",
+    ),
+]
 TrackingUri = Annotated[
     str | None,
     typer.Option(
@@ -59,6 +67,7 @@ def _config(
     unannotated: str,
     witness: str | None,
     tracking_uri: str | None,
+    storage_map: list[str] | None = None,
 ) -> AdmissionConfig:
     from ftguard.attest import load_public_key_file
     from ftguard.errors import BadInputError
@@ -71,6 +80,14 @@ def _config(
     for root in roots:
         if not root.is_dir():
             raise BadInputError(f"--model-root {root} is not a folder")
+    mapped: list[tuple[str, Path]] = []
+    for item in storage_map or ():
+        prefix, eq, folder = item.partition("=")
+        if not eq or "://" not in prefix or not Path(folder).is_dir():
+            raise BadInputError(
+                f"--storage-map {item!r}: give PREFIX=DIR, a URI prefix and a folder here"
+            )
+        mapped.append((prefix, Path(folder)))
     if witness is not None and ":" not in witness.split("/")[0]:
         witness = f"file:{witness}"
     return AdmissionConfig(
@@ -79,6 +96,7 @@ def _config(
         unannotated=policy,
         witness=witness,
         mlflow_tracking_uri=tracking_uri,
+        storage_map=tuple(mapped),
     )
 
 
@@ -89,6 +107,7 @@ def serve(
     unannotated: Unannotated = "deny",
     witness: Witness = None,
     tracking_uri: TrackingUri = None,
+    storage_map: StorageMap = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8443,
     tls_cert: Annotated[
@@ -99,7 +118,7 @@ def serve(
     """Serve the validating admission webhook: POST AdmissionReview v1 to /validate."""
     from ftguard.integrations import make_admission_server
 
-    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri)
+    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map)
     server = make_admission_server(
         config,
         host=host,
@@ -131,6 +150,7 @@ def review(
     unannotated: Unannotated = "deny",
     witness: Witness = None,
     tracking_uri: TrackingUri = None,
+    storage_map: StorageMap = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one AdmissionReview as the webhook would (exit 0 allowed, 1 denied)."""
@@ -140,7 +160,7 @@ def review(
     from ftguard.errors import EXIT_VERDICT, BadInputError
     from ftguard.integrations import review_admission
 
-    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri)
+    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map)
     text = sys.stdin.read() if str(document) == "-" else read_text_file(document, what="review")
     try:
         parsed = json.loads(text)

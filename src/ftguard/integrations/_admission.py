@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from ftguard.attest import PublicKey
 from ftguard.errors import BadInputError, FtguardError
 from ftguard.gate import CheckResult, DeploymentReport, check_deployment
+from ftguard.integrations._workload import workload_problem
 
 __all__ = [
     "ANNOTATION_ATTESTATION",
@@ -130,6 +131,7 @@ class AdmissionConfig:
         witness: A witness URI (``file:PATH``); the decision's audit head must be in it.
         mlflow_tracking_uri: The MLflow tracking server for ``models:/`` URIs.
         model_signing_key: The published model-signing public key, when pinned.
+        storage_map: Where the webhook sees each storage URI prefix a spec may name.
 
     """
 
@@ -139,6 +141,9 @@ class AdmissionConfig:
     witness: str | None = None
     mlflow_tracking_uri: str | None = None
     model_signing_key: Path | None = None
+    storage_map: tuple[tuple[str, Path], ...] = ()
+    """``(URI prefix, folder)`` pairs: where the webhook sees what an InferenceService's
+    ``storageUri`` names (``pvc://models/`` -> ``/mnt/models``)."""
 
     def witness_heads(self) -> list[tuple[int, str]] | None:
         """The witness's heads, read afresh (None without a witness)."""
@@ -218,10 +223,26 @@ def _local(uri: str, roots: tuple[Path, ...], what: str) -> Path:
     raise PermissionDeniedError(f"{what} {uri} is outside the webhook's model roots")
 
 
-def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> AdmissionDecision:
+def _check_annotated(
+    annotations: dict[str, str], config: AdmissionConfig, kind: str, spec: dict[str, Any]
+) -> AdmissionDecision:
+    decision, served = _check_annotations(annotations, config)
+    if not decision.allowed:
+        return decision
+    problem = workload_problem(kind, spec, served, dict(config.storage_map))
+    if problem is None:
+        return decision
+    return decision.model_copy(update={"allowed": False, "reasons": [problem]})
+
+
+def _check_annotations(
+    annotations: dict[str, str], config: AdmissionConfig
+) -> tuple[AdmissionDecision, list[Path]]:
+    """The annotated model's decision, and the folders or files a spec may then name."""
     uri = annotations[ANNOTATION_MODEL_URI].strip()
     base = annotations.get(ANNOTATION_BASE_MODEL)
     base_model = _local(base, config.model_roots, "base model") if base else None
+    bases = [base_model] if base_model is not None else []
     if uri.startswith("models:/"):
         from ftguard.integrations._mlflow import verify_registered_model
 
@@ -234,7 +255,11 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
             base_model=base_model,
             follow_adapter_config=False,
         )
-        return _decision(found.report, uri)
+        # What a spec may name of a registered version is where the webhook keeps a copy:
+        # nowhere it can compare, so only the base (a models:/ workload names its model as
+        # the annotation does, through --storage-map of that exact URI to its copy).
+        mapped = dict(config.storage_map).get(uri)
+        return _decision(found.report, uri), bases + ([mapped.resolve()] if mapped else [])
     model = _local(uri, config.model_roots, "model")
     reference = annotations.get(ANNOTATION_ATTESTATION, "").strip()
     if not reference:
@@ -242,10 +267,10 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
             allowed=False,
             model=uri,
             reasons=[f"missing attestation: the object has no {ANNOTATION_ATTESTATION} annotation"],
-        )
+        ), []
     attestation = _local(reference, config.model_roots, "attestation")
     signature = annotations.get(ANNOTATION_MODEL_SIGNATURE)
-    return check_model(
+    decision = check_model(
         model,
         attestation,
         config.trusted_key,
@@ -256,6 +281,7 @@ def _check_annotated(annotations: dict[str, str], config: AdmissionConfig) -> Ad
         model_signing_key=config.model_signing_key,
         base_model=base_model,
     )
+    return decision, [model, *bases]
 
 
 def _decide(request: dict[str, Any], config: AdmissionConfig) -> tuple[bool, str]:
@@ -280,8 +306,11 @@ def _decide(request: dict[str, Any], config: AdmissionConfig) -> tuple[bool, str
             f"ftguard: {verdict} {label}: it has no {ANNOTATION_MODEL_URI} annotation "
             f"(unannotated objects are {verdict} by this webhook's policy)"
         )
+    obj = request.get("object")
+    found_spec = obj.get("spec") if isinstance(obj, dict) else None
+    spec: dict[str, Any] = found_spec if isinstance(found_spec, dict) else {}
     try:
-        decision = _check_annotated(annotations, config)
+        decision = _check_annotated(annotations, config, group_kind[1], spec)
     except FtguardError as exc:
         return False, f"ftguard: denied {label}: {exc.message}"
     if decision.allowed:
