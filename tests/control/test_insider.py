@@ -991,3 +991,26 @@ def test_a_security_reviewer_cannot_override_the_review_or_the_gate_of_their_own
         service.override(cp.ws, actor="sara", job_id=job, justification="mine, trust me")
     assert service.get_job(cp.ws, job).state == "blocked"
     assert service.verify_audit(cp.ws).head_seq == head
+
+
+def test_whoever_started_the_run_cannot_override_the_gate_that_judged_its_output(cp: Env) -> None:
+    """Review of 2026-12-08: with a separate runner required, a user holding the runner and
+    the security reviewer roles started the run, recorded its output and then overrode the
+    gate's block of that output; the overrides now exclude the run's starter too (replay)."""
+    service.add_user(cp.ws, actor="root", name="rex", roles=["runner", "security_reviewer"])
+    service.confirm_key(cp.ws, actor="root", keyid=service.create_key(cp.ws, user="rex").keyid)
+    cp.set_policy(cp.ws.policy_path.read_text() + "run:\n  requester_may_run: false\n")
+    job = cp.approved()
+    ticket = service.start_run(cp.ws, actor="rex", job_id=job)
+    output = cp.root / "rex-output"
+    shutil.copytree(cp.root / "job" / "model", output)
+    service.finish_run(
+        cp.ws, actor="rex", job_id=job, token=ticket.token, exit_code=0, output_path=str(output)
+    )
+    assert service.decide_gate(cp.ws, actor="sec", job_id=job).decision.decision == "block"
+    with pytest.raises(PermissionDeniedError, match="started the run"):
+        service.override(cp.ws, actor="rex", job_id=job, justification="my run is fine")
+    assert service.get_job(cp.ws, job).state == "blocked"
+    _forge(cp, "rex", "gate.override", job, {"justification": "x"})
+    with pytest.raises(VerificationError, match="whose run they started"), cp.ws.store.read() as s:
+        chain_state(cp.ws, s)

@@ -66,6 +66,11 @@ def test_custom_code_in_a_model_is_a_hazard(tmp_path: Path) -> None:
         json.dumps(config | {"auto_map": {"AutoModelForCausalLM": "modeling_ft.FtForCausalLM"}})
     )
     assert any("auto_map" in h for h in serving_hazards(model))
+    pipelines = _full_model(tmp_path / "pipelines")
+    (pipelines / "config.json").write_text(
+        json.dumps({"custom_pipelines": {"text-generation": {"impl": "evil-org/x--pipe.Evil"}}})
+    )
+    assert any("custom_pipelines" in h for h in serving_hazards(pipelines))
     (model / "modeling_ft.py").write_text("class FtForCausalLM: ...\n")
     hazards = serving_hazards(model)
     assert any("modeling_ft.py" in h and "trust_remote_code" in h for h in hazards)
@@ -73,7 +78,7 @@ def test_custom_code_in_a_model_is_a_hazard(tmp_path: Path) -> None:
     (clean / "tokenizer_config.json").write_text(
         json.dumps({"auto_map": {"AutoTokenizer": ["t.T", None]}})
     )
-    assert any("tokenizer_config.json has an auto_map" in h for h in serving_hazards(clean))
+    assert any("tokenizer_config.json has auto_map" in h for h in serving_hazards(clean))
 
 
 @pytest.mark.parametrize("name", ["chat_template.jinja", "tokenizer_config.json", "tokenizer.json"])

@@ -772,7 +772,12 @@ def test_the_policy_keeps_a_storage_root_to_the_users_and_roles_it_names(server:
         "prepared_by": "zed",
     }
     before = server.head_seq()
-    for probe in (body, body | {"dataset": "data/teama/no-such-file.jsonl"}):
+    for probe in (
+        body,
+        body | {"dataset": "data/teama/no-such-file.jsonl"},
+        body | {"dataset": "./data/teama/train.jsonl"},  # the root read as the resolver reads it
+        body | {"dataset": " data/teama/train.jsonl"},
+    ):
         refused = server.post("/api/v1/jobs", "zed", json=probe)
         assert refused.status_code == 403, refused.text
         assert "storage_access" in refused.json()["message"]
@@ -816,3 +821,15 @@ def test_a_runner_reads_and_analyses_a_job_only_from_its_approval_on(matrix: Mat
     assert job in {j["id"] for j in server.get("/api/v1/jobs", "rita").json()}
     started = server.post(f"/api/v1/jobs/{job}/runs", "rita", json={})
     assert started.status_code == 201, started.text
+
+
+def test_a_token_without_the_admin_scope_reads_as_a_non_admin(matrix: Matrix) -> None:
+    """Review of 2026-12-08: the job reader and the storage check used every role of the
+    caller, so an admin's ``run`` token read every team's jobs and audit events."""
+    server, job = matrix.server, matrix.job
+    ws = server.cp.ws
+    scoped = service.create_token(ws, actor="root", user="root", scopes=["run"])["token"]
+    headers = {"Authorization": f"Bearer {scoped}"}
+    assert server.client.get(f"/api/v1/jobs/{job}", headers=headers).status_code == 404
+    assert server.client.get("/api/v1/jobs", headers=headers).json() == []
+    assert server.get(f"/api/v1/jobs/{job}", "root").status_code == 200  # unscoped: admin

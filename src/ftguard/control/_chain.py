@@ -723,6 +723,10 @@ def _check_job_event(
         raise ChainProblem(
             f"event #{seq}: {actor} {verb} job {job.id}, which they requested or prepared"
         )
+    if action == "gate.override" and actor == job.run_started_by:
+        raise ChainProblem(
+            f"event #{seq}: {actor} overrides the gate of job {job.id}, whose run they started"
+        )
     if action == "job.approve" and job.awaits_preparer:
         raise ChainProblem(
             f"event #{seq}: job {job.id} is approved before its data preparer confirmed the dataset"

@@ -534,6 +534,11 @@ def override_blocked(
     require_role(state, policy, actor.name, "security_reviewer", to="override gate decisions")
     require_not_party(row, actor.name, to="override the gate of")
     record = state.job(job_id)
+    if actor.name == record.run_started_by:
+        raise PermissionDeniedError(
+            f"{actor.name} may not override the gate of job {job_id}: they started the run "
+            "whose output it judged (separation of duties); another security reviewer must"
+        )
     if row.state != JobState.BLOCKED.value:
         raise ConflictError(f"job {job_id} is {row.state}, not blocked")
     found = chain_evidence(session, record, "gate")

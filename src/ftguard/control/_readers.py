@@ -20,12 +20,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, or_, select
 
-from ftguard.control._identities import chain_view, policy_in_force
 from ftguard.control._states import APPROVED_ONWARD
-from ftguard.control._workspace import Workspace
 from ftguard.store import AuditEventRow, JobRow
 
-__all__ = ["READS_EVERY_JOB", "JobReader", "job_reader"]
+__all__ = ["READS_EVERY_JOB", "JobReader"]
 
 READS_EVERY_JOB: frozenset[str] = frozenset({"approver", "security_reviewer", "admin"})
 """Roles whose holders read every job: each acts on jobs other people requested."""
@@ -78,11 +76,3 @@ class JobReader:
             AuditEventRow.job_id.in_(select(JobRow.id).where(jobs)),
             AuditEventRow.actor == self.name,
         )
-
-
-def job_reader(ws: Workspace, name: str) -> JobReader:
-    """``name`` as a reader of jobs, by the roles the verified chain and the policy give them."""
-    with ws.store.read() as session:
-        state = chain_view(ws, session)
-        roles = state.roles_of(name, policy_in_force(ws, state).roles)
-    return JobReader.for_roles(name, roles)

@@ -91,7 +91,7 @@ from ftguard.control._jobs import (
     require_not_party,
     transition,
 )
-from ftguard.control._readers import READS_EVERY_JOB, JobReader, job_reader
+from ftguard.control._readers import READS_EVERY_JOB, JobReader
 from ftguard.control._runs import abort_run, finish_run, launch, start_run, verify_running
 from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
@@ -104,7 +104,6 @@ __all__ = [
     "MAX_EXPORT_BYTES",
     "READS_EVERY_JOB",
     "JobReader",
-    "job_reader",
     "BaselineExport",
     "BaselineRecord",
     "BaselineView",

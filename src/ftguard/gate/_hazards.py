@@ -44,8 +44,16 @@ ADAPTER_TOKENIZER_FILES = frozenset(
 )
 """Files that make a loader read an adapter's own tokenizer or chat template."""
 
-_CONFIGS_WITH_CODE = ("config.json", "tokenizer_config.json", ADAPTER_CONFIG)
-"""JSON files whose ``auto_map`` makes transformers import code from the model's folder."""
+_CONFIGS_WITH_CODE = (
+    "config.json",
+    "tokenizer_config.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    ADAPTER_CONFIG,
+)
+"""JSON files whose ``auto_map`` (or ``custom_pipelines``) makes transformers import code,
+from the model's folder or from another repository."""
+_CODE_KEYS = ("auto_map", "custom_pipelines")
 
 
 def serving_hazards(model_path: str | Path) -> list[str]:
@@ -80,10 +88,11 @@ def serving_hazards(model_path: str | Path) -> list[str]:
             "trust_remote_code would run code the gate never ran"
         )
     for name in _CONFIGS_WITH_CODE:
-        if name in names and "auto_map" in _json_object(path / name):
+        found = [k for k in _CODE_KEYS if k in _json_object(path / name)] if name in names else []
+        if found:
             problems.append(
-                f"its {name} has an auto_map: transformers would import the model's own code "
-                "instead of the architecture the gate evaluated"
+                f"its {name} has {' and '.join(found)}: transformers would import code "
+                "(trust_remote_code) instead of the architecture the gate evaluated"
             )
     if ADAPTER_CONFIG in names:
         problems += _adapter_hazards(path, names)

@@ -43,7 +43,7 @@ from ftguard.server._schemas import (
     UserView,
     VerifyAnswer,
 )
-from ftguard.server._storage import reference_of, resolve_input, resolve_output
+from ftguard.server._storage import reference_of, resolve_input, resolve_output, root_of
 
 __all__ = ["ROUTE_SCOPES", "SESSION_COOKIE", "router"]
 
@@ -295,7 +295,20 @@ Ctx = Annotated[ServerContext, Depends(context)]
 
 def current_reader(ctx: Ctx, caller: Caller) -> service.JobReader:
     """The caller as a reader of jobs: which jobs they may see (see ``control/_readers``)."""
-    return service.job_reader(ctx.ws, caller.name)
+    with ctx.ws.store.read() as session:
+        state = chain_view(ctx.ws, session)
+        roles = state.roles_of(caller.name, policy_in_force(ctx.ws, state).roles)
+    return service.JobReader.for_roles(caller.name, _roles_for(caller, roles))
+
+
+def _roles_for(caller: service.ServerCaller, roles: set[str]) -> set[str]:
+    """``roles`` as the caller may use them.
+
+    A token without the ``admin`` scope never uses its user's admin role.
+    """
+    if caller.scopes is not None and "admin" not in caller.scopes:
+        return roles - {"admin"}
+    return roles
 
 
 Reader = Annotated[service.JobReader, Depends(current_reader)]
@@ -333,9 +346,9 @@ def check_storage_access(
     with ctx.ws.store.read() as session:
         state = chain_view(ctx.ws, session)
         policy = policy_in_force(ctx.ws, state)
-        roles = state.roles_of(caller.name, policy.roles)
+        roles = _roles_for(caller, state.roles_of(caller.name, policy.roles))
     for what, reference in references.items():
-        root = reference.strip().split("/", 1)[0]
+        root = root_of(reference)
         if not policy.server.may_use_root(root, caller.name, roles):
             raise PermissionDeniedError(
                 f"{what}: {caller.name} may not use the storage root {root!r} "

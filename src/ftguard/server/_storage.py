@@ -15,9 +15,18 @@ from pathlib import Path, PurePosixPath
 from ftguard._objects import ObjectRoot, materialise, occupied
 from ftguard.errors import BadInputError, PermissionDeniedError
 
-__all__ = ["reference_of", "resolve_input", "resolve_output"]
+__all__ = ["reference_of", "resolve_input", "resolve_output", "root_of"]
 
 Roots = Mapping[str, Path | ObjectRoot]
+
+
+def root_of(reference: str) -> str:
+    """The storage root a ``ROOT/relative/path`` reference names, as the resolvers read it.
+
+    ``./data/x`` names ``data``; empty when it names none.
+    """
+    parts = PurePosixPath(reference.strip()).parts
+    return parts[0] if parts else ""
 
 
 def resolve_input(roots: Roots, reference: str, *, what: str) -> Path:
