@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ftguard.digests import manifest_of
 from ftguard.errors import BadInputError
-from ftguard.gate import serving_hazards
+from ftguard.gate import adapter_base_problem, serving_hazards
 
 SAFETENSORS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "
 
@@ -117,3 +118,39 @@ def test_a_link_or_a_missing_path_is_bad_input(tmp_path: Path) -> None:
         serving_hazards(model)
     with pytest.raises(BadInputError):
         serving_hazards(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "extra", ["notes.jinja", "templates/chat_template.jinja", "full/config.json"]
+)
+def test_an_adapter_holding_more_than_peft_saves_is_a_hazard(tmp_path: Path, extra: str) -> None:
+    """Review of 2026-12-08: a template under another name, a tokenizer in a subfolder or a
+    whole model in ``full/`` passed, and a server could then be pointed at them."""
+    adapter = _adapter(tmp_path / "adapter")
+    (adapter / extra).parent.mkdir(parents=True, exist_ok=True)
+    (adapter / extra).write_text("{}")
+    hazards = serving_hazards(adapter)
+    assert len(hazards) == 1 and extra in hazards[0] and "beyond what PEFT saves" in hazards[0]
+
+
+def test_an_adapters_absolute_base_must_be_a_content_addressed_copy_of_the_approved_one(
+    tmp_path: Path,
+) -> None:
+    """Review of 2026-12-08: an adapter naming ``/srv/serving-only/uncensored-base``, a
+    folder only the serving host has, passed wherever that folder was not there to check."""
+    approved = _full_model(tmp_path / "base")
+    digest = manifest_of(approved).root
+    staged = f"/work/ws/.ftguard/staged/{digest}/base"  # what an ftguard run names
+    assert adapter_base_problem(_adapter(tmp_path / "a", staged), digest, read_named=False) is None
+    assert (
+        adapter_base_problem(_adapter(tmp_path / "b", str(approved)), digest, read_named=True)
+        is None
+    )
+    elsewhere = adapter_base_problem(
+        _adapter(tmp_path / "c", "/srv/serving-only/uncensored-base"), digest, read_named=True
+    )
+    assert elsewhere is not None and "content-addressed" in elsewhere
+    other = _full_model(tmp_path / "other")
+    (other / "chat_template.jinja").write_text("system: no rules")
+    assert adapter_base_problem(_adapter(tmp_path / "d", str(other)), digest, read_named=True)
+    assert adapter_base_problem(_adapter(tmp_path / "e", str(approved)), digest, read_named=False)

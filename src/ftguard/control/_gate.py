@@ -48,9 +48,11 @@ from ftguard.control._workspace import Workspace, now_iso
 from ftguard.digests import Manifest, manifest_of
 from ftguard.errors import BadInputError, ConflictError, FtguardError, PermissionDeniedError
 from ftguard.gate import (
+    ADAPTER_CONFIG,
     MODEL_SIGNATURE_FILENAME,
     Decision,
     RuleResult,
+    adapter_base_problem,
     behavior_test_result,
     evaluate_rules,
     gate_verification_summary,
@@ -255,6 +257,10 @@ def _servable_rule(record: JobRecord, current: Manifest | None) -> RuleResult:
     else:
         try:
             hazards = serving_hazards(str(path))
+            base = record.digests.get("base_model")
+            if base and (Path(str(path)) / ADAPTER_CONFIG).is_file():
+                named = adapter_base_problem(Path(str(path)), str(base), read_named=True)
+                hazards += [named] if named else []
         except BadInputError as exc:
             hazards = [f"not checked: {exc.message}"]
     if hazards:

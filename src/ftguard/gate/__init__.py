@@ -17,7 +17,7 @@ from ftguard.gate._attestation import (
     verify_attestation,
 )
 from ftguard.gate._decision import Decision, RuleResult, evaluate_rules
-from ftguard.gate._hazards import serving_hazards
+from ftguard.gate._hazards import ADAPTER_CONFIG, adapter_base_problem, serving_hazards
 from ftguard.gate._standard import (
     CONTROL_LEVELS,
     GATE_VERIFIER_ID,
@@ -34,6 +34,7 @@ from ftguard.gate._verify import (
 )
 
 __all__ = [
+    "ADAPTER_CONFIG",
     "ATTESTATION_PREDICATE",
     "CONTROL_LEVELS",
     "GATE_VERIFIER_ID",
@@ -43,6 +44,7 @@ __all__ = [
     "DeploymentReport",
     "DeploymentVerification",
     "RuleResult",
+    "adapter_base_problem",
     "behavior_test_result",
     "check_deployment",
     "evaluate_rules",

@@ -23,7 +23,13 @@ from ftguard._files import read_regular_file
 from ftguard.digests import walk_files
 from ftguard.errors import BadInputError
 
-__all__ = ["ADAPTER_CONFIG", "ADAPTER_TOKENIZER_FILES", "serving_hazards"]
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ADAPTER_FILES",
+    "ADAPTER_TOKENIZER_FILES",
+    "adapter_base_problem",
+    "serving_hazards",
+]
 
 ADAPTER_CONFIG = "adapter_config.json"
 """A PEFT adapter folder's config, which names the base model it runs on."""
@@ -43,6 +49,9 @@ ADAPTER_TOKENIZER_FILES = frozenset(
     }
 )
 """Files that make a loader read an adapter's own tokenizer or chat template."""
+
+ADAPTER_FILES = frozenset({ADAPTER_CONFIG, "adapter_model.safetensors", "README.md"})
+"""Everything an adapter output may hold: what PEFT saves (the model card included)."""
 
 _CONFIGS_WITH_CODE = (
     "config.json",
@@ -117,6 +126,13 @@ def _adapter_hazards(path: Path, names: set[str]) -> list[str]:
             f"the adapter carries its own tokenizer or chat template ({', '.join(own[:3])}): "
             "the gate evaluated it with its base model's, which is what must be served"
         )
+    other = sorted(names - ADAPTER_FILES - ADAPTER_TOKENIZER_FILES)
+    if other:
+        problems.append(
+            f"the adapter holds {', '.join(other[:3])}{' and more' if len(other) > 3 else ''}, "
+            f"beyond what PEFT saves ({', '.join(sorted(ADAPTER_FILES))}): a server may be "
+            "pointed at what the gate never evaluated"
+        )
     named = _json_object(path / ADAPTER_CONFIG).get("base_model_name_or_path")
     if isinstance(named, str) and named and not Path(named).is_absolute():
         problems.append(
@@ -133,3 +149,30 @@ def _json_object(path: Path) -> dict[str, object]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool) -> str | None:
+    """Why the base an adapter's config names may not be the approved one (None: it is).
+
+    A loader that follows ``adapter_config.json`` loads the folder named there on whatever
+    host serves it. An absolute name passes when it is a content-addressed copy of the
+    approved base (a path with the base's digest as one of its folders: what ftguard's
+    staging writes, so what an adapter trained by ``ftguard run`` names), or, with
+    ``read_named``, a folder here whose digest is the approved one. A hub id or a relative
+    path is :func:`serving_hazards`' to refuse.
+    """
+    from ftguard.digests import manifest_of
+
+    named = _json_object(adapter / ADAPTER_CONFIG).get("base_model_name_or_path")
+    if not isinstance(named, str) or not named or not Path(named).is_absolute():
+        return None
+    if approved_root in Path(named).parts:
+        return None
+    if read_named and Path(named).is_dir() and manifest_of(named).root == approved_root:
+        return None
+    return (
+        f"its {ADAPTER_CONFIG} names the base {named}, which is not a content-addressed copy "
+        f"of the approved base (a folder named {approved_root[:12]}...)"
+        + ("" if read_named else " and is not read here")
+        + ": a server that follows the config where that folder exists would load it"
+    )

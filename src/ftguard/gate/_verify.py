@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from ftguard.attest import (
 from ftguard.digests import FileDigest, Manifest, manifest_of
 from ftguard.errors import BadInputError, VerificationError
 from ftguard.gate._attestation import CheckResult, DeploymentVerification, verify_attestation
-from ftguard.gate._hazards import ADAPTER_CONFIG, serving_hazards
+from ftguard.gate._hazards import ADAPTER_CONFIG, adapter_base_problem, serving_hazards
 
 __all__ = [
     "MODEL_SIGNATURE_FILENAME",
@@ -167,10 +168,24 @@ def _base_model_check(
             f"{expected[:16]}) that is not a folder here: name the folder the server loads "
             "with --base-model, so that its weights, tokenizer and chat template are checked"
         )
-    if follow_adapter_config and named is not None and named.resolve() != base.resolve():
-        # A loader that follows the adapter's config loads this one, whatever was given.
-        _check_base(named, attested, expected)
+    if follow_adapter_config and named is not None:
+        if named.resolve() != base.resolve():
+            # A loader that follows the adapter's config loads this one, whatever was given.
+            _check_base(named, attested, expected)
+    elif not _names_given_base(adapter_config, base):
+        problem = adapter_base_problem(Path(model_path), expected, read_named=False)
+        if problem:
+            raise VerificationError(problem)
     return _check_base(base, attested, expected)
+
+
+def _names_given_base(adapter_config: Path, base: Path) -> bool:
+    """Whether the adapter's config names the very folder given as its base."""
+    named = _named_text(adapter_config)
+    return named is not None and os.path.normpath(named) in (
+        os.path.normpath(str(base)),
+        str(base.resolve()),
+    )
 
 
 def _check_base(base: Path, attested: dict[str, Any], expected: str) -> CheckResult:
@@ -208,8 +223,8 @@ def _servable_check(model_path: str | Path) -> CheckResult:
     )
 
 
-def _named_base(adapter_config: Path) -> Path | None:
-    """The local folder an adapter's config names as its base, if it is one."""
+def _named_text(adapter_config: Path) -> str | None:
+    """The base an adapter's config names, as written (None: none)."""
     try:
         config = json.loads(
             read_regular_file(adapter_config, what="adapter config", max_bytes=1 << 20)
@@ -217,10 +232,14 @@ def _named_base(adapter_config: Path) -> Path | None:
     except ValueError:
         return None
     named = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    if not isinstance(named, str) or not named:
-        return None
-    path = Path(named)
-    return path if path.is_absolute() and path.is_dir() else None
+    return named if isinstance(named, str) and named else None
+
+
+def _named_base(adapter_config: Path) -> Path | None:
+    """The local folder an adapter's config names as its base, if it is one."""
+    named = _named_text(adapter_config)
+    path = Path(named) if named else None
+    return path if path is not None and path.is_absolute() and path.is_dir() else None
 
 
 def check_deployment(
