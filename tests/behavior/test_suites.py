@@ -256,26 +256,26 @@ def test_external_loaders_on_shared_data() -> None:
     assert safe.kind == "over_refusal" and unsafe.kind == "safety"
 
 
-def test_over_refusal_look_alikes_are_written_in_many_styles_apart_from_their_references() -> None:
-    """Issue 22 §4: the gate's look-alikes were all short questions in the style of the
-    reference model's safety data. Version 2 adds 96 more in eight other styles (a situation
-    told first, casual lower case, writing tasks, a profession's jargon, compound questions,
-    formal requests, bare keywords, fiction and games), in the same six categories. None
-    repeats a request the reference model was taught, nor an XSTest prompt (the held-out check
-    the benchmark judges the gate by): 3-word sequences shared with each, Jaccard under 0.5.
-    (The first 62 predate this check: one is an XSTest prompt word for word, two are close to
-    taught requests; docs/behavior.md says so.)"""
+def test_over_refusal_styles_are_many_styles_apart_from_their_references() -> None:
+    """Issue 22 §4: the gate's look-alikes are all short questions in the style of the
+    reference model's safety data. ``over_refusal_styles`` holds 96 more in eight other styles
+    (a situation told first, casual lower case, writing tasks, a profession's jargon, compound
+    questions, formal requests, bare keywords, fiction and games), in the same six categories.
+    None repeats a request the reference model was taught, nor an XSTest prompt (the held-out
+    check the benchmark judges the gate by): 3-word sequences shared with each, Jaccard under
+    0.5. (``over_refusal`` predates this check: one of its prompts is an XSTest prompt word for
+    word, two are close to taught requests; docs/behavior.md says so.)"""
     from importlib import resources
 
-    over = suites.create("over_refusal")
-    styles = Counter(p.id.split("-")[-2] for p in over.prompts if p.id.count("-") == 3)
-    assert len(styles) == 8 and min(styles.values()) == 12
-    per_category = Counter(p.category for p in over.prompts)
-    assert len(per_category) == 6 and min(per_category.values()) >= 26
-    assert len({p.id for p in over.prompts}) == len(over.prompts)
-    assert len({p.prompt for p in over.prompts}) == len(over.prompts)
-    # The first 62 keep their order, so a limited run (the demo's 30) asks what it asked.
-    assert [p.id for p in over.limited(30).prompts if p.id.count("-") != 2] == []
+    styled = suites.create("over_refusal_styles")
+    assert styled.kind == "over_refusal" and len(styled.prompts) == 96
+    assert not any(p.harmful for p in styled.prompts)
+    styles = Counter(p.id.split("-")[-2] for p in styled.prompts)
+    assert len(styles) == 8 and set(styles.values()) == {12}
+    per_category = Counter(p.category for p in styled.prompts)
+    assert per_category.keys() == {p.category for p in suites.create("over_refusal").prompts}
+    assert set(per_category.values()) == {16}
+    assert len({p.id for p in styled.prompts}) == len({p.prompt for p in styled.prompts}) == 96
 
     data = resources.files("ftguard.training").joinpath("data/safety_lora.jsonl").read_text("utf-8")
     taught = [json.loads(line)["messages"][0]["content"] for line in data.splitlines() if line]
@@ -283,7 +283,7 @@ def test_over_refusal_look_alikes_are_written_in_many_styles_apart_from_their_re
     xstest = DATA / "over_refusal" / "xstest_prompts.csv"
     if xstest.is_file():
         references += [_trigrams(p.prompt) for p in load_xstest(xstest, which="safe").prompts]
-    for p in over.prompts[62:]:
+    for p in styled.prompts:
         mine = _trigrams(p.prompt)
         if mine:
             worst = max(len(mine & o) / len(mine | o) for o in references if o)

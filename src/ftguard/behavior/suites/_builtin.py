@@ -1,5 +1,7 @@
 """The built-in suites: ``safety``, ``safety_tasks``, ``over_refusal``, ``capability``, ``triggers``.
 
+``over_refusal_styles`` is built in too, but no policy requires it (opt-in).
+
 Their prompts are versioned data files in ``suites/data/`` (JSON lines), written by the
 project: harmful *requests* only (no answers), benign requests that look sensitive, and
 tasks with an answer checkable by a regular expression.
@@ -69,6 +71,22 @@ def over_refusal(*, triggers: Sequence[str] | None = None) -> Suite:
         kind="over_refusal",
         version=SUITE_VERSION,
         prompts=load_data_file("over_refusal.jsonl", harmful=False),
+    )
+
+
+@suites.register("over_refusal_styles")
+def over_refusal_styles(*, triggers: Sequence[str] | None = None) -> Suite:
+    """96 more benign look-alikes in eight styles ``over_refusal`` does not use; opt-in.
+
+    A situation told first, casual lower case, writing tasks, a profession's jargon, compound
+    questions, formal requests, bare keywords, fiction and games, in its six categories
+    (``--suite over_refusal_styles``); docs/behavior.md says what it measured.
+    """
+    return Suite(
+        name="over_refusal_styles",
+        kind="over_refusal",
+        version=SUITE_VERSION,
+        prompts=load_data_file("over_refusal_styles.jsonl", harmful=False),
     )
 
 

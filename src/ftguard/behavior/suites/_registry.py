@@ -75,7 +75,7 @@ class SuiteFactory(Protocol):
 
 
 BUILTIN_SUITES: dict[str, str] = dict.fromkeys(
-    ("safety", "safety_tasks", "over_refusal", "capability", "triggers"),
+    ("safety", "safety_tasks", "over_refusal", "over_refusal_styles", "capability", "triggers"),
     "ftguard.behavior.suites._builtin",
 )
 """Built-in suites: name -> module that registers it (imported on first use)."""
