@@ -34,18 +34,20 @@ def review_document(name: str, **values: str) -> dict[str, Any]:
     """A stored AdmissionReview with ``${NAME}`` placeholders filled in.
 
     ``BASE_MODEL`` (the base an adapter is served on) defaults to the folder beside the
-    adapter that the gate tests' jobs train from; ``MODEL_PATH`` (what the Pod's server loads)
-    to the adapter, ``STORAGE_URI`` (the InferenceService's) to its claim path.
+    adapter that the gate tests' jobs train from; ``POD_MODEL`` and ``POD_BASE`` (what the
+    Pod's server loads, on the claim it mounts at /models) and ``STORAGE_URI`` (the
+    InferenceService's) to the same files on the claim.
     """
     text = (DOCUMENTS / name).read_text()
     uri = values.get("MODEL_URI", "")
     if uri.startswith(("/", "file://")):
         adapter = Path(uri.removeprefix("file://"))
         values.setdefault("BASE_MODEL", str(adapter.parent / "model"))
-        # What the workload's spec loads: the same paths, where both mount the volume
-        # (the Pod), or the claim the webhook maps to its model root (the InferenceService).
-        values.setdefault("MODEL_PATH", str(adapter))
+        # What the workload's spec loads: the claim "models" the webhook maps to its model
+        # root (--storage-map pvc://models/=ROOT), mounted read-only at /models in the Pod.
         claim = adapter.relative_to(adapter.parents[1]) if len(adapter.parents) > 1 else adapter
+        values.setdefault("POD_MODEL", f"/models/{claim}")
+        values.setdefault("POD_BASE", f"/models/{claim.parent / 'model'}")
         values.setdefault("STORAGE_URI", f"pvc://models/{claim}")
     for key, value in values.items():
         text = text.replace("${" + key + "}", value)
@@ -280,7 +282,10 @@ def test_admission_review_command_answers_one_document(
         )
     )
     args = ["admission", "review", str(document), "--trusted-key", str(cp.ws.attestation_pub_path)]
-    assert main([*args, "--model-root", str(cp.root), "--json"]) == 0
+    mapped = ["--storage-map", f"pvc://models/={cp.root}"]
+    assert main([*args, "--model-root", str(cp.root)]) == 1  # the Pod's claim is not mapped
+    assert "no --storage-map maps" in capsys.readouterr().out
+    assert main([*args, "--model-root", str(cp.root), *mapped, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["response"]["allowed"] is True
     assert main(args) == 1  # no model root: nothing may be read
     assert "has no --model-root" in capsys.readouterr().out
@@ -295,9 +300,10 @@ def test_admission_review_command_answers_one_document(
     isvc_args = [*args[:2], str(isvc), *args[3:], "--model-root", str(cp.root)]
     assert main(isvc_args) == 1  # its storageUri cannot be mapped to what was checked
     assert "--storage-map" in capsys.readouterr().out
-    assert main([*isvc_args, "--storage-map", f"pvc://models/={cp.root}"]) == 0
+    assert main([*isvc_args, *mapped]) == 0
     capsys.readouterr()
     assert main([*isvc_args, "--storage-map", "models=/nowhere"]) == 2
+    assert main([*isvc_args, "--storage-map", f"pvc://models={cp.root}"]) == 2  # no final /
 
 
 def test_review_admission_needs_a_v1_review() -> None:
@@ -316,50 +322,81 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
     cp: Env, webhook: tuple[Post, Callable[..., None]]
 ) -> None:
     """Review of 2026-12-08: the webhook checked the annotated model only, so a Pod annotated
-    with the approved adapter whose server ran ``--model /models/evil``, or an
-    InferenceService whose ``storageUri`` named another bucket, was admitted. The spec's model
-    must now be the annotated one (a tokenizer or template inside it or its base may be named)."""
+    with the approved adapter whose server ran ``--model /models/evil``, or mounted another
+    volume where the approved path is, or an InferenceService whose ``storageUri`` named
+    another bucket, was admitted. What the spec loads, read through its volume mounts, must
+    now be the annotated model or base (a tokenizer or template: the base or a file in it)."""
     post, _ = webhook
     job, adapter, attestation = passed_job(cp)
-    evil = cp.root / "evil"
-    evil.mkdir()
-    base = adapter.parent / "model"
+    (cp.root / "evil").mkdir()
+    evil, base, lora = "/models/evil", "/models/job/model", "/models/job/adapter"
 
-    def pod(args: list[str], env: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def pod(args: list[str], **container: Any) -> dict[str, Any]:
         document = review_document(
             "pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
         )
-        container = document["request"]["object"]["spec"]["containers"][0]
-        container["args"] = args
-        if env is not None:
-            container["env"] = env
+        spec = document["request"]["object"]["spec"]
+        spec["containers"][0] |= {"args": args, **container}
         return document
 
-    def allowed(document: dict[str, Any]) -> tuple[bool, str]:
+    def verdict(document: dict[str, Any]) -> tuple[bool, str]:
         code, answer = post(document)
         assert code == 200
         return answer["response"]["allowed"], answer["response"]["status"]["message"]
 
-    denied = {
-        "another model": ["--model", str(evil)],
-        "another adapter": ["--model", str(base), "--enable-lora", "--lora-modules", f"x={evil}"],
-        "a hub id": ["--model", "evil-org/evil-model"],
-        "vllm serve": ["serve", str(evil), "--enable-lora", "--lora-modules", f"x={adapter}"],
-        "an outside template": ["--model", str(base), "--chat-template", str(evil / "t.jinja")],
-        "a path out and back": ["--model", f"{base}/../../evil"],
-        "no model at all": ["--port", "8000"],
+    honest = ["--model", base, "--enable-lora", "--lora-modules", f"support={lora}"]
+    assert verdict(pod(honest))[0]
+    assert verdict(pod([*honest, "--chat-template", f"{base}/config.json"]))[0]
+    denied: dict[str, dict[str, Any]] = {
+        "another model": {"args": ["--model", evil]},
+        "another adapter": {
+            "args": ["--model", base, "--enable-lora", "--lora-modules", f"x={evil}"]
+        },
+        "a hub id": {"args": ["--model", "evil-org/evil-model"]},
+        "vllm serve, model last": {"args": ["serve", "--port", "8000", evil]},
+        "an underscore flag": {"args": [*honest, "--chat_template", f"{evil}/t.jinja"]},
+        "llama.cpp's -m": {"args": [*honest, "-m", evil]},
+        "a template in the adapter": {"args": [*honest, "--chat-template", f"{lora}/README.md"]},
+        "inside the adapter": {"args": ["--model", f"{lora}/adapter_model.safetensors"]},
+        "a path out and back": {"args": ["--model", f"{base}/../../evil"]},
+        "in the image": {"args": ["--model", "/opt/models/job/model"]},
+        "no model at all": {"args": ["--port", "8000"]},
+        "a variable": {"args": honest, "env": [{"name": "MODEL_ID", "value": evil}]},
+        "a variable from a ConfigMap": {
+            "args": honest,
+            "env": [
+                {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}}
+            ],
+        },
+        "envFrom": {"args": honest, "envFrom": [{"configMapRef": {"name": "m"}}]},
+        "another claim over the approved path": {
+            "args": honest,
+            "volumeMounts": [{"name": "scratch", "mountPath": "/models/job", "readOnly": True}],
+        },
+        "a writable mount of the same claim": {
+            "args": honest,
+            "volumeMounts": [{"name": "writable", "mountPath": "/models"}],
+        },
     }
-    for label, args in denied.items():
-        ok, message = allowed(pod(args))
-        assert not ok, label
-        assert "spec" in message, (label, message)
-    ok, message = allowed(pod(["--port", "8000"], env=[{"name": "MODEL_ID", "value": str(evil)}]))
-    assert not ok and str(evil) in message
-    # What an honest deployment names: the base, the adapter, a template inside the base.
-    honest = ["--model", str(base), "--enable-lora", "--lora-modules", f"support={adapter}"]
-    assert allowed(pod(honest))[0]
-    assert allowed(pod([*honest, "--chat-template", str(base / "config.json")]))[0]
-    # An InferenceService: its storageUri, mapped to the webhook's root, must be the adapter.
+    for label, container in denied.items():
+        document = pod(container.pop("args"), **container)
+        document["request"]["object"]["spec"]["volumes"] += [
+            {
+                "name": "scratch",
+                "persistentVolumeClaim": {"claimName": "scratch", "readOnly": True},
+            },
+            {"name": "writable", "persistentVolumeClaim": {"claimName": "models"}},
+        ]
+        ok, message = verdict(document)
+        assert not ok and "spec" in message, (label, message)
+    # An ephemeral container added to a running Pod is read too.
+    document = pod(honest)
+    document["request"]["object"]["spec"]["ephemeralContainers"] = [
+        {"name": "debug", "image": "vllm", "args": ["--model", evil]}
+    ]
+    assert not verdict(document)[0]
+    # An InferenceService: its storageUri, mapped to the webhook's root, must be the adapter,
+    # and its predictor's flags may name only where KServe puts that storage.
     for uri in ("s3://other-bucket/evil", "pvc://models/evil", "pvc://models/../evil"):
         isvc = review_document(
             "inferenceservice-create.json",
@@ -367,5 +404,11 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
             ATTESTATION=str(attestation),
             STORAGE_URI=uri,
         )
-        ok, message = allowed(isvc)
+        ok, message = verdict(isvc)
         assert not ok and "its spec loads" in message, (uri, message)
+    isvc = review_document(
+        "inferenceservice-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
+    )
+    assert verdict(isvc)[0]
+    isvc["request"]["object"]["spec"]["predictor"]["model"]["args"] = ["--model_dir=/mnt/evil"]
+    assert not verdict(isvc)[0]

@@ -83,9 +83,10 @@ def _config(
     mapped: list[tuple[str, Path]] = []
     for item in storage_map or ():
         prefix, eq, folder = item.partition("=")
-        if not eq or "://" not in prefix or not Path(folder).is_dir():
+        if not eq or "://" not in prefix or not prefix.endswith("/") or not Path(folder).is_dir():
             raise BadInputError(
-                f"--storage-map {item!r}: give PREFIX=DIR, a URI prefix and a folder here"
+                f"--storage-map {item!r}: give PREFIX=DIR, a URI prefix ending in / "
+                "(pvc://models/) and a folder here"
             )
         mapped.append((prefix, Path(folder)))
     if witness is not None and ":" not in witness.split("/")[0]:

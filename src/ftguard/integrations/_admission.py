@@ -226,10 +226,17 @@ def _local(uri: str, roots: tuple[Path, ...], what: str) -> Path:
 def _check_annotated(
     annotations: dict[str, str], config: AdmissionConfig, kind: str, spec: dict[str, Any]
 ) -> AdmissionDecision:
-    decision, served = _check_annotations(annotations, config)
+    decision, model, base = _check_annotations(annotations, config)
     if not decision.allowed:
         return decision
-    problem = workload_problem(kind, spec, served, dict(config.storage_map))
+    problem = workload_problem(
+        kind,
+        spec,
+        model,
+        base,
+        dict(config.storage_map),
+        alias=annotations[ANNOTATION_MODEL_URI].strip(),
+    )
     if problem is None:
         return decision
     return decision.model_copy(update={"allowed": False, "reasons": [problem]})
@@ -237,12 +244,14 @@ def _check_annotated(
 
 def _check_annotations(
     annotations: dict[str, str], config: AdmissionConfig
-) -> tuple[AdmissionDecision, list[Path]]:
-    """The annotated model's decision, and the folders or files a spec may then name."""
+) -> tuple[AdmissionDecision, Path | None, Path | None]:
+    """The annotated model's decision, the model's folder and its base, as the webhook sees them.
+
+    A registered MLflow version has no folder here: a spec must name its URI.
+    """
     uri = annotations[ANNOTATION_MODEL_URI].strip()
     base = annotations.get(ANNOTATION_BASE_MODEL)
     base_model = _local(base, config.model_roots, "base model") if base else None
-    bases = [base_model] if base_model is not None else []
     if uri.startswith("models:/"):
         from ftguard.integrations._mlflow import verify_registered_model
 
@@ -255,19 +264,21 @@ def _check_annotations(
             base_model=base_model,
             follow_adapter_config=False,
         )
-        # What a spec may name of a registered version is where the webhook keeps a copy:
-        # nowhere it can compare, so only the base (a models:/ workload names its model as
-        # the annotation does, through --storage-map of that exact URI to its copy).
-        mapped = dict(config.storage_map).get(uri)
-        return _decision(found.report, uri), bases + ([mapped.resolve()] if mapped else [])
+        return _decision(found.report, uri), None, base_model
     model = _local(uri, config.model_roots, "model")
     reference = annotations.get(ANNOTATION_ATTESTATION, "").strip()
     if not reference:
-        return AdmissionDecision(
-            allowed=False,
-            model=uri,
-            reasons=[f"missing attestation: the object has no {ANNOTATION_ATTESTATION} annotation"],
-        ), []
+        return (
+            AdmissionDecision(
+                allowed=False,
+                model=uri,
+                reasons=[
+                    f"missing attestation: the object has no {ANNOTATION_ATTESTATION} annotation"
+                ],
+            ),
+            None,
+            None,
+        )
     attestation = _local(reference, config.model_roots, "attestation")
     signature = annotations.get(ANNOTATION_MODEL_SIGNATURE)
     decision = check_model(
@@ -281,7 +292,7 @@ def _check_annotations(
         model_signing_key=config.model_signing_key,
         base_model=base_model,
     )
-    return decision, [model, *bases]
+    return decision, model, base_model
 
 
 def _decide(request: dict[str, Any], config: AdmissionConfig) -> tuple[bool, str]:

@@ -2,20 +2,26 @@
 
 The annotations say which model to check; the spec says what is served. A workload annotated
 with an approved model but whose server is started on another one was admitted (review of
-2026-12-08). The webhook therefore also reads the model the spec names and requires it to be
-the annotated one (or, for a tokenizer, chat template or adapter, a file or folder inside the
-annotated model or base):
+2026-12-08). The webhook therefore also reads what the spec loads and requires it to be the
+annotated model or base: a model, adapter or storage URI must name one of them exactly; a
+tokenizer or chat template may name the base (the model, for a full model) or a file in it.
 
-- an InferenceService: every ``storageUri`` anywhere in its ``spec``; ``file://`` URLs and
-  absolute paths as they are, other schemes (``pvc://``, ``s3://``, ...) through the webhook's
-  ``--storage-map PREFIX=DIR`` (where the webhook sees that storage); one it cannot map is
-  denied, and so is a spec that names none;
-- a Pod: in each container's and init container's ``command``, ``args`` and ``env``, the
-  values of the flags and variables serving stacks take a model from (:data:`MODEL_FLAGS`,
-  :data:`MODEL_ENV`; vLLM's ``serve MODEL`` too); a Pod that names none is denied.
+- A Pod: in each container's, init container's and ephemeral container's ``command``,
+  ``args`` and ``env``, the values of the flags (:data:`MODEL_FLAGS`, :data:`FILE_FLAGS`;
+  ``_`` and ``-`` alike) and variables (:data:`MODEL_ENV`, :data:`FILE_ENV`) serving stacks
+  take a model from, and every path-like word after ``serve`` (vLLM's ``serve MODEL``). A path
+  is read through the container's volume mounts: it must lie on a read-only mount of a
+  persistent volume claim, whose ``pvc://CLAIM/SUBPATH/...`` the webhook maps to where it sees
+  that claim (``--storage-map pvc://CLAIM/=DIR``). A path in the image, on another kind of
+  volume, on a writable mount or on an unmapped claim is denied; so is a model variable set
+  from a Secret, a ConfigMap (``valueFrom``) or ``envFrom``, whose value the webhook cannot
+  read, and a Pod that names no model.
+- An InferenceService: every ``storageUri`` in its ``spec``, mapped the same way
+  (``file://`` URLs and absolute paths as they are); its predictor's flags and variables may
+  name only where KServe puts that storage (``/mnt/models``) or a file in it.
 
-What the spec does not say (a model baked into the image at a path no flag names, a config
-file a ConfigMap mounts) the webhook cannot see: the threat model says so.
+What the spec does not say (a path written in a file the server reads, a model downloaded by
+the server's own code) the webhook cannot see: the threat model says so.
 """
 
 from __future__ import annotations
@@ -23,76 +29,154 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["MODEL_ENV", "MODEL_FLAGS", "named_models", "workload_problem"]
+__all__ = [
+    "FILE_ENV",
+    "FILE_FLAGS",
+    "KSERVE_MODEL_DIR",
+    "MODEL_ENV",
+    "MODEL_FLAGS",
+    "Named",
+    "named_models",
+    "workload_problem",
+]
 
 MODEL_FLAGS = frozenset(
     {
+        "-m",
         "--model",
         "--model-id",
         "--model-path",
-        "--model_name_or_path",
+        "--model-dir",
         "--model-name-or-path",
-        "--tokenizer",
-        "--chat-template",
         "--lora-modules",
         "--lora-adapters",
+        "--lora-paths",
+        "--lora",
         "--adapter",
         "--adapter-id",
     }
 )
-"""Command-line flags whose values name what a serving stack loads (vLLM, TGI, llama.cpp's
-server, transformers-based servers)."""
+"""Flags whose values name a model or an adapter (vLLM, SGLang, TGI, llama.cpp's server,
+transformers-based servers); ``_`` in a flag is read as ``-``, as vLLM does."""
+
+FILE_FLAGS = frozenset(
+    {
+        "--tokenizer",
+        "--tokenizer-path",
+        "--tokenizer-config-path",
+        "--chat-template",
+        "--chat-template-file",
+    }
+)
+"""Flags whose values name a tokenizer or a chat template."""
 
 MODEL_ENV = frozenset(
-    {"MODEL", "MODEL_ID", "MODEL_PATH", "MODEL_NAME", "HF_MODEL_ID", "LORA_ADAPTERS", "ADAPTER_ID"}
+    {
+        "MODEL",
+        "MODEL_ID",
+        "MODEL_PATH",
+        "MODEL_NAME",
+        "MODEL_DIR",
+        "HF_MODEL_ID",
+        "LORA_ADAPTERS",
+        "ADAPTER_ID",
+        "LLAMA_ARG_MODEL",
+        "LLAMA_ARG_LORA",
+    }
 )
-"""Environment variables serving images read their model from."""
+"""Environment variables serving images read a model or adapter from."""
+
+FILE_ENV = frozenset(
+    {"TOKENIZER", "TOKENIZER_PATH", "CHAT_TEMPLATE", "LLAMA_ARG_CHAT_TEMPLATE_FILE"}
+)
+"""Environment variables serving images read a tokenizer or chat template from."""
+
+KSERVE_MODEL_DIR = "/mnt/models"
+"""Where KServe's storage initializer puts what ``storageUri`` names, in the predictor."""
 
 
-def named_models(kind: str, spec: Mapping[str, Any]) -> list[str]:
-    """Every model reference the workload's spec names (strings as written)."""
+@dataclass(frozen=True)
+class Named:
+    """One thing a spec loads."""
+
+    what: Literal["model", "file"]
+    """``model``: a model, adapter or storage URI; ``file``: a tokenizer or chat template."""
+    reference: str
+    """As written in the spec."""
+    local: Path | None = None
+    """Where the webhook sees it (None: it cannot tell)."""
+    problem: str | None = None
+    """Why it cannot be checked, when that is known already."""
+
+
+def named_models(
+    kind: str, spec: Mapping[str, Any], storage_map: Mapping[str, Path]
+) -> list[Named]:
+    """Everything the workload's spec loads, each with where the webhook sees it."""
     if kind == "InferenceService":
-        return [v for k, v in _walk(spec) if k in ("storageUri", "storage_uri")]
-    found: list[str] = []
-    for key in ("initContainers", "containers"):
-        containers = spec.get(key) or []
-        for container in containers if isinstance(containers, list) else []:
-            if isinstance(container, dict):
-                found += _container_models(container)
+        return _inference_service(spec, storage_map)
+    volumes = {
+        str(v.get("name")): v for v in _dicts(spec.get("volumes")) if isinstance(v.get("name"), str)
+    }
+    found: list[Named] = []
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for container in _dicts(spec.get(key)):
+            mounts = _dicts(container.get("volumeMounts"))
+            for what, reference in _container_references(container):
+                found.append(_through_mounts(what, reference, mounts, volumes, storage_map))
     return found
 
 
 def workload_problem(
     kind: str,
     spec: Mapping[str, Any],
-    allowed: list[Path],
+    model: Path | None,
+    base: Path | None,
     storage_map: Mapping[str, Path],
+    *,
+    alias: str | None = None,
 ) -> str | None:
-    """Why the workload may load something other than ``allowed`` (None: it does not).
+    """Why the workload may load something other than the checked ``model`` and ``base``.
 
-    ``allowed``: the annotated model and base, resolved, as the webhook sees them; a reference
-    must be one of them or lie inside one.
+    None: everything its spec loads is one of them (a tokenizer or template: the base, or
+    the model when there is no base, or a file in it). ``alias``: a reference the spec may
+    name as it is (a ``models:/`` URI, whose files the webhook checked by downloading them;
+    ``model`` is then None).
     """
-    named = named_models(kind, spec)
+    named = named_models(kind, spec, storage_map)
     if not named:
         where = "storageUri" if kind == "InferenceService" else "model flag or variable"
         return (
             f"its spec names no {where}, so the webhook cannot tell which model it serves "
             "(name the model in the spec as well as in the annotation)"
         )
-    for reference in named:
-        local = _local_path(reference, storage_map)
-        if local is None:
-            return (
-                f"its spec loads {reference!r}, which the webhook cannot map to a path it "
-                "checks (--storage-map PREFIX=DIR)"
-            )
-        if not any(_within(local, root) for root in allowed):
-            return f"its spec loads {reference!r}, not the annotated model or base it checked"
+    roots = [r for r in (model, base) if r is not None]
+    for item in named:
+        if alias is not None and item.reference == alias and item.what == "model":
+            continue
+        if item.problem is not None:
+            return f"its spec loads {item.reference!r}, which {item.problem}"
+        if item.local is None:
+            return f"its spec loads {item.reference!r}, which the webhook cannot check"
+        ok = (
+            any(_same(item.local, root) for root in roots)
+            if item.what == "model"
+            else any(_within(item.local, root) for root in roots[-1:])
+        )
+        if not ok:
+            return f"its spec loads {item.reference!r}, not the annotated model or base it checked"
     return None
+
+
+# -- reading a spec ---------------------------------------------------------------------------
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _walk(value: Any) -> Iterator[tuple[str, str]]:
@@ -107,33 +191,50 @@ def _walk(value: Any) -> Iterator[tuple[str, str]]:
             yield from _walk(item)
 
 
-def _container_models(container: Mapping[str, Any]) -> list[str]:
+def _container_references(container: Mapping[str, Any]) -> list[tuple[str, str]]:
     words: list[str] = []
     for key in ("command", "args"):
-        items = container.get(key) or []
+        items = container.get(key)
         for item in items if isinstance(items, list) else []:
             if isinstance(item, str):
                 words += item.split()
     found = _flag_values(words)
-    env = container.get("env") or []
-    for item in env if isinstance(env, list) else []:
-        if isinstance(item, dict) and item.get("name") in MODEL_ENV:
-            value = item.get("value")
-            if isinstance(value, str) and value:
-                found += _adapter_paths(value)
+    if container.get("envFrom"):
+        found.append(("model", "envFrom (variables the webhook cannot read)"))
+    for item in _dicts(container.get("env")):
+        name = item.get("name")
+        if name not in MODEL_ENV and name not in FILE_ENV:
+            continue
+        what = "model" if name in MODEL_ENV else "file"
+        value = item.get("value")
+        if "valueFrom" in item or not isinstance(value, str):
+            found.append((what, f"{name} from valueFrom (a value the webhook cannot read)"))
+        elif value:
+            found += [(what, path) for path in _paths_in(value)]
     return found
 
 
-def _flag_values(words: list[str]) -> list[str]:
-    found: list[str] = []
+def _flag_name(word: str) -> str:
+    if word.startswith("--"):
+        return "--" + word[2:].replace("_", "-")
+    return word
+
+
+def _flag_values(words: list[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    serving = False
     for i, word in enumerate(words):
         flag, eq, value = word.partition("=")
-        if flag in MODEL_FLAGS:
+        flag = _flag_name(flag)
+        if flag in MODEL_FLAGS or flag in FILE_FLAGS:
+            what = "model" if flag in MODEL_FLAGS else "file"
             values = [value] if eq else _until_next_flag(words[i + 1 :])
             for item in values:
-                found += _adapter_paths(item)
-        elif word == "serve" and i + 1 < len(words) and not words[i + 1].startswith("-"):
-            found.append(words[i + 1])  # vllm serve MODEL
+                found += [(what, path) for path in _paths_in(item)]
+        elif word == "serve":
+            serving = True
+        elif serving and not word.startswith("-") and ("/" in word or words[i - 1] == "serve"):
+            found.append(("model", word))  # vllm serve [OPTIONS] MODEL, wherever it stands
     return found
 
 
@@ -146,8 +247,8 @@ def _until_next_flag(rest: list[str]) -> list[str]:
     return values
 
 
-def _adapter_paths(value: str) -> list[str]:
-    """The paths in one flag value: ``PATH``, ``NAME=PATH``, or vLLM's JSON form."""
+def _paths_in(value: str) -> list[str]:
+    """The paths in one value: ``PATH``, ``NAME=PATH``, ``A,B``, or vLLM's JSON form."""
     text = value.strip().strip("'\"")
     if text.startswith("{"):
         try:
@@ -159,22 +260,111 @@ def _adapter_paths(value: str) -> list[str]:
     return [p.partition("=")[2] if "=" in p else p for p in parts] or [text]
 
 
-def _local_path(reference: str, storage_map: Mapping[str, Path]) -> Path | None:
-    for prefix, folder in sorted(storage_map.items(), key=lambda item: -len(item[0])):
-        if reference.startswith(prefix):
-            rest = PurePosixPath(reference[len(prefix) :].lstrip("/"))
-            if ".." in rest.parts:
-                return None
-            return folder.joinpath(*rest.parts)
+# -- where the webhook sees it ----------------------------------------------------------------
+
+
+def _through_mounts(
+    what: str,
+    reference: str,
+    mounts: list[dict[str, Any]],
+    volumes: Mapping[str, dict[str, Any]],
+    storage_map: Mapping[str, Path],
+) -> Named:
+    kind: Literal["model", "file"] = "model" if what == "model" else "file"
     text = reference.removeprefix("file://")
+    if not text.startswith("/"):
+        return Named(kind, reference, problem="is not a path on a volume the webhook checks")
+    path = PurePosixPath(os.path.normpath(text))
+    covering = [
+        m
+        for m in mounts
+        if isinstance(m.get("mountPath"), str)
+        and (path == PurePosixPath(m["mountPath"]) or PurePosixPath(m["mountPath"]) in path.parents)
+    ]
+    if not covering:
+        return Named(kind, reference, problem="is in the container's image, not on a volume")
+    mount = max(covering, key=lambda m: len(PurePosixPath(m["mountPath"]).parts))
+    volume = volumes.get(str(mount.get("name")), {})
+    claim = volume.get("persistentVolumeClaim")
+    if not isinstance(claim, dict) or not isinstance(claim.get("claimName"), str):
+        return Named(
+            kind, reference, problem="is on a volume that is not a persistent volume claim"
+        )
+    if not (mount.get("readOnly") is True or claim.get("readOnly") is True):
+        return Named(kind, reference, problem="is on a writable mount (mount the claim read-only)")
+    if mount.get("subPathExpr"):
+        return Named(kind, reference, problem="is on a mount with a subPathExpr")
+    rest = path.relative_to(PurePosixPath(mount["mountPath"]))
+    sub = str(mount.get("subPath") or "")
+    uri = "pvc://" + "/".join(
+        p for p in (claim["claimName"], sub, rest.as_posix()) if p not in ("", ".")
+    )
+    local = _mapped(uri, storage_map)
+    if local is None:
+        return Named(kind, reference, problem=f"is on {uri}, which no --storage-map maps")
+    return Named(kind, reference, local=local)
+
+
+def _inference_service(spec: Mapping[str, Any], storage_map: Mapping[str, Path]) -> list[Named]:
+    found: list[Named] = []
+    storage: Path | None = None
+    for key, uri in _walk(spec):
+        if key in ("storageUri", "storage_uri"):
+            local = _storage_local(uri, storage_map)
+            storage = local if local is not None else storage
+            problem = None if local is not None else "the webhook cannot map (--storage-map)"
+            found.append(Named("model", uri, local=local, problem=problem))
+    found_predictor = spec.get("predictor")
+    predictor: dict[str, Any] = found_predictor if isinstance(found_predictor, dict) else {}
+    containers = [predictor.get("model"), *_dicts(predictor.get("containers"))]
+    for container in [c for c in containers if isinstance(c, dict)]:
+        for what, reference in _container_references(container):
+            kind: Literal["model", "file"] = "model" if what == "model" else "file"
+            path = PurePosixPath(os.path.normpath(reference.removeprefix("file://")))
+            inside = (
+                path == PurePosixPath(KSERVE_MODEL_DIR)
+                or PurePosixPath(KSERVE_MODEL_DIR) in path.parents
+            )
+            if not inside or storage is None:
+                found.append(
+                    Named(kind, reference, problem=f"is not where KServe puts {KSERVE_MODEL_DIR}")
+                )
+                continue
+            rest = path.relative_to(PurePosixPath(KSERVE_MODEL_DIR))
+            found.append(Named(kind, reference, local=storage.joinpath(*rest.parts)))
+    return found
+
+
+def _storage_local(uri: str, storage_map: Mapping[str, Path]) -> Path | None:
+    mapped = _mapped(uri, storage_map)
+    if mapped is not None:
+        return mapped
+    text = uri.removeprefix("file://")
     if "://" in text or not text.startswith("/"):
         return None
     return Path(os.path.normpath(text))
 
 
-def _within(path: Path, root: Path) -> bool:
+def _mapped(uri: str, storage_map: Mapping[str, Path]) -> Path | None:
+    for prefix, folder in sorted(storage_map.items(), key=lambda item: -len(item[0])):
+        if prefix.endswith("/") and uri.startswith(prefix):
+            rest = PurePosixPath(uri[len(prefix) :].lstrip("/"))
+            if ".." in rest.parts:
+                return None
+            return folder.joinpath(*rest.parts)
+    return None
+
+
+def _same(path: Path, root: Path) -> bool:
     try:
-        resolved = path.resolve()
+        return path.resolve() == root.resolve()
     except (OSError, RuntimeError):
         return False
-    return resolved == root or root in resolved.parents
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        resolved, base = path.resolve(), root.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return resolved == base or base in resolved.parents
