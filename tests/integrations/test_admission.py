@@ -412,3 +412,24 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
     assert verdict(isvc)[0]
     isvc["request"]["object"]["spec"]["predictor"]["model"]["args"] = ["--model_dir=/mnt/evil"]
     assert not verdict(isvc)[0]
+
+
+@SQLITE
+def test_the_webhook_denies_a_revoked_jobs_model(
+    cp: Env, webhook: tuple[Post, Callable[..., None]]
+) -> None:
+    from ftguard.control import service
+
+    post, start = webhook
+    job, adapter, attestation = passed_job(cp)
+    document = review_document(
+        "pod-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
+    )
+    listed = cp.root / "revocations.json"
+    listed.write_text(service.revocation_list(cp.ws).model_dump_json())
+    start(revocations=listed)
+    assert post(document)[1]["response"]["allowed"] is True
+    service.revoke_pass(cp.ws, actor="sec", job_id=job, reason="withdrawn")
+    listed.write_text(service.revocation_list(cp.ws).model_dump_json())  # read for every review
+    answer = post(document)[1]["response"]
+    assert answer["allowed"] is False and "revoked" in answer["status"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ftguard.attest import Envelope
 from ftguard.control import service
 from tests.integrations._jobs import passed_job
 from tests.server.conftest import Server
@@ -56,3 +57,30 @@ def test_verify_needs_a_caller_and_reads_only_storage_roots(server: Server) -> N
     extra = server.post("/api/v1/verify", "bob", json={**body, "trusted_key": "mine"})
     assert extra.status_code == 422
     assert service.verify_audit(cp.ws).ok
+
+
+def test_a_revoked_pass_is_refused_by_the_server_at_once(server: Server) -> None:
+    """A security reviewer revokes a pass over the API: the server's /verify denies the model
+    and its attestation route withdraws the file at once; its signed list names the job."""
+    from ftguard.gate import read_revocations
+
+    cp = server.cp
+    job, adapter, attestation = passed_job(cp)
+    model = f"data/{adapter.relative_to(cp.root).as_posix()}"
+    base = f"data/{(adapter.parent / 'model').relative_to(cp.root).as_posix()}"
+    body = {"model": model, "attestation": job, "base_model": base}
+    assert server.post("/api/v1/verify", "erin", json=body).json()["allowed"] is True
+    refused = server.post(f"/api/v1/jobs/{job}/revoke", "alice", json={"reason": "mine"})
+    assert refused.status_code == 403
+    revoked = server.post(f"/api/v1/jobs/{job}/revoke", "sec", json={"reason": "leaks data"})
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    for reference in (job, f"data/{attestation.relative_to(cp.root).as_posix()}"):
+        answer = server.post("/api/v1/verify", "erin", json=body | {"attestation": reference})
+        assert answer.json()["allowed"] is False and "revoked" in answer.json()["reasons"][0]
+    assert server.get(f"/api/v1/jobs/{job}/attestation", "alice").status_code == 404
+    listed = server.get("/api/v1/revocations", "erin")
+    assert listed.status_code == 200
+    signed = read_revocations(
+        Envelope.model_validate(listed.json()), cp.ws.attestation_public_key()
+    )
+    assert "leaks data" in (signed.reason_for(job) or "")

@@ -50,6 +50,8 @@ COMMAND_MODULES: dict[str, str] = {
     "gate": "gate",
     "deploy": "gate",
     "verify-deployment": "gate",
+    "revoke": "gate",
+    "revocations": "gate",
     "approve": "jobs",
     "reject": "jobs",
     "override": "jobs",

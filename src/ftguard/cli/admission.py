@@ -44,6 +44,14 @@ Witness = Annotated[
     str | None,
     typer.Option("--witness", help="The audit log's witness (file:PATH): the head must be in it."),
 ]
+RevocationsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--revocations",
+        help="The workspace's signed revocation list ('ftguard revocations --out FILE'), "
+        "read afresh for every review: a revoked job's model is denied.",
+    ),
+]
 StorageMap = Annotated[
     list[str] | None,
     typer.Option(
@@ -68,6 +76,7 @@ def _config(
     witness: str | None,
     tracking_uri: str | None,
     storage_map: list[str] | None = None,
+    revocations: Path | None = None,
 ) -> AdmissionConfig:
     from ftguard.attest import load_public_key_file
     from ftguard.errors import BadInputError
@@ -98,6 +107,7 @@ def _config(
         witness=witness,
         mlflow_tracking_uri=tracking_uri,
         storage_map=tuple(mapped),
+        revocations=revocations,
     )
 
 
@@ -109,6 +119,7 @@ def serve(
     witness: Witness = None,
     tracking_uri: TrackingUri = None,
     storage_map: StorageMap = None,
+    revocations: RevocationsOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8443,
     tls_cert: Annotated[
@@ -119,7 +130,9 @@ def serve(
     """Serve the validating admission webhook: POST AdmissionReview v1 to /validate."""
     from ftguard.integrations import make_admission_server
 
-    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map)
+    config = _config(
+        trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map, revocations
+    )
     server = make_admission_server(
         config,
         host=host,
@@ -152,6 +165,7 @@ def review(
     witness: Witness = None,
     tracking_uri: TrackingUri = None,
     storage_map: StorageMap = None,
+    revocations: RevocationsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one AdmissionReview as the webhook would (exit 0 allowed, 1 denied)."""
@@ -161,7 +175,9 @@ def review(
     from ftguard.errors import EXIT_VERDICT, BadInputError
     from ftguard.integrations import review_admission
 
-    config = _config(trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map)
+    config = _config(
+        trusted_key, model_roots, unannotated, witness, tracking_uri, storage_map, revocations
+    )
     text = sys.stdin.read() if str(document) == "-" else read_text_file(document, what="review")
     try:
         parsed = json.loads(text)

@@ -1,4 +1,4 @@
-"""CLI: ``ftguard gate``, ``ftguard deploy``, ``ftguard verify-deployment``."""
+"""CLI: ``ftguard gate``, ``deploy``, ``verify-deployment``, ``revoke``, ``revocations``."""
 
 from __future__ import annotations
 
@@ -157,6 +157,14 @@ def verify_deployment_cmd(
             "against the approved base (default: the folder adapter_config.json names).",
         ),
     ] = None,
+    revocations: Annotated[
+        Path | None,
+        typer.Option(
+            "--revocations",
+            help="The workspace's signed revocation list ('ftguard revocations --out FILE'): "
+            "an attestation of a job it names is refused.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     mlflow_uri: Annotated[
         str | None,
@@ -186,9 +194,18 @@ def verify_deployment_cmd(
     Signing signature it names must verify over the same files; a LoRA adapter's base model
     must be the approved one (exit 6 otherwise).
     """
+    from ftguard.attest import load_public_key_file
     from ftguard.control import open_witness
     from ftguard.errors import VerificationError
-    from ftguard.gate import check_deployment
+    from ftguard.gate import check_deployment, read_revocations
+
+    if revocations is not None and mlflow_uri is not None:
+        raise BadInputError("--revocations is not taken with --mlflow yet")
+    withdrawn = (
+        read_revocations(revocations, load_public_key_file(trusted_key))
+        if revocations is not None
+        else None
+    )
 
     heads = None
     if witness is not None:
@@ -221,6 +238,7 @@ def verify_deployment_cmd(
         model_signing_key=model_signing_key,
         allow_legacy_attestation=allow_legacy_attestation,
         base_model=base_model,
+        revocations=withdrawn,
     )
     if as_json:
         out = report.verification.model_dump(mode="json") if report.verification else {}
@@ -239,3 +257,53 @@ def verify_deployment_cmd(
             "passed the gate with "
             f"(sha256:{result.digest[:16]}, key {result.keyid[:12]})"
         )
+
+
+@app.command("revoke")
+def revoke(
+    job_id: Annotated[str, typer.Argument(help="A job that passed the gate (or was deployed).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why its pass is withdrawn.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Security reviewers: withdraw a job's pass (final); publish 'ftguard revocations' after."""
+    client = remote_client(actor)
+    if client is not None:
+        view = client.call("POST", f"/jobs/{job_id}/revoke", {"reason": reason})
+        state = str(view.get("state"))
+    else:
+        service.revoke_pass(
+            workspace(), actor=actor_or_default(actor), job_id=job_id, reason=reason
+        )
+        state = "revoked"
+    if as_json:
+        print_json({"job": job_id, "state": state})
+    else:
+        console.print(
+            f"{escape(job_id)} revoked: its attestation no longer verifies on the team server; "
+            "publish the new list ('ftguard revocations --out FILE') to the serving side"
+        )
+
+
+@app.command("revocations")
+def revocations_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the signed list here (default: standard output)."),
+    ] = None,
+    actor: ActorOption = None,
+) -> None:
+    """The signed list of revoked passes, for 'verify-deployment --revocations'."""
+    import json
+
+    client = remote_client(actor)
+    if client is not None:
+        document = client.call("GET", "/revocations")
+    else:
+        document = service.revocation_list(workspace()).model_dump(mode="json")
+    text = json.dumps(document, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"revocation list: {escape(str(out))}")

@@ -69,7 +69,9 @@ class Actor:
 
 ACTION_SCOPES: dict[str, str] = {
     **dict.fromkeys(("job.submit", "job.cancel", "job.prepared"), "submit"),
-    **dict.fromkeys(("job.approve", "job.reject", "review.override", "gate.override"), "approve"),
+    **dict.fromkeys(
+        ("job.approve", "job.reject", "review.override", "gate.override", "gate.revoke"), "approve"
+    ),
     **dict.fromkeys(("run.start", "run.end", "run.error"), "run"),
     **dict.fromkeys(("key.request", "key.revoke", "token.revoke"), "keys"),
     **dict.fromkeys(
@@ -699,6 +701,7 @@ _MOVES: dict[str, frozenset[str]] = {
     "gate.block": frozenset({"blocked"}),
     "gate.override": frozenset({"passed"}),
     "job.deploy": frozenset({"deployed"}),
+    "gate.revoke": frozenset({"revoked"}),
 }
 """The job states each action may move a job to; a state change by any other action, or to
 another state, is not one ftguard makes."""

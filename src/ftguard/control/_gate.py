@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from ftguard.attest import Envelope, ensure_model_signing_key, model_signing_keyid, sign_model
 from ftguard.control._approvals import verify_job_approvals
+from ftguard.control._audit import iter_events
 from ftguard.control._chain import Actor, ChainState, JobRecord
 from ftguard.control._identities import (
     Caller,
@@ -57,6 +58,7 @@ from ftguard.gate import (
     evaluate_rules,
     gate_verification_summary,
     issue_attestation,
+    issue_revocations,
     serving_hazards,
 )
 from ftguard.policy import Policy
@@ -599,6 +601,63 @@ def override_blocked(
     path = _attest(ws, session, row, decision, approvals, current, actor)
     files = _standard_attestations(ws, session, row, decision, approvals, current)
     return GateOutcome(decision, path, files)
+
+
+def revoke_pass(ws: Workspace, *, actor: Caller, job_id: str, reason: str) -> None:
+    """A security reviewer withdraws a job's pass: the job becomes ``revoked`` (final).
+
+    Its attestation no longer verifies where the serving side checks revocations: the team
+    server's ``/verify`` and attestation route refuse it at once, and
+    :func:`revocation_list` signs the list that ``verify-deployment --revocations`` and the
+    admission webhook read.
+
+    Raises:
+        BadInputError: No reason given.
+        PermissionDeniedError: Not a security reviewer.
+        ConflictError: The job has not passed the gate (or is already revoked).
+
+    """
+    if not reason.strip():
+        raise BadInputError("--reason must say why the pass is withdrawn")
+    with ws.store.write() as session:
+        state, policy, who = acting(ws, session, actor)
+        row = checked_job(session, state, job_id, lock=True)
+        require_role(state, policy, who.name, "security_reviewer", to="revoke a pass")
+        if row.state not in (JobState.PASSED.value, JobState.DEPLOYED.value):
+            raise ConflictError(
+                f"job {job_id} is {row.state}: only a job that passed the gate can be revoked"
+            )
+        transition(
+            ws,
+            session,
+            row,
+            JobState.REVOKED,
+            actor=who,
+            action="gate.revoke",
+            payload={"reason": reason.strip()},
+        )
+
+
+def revocation_list(ws: Workspace) -> Envelope:
+    """The revoked passes the verified chain records, signed with the attestation key.
+
+    For serving sides that verify offline (``verify-deployment --revocations``, the admission
+    webhook): publish it where they read it, and again after every revocation.
+    """
+    with ws.store.read() as session:
+        state = chain_state(ws, session)
+        revoked = [
+            {
+                "job_id": event.job_id,
+                "revoked_at": event.ts,
+                "revoked_by": event.actor,
+                "reason": str(event.payload.get("reason") or ""),
+            }
+            for event in iter_events(session)
+            if event.action == "gate.revoke" and event.job_id
+        ]
+        head = {"seq": state.seq, "hash": state.head_hash}
+    return issue_revocations(revoked, key=ws.attestation_key(), audit_head=head)
 
 
 def deploy_job(ws: Workspace, *, actor: Caller, job_id: str) -> Path:

@@ -26,10 +26,21 @@ class JobState(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    REVOKED = "revoked"
 
 
 APPROVED_ONWARD: frozenset[str] = frozenset(
-    {"approved", "running", "trained", "failed", "evaluating", "passed", "blocked", "deployed"}
+    {
+        "approved",
+        "running",
+        "trained",
+        "failed",
+        "evaluating",
+        "passed",
+        "blocked",
+        "deployed",
+        "revoked",
+    }
 )
 """The states of a job from its approval on: those a ``runner`` reads and analyses."""
 
@@ -43,10 +54,12 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.TRAINED: frozenset({S.EVALUATING, S.PASSED, S.BLOCKED}),
     S.FAILED: frozenset({S.AWAITING_APPROVAL, S.CANCELLED}),
     S.EVALUATING: frozenset({S.PASSED, S.BLOCKED}),
-    S.PASSED: frozenset({S.DEPLOYED, S.BLOCKED}),
+    S.PASSED: frozenset({S.DEPLOYED, S.BLOCKED, S.REVOKED}),
     # Passed by an override, or decided again when only missing evidence blocked it.
     S.BLOCKED: frozenset({S.PASSED, S.BLOCKED}),
-    S.DEPLOYED: frozenset(),
+    # A security reviewer withdraws a pass: final, whatever evidence comes later.
+    S.DEPLOYED: frozenset({S.REVOKED}),
+    S.REVOKED: frozenset(),
     # A review rejection can be overridden by a security reviewer; an approver's cannot.
     S.REJECTED: frozenset({S.AWAITING_APPROVAL}),
     S.CANCELLED: frozenset(),

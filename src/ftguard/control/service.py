@@ -60,6 +60,8 @@ from ftguard.control._gate import (
     hash_recorded_output,
     override_blocked,
     override_gate,
+    revocation_list,
+    revoke_pass,
 )
 from ftguard.control._identities import (
     TOKEN_SCOPES,
@@ -131,6 +133,8 @@ __all__ = [
     "confirm_prepared",
     "create_key",
     "decide_gate",
+    "revocation_list",
+    "revoke_pass",
     "deploy_job",
     "evaluate_job",
     "abort_run",

@@ -18,6 +18,12 @@ from ftguard.gate._attestation import (
 )
 from ftguard.gate._decision import Decision, RuleResult, evaluate_rules
 from ftguard.gate._hazards import ADAPTER_CONFIG, adapter_base_problem, serving_hazards
+from ftguard.gate._revocations import (
+    REVOCATIONS_PREDICATE,
+    Revocations,
+    issue_revocations,
+    read_revocations,
+)
 from ftguard.gate._standard import (
     CONTROL_LEVELS,
     GATE_VERIFIER_ID,
@@ -39,6 +45,8 @@ __all__ = [
     "CONTROL_LEVELS",
     "GATE_VERIFIER_ID",
     "MODEL_SIGNATURE_FILENAME",
+    "REVOCATIONS_PREDICATE",
+    "Revocations",
     "CheckResult",
     "Decision",
     "DeploymentReport",
@@ -50,8 +58,10 @@ __all__ = [
     "evaluate_rules",
     "gate_verification_summary",
     "issue_attestation",
+    "issue_revocations",
     "model_subjects",
     "read_attestation",
+    "read_revocations",
     "resource_uri",
     "serving_hazards",
     "verify_attestation",

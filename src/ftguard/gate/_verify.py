@@ -40,6 +40,7 @@ from ftguard.digests import FileDigest, Manifest, manifest_of
 from ftguard.errors import BadInputError, VerificationError
 from ftguard.gate._attestation import CheckResult, DeploymentVerification, verify_attestation
 from ftguard.gate._hazards import ADAPTER_CONFIG, adapter_base_problem, serving_hazards
+from ftguard.gate._revocations import Revocations
 
 __all__ = [
     "MODEL_SIGNATURE_FILENAME",
@@ -253,6 +254,7 @@ def check_deployment(
     allow_legacy_attestation: bool = False,
     base_model: str | Path | None = None,
     follow_adapter_config: bool = True,
+    revocations: Revocations | None = None,
 ) -> DeploymentReport:
     """Run every check of a deployment and report each; never raises for a failed check.
 
@@ -274,6 +276,8 @@ def check_deployment(
         follow_adapter_config: Without ``base_model``, check the folder the adapter's config
             names (False: a service that reads only inside its storage roots requires
             ``base_model``).
+        revocations: A verified revocation list (:func:`ftguard.gate.read_revocations`); an
+            attestation of a job it names fails.
 
     Raises:
         BadInputError: A given file cannot be read (not a failed check: bad input).
@@ -282,9 +286,13 @@ def check_deployment(
     checks: dict[str, CheckResult] = {}
     verification: DeploymentVerification | None = None
     try:
-        verification = verify_attestation(
+        verified = verify_attestation(
             model_path, attestation, trusted_key, witness_heads=witness_heads
         )
+        revoked = revocations.reason_for(verified.job_id) if revocations else None
+        if revoked:
+            raise VerificationError(revoked)
+        verification = verified
         checks["attestation"] = CheckResult(
             ok=True,
             detail=f"job {verification.job_id} passed the gate for sha256:"
@@ -344,6 +352,7 @@ def verify_deployment(
     model_signing_key: str | Path | None = None,
     allow_legacy_attestation: bool = False,
     base_model: str | Path | None = None,
+    revocations: Revocations | None = None,
 ) -> DeploymentVerification:
     """Check, before serving, that a model is the one the gate attested and signed.
 
@@ -363,6 +372,7 @@ def verify_deployment(
         model_signing_key=model_signing_key,
         allow_legacy_attestation=allow_legacy_attestation,
         base_model=base_model,
+        revocations=revocations,
     )
     if not report.ok or report.verification is None:
         raise VerificationError(report.reasons[0])

@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 
 from ftguard.attest import PublicKey
 from ftguard.errors import BadInputError, FtguardError
-from ftguard.gate import CheckResult, DeploymentReport, check_deployment
+from ftguard.gate import CheckResult, DeploymentReport, Revocations, check_deployment
 from ftguard.integrations._workload import workload_problem
 
 __all__ = [
@@ -95,6 +95,7 @@ def check_model(
     model_signature: str | Path | None = None,
     model_signing_key: str | Path | None = None,
     base_model: str | Path | None = None,
+    revocations: Revocations | None = None,
 ) -> AdmissionDecision:
     """Whether a model may be served: the gate's deployment check, as allow or deny.
 
@@ -113,6 +114,7 @@ def check_model(
             model_signing_key=model_signing_key,
             base_model=base_model,
             follow_adapter_config=False,
+            revocations=revocations,
         )
     except FtguardError as exc:
         return AdmissionDecision(allowed=False, reasons=[exc.message], model=str(model_path))
@@ -132,6 +134,7 @@ class AdmissionConfig:
         mlflow_tracking_uri: The MLflow tracking server for ``models:/`` URIs.
         model_signing_key: The published model-signing public key, when pinned.
         storage_map: Where the webhook sees each storage URI prefix a spec may name.
+        revocations: The signed revocation list (``ftguard revocations --out FILE``).
 
     """
 
@@ -141,9 +144,19 @@ class AdmissionConfig:
     witness: str | None = None
     mlflow_tracking_uri: str | None = None
     model_signing_key: Path | None = None
+    revocations: Path | None = None
+    """The workspace's signed revocation list, read afresh for every review."""
     storage_map: tuple[tuple[str, Path], ...] = ()
     """``(URI prefix, folder)`` pairs: where the webhook sees what an InferenceService's
     ``storageUri`` names (``pvc://models/`` -> ``/mnt/models``)."""
+
+    def revoked(self) -> Revocations | None:
+        """The revocation list, read and verified afresh (None without one)."""
+        if self.revocations is None:
+            return None
+        from ftguard.gate import read_revocations
+
+        return read_revocations(self.revocations, self.trusted_key)
 
     def witness_heads(self) -> list[tuple[int, str]] | None:
         """The witness's heads, read afresh (None without a witness)."""
@@ -291,6 +304,7 @@ def _check_annotations(
         else None,
         model_signing_key=config.model_signing_key,
         base_model=base_model,
+        revocations=config.revoked(),
     )
     return decision, model, base_model
 

@@ -26,6 +26,7 @@ from ftguard.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from ftguard.gate import read_revocations
 from ftguard.policy import policy_digest
 from ftguard.server._auth import caller_for
 from ftguard.server._context import ServerContext
@@ -250,6 +251,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
             ("GET", "/users"),
             ("GET", "/tokens"),
             ("GET", "/server-key"),
+            ("GET", "/revocations"),
             ("POST", "/verify"),
         ],
         "submit": [
@@ -268,6 +270,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
             ("POST", "/jobs/{job_id}/approvals"),
             ("POST", "/jobs/{job_id}/reject"),
             ("POST", "/jobs/{job_id}/override"),
+            ("POST", "/jobs/{job_id}/revoke"),
         ],
         "run": [("POST", "/jobs/{job_id}/runs"), ("POST", "/jobs/{job_id}/runs/{run}/end")],
         "keys": [
@@ -534,6 +537,19 @@ def override(ctx: Ctx, caller: Caller, job_id: JobId, body: JustificationBody) -
     return service.override(ctx.ws, actor=caller, job_id=job_id, justification=body.justification)
 
 
+@router.post("/jobs/{job_id}/revoke", responses=_ERRORS)
+def revoke(ctx: Ctx, caller: Caller, job_id: JobId, body: ReasonBody) -> JobView:
+    """A security reviewer withdraws a job's pass (final): its attestation stops verifying."""
+    service.revoke_pass(ctx.ws, actor=caller, job_id=job_id, reason=body.reason)
+    return service.get_job(ctx.ws, job_id)
+
+
+@router.get("/revocations", response_model=None, responses={200: {"model": Envelope}, **_ERRORS})
+def revocations(ctx: Ctx, caller: Caller) -> JSONResponse:
+    """The signed list of revoked passes (``verify-deployment --revocations``), made now."""
+    return JSONResponse(service.revocation_list(ctx.ws).model_dump(mode="json"))
+
+
 @router.post("/jobs/{job_id}/gate", responses=_ERRORS)
 def gate(ctx: Ctx, caller: Caller, job_id: JobId) -> GateAnswer:
     """Decide the deployment gate over the job's recorded evidence."""
@@ -551,8 +567,10 @@ def gate(ctx: Ctx, caller: Caller, job_id: JobId) -> GateAnswer:
 )
 def attestation(ctx: Ctx, caller: Caller, job_id: JobId) -> JSONResponse:
     """The signed deployment attestation of a job that passed the gate (a DSSE envelope)."""
-    service.get_job(ctx.ws, job_id)
+    job = service.get_job(ctx.ws, job_id)
     path = ctx.ws.reports_dir / job_id / "attestation.json"
+    if job.state == "revoked":
+        raise NotFoundError(f"job {job_id}'s pass was revoked: its attestation is withdrawn")
     if not path.is_file():
         raise NotFoundError(f"job {job_id} has no attestation: it has not passed the gate")
     return JSONResponse(
@@ -819,6 +837,9 @@ def verify(ctx: Ctx, caller: Caller, reader: Reader, body: VerifyBody) -> Verify
         base_model=resolve_input(roots, body.base_model, what="base_model")
         if body.base_model
         else None,
+        revocations=read_revocations(
+            service.revocation_list(ctx.ws), ctx.ws.attestation_public_key()
+        ),
     )
     return VerifyAnswer(
         allowed=decision.allowed,
