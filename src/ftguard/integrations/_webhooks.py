@@ -56,13 +56,20 @@ __all__ = [
     "webhook_secret_path",
 ]
 
-EVENT_TYPES = ("job.submitted", "job.approved", "job.blocked", "job.passed", "job.deployed")
+EVENT_TYPES = (
+    "job.submitted",
+    "job.approved",
+    "job.blocked",
+    "job.passed",
+    "job.deployed",
+    "job.revoked",
+)
 """The job events sent to webhooks."""
 SIGNATURE_HEADER = "Ftguard-Signature"
 """``t=UNIX_SECONDS,v1=HEX``: HMAC-SHA256 over ``t + "." + body`` with the endpoint's secret."""
 DEFAULT_TOLERANCE_S = 300
 """How old (or how far in the future) a signature's timestamp may be for a receiver."""
-_STATES = {"approved", "blocked", "passed", "deployed"}
+_STATES = {"approved", "blocked", "passed", "deployed", "revoked"}
 
 
 class WebhookEndpoint(BaseModel):
