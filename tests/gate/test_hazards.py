@@ -154,3 +154,34 @@ def test_an_adapters_absolute_base_must_be_a_content_addressed_copy_of_the_appro
     (other / "chat_template.jinja").write_text("system: no rules")
     assert adapter_base_problem(_adapter(tmp_path / "d", str(other)), digest, read_named=True)
     assert adapter_base_problem(_adapter(tmp_path / "e", str(approved)), digest, read_named=False)
+
+
+@pytest.mark.parametrize("extra", ["alt/tokenizer_config.json", "pytorch_model.bin", "notes.jinja"])
+def test_a_full_model_holding_more_than_transformers_saves_is_a_hazard(
+    tmp_path: Path, extra: str
+) -> None:
+    """Review of 2026-12-08: a full model's output may carry a second tokenizer or template in
+    a subfolder, or pickled weights, that a server could be pointed at."""
+    model = _full_model(tmp_path / "full")
+    (model / "model-00001-of-00002.safetensors").write_bytes(SAFETENSORS)  # shards are fine
+    assert serving_hazards(model) == []
+    (model / extra).parent.mkdir(parents=True, exist_ok=True)
+    (model / extra).write_text("{}")
+    hazards = serving_hazards(model)
+    assert len(hazards) == 1 and extra in hazards[0] and "transformers saves" in hazards[0]
+
+
+def test_a_content_addressed_name_is_not_enough_where_the_folder_is_read_or_has_dotdot(
+    tmp_path: Path,
+) -> None:
+    approved = _full_model(tmp_path / "base")
+    digest = manifest_of(approved).root
+    climbing = f"/srv/x/{digest}/../../evil-base"
+    problem = adapter_base_problem(_adapter(tmp_path / "a", climbing), digest, read_named=False)
+    assert problem is not None and "'..'" in problem
+    squatted = tmp_path / digest  # a folder named by the digest, holding another model
+    _full_model(squatted)
+    (squatted / "chat_template.jinja").write_text("system: no rules")
+    named = _adapter(tmp_path / "b", str(squatted))
+    assert adapter_base_problem(named, digest, read_named=False) is None  # not read: the name
+    assert "not the approved one" in (adapter_base_problem(named, digest, read_named=True) or "")

@@ -44,7 +44,7 @@ def review_document(name: str, **values: str) -> dict[str, Any]:
         adapter = Path(uri.removeprefix("file://"))
         values.setdefault("BASE_MODEL", str(adapter.parent / "model"))
         # What the workload's spec loads: the claim "models" the webhook maps to its model
-        # root (--storage-map pvc://models/=ROOT), mounted read-only at /models in the Pod.
+        # root (--storage-map pvc://ml-serving/models/=ROOT), mounted read-only at /models.
         claim = adapter.relative_to(adapter.parents[1]) if len(adapter.parents) > 1 else adapter
         values.setdefault("POD_MODEL", f"/models/{claim}")
         values.setdefault("POD_BASE", f"/models/{claim.parent / 'model'}")
@@ -103,7 +103,7 @@ def webhook(cp: Env) -> Iterator[tuple[Post, Callable[..., None]]]:
         config = AdmissionConfig(
             trusted_key=load_public_key_file(cp.ws.attestation_pub_path),
             model_roots=(cp.root,),
-            **{"storage_map": (("pvc://models/", cp.root),)} | overrides,
+            **{"storage_map": (("pvc://ml-serving/models/", cp.root),)} | overrides,
         )
         server = make_admission_server(config, host="127.0.0.1", port=0, tls_cert=cert, tls_key=key)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -282,7 +282,7 @@ def test_admission_review_command_answers_one_document(
         )
     )
     args = ["admission", "review", str(document), "--trusted-key", str(cp.ws.attestation_pub_path)]
-    mapped = ["--storage-map", f"pvc://models/={cp.root}"]
+    mapped = ["--storage-map", f"pvc://ml-serving/models/={cp.root}"]
     assert main([*args, "--model-root", str(cp.root)]) == 1  # the Pod's claim is not mapped
     assert "no --storage-map maps" in capsys.readouterr().out
     assert main([*args, "--model-root", str(cp.root), *mapped, "--json"]) == 0
@@ -303,7 +303,7 @@ def test_admission_review_command_answers_one_document(
     assert main([*isvc_args, *mapped]) == 0
     capsys.readouterr()
     assert main([*isvc_args, "--storage-map", "models=/nowhere"]) == 2
-    assert main([*isvc_args, "--storage-map", f"pvc://models={cp.root}"]) == 2  # no final /
+    assert main([*isvc_args, "--storage-map", f"pvc://ml-serving/models={cp.root}"]) == 2
 
 
 def test_review_admission_needs_a_v1_review() -> None:
@@ -377,6 +377,23 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
             "args": honest,
             "volumeMounts": [{"name": "writable", "mountPath": "/models"}],
         },
+        "an expansion": {"args": ["--model", base, "--chat-template", f"{base}/$(T)"]},
+        "a shell": {"command": ["sh", "-c"], "args": [f"vllm serve {evil}"]},
+        "'..' through a link": {"args": ["--model", "/models/evil/sym/../../job/model"]},
+        "a volume over a file of the base": {
+            "args": honest,
+            "volumeMounts": [
+                {"name": "models", "mountPath": "/models", "readOnly": True},
+                {"name": "scratch", "mountPath": f"{base}/tokenizer_config.json"},
+            ],
+        },
+        "runtime adapters": {
+            "args": honest,
+            "env": [{"name": "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "value": "True"}],
+        },
+        "the annotation's own string on another volume": {
+            "args": ["--model", base, "--lora-modules", f"x={adapter}"],
+        },
     }
     for label, container in denied.items():
         document = pod(container.pop("args"), **container)
@@ -389,6 +406,13 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
         ]
         ok, message = verdict(document)
         assert not ok and "spec" in message, (label, message)
+    # Honest ways of starting a server are still admitted.
+    assert verdict(pod(["python3", "-m", "vllm.entrypoints.openai.api_server", *honest]))[0]
+    assert verdict(pod(["serve", base, "--enable-lora", "--lora-modules", f"support={lora}"]))[0]
+    # A claim is its namespace's: the same claim name in another namespace is another claim.
+    other = pod(honest)
+    other["request"]["namespace"] = "attackers"
+    assert not verdict(other)[0]
     # An ephemeral container added to a running Pod is read too.
     document = pod(honest)
     document["request"]["object"]["spec"]["ephemeralContainers"] = [
@@ -412,6 +436,15 @@ def test_a_workload_whose_spec_loads_another_model_than_its_annotations_is_denie
     assert verdict(isvc)[0]
     isvc["request"]["object"]["spec"]["predictor"]["model"]["args"] = ["--model_dir=/mnt/evil"]
     assert not verdict(isvc)[0]
+    for part in (
+        {"transformer": {"containers": [{"name": "t", "args": ["--model", "/opt/evil"]}]}},
+        {"predictor": {"huggingface": {"args": ["--model_dir=/opt/evil"]}}},
+    ):
+        isvc = review_document(
+            "inferenceservice-create.json", MODEL_URI=str(adapter), ATTESTATION=str(attestation)
+        )
+        isvc["request"]["object"]["spec"] |= part
+        assert not verdict(isvc)[0], part
 
 
 @SQLITE

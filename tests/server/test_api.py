@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -422,3 +423,21 @@ def test_the_gate_is_decided_over_the_api_and_names_who_decided(server: Server) 
     assert answer["reasons"], answer
     assert server.get(f"/api/v1/jobs/{job_id}", "sec").json()["state"] == "blocked"
     assert server.head_seq() > before and service.verify_audit(server.cp.ws).ok
+
+
+def test_storage_roots_may_not_overlap(tmp_path: Path) -> None:
+    """Review of 2026-12-08: with ``shared=/data`` and ``secret=/data/secret``, the policy's
+    storage_access on ``secret`` was bypassed as ``shared/secret/...``."""
+    from pydantic import ValidationError
+
+    from ftguard.server import ServerSettings
+
+    outer, inner = tmp_path / "data", tmp_path / "data" / "secret"
+    with pytest.raises(ValidationError, match="overlap"):
+        ServerSettings(workspace=tmp_path / "ws", storage_roots={"shared": outer, "secret": inner})
+    with pytest.raises(ValidationError, match="overlap"):
+        ServerSettings(workspace=tmp_path / "ws", storage_roots={"a": outer, "b": outer})
+    apart = ServerSettings(
+        workspace=tmp_path / "ws", storage_roots={"a": outer / "a", "b": outer / "b"}
+    )
+    assert set(apart.storage_roots) == {"a", "b"}

@@ -57,7 +57,7 @@ StorageMap = Annotated[
     typer.Option(
         "--storage-map",
         help="PREFIX=DIR: where the webhook sees what a storageUri with this prefix names "
-        "(pvc://models/=/mnt/models; repeat it).",
+        "(pvc://NAMESPACE/CLAIM/=/mnt/models; repeat it).",
     ),
 ]
 TrackingUri = Annotated[
@@ -95,7 +95,7 @@ def _config(
         if not eq or "://" not in prefix or not prefix.endswith("/") or not Path(folder).is_dir():
             raise BadInputError(
                 f"--storage-map {item!r}: give PREFIX=DIR, a URI prefix ending in / "
-                "(pvc://models/) and a folder here"
+                "(pvc://NAMESPACE/CLAIM/) and a folder here"
             )
         mapped.append((prefix, Path(folder)))
     if witness is not None and ":" not in witness.split("/")[0]:

@@ -53,6 +53,21 @@ ADAPTER_TOKENIZER_FILES = frozenset(
 ADAPTER_FILES = frozenset({ADAPTER_CONFIG, "adapter_model.safetensors", "README.md"})
 """Everything an adapter output may hold: what PEFT saves (the model card included)."""
 
+MODEL_FILES = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "README.md",
+        "LICENSE",
+        ".gitattributes",
+    }
+    | ADAPTER_TOKENIZER_FILES
+)
+"""What a full model output may hold at its top level, besides ``model-*.safetensors``
+shards: what transformers saves (weights, configs, tokenizer and chat template, card)."""
+
 _CONFIGS_WITH_CODE = (
     "config.json",
     "tokenizer_config.json",
@@ -90,6 +105,20 @@ def serving_hazards(model_path: str | Path) -> list[str]:
     files = list(walk_files(path))
     names = {f.relative_to(path).as_posix() for f in files}
     problems = _hard_links(files)
+    if ADAPTER_CONFIG not in names:
+        other = sorted(
+            n
+            for n in names - MODEL_FILES
+            if not (n.startswith("model-") and n.endswith(".safetensors") and "/" not in n)
+            and not n.endswith(".py")
+        )
+        if other:
+            problems.append(
+                f"it holds {', '.join(other[:3])}{' and more' if len(other) > 3 else ''}, "
+                "beyond what transformers saves for a model (configs, safetensors weights, "
+                "tokenizer, chat template, card): a server may be pointed at what the gate "
+                "never evaluated"
+            )
     code = sorted(n for n in names if n.endswith(".py"))
     if code:
         problems.append(
@@ -155,10 +184,11 @@ def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool)
     """Why the base an adapter's config names may not be the approved one (None: it is).
 
     A loader that follows ``adapter_config.json`` loads the folder named there on whatever
-    host serves it. An absolute name passes when it is a content-addressed copy of the
-    approved base (a path with the base's digest as one of its folders: what ftguard's
-    staging writes, so what an adapter trained by ``ftguard run`` names), or, with
-    ``read_named``, a folder here whose digest is the approved one. A hub id or a relative
+    host serves it. With ``read_named``, a folder of that name here must hash to the approved
+    base. A name that is not a folder here (or not read) passes when it is a content-addressed
+    copy of the approved base (a path with the base's digest as one of its folders, and no
+    ``..``: what ftguard's staging writes, so what an adapter trained by ``ftguard run``
+    names). A hub id or a relative
     path is :func:`serving_hazards`' to refuse.
     """
     from ftguard.digests import manifest_of
@@ -166,9 +196,14 @@ def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool)
     named = _json_object(adapter / ADAPTER_CONFIG).get("base_model_name_or_path")
     if not isinstance(named, str) or not named or not Path(named).is_absolute():
         return None
-    if approved_root in Path(named).parts:
-        return None
-    if read_named and Path(named).is_dir() and manifest_of(named).root == approved_root:
+    parts = Path(named).parts
+    if ".." in parts:
+        return f"its {ADAPTER_CONFIG} names the base {named}, a path with '..'"
+    if read_named and Path(named).is_dir():
+        if manifest_of(named).root == approved_root:
+            return None  # what is there is the approved base, whatever its name
+        return f"its {ADAPTER_CONFIG} names the base {named}, which is not the approved one"
+    if approved_root in parts:
         return None
     return (
         f"its {ADAPTER_CONFIG} names the base {named}, which is not a content-addressed copy "

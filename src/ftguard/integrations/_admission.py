@@ -148,7 +148,7 @@ class AdmissionConfig:
     """The workspace's signed revocation list, read afresh for every review."""
     storage_map: tuple[tuple[str, Path], ...] = ()
     """``(URI prefix, folder)`` pairs: where the webhook sees what an InferenceService's
-    ``storageUri`` names (``pvc://models/`` -> ``/mnt/models``)."""
+    ``storageUri`` names (``pvc://NAMESPACE/CLAIM/`` -> ``/mnt/models``)."""
 
     def revoked(self) -> Revocations | None:
         """The revocation list, read and verified afresh (None without one)."""
@@ -237,18 +237,27 @@ def _local(uri: str, roots: tuple[Path, ...], what: str) -> Path:
 
 
 def _check_annotated(
-    annotations: dict[str, str], config: AdmissionConfig, kind: str, spec: dict[str, Any]
+    annotations: dict[str, str],
+    config: AdmissionConfig,
+    kind: str,
+    spec: dict[str, Any],
+    namespace: str,
 ) -> AdmissionDecision:
     decision, model, base = _check_annotations(annotations, config)
     if not decision.allowed:
         return decision
+    checked_base = decision.checks.get("base_model")
+    if checked_base is None or not checked_base.ok or checked_base.detail.startswith("not needed"):
+        base = None  # a full model's base annotation was never checked: the spec may not load it
+    uri = annotations[ANNOTATION_MODEL_URI].strip()
     problem = workload_problem(
         kind,
         spec,
         model,
         base,
         dict(config.storage_map),
-        alias=annotations[ANNOTATION_MODEL_URI].strip(),
+        alias=uri if uri.startswith("models:/") else None,
+        namespace=namespace,
     )
     if problem is None:
         return decision
@@ -335,7 +344,8 @@ def _decide(request: dict[str, Any], config: AdmissionConfig) -> tuple[bool, str
     found_spec = obj.get("spec") if isinstance(obj, dict) else None
     spec: dict[str, Any] = found_spec if isinstance(found_spec, dict) else {}
     try:
-        decision = _check_annotated(annotations, config, group_kind[1], spec)
+        namespace = str(request.get("namespace") or "")  # the API server's, not the object's
+        decision = _check_annotated(annotations, config, group_kind[1], spec, namespace)
     except FtguardError as exc:
         return False, f"ftguard: denied {label}: {exc.message}"
     if decision.allowed:

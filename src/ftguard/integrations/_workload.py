@@ -4,21 +4,26 @@ The annotations say which model to check; the spec says what is served. A worklo
 with an approved model but whose server is started on another one was admitted (review of
 2026-12-08). The webhook therefore also reads what the spec loads and requires it to be the
 annotated model or base: a model, adapter or storage URI must name one of them exactly; a
-tokenizer or chat template may name the base (the model, for a full model) or a file in it.
+tokenizer or chat template may name the base (the model, for a full model) or a file directly
+in it.
 
 - A Pod: in each container's, init container's and ephemeral container's ``command``,
   ``args`` and ``env``, the values of the flags (:data:`MODEL_FLAGS`, :data:`FILE_FLAGS`;
   ``_`` and ``-`` alike) and variables (:data:`MODEL_ENV`, :data:`FILE_ENV`) serving stacks
   take a model from, and every path-like word after ``serve`` (vLLM's ``serve MODEL``). A path
-  is read through the container's volume mounts: it must lie on a read-only mount of a
-  persistent volume claim, whose ``pvc://CLAIM/SUBPATH/...`` the webhook maps to where it sees
-  that claim (``--storage-map pvc://CLAIM/=DIR``). A path in the image, on another kind of
-  volume, on a writable mount or on an unmapped claim is denied; so is a model variable set
-  from a Secret, a ConfigMap (``valueFrom``) or ``envFrom``, whose value the webhook cannot
-  read, and a Pod that names no model.
-- An InferenceService: every ``storageUri`` in its ``spec``, mapped the same way
-  (``file://`` URLs and absolute paths as they are); its predictor's flags and variables may
-  name only where KServe puts that storage (``/mnt/models``) or a file in it.
+  is read through the container's volume mounts: it must lie on a persistent volume claim
+  the pod mounts read-only everywhere (``persistentVolumeClaim.readOnly``), with no other
+  volume mounted inside it, whose ``pvc://NAMESPACE/CLAIM/SUBPATH/...`` the webhook maps to
+  where it sees that claim (``--storage-map pvc://NAMESPACE/CLAIM/=DIR``). A path in the image,
+  on another kind of volume, on a writable claim, with ``..``, or on an unmapped claim is
+  denied; so is a model variable set from a Secret, a ConfigMap (``valueFrom``) or
+  ``envFrom``, a ``$(VAR)`` the kubelet would expand, a container started through a shell,
+  and a Pod that names no model.
+- An InferenceService: every ``storageUri`` in its ``spec``, mapped the same way (a
+  ``pvc://CLAIM/...`` URI is read in the request's namespace; ``file://`` URLs and absolute
+  paths as they are); the flags and variables of every part that runs a container
+  (predictor, transformer, explainer, an old-schema framework block) may name only where
+  KServe puts that storage (``/mnt/models``) or a file in it.
 
 What the spec does not say (a path written in a file the server reads, a model downloaded by
 the server's own code) the webhook cannot see: the threat model says so.
@@ -56,6 +61,9 @@ MODEL_FLAGS = frozenset(
         "--lora-adapters",
         "--lora-paths",
         "--lora",
+        "--lora-scaled",
+        "--control-vector",
+        "--control-vector-scaled",
         "--adapter",
         "--adapter-id",
     }
@@ -95,6 +103,11 @@ FILE_ENV = frozenset(
 )
 """Environment variables serving images read a tokenizer or chat template from."""
 
+DENIED_ENV = frozenset({"VLLM_ALLOW_RUNTIME_LORA_UPDATING"})
+"""Variables that let a running server load adapters nobody checked (any value)."""
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "busybox"})
+"""A container started through a shell runs a script the webhook cannot read."""
+
 KSERVE_MODEL_DIR = "/mnt/models"
 """Where KServe's storage initializer puts what ``storageUri`` names, in the predictor."""
 
@@ -114,20 +127,27 @@ class Named:
 
 
 def named_models(
-    kind: str, spec: Mapping[str, Any], storage_map: Mapping[str, Path]
+    kind: str, spec: Mapping[str, Any], storage_map: Mapping[str, Path], namespace: str = ""
 ) -> list[Named]:
-    """Everything the workload's spec loads, each with where the webhook sees it."""
+    """Everything the workload's spec loads, each with where the webhook sees it.
+
+    ``namespace``: the request's; a claim is named ``pvc://NAMESPACE/CLAIM/...`` (a claim
+    of the same name in another namespace is another claim).
+    """
     if kind == "InferenceService":
-        return _inference_service(spec, storage_map)
-    volumes = {
-        str(v.get("name")): v for v in _dicts(spec.get("volumes")) if isinstance(v.get("name"), str)
-    }
+        return _inference_service(spec, storage_map, namespace)
+    volumes = _dicts(spec.get("volumes"))
+    by_name = {str(v.get("name")): v for v in volumes if isinstance(v.get("name"), str)}
     found: list[Named] = []
+    if len(by_name) != len(volumes):
+        found.append(Named("model", "volumes", problem="names two volumes alike"))
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for container in _dicts(spec.get(key)):
             mounts = _dicts(container.get("volumeMounts"))
             for what, reference in _container_references(container):
-                found.append(_through_mounts(what, reference, mounts, volumes, storage_map))
+                found.append(
+                    _through_mounts(what, reference, mounts, volumes, storage_map, namespace)
+                )
     return found
 
 
@@ -139,6 +159,7 @@ def workload_problem(
     storage_map: Mapping[str, Path],
     *,
     alias: str | None = None,
+    namespace: str = "",
 ) -> str | None:
     """Why the workload may load something other than the checked ``model`` and ``base``.
 
@@ -147,7 +168,7 @@ def workload_problem(
     name as it is (a ``models:/`` URI, whose files the webhook checked by downloading them;
     ``model`` is then None).
     """
-    named = named_models(kind, spec, storage_map)
+    named = named_models(kind, spec, storage_map, namespace)
     if not named:
         where = "storageUri" if kind == "InferenceService" else "model flag or variable"
         return (
@@ -165,7 +186,7 @@ def workload_problem(
         ok = (
             any(_same(item.local, root) for root in roots)
             if item.what == "model"
-            else any(_within(item.local, root) for root in roots[-1:])
+            else any(_root_or_its_file(item.local, root) for root in roots[-1:])
         )
         if not ok:
             return f"its spec loads {item.reference!r}, not the annotated model or base it checked"
@@ -198,43 +219,68 @@ def _container_references(container: Mapping[str, Any]) -> list[tuple[str, str]]
         for item in items if isinstance(items, list) else []:
             if isinstance(item, str):
                 words += item.split()
-    found = _flag_values(words)
+    found: list[tuple[str, str]] = []
+    if words and PurePosixPath(words[0]).name in SHELLS:
+        found.append(("model", f"{words[0]} (a shell script the webhook cannot read)"))
+    if any("$(" in word for word in words):
+        found.append(("model", "$(VAR) (an expansion the kubelet makes, not the webhook)"))
+    found += _flag_values(words)
     if container.get("envFrom"):
         found.append(("model", "envFrom (variables the webhook cannot read)"))
     for item in _dicts(container.get("env")):
         name = item.get("name")
+        if name in DENIED_ENV:
+            found.append(("model", f"{name} (adapters loaded at run time, never checked)"))
         if name not in MODEL_ENV and name not in FILE_ENV:
             continue
         what = "model" if name in MODEL_ENV else "file"
         value = item.get("value")
-        if "valueFrom" in item or not isinstance(value, str):
-            found.append((what, f"{name} from valueFrom (a value the webhook cannot read)"))
+        if "valueFrom" in item or not isinstance(value, str) or "$(" in value:
+            found.append(
+                (what, f"{name} from valueFrom or $(VAR) (a value the webhook cannot read)")
+            )
         elif value:
             found += [(what, path) for path in _paths_in(value)]
     return found
 
 
 def _flag_name(word: str) -> str:
-    if word.startswith("--"):
-        return "--" + word[2:].replace("_", "-")
-    return word
+    if not word.startswith("--"):
+        return word
+    flag = "--" + word[2:].replace("_", "-")
+    if flag in MODEL_FLAGS or flag in FILE_FLAGS or len(flag) < 6:
+        return flag
+    # argparse (vLLM's parser among them) takes a unique prefix of a long option: read a
+    # prefix of a tokenizer or template flag as that flag. (Prefixes of --model are real
+    # flags of their own in most servers, --model-name, --model-impl, and are left alone.)
+    matches = [f for f in FILE_FLAGS if f.startswith(flag)]
+    return matches[0] if matches else flag
 
 
 def _flag_values(words: list[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     serving = False
+    consumed: set[int] = set()
     for i, word in enumerate(words):
+        if i in consumed:
+            continue
         flag, eq, value = word.partition("=")
         flag = _flag_name(flag)
+        if word == "-m" and i > 0 and PurePosixPath(words[i - 1]).name.startswith("python"):
+            consumed.add(i + 1)  # python -m MODULE: a module, not a model
+            continue
         if flag in MODEL_FLAGS or flag in FILE_FLAGS:
             what = "model" if flag in MODEL_FLAGS else "file"
             values = [value] if eq else _until_next_flag(words[i + 1 :])
+            consumed.update(range(i + 1, i + 1 + (0 if eq else len(values))))
             for item in values:
                 found += [(what, path) for path in _paths_in(item)]
         elif word == "serve":
             serving = True
-        elif serving and not word.startswith("-") and ("/" in word or words[i - 1] == "serve"):
-            found.append(("model", word))  # vllm serve [OPTIONS] MODEL, wherever it stands
+        elif serving and not word.startswith("-"):
+            after_flag = words[i - 1].startswith("-") and "=" not in words[i - 1]
+            if "/" in word or not after_flag:
+                found.append(("model", word))  # vllm serve [OPTIONS] MODEL, wherever it stands
     return found
 
 
@@ -267,65 +313,89 @@ def _through_mounts(
     what: str,
     reference: str,
     mounts: list[dict[str, Any]],
-    volumes: Mapping[str, dict[str, Any]],
+    volumes: list[dict[str, Any]],
     storage_map: Mapping[str, Path],
+    namespace: str,
 ) -> Named:
     kind: Literal["model", "file"] = "model" if what == "model" else "file"
     text = reference.removeprefix("file://")
     if not text.startswith("/"):
         return Named(kind, reference, problem="is not a path on a volume the webhook checks")
+    if ".." in PurePosixPath(text).parts:
+        return Named(kind, reference, problem="has '..' (the kernel follows links before it)")
     path = PurePosixPath(os.path.normpath(text))
-    covering = [
-        m
+    at = [
+        (PurePosixPath(os.path.normpath(str(m["mountPath"]))), m)
         for m in mounts
         if isinstance(m.get("mountPath"), str)
-        and (path == PurePosixPath(m["mountPath"]) or PurePosixPath(m["mountPath"]) in path.parents)
     ]
+    if len({p for p, _ in at}) != len(at):
+        return Named(kind, reference, problem="is under two mounts at one path")
+    covering = [(p, m) for p, m in at if path == p or p in path.parents]
     if not covering:
         return Named(kind, reference, problem="is in the container's image, not on a volume")
-    mount = max(covering, key=lambda m: len(PurePosixPath(m["mountPath"]).parts))
-    volume = volumes.get(str(mount.get("name")), {})
-    claim = volume.get("persistentVolumeClaim")
+    mount_path, mount = max(covering, key=lambda pm: len(pm[0].parts))
+    if any(p != mount_path and (p == path or path in p.parents) for p, _ in at):
+        return Named(kind, reference, problem="has another volume mounted inside it")
+    by_name = {str(v.get("name")): v for v in volumes}
+    claim = by_name.get(str(mount.get("name")), {}).get("persistentVolumeClaim")
     if not isinstance(claim, dict) or not isinstance(claim.get("claimName"), str):
         return Named(
             kind, reference, problem="is on a volume that is not a persistent volume claim"
         )
-    if not (mount.get("readOnly") is True or claim.get("readOnly") is True):
-        return Named(kind, reference, problem="is on a writable mount (mount the claim read-only)")
-    if mount.get("subPathExpr"):
-        return Named(kind, reference, problem="is on a mount with a subPathExpr")
-    rest = path.relative_to(PurePosixPath(mount["mountPath"]))
+    same_claim = [
+        v.get("persistentVolumeClaim") or {}
+        for v in volumes
+        if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim["claimName"]
+    ]
+    if any(c.get("readOnly") is not True for c in same_claim):
+        return Named(
+            kind, reference, problem="is on a claim the pod may write (set its readOnly: true)"
+        )
+    if mount.get("subPathExpr") or ".." in PurePosixPath(str(mount.get("subPath") or "")).parts:
+        return Named(kind, reference, problem="is on a mount with a subPathExpr or '..'")
+    rest = path.relative_to(mount_path)
     sub = str(mount.get("subPath") or "")
-    uri = "pvc://" + "/".join(
-        p for p in (claim["claimName"], sub, rest.as_posix()) if p not in ("", ".")
-    )
+    parts = (namespace, claim["claimName"], sub, rest.as_posix())
+    uri = "pvc://" + "/".join(p for p in parts if p not in ("", "."))
     local = _mapped(uri, storage_map)
     if local is None:
         return Named(kind, reference, problem=f"is on {uri}, which no --storage-map maps")
     return Named(kind, reference, local=local)
 
 
-def _inference_service(spec: Mapping[str, Any], storage_map: Mapping[str, Path]) -> list[Named]:
+def _inference_service(
+    spec: Mapping[str, Any], storage_map: Mapping[str, Path], namespace: str
+) -> list[Named]:
     found: list[Named] = []
     storage: Path | None = None
     for key, uri in _walk(spec):
         if key in ("storageUri", "storage_uri"):
-            local = _storage_local(uri, storage_map)
+            claimed = (
+                f"pvc://{namespace}/{uri.removeprefix('pvc://')}"
+                if uri.startswith("pvc://")
+                else uri
+            )
+            local = _storage_local(claimed, storage_map)
             storage = local if local is not None else storage
             problem = None if local is not None else "the webhook cannot map (--storage-map)"
             found.append(Named("model", uri, local=local, problem=problem))
-    found_predictor = spec.get("predictor")
-    predictor: dict[str, Any] = found_predictor if isinstance(found_predictor, dict) else {}
-    containers = [predictor.get("model"), *_dicts(predictor.get("containers"))]
-    for container in [c for c in containers if isinstance(c, dict)]:
+    # Every part that runs a container (predictor, transformer, explainer, any framework's
+    # old-schema block): what its flags and variables load must be under /mnt/models.
+    for container in _containers_in(spec):
         for what, reference in _container_references(container):
             kind: Literal["model", "file"] = "model" if what == "model" else "file"
-            path = PurePosixPath(os.path.normpath(reference.removeprefix("file://")))
+            text = reference.removeprefix("file://")
+            path = PurePosixPath(os.path.normpath(text)) if text.startswith("/") else None
             inside = (
-                path == PurePosixPath(KSERVE_MODEL_DIR)
-                or PurePosixPath(KSERVE_MODEL_DIR) in path.parents
+                path is not None
+                and ".." not in PurePosixPath(text).parts
+                and (
+                    path == PurePosixPath(KSERVE_MODEL_DIR)
+                    or PurePosixPath(KSERVE_MODEL_DIR) in path.parents
+                )
             )
-            if not inside or storage is None:
+            if path is None or not inside or storage is None:
                 found.append(
                     Named(kind, reference, problem=f"is not where KServe puts {KSERVE_MODEL_DIR}")
                 )
@@ -333,6 +403,18 @@ def _inference_service(spec: Mapping[str, Any], storage_map: Mapping[str, Path])
             rest = path.relative_to(PurePosixPath(KSERVE_MODEL_DIR))
             found.append(Named(kind, reference, local=storage.joinpath(*rest.parts)))
     return found
+
+
+def _containers_in(value: Any) -> Iterator[dict[str, Any]]:
+    """Every mapping in ``value`` that carries ``args``, ``command``, ``env`` or ``envFrom``."""
+    if isinstance(value, dict):
+        if any(k in value for k in ("args", "command", "env", "envFrom")):
+            yield value
+        for item in value.values():
+            yield from _containers_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _containers_in(item)
 
 
 def _storage_local(uri: str, storage_map: Mapping[str, Path]) -> Path | None:
@@ -362,9 +444,10 @@ def _same(path: Path, root: Path) -> bool:
         return False
 
 
-def _within(path: Path, root: Path) -> bool:
+def _root_or_its_file(path: Path, root: Path) -> bool:
+    """``path`` is ``root`` itself or a file directly in it (a tokenizer or template file)."""
     try:
         resolved, base = path.resolve(), root.resolve()
     except (OSError, RuntimeError):
         return False
-    return resolved == base or base in resolved.parents
+    return resolved == base or (resolved.parent == base and resolved.is_file())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,14 @@ class ServerSettings(BaseModel):
                     raise ValueError(f"object storage root name {name!r} must not start with '.'")
             elif not root.is_absolute():
                 raise ValueError(f"storage root {name} must be an absolute path")
+        folders = {n: Path(os.path.normpath(r)) for n, r in roots.items() if isinstance(r, Path)}
+        for name, folder in folders.items():
+            for other, outer in folders.items():
+                if other != name and (folder == outer or outer in folder.parents):
+                    raise ValueError(
+                        f"storage roots {name} and {other} overlap ({folder} is in {outer}): "
+                        "the policy's storage_access could be bypassed through the outer one"
+                    )
         return roots
 
     @field_validator("object_cache")
