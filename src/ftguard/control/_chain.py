@@ -174,6 +174,8 @@ class JobRecord:
     run_token_sha256: str | None = None
     """SHA-256 of the current run's token, from its ``run.start`` (None: no run is on, or a
     run started before the chain recorded it)."""
+    revocation: tuple[int, str, str] | None = None
+    """``(seq, by, reason)`` of the ``gate.revoke`` that withdrew its pass (None: none)."""
 
     def copy(self) -> JobRecord:
         """An independent copy (evidence records are never changed once recorded)."""
@@ -644,6 +646,8 @@ class ChainState:
             output = payload.get("output")
             job.output = output if isinstance(output, dict) else None
             job.run_token_sha256 = None
+        elif action == "gate.revoke":
+            job.revocation = (seq, actor, str(payload.get("reason") or ""))
         elif action == "run.abort":
             self._require_admin(seq, actor, "aborted a run")
             job.output = None

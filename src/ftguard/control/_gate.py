@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from ftguard.attest import Envelope, ensure_model_signing_key, model_signing_keyid, sign_model
 from ftguard.control._approvals import verify_job_approvals
-from ftguard.control._audit import iter_events
 from ftguard.control._chain import Actor, ChainState, JobRecord
 from ftguard.control._identities import (
     Caller,
     acting,
     chain_state,
+    chain_view,
     name_of,
     require_role,
 )
@@ -642,21 +642,21 @@ def revocation_list(ws: Workspace) -> Envelope:
     """The revoked passes the verified chain records, signed with the attestation key.
 
     For serving sides that verify offline (``verify-deployment --revocations``, the admission
-    webhook): publish it where they read it, and again after every revocation.
+    webhook): publish it where they read it, and again after every revocation. The team
+    server makes one for each ``/verify`` from its cached, verified chain.
     """
     with ws.store.read() as session:
-        state = chain_state(ws, session)
-        revoked = [
-            {
-                "job_id": event.job_id,
-                "revoked_at": event.ts,
-                "revoked_by": event.actor,
-                "reason": str(event.payload.get("reason") or ""),
-            }
-            for event in iter_events(session)
-            if event.action == "gate.revoke" and event.job_id
-        ]
+        state = chain_view(ws, session)
+        withdrawn = {j.id: j.revocation for j in state.jobs.values() if j.revocation}
+        query = select(AuditEventRow.seq, AuditEventRow.ts).where(
+            AuditEventRow.seq.in_([r[0] for r in withdrawn.values()])
+        )
+        times = {seq: ts for seq, ts in session.execute(query)}
         head = {"seq": state.seq, "hash": state.head_hash}
+    revoked = [
+        {"job_id": job_id, "revoked_at": times.get(seq, ""), "revoked_by": by, "reason": reason}
+        for job_id, (seq, by, reason) in sorted(withdrawn.items(), key=lambda kv: kv[1][0])
+    ]
     return issue_revocations(revoked, key=ws.attestation_key(), audit_head=head)
 
 
