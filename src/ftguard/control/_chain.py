@@ -717,8 +717,9 @@ def _check_job_event(
     """What replay can check of a job event from the chain alone, before it is applied.
 
     A state change must be one the action makes and an edge of the job state machine; an
-    approval or an override must not come from the job's requester or data preparer; a job becomes approved
-    only with an approval in force, and a bound run starts only by consuming approvals. (Who
+    approval or an override must not come from the job's requester or data preparer (nor a
+    gate override from the run's starter); a job becomes approved only with an approval in
+    force, and a bound run starts only by consuming approvals. (Who
     holds which role may also come from the policy file, which the chain names only by its
     digest: the decisions check roles when the event is made.)
     """

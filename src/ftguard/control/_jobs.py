@@ -24,9 +24,9 @@ from ftguard.policy import Policy
 from ftguard.store import ApprovalRow, AuditEventRow, EvidenceRow, JobRow
 
 __all__ = [
-    "require_not_party",
     "ANALYSTS",
     "require_job_analyst",
+    "require_not_party",
     "PICKLE_SUFFIXES",
     "JobView",
     "chain_evidence",
