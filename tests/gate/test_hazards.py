@@ -185,3 +185,9 @@ def test_a_content_addressed_name_is_not_enough_where_the_folder_is_read_or_has_
     named = _adapter(tmp_path / "b", str(squatted))
     assert adapter_base_problem(named, digest, read_named=False) is None  # not read: the name
     assert "not the approved one" in (adapter_base_problem(named, digest, read_named=True) or "")
+    # Inside the workspace's own staging folder the name is trusted without reading the
+    # base again (the gate decides in a transaction; staging hashed the copy as it made it);
+    # anywhere else a folder of that name is read.
+    assert adapter_base_problem(named, digest, read_named=True, staged=tmp_path) is None
+    elsewhere = tmp_path / "ws" / "staged"
+    assert adapter_base_problem(named, digest, read_named=True, staged=elsewhere) is not None

@@ -132,6 +132,13 @@ def test_deploy_registers_aliases_and_the_serving_side_verifies(
         p.name for p in adapter.iterdir()
     )
 
+    # Its pass revoked, the registered version is refused given the signed list.
+    service.revoke_pass(cp.ws, actor="sec", job_id=job, reason="withdrawn upstream")
+    listed = tmp_path / "revocations.json"
+    listed.write_text(service.revocation_list(cp.ws).model_dump_json())
+    assert main([*verify, "--revocations", str(listed)]) == 6
+    assert "revoked" in capsys.readouterr().err
+
     # The stored files are changed in the artifact store after registration: refused.
     stored = Path(version.source.removeprefix("file://")) / "adapter_model.safetensors"
     stored.write_bytes(b"weights" * 9 + b"weightz")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from ftguard.cli._common import console, print_json, workspace
 from ftguard.errors import VerificationError
+
+if TYPE_CHECKING:
+    from ftguard.gate import Revocations
 
 __all__ = ["deploy_to_mlflow", "verify_from_mlflow"]
 
@@ -51,6 +55,7 @@ def verify_from_mlflow(
     model_signing_key: Path | None,
     as_json: bool,
     base_model: Path | None = None,
+    revocations: Revocations | None = None,
 ) -> None:
     """``ftguard verify-deployment --mlflow models:/NAME@ALIAS``: exit 6 unless it verifies."""
     from ftguard.integrations import verify_registered_model
@@ -63,6 +68,7 @@ def verify_from_mlflow(
         witness_heads=witness_heads,
         model_signing_key=model_signing_key,
         base_model=base_model,
+        revocations=revocations,
     )
     report = found.report
     if as_json:

@@ -199,8 +199,6 @@ def verify_deployment_cmd(
     from ftguard.errors import VerificationError
     from ftguard.gate import check_deployment, read_revocations
 
-    if revocations is not None and mlflow_uri is not None:
-        raise BadInputError("--revocations is not taken with --mlflow yet")
     withdrawn = (
         read_revocations(revocations, load_public_key_file(trusted_key))
         if revocations is not None
@@ -223,6 +221,7 @@ def verify_deployment_cmd(
             model_signing_key,
             as_json,
             base_model,
+            withdrawn,
         )
         return
     if model_path is None or attestation is None:

@@ -52,6 +52,7 @@ from ftguard.gate import (
     ADAPTER_CONFIG,
     MODEL_SIGNATURE_FILENAME,
     Decision,
+    Revocations,
     RuleResult,
     adapter_base_problem,
     behavior_test_result,
@@ -251,7 +252,7 @@ def _output_rule(record: JobRecord, current: Manifest | None, problem: str | Non
     return RuleResult(rule="output.recorded", control="output", passed=False, reason=reason)
 
 
-def _servable_rule(record: JobRecord, current: Manifest | None) -> RuleResult:
+def _servable_rule(ws: Workspace, record: JobRecord, current: Manifest | None) -> RuleResult:
     """Nothing in the output makes a server load more than the gate evaluated."""
     path = (record.output or {}).get("path")
     if not path or current is None:
@@ -261,7 +262,9 @@ def _servable_rule(record: JobRecord, current: Manifest | None) -> RuleResult:
             hazards = serving_hazards(str(path))
             base = record.digests.get("base_model")
             if base and (Path(str(path)) / ADAPTER_CONFIG).is_file():
-                named = adapter_base_problem(Path(str(path)), str(base), read_named=True)
+                named = adapter_base_problem(
+                    Path(str(path)), str(base), read_named=True, staged=ws.staged_dir
+                )
                 hazards += [named] if named else []
         except BadInputError as exc:
             hazards = [f"not checked: {exc.message}"]
@@ -324,6 +327,9 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
             state, policy, who, checked_job(session, state, job_id), to="decide the gate of"
         )
         current, problem = _hash_output(state.job(job_id))
+        # Read outside the write transaction, as the output's hash is; the output rule below
+        # refuses an output that changed since.
+        servable = _servable_rule(ws, state.job(job_id), current)
     with ws.store.write() as session:
         state, policy, who = acting(ws, session, actor)
         row = checked_job(session, state, job_id, lock=True)
@@ -343,7 +349,7 @@ def decide_gate(ws: Workspace, *, actor: Caller, job_id: str) -> GateOutcome:
             review_overridden=_review_override(session, job_id),
         )
         rules.append(_output_rule(record, current, problem))
-        rules.append(_servable_rule(record, current))
+        rules.append(servable)
         passed = all(r.passed for r in rules)
         decision = Decision(
             job_id=job_id,
@@ -642,9 +648,20 @@ def revocation_list(ws: Workspace) -> Envelope:
     """The revoked passes the verified chain records, signed with the attestation key.
 
     For serving sides that verify offline (``verify-deployment --revocations``, the admission
-    webhook): publish it where they read it, and again after every revocation. The team
-    server makes one for each ``/verify`` from its cached, verified chain.
+    webhook): publish it where they read it, and again after every revocation.
     """
+    revoked, head = _revoked_passes(ws)
+    return issue_revocations(revoked, key=ws.attestation_key(), audit_head=head)
+
+
+def revocations_in_force(ws: Workspace) -> Revocations:
+    """The same list, unsigned, for a check made here (the team server's ``/verify``)."""
+    revoked, head = _revoked_passes(ws)
+    return Revocations.of(revoked, audit_head=head, keyid=ws.attestation_public_key().keyid)
+
+
+def _revoked_passes(ws: Workspace) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Each ``gate.revoke`` of the cached, verified chain, oldest first; and the chain's head."""
     with ws.store.read() as session:
         state = chain_view(ws, session)
         withdrawn = {j.id: j.revocation for j in state.jobs.values() if j.revocation}
@@ -657,7 +674,7 @@ def revocation_list(ws: Workspace) -> Envelope:
         {"job_id": job_id, "revoked_at": times.get(seq, ""), "revoked_by": by, "reason": reason}
         for job_id, (seq, by, reason) in sorted(withdrawn.items(), key=lambda kv: kv[1][0])
     ]
-    return issue_revocations(revoked, key=ws.attestation_key(), audit_head=head)
+    return revoked, head
 
 
 def deploy_job(ws: Workspace, *, actor: Caller, job_id: str) -> Path:

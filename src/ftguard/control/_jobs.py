@@ -27,6 +27,7 @@ __all__ = [
     "ANALYSTS",
     "require_job_analyst",
     "require_not_party",
+    "unknown_job",
     "PICKLE_SUFFIXES",
     "JobView",
     "chain_evidence",
@@ -78,8 +79,13 @@ def get_job_row(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
         query = query.with_for_update()
     row = session.scalars(query).first()
     if row is None:
-        raise NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
+        raise unknown_job(job_id)
     return row
+
+
+def unknown_job(job_id: str) -> NotFoundError:
+    """The one answer for a job that does not exist, or that the caller may not read."""
+    return NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
 
 
 def job_manifests(row: JobRow) -> dict[str, Manifest]:

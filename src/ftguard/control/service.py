@@ -61,6 +61,7 @@ from ftguard.control._gate import (
     override_blocked,
     override_gate,
     revocation_list,
+    revocations_in_force,
     revoke_pass,
 )
 from ftguard.control._identities import (
@@ -92,13 +93,14 @@ from ftguard.control._jobs import (
     new_job_row,
     require_not_party,
     transition,
+    unknown_job,
 )
 from ftguard.control._readers import READS_EVERY_JOB, JobReader
 from ftguard.control._runs import abort_run, finish_run, launch, start_run, verify_running
 from ftguard.control._states import JobState
 from ftguard.control._witness import check_witnessed, open_witness
 from ftguard.control._workspace import Workspace, now_iso
-from ftguard.errors import BadInputError, ConflictError, NotFoundError, VerificationError
+from ftguard.errors import BadInputError, ConflictError, VerificationError
 from ftguard.policy import Policy, parse_policy, policy_digest
 from ftguard.store import JobRow, MetaRow
 
@@ -134,6 +136,7 @@ __all__ = [
     "create_key",
     "decide_gate",
     "revocation_list",
+    "revocations_in_force",
     "revoke_pass",
     "deploy_job",
     "evaluate_job",
@@ -307,7 +310,7 @@ def get_job(ws: Workspace, job_id: str, *, reader: JobReader | None = None) -> J
     with ws.store.read() as session:
         row = get_job_row(session, job_id)
         if reader is not None and not reader.may_read(row.requester, row.preparer, row.state):
-            raise NotFoundError(f"unknown job {job_id!r} (see 'ftguard job list')")
+            raise unknown_job(job_id)
         return job_view(session, row)
 
 

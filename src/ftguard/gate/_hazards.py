@@ -180,7 +180,9 @@ def _json_object(path: Path) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool) -> str | None:
+def adapter_base_problem(
+    adapter: Path, approved_root: str, *, read_named: bool, staged: Path | None = None
+) -> str | None:
     """Why the base an adapter's config names may not be the approved one (None: it is).
 
     A loader that follows ``adapter_config.json`` loads the folder named there on whatever
@@ -188,7 +190,8 @@ def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool)
     base. A name that is not a folder here (or not read) passes when it is a content-addressed
     copy of the approved base (a path with the base's digest as one of its folders, and no
     ``..``: what ftguard's staging writes, so what an adapter trained by ``ftguard run``
-    names). A hub id or a relative
+    names). A content-addressed name inside ``staged`` (the workspace's staging folder) is
+    not hashed again: the gate would otherwise read the whole base in its transaction. A hub id or a relative
     path is :func:`serving_hazards`' to refuse.
     """
     from ftguard.digests import manifest_of
@@ -199,6 +202,8 @@ def adapter_base_problem(adapter: Path, approved_root: str, *, read_named: bool)
     parts = Path(named).parts
     if ".." in parts:
         return f"its {ADAPTER_CONFIG} names the base {named}, a path with '..'"
+    if staged is not None and approved_root in parts and Path(named).is_relative_to(staged):
+        return None  # ftguard's own staged copy: made while hashing, read-only, re-hashed on reuse
     if read_named and Path(named).is_dir():
         if manifest_of(named).root == approved_root:
             return None  # what is there is the approved base, whatever its name

@@ -45,6 +45,22 @@ class Revocations(BaseModel):
     audit_head: dict[str, Any] | None = None
     keyid: str
 
+    @classmethod
+    def of(cls, entries: list[Any], *, audit_head: Any = None, keyid: str) -> Revocations:
+        """The list's entries by job id.
+
+        Raises:
+            VerificationError: An entry without a job id.
+
+        """
+        revoked: dict[str, dict[str, str]] = {}
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("job_id"), str):
+                raise VerificationError("the revocation list holds an entry without a job id")
+            revoked[entry["job_id"]] = {k: str(v) for k, v in entry.items()}
+        head = audit_head if isinstance(audit_head, dict) else None
+        return cls(revoked=revoked, audit_head=head, keyid=keyid)
+
     def reason_for(self, job_id: str | None) -> str | None:
         """Why ``job_id``'s pass was revoked (None: it was not)."""
         entry = self.revoked.get(job_id or "")
@@ -90,12 +106,8 @@ def read_revocations(source: str | Path | Envelope, trusted_key: PublicKey) -> R
     digest = hashlib.sha256(canonical_json(predicate)).hexdigest()
     if len(subject) != 1 or (subject[0].get("digest") or {}).get("sha256") != digest:
         raise VerificationError("the revocation list's subject is not its own content")
-    revoked: dict[str, dict[str, str]] = {}
-    for entry in predicate.get("revoked") or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("job_id"), str):
-            raise VerificationError("the revocation list holds an entry without a job id")
-        revoked[entry["job_id"]] = {k: str(v) for k, v in entry.items()}
-    head = predicate.get("audit_head")
-    return Revocations(
-        revoked=revoked, audit_head=head if isinstance(head, dict) else None, keyid=signer.keyid
+    return Revocations.of(
+        list(predicate.get("revoked") or []),
+        audit_head=predicate.get("audit_head"),
+        keyid=signer.keyid,
     )

@@ -285,6 +285,7 @@ def _check_annotations(
             model_signing_key=config.model_signing_key,
             base_model=base_model,
             follow_adapter_config=False,
+            revocations=config.revoked(),
         )
         return _decision(found.report, uri), None, base_model
     model = _local(uri, config.model_roots, "model")

@@ -53,7 +53,7 @@ from ftguard.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from ftguard.gate import DeploymentReport, check_deployment
+from ftguard.gate import DeploymentReport, Revocations, check_deployment
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -395,6 +395,7 @@ def verify_registered_model(
     model_signing_key: str | Path | None = None,
     base_model: str | Path | None = None,
     follow_adapter_config: bool = True,
+    revocations: Revocations | None = None,
 ) -> MlflowVerification:
     """Download a registered version and check it against the attestation stored with it.
 
@@ -415,6 +416,7 @@ def verify_registered_model(
             folder its ``adapter_config.json`` names, when it exists here).
         follow_adapter_config: False: check only ``base_model`` (for a service that reads
             only inside its own roots).
+        revocations: A verified revocation list; a version of a revoked job fails.
 
     Raises:
         BadInputError: A malformed URI, or MLflow cannot be reached.
@@ -437,6 +439,7 @@ def verify_registered_model(
             model_signing_key=model_signing_key,
             base_model=base_model,
             follow_adapter_config=follow_adapter_config,
+            revocations=revocations,
         )
     return MlflowVerification(
         uri=uri,

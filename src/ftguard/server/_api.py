@@ -26,8 +26,7 @@ from ftguard.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from ftguard.gate import read_revocations
-from ftguard.policy import policy_digest
+from ftguard.policy import Policy, policy_digest
 from ftguard.server._auth import caller_for
 from ftguard.server._context import ServerContext
 from ftguard.server._schemas import (
@@ -298,20 +297,21 @@ Ctx = Annotated[ServerContext, Depends(context)]
 
 def current_reader(ctx: Ctx, caller: Caller) -> service.JobReader:
     """The caller as a reader of jobs: which jobs they may see (see ``control/_readers``)."""
-    with ctx.ws.store.read() as session:
-        state = chain_view(ctx.ws, session)
-        roles = state.roles_of(caller.name, policy_in_force(ctx.ws, state).roles)
-    return service.JobReader.for_roles(caller.name, _roles_for(caller, roles))
+    return service.JobReader.for_roles(caller.name, _caller_roles(ctx, caller)[1])
 
 
-def _roles_for(caller: service.ServerCaller, roles: set[str]) -> set[str]:
-    """``roles`` as the caller may use them.
+def _caller_roles(ctx: ServerContext, caller: service.ServerCaller) -> tuple[Policy, set[str]]:
+    """The policy in force, and the roles the caller may use under it.
 
     A token without the ``admin`` scope never uses its user's admin role.
     """
+    with ctx.ws.store.read() as session:
+        state = chain_view(ctx.ws, session)
+        policy = policy_in_force(ctx.ws, state)
+        roles = state.roles_of(caller.name, policy.roles)
     if caller.scopes is not None and "admin" not in caller.scopes:
-        return roles - {"admin"}
-    return roles
+        roles -= {"admin"}
+    return policy, roles
 
 
 Reader = Annotated[service.JobReader, Depends(current_reader)]
@@ -346,10 +346,7 @@ def check_storage_access(
         PermissionDeniedError: The caller may not use one of the roots.
 
     """
-    with ctx.ws.store.read() as session:
-        state = chain_view(ctx.ws, session)
-        policy = policy_in_force(ctx.ws, state)
-        roles = _roles_for(caller, state.roles_of(caller.name, policy.roles))
+    policy, roles = _caller_roles(ctx, caller)
     for what, reference in references.items():
         root = root_of(reference)
         if not policy.server.may_use_root(root, caller.name, roles):
@@ -837,9 +834,7 @@ def verify(ctx: Ctx, caller: Caller, reader: Reader, body: VerifyBody) -> Verify
         base_model=resolve_input(roots, body.base_model, what="base_model")
         if body.base_model
         else None,
-        revocations=read_revocations(
-            service.revocation_list(ctx.ws), ctx.ws.attestation_public_key()
-        ),
+        revocations=service.revocations_in_force(ctx.ws),
     )
     return VerifyAnswer(
         allowed=decision.allowed,
